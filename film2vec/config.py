@@ -1,0 +1,215 @@
+"""Typed configuration: one dataclass per stage, loaded from a profile in conf/ and overridden by flags.
+
+Every field carries its help text and its allowed range, so the CLI, the jobs and the profile loader
+validate the same way and a bad value stops with a message that names the file, the key and what is
+allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+class ConfigError(ValueError):
+    """A profile or flag value that is not allowed; the message says where and what is allowed."""
+
+
+def setting(default: Any, help: str, *, low: float | None = None, high: float | None = None,
+            choices: tuple | None = None) -> Any:
+    """A config field with its help text and allowed values (inclusive bounds)."""
+    return field(default=default, metadata={"help": help, "low": low, "high": high, "choices": choices})
+
+
+@dataclass
+class DataConfig:
+    events: str | None = setting(
+        None, "View events: a Delta table, Parquet or CSV path, or a MovieLens folder; "
+        "none means the synthetic catalogue")
+    metadata: str | None = setting(
+        None, "Asset metadata (asset_id, title, genres); picked up from a MovieLens folder when omitted")
+    out: str = setting("film2vec-out", "Output folder: Delta tables, MLflow store, plots")
+    id_type: str = setting("auto", "Type of user and asset ids in CSV input: auto detects integers",
+                           choices=("auto", "int", "string"))
+
+
+@dataclass
+class SparkConfig:
+    master: str = setting("local[*]", "Spark master used when film2vec starts Spark itself")
+    shuffle_partitions: int = setting(8, "spark.sql.shuffle.partitions", low=1, high=100_000)
+    driver_memory: str = setting("4g", "Driver memory when film2vec starts Spark itself")
+
+
+@dataclass
+class SyntheticConfig:
+    users: int = setting(2_000, "Synthetic users", low=2, high=100_000_000)
+    catalogue_size: int = setting(1_000, "Synthetic assets in the catalogue", low=2, high=10_000_000)
+    genres: int = setting(10, "Planted genres", low=1, high=1_000)
+    views_per_user: float = setting(30.0, "Mean distinct views per user (heavy-tailed)", low=1.0,
+                                    high=100_000.0)
+    off_taste_share: float = setting(0.1, "Share of views that ignore the user's tastes", low=0.0, high=1.0)
+    popularity_exponent: float = setting(1.0, "Zipf exponent of asset popularity within a genre",
+                                         low=0.0, high=5.0)
+
+
+@dataclass
+class PairsConfig:
+    pair_method: str = setting("join", "How co-views are counted", choices=("join",))
+
+
+@dataclass
+class SeasonsConfig:
+    seasons: int = setting(5, "Seasons of samples (each a fresh draw)", low=1, high=10_000)
+    origins_per_asset: int = setting(100, "Origins drawn per asset with neighbours, per season",
+                                     low=1, high=1_000_000)
+    negatives: int = setting(5, "Negatives per sample", low=1, high=1_000)
+    sample_partitions: int = setting(8, "Partitions of the neighbour lists; fixes which rows share a "
+                                     "random stream, so keep it to reproduce a season", low=1, high=100_000)
+
+
+@dataclass
+class TrainConfig:
+    dim: int = setting(64, "Vector dimension", low=1, high=4_096)
+    epochs_per_season: int = setting(2, "Passes over each season", low=1, high=1_000)
+    batch_size: int = setting(4_096, "Samples per optimiser step", low=1, high=10_000_000)
+    learning_rate: float = setting(0.01, "Adam learning rate", low=1e-8, high=10.0)
+    device: str = setting("auto", "Torch device: auto picks CUDA when present", choices=("auto", "cpu", "cuda"))
+    shuffle_buffer: int = setting(1_000_000, "Samples shuffled together while streaming", low=1,
+                                  high=1_000_000_000)
+    prefetch: int = setting(4, "Arrow batches read ahead in the background", low=1, high=1_000)
+    threads: int = setting(0, "Torch CPU threads; 0 means all cores", low=0, high=1_024)
+
+
+@dataclass
+class TrackingConfig:
+    experiment: str = setting("film2vec", "MLflow experiment name")
+    model_name: str = setting("film2vec", "Registered model name")
+    alias: str = setting("champion", "Alias given to the newly registered version")
+    top_k: int = setting(10, "Neighbours the served model returns by default", low=1, high=10_000)
+
+
+@dataclass
+class Config:
+    seed: int = setting(0, "Seed of every random choice (generator, sampler, trainer)", low=0, high=2**63 - 1)
+    data: DataConfig = field(default_factory=DataConfig)
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    pairs: PairsConfig = field(default_factory=PairsConfig)
+    seasons: SeasonsConfig = field(default_factory=SeasonsConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    def out(self, table: str) -> str:
+        """Path of an output table or file under the output folder (absolute when local)."""
+        if "://" in self.data.out or self.data.out.startswith("dbfs:"):
+            return f"{self.data.out.rstrip('/')}/{table}"
+        return str(Path(self.data.out).resolve() / table)
+
+
+SECTIONS = tuple(f.name for f in dataclasses.fields(Config) if dataclasses.is_dataclass(f.default_factory))
+
+
+def _allowed(meta: dict, kind: Any) -> str:
+    if meta.get("choices"):
+        return "one of " + ", ".join(map(str, meta["choices"]))
+    parts = [_type_name(kind)]
+    if meta.get("low") is not None:
+        parts.append(f">= {meta['low']:g}")
+    if meta.get("high") is not None:
+        parts.append(f"<= {meta['high']:g}")
+    return " ".join(parts)
+
+
+def _type_name(kind: Any) -> str:
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else a.__name__ for a in typing.get_args(kind))
+    return kind.__name__
+
+
+def _coerce(value: Any, kind: Any) -> Any:
+    """The value as the field's type, or raise TypeError; ints are accepted for floats, never bools."""
+    options = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else (kind,)
+    if value is None:
+        if type(None) in options:
+            return None
+        raise TypeError
+    for option in options:
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option in (str, bool) and isinstance(value, option):
+            return value
+    raise TypeError
+
+
+def check_value(section: str, name: str, value: Any, source: str) -> Any:
+    """Validate one value for `section.name` (section '' is the top level); return it coerced."""
+    owner = Config if not section else type(getattr(Config(), section))
+    fields = {f.name: f for f in dataclasses.fields(owner) if not dataclasses.is_dataclass(f.default_factory)}
+    key = f"{section}.{name}" if section else name
+    if name not in fields:
+        raise ConfigError(f"{source}: unknown key '{key}'; known keys: {', '.join(sorted(fields))}")
+    kind = typing.get_type_hints(owner)[name]
+    meta = fields[name].metadata
+    try:
+        value = _coerce(value, kind)
+    except TypeError:
+        raise ConfigError(f"{source}: '{key}' is {value!r}; allowed: {_allowed(meta, kind)}") from None
+    bad = (meta.get("choices") and value not in meta["choices"]) or (
+        isinstance(value, (int, float))
+        and ((meta.get("low") is not None and value < meta["low"])
+             or (meta.get("high") is not None and value > meta["high"])))
+    if bad:
+        raise ConfigError(f"{source}: '{key}' is {value!r}; allowed: {_allowed(meta, kind)}")
+    return value
+
+
+def apply(config: Config, values: dict, source: str) -> Config:
+    """Set nested values ({section: {key: value}} or top-level keys) on config, validating each."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(values).__name__}")
+    for key, value in values.items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: section '{key}' must be a mapping, got {value!r}")
+            section = getattr(config, key)
+            for name, item in value.items():
+                setattr(section, name, check_value(key, name, item, source))
+        else:
+            setattr(config, key, check_value("", key, value, source))
+    return config
+
+
+def load_profile(profile: str | Path = "local") -> Config:
+    """Config from a profile name in conf/ (local, cluster, databricks) or a YAML path."""
+    path = Path(profile)
+    if not path.suffix:
+        path = CONF_DIR / f"{profile}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in CONF_DIR.glob("*.yaml")))
+        raise ConfigError(f"config profile {str(profile)!r} not found at {path}; profiles in {CONF_DIR}: {known}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    return apply(Config(), values, str(path))
+
+
+def field_specs() -> list[tuple[str, dataclasses.Field, Any]]:
+    """(section, field, type) for every setting, top level first; the CLI makes a flag of each."""
+    specs = [("", f, typing.get_type_hints(Config)[f.name]) for f in dataclasses.fields(Config)
+             if f.name not in SECTIONS]
+    for section in SECTIONS:
+        owner = type(getattr(Config(), section))
+        hints = typing.get_type_hints(owner)
+        specs.extend((section, f, hints[f.name]) for f in dataclasses.fields(owner))
+    return specs

@@ -1,0 +1,60 @@
+"""The registered model: given asset ids, each one's most similar assets by cosine, with scores.
+
+Only numpy, pandas and pyarrow are needed at load time, so consumers can load it with
+`mlflow.pyfunc.load_model("models:/<name>@<alias>")` without Spark or torch.
+"""
+
+from __future__ import annotations
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+
+def normalised(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; zero rows stay zero."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+
+def top_neighbours(unit: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, cosines) of each row's k nearest other rows, best first; ties go to the lower index."""
+    scores = unit[rows] @ unit.T
+    scores[np.arange(len(rows)), rows] = -np.inf
+    k = min(k, unit.shape[0] - 1)
+    order = np.lexsort((np.broadcast_to(np.arange(unit.shape[0]), scores.shape), -scores), axis=1)[:, :k]
+    return order, np.take_along_axis(scores, order, axis=1)
+
+
+class SimilarAssets(mlflow.pyfunc.PythonModel):
+    """pyfunc model over the embeddings artifact (Parquet: asset_id, vector)."""
+
+    def __init__(self, top_k: int = 10) -> None:
+        self.top_k = top_k
+
+    def load_context(self, context) -> None:
+        table = pq.read_table(context.artifacts["embeddings"])
+        self.asset_ids = table.column("asset_id").to_numpy(zero_copy_only=False)
+        self.vectors = np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
+        self.unit = normalised(self.vectors)
+        self.row_of = {asset: row for row, asset in enumerate(self.asset_ids.tolist())}
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        """One row per input asset id: neighbours and scores (cosine), and its vector on request."""
+        params = params or {}
+        k = int(params.get("k", self.top_k))
+        asset_ids = model_input["asset_id"].tolist()
+        rows = np.array([self.row_of.get(a, -1) for a in asset_ids], dtype=np.int64)
+        known = rows >= 0
+        neighbours: list[list] = [[] for _ in asset_ids]
+        scores: list[list[float]] = [[] for _ in asset_ids]
+        if known.any():
+            order, cosine = top_neighbours(self.unit, rows[known], k)
+            for slot, position in enumerate(np.flatnonzero(known)):
+                neighbours[position] = self.asset_ids[order[slot]].tolist()
+                scores[position] = cosine[slot].astype(float).tolist()
+        result = pd.DataFrame({"asset_id": asset_ids, "known": known, "neighbours": neighbours, "scores": scores})
+        if params.get("return_vectors", False):
+            result["vector"] = [self.vectors[r].tolist() if r >= 0 else [] for r in rows]
+        return result

@@ -1,0 +1,85 @@
+"""The Spark session factory: Delta configured locally, the given session everywhere else.
+
+Under spark-submit, on Databricks or over Spark Connect the platform owns the session (master, jars,
+memory); film2vec only takes it. Started locally, film2vec builds one with the Delta SQL extension and
+catalog and the delta-spark jars. Those are resolved from Maven Central once; their local paths are then
+remembered so later sessions (tests, reruns) start without a dependency resolution.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from film2vec.config import SparkConfig
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+JARS_RECORD = Path.home() / ".cache" / "film2vec" / "delta-jars.json"
+
+
+def platform_session() -> SparkSession | None:
+    """The session the platform gave us (spark-submit, Databricks, Spark Connect), if any."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    if "PYSPARK_GATEWAY_PORT" in os.environ or "SPARK_REMOTE" in os.environ or "DATABRICKS_RUNTIME_VERSION" in (
+        os.environ
+    ):
+        return SparkSession.builder.getOrCreate()
+    return None
+
+
+def _delta_version() -> str:
+    from importlib.metadata import version
+
+    return version("delta-spark")
+
+
+def _remembered_jars(delta_version: str) -> list[str] | None:
+    try:
+        record = json.loads(JARS_RECORD.read_text())
+    except (OSError, ValueError):
+        return None
+    jars = record.get(delta_version) or []
+    return jars if jars and all(Path(j).is_file() for j in jars) else None
+
+
+def _remember_jars(spark: SparkSession, delta_version: str) -> None:
+    jars = [j.removeprefix("file://").removeprefix("file:") for j in spark.conf.get("spark.jars", "").split(",") if j]
+    if jars and all(Path(j).is_file() for j in jars):
+        JARS_RECORD.parent.mkdir(parents=True, exist_ok=True)
+        JARS_RECORD.write_text(json.dumps({delta_version: jars}))
+
+
+def get_spark(config: SparkConfig | None = None, app_name: str = "film2vec") -> SparkSession:
+    """The platform's session when there is one, else a local session with Delta Lake configured."""
+    session = platform_session()
+    if session is not None:
+        return session
+    config = config or SparkConfig()
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(config.master)
+        .config("spark.sql.extensions", DELTA_EXTENSION)
+        .config("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
+        .config("spark.sql.shuffle.partitions", str(config.shuffle_partitions))
+        .config("spark.driver.memory", config.driver_memory)
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.databricks.delta.snapshotPartitions", "2")
+    )
+    delta_version = _delta_version()
+    jars = _remembered_jars(delta_version)
+    if jars:
+        session = builder.config("spark.jars", ",".join(jars)).getOrCreate()
+    else:
+        from delta import configure_spark_with_delta_pip
+
+        session = configure_spark_with_delta_pip(builder).getOrCreate()
+        _remember_jars(session, delta_version)
+    session.sparkContext.setLogLevel("ERROR")
+    return session

@@ -1,0 +1,106 @@
+"""MLflow: where runs go, what a training run logs, and the registered similar-assets model.
+
+With MLFLOW_TRACKING_URI set, runs and models go to that server. Without it, film2vec keeps a local
+store under the output folder: tracking and registry in DIR/mlflow.db (SQLite), artifacts in
+DIR/mlartifacts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from film2vec.config import Config, TrackingConfig
+from film2vec.serving import SimilarAssets
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where runs and models go: a server named by MLFLOW_TRACKING_URI, or SQLite under the output folder."""
+
+    uri: str
+    artifacts: str | None  # the local artifact root; None when the server decides
+
+    @property
+    def ui_command(self) -> str:
+        """How to look at the runs: the `mlflow ui` command for a local store, else the server."""
+        if self.artifacts is None:
+            return f"open {self.uri} in a browser"
+        return f"mlflow ui --backend-store-uri {self.uri} --default-artifact-root {self.artifacts}"
+
+
+def use_store(out_dir: str) -> Store:
+    """Point MLflow at MLFLOW_TRACKING_URI when set, else at the SQLite store under `out_dir`."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        store = Store(os.environ["MLFLOW_TRACKING_URI"], None)
+    else:
+        root = Path(out_dir).resolve()
+        store = Store(f"sqlite:///{root / 'mlflow.db'}", str(root / "mlartifacts"))
+    mlflow.set_tracking_uri(store.uri)
+    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or store.uri)
+    return store
+
+
+def experiment_id(name: str, store: Store) -> str:
+    """The experiment's id, created with its artifacts under the store's artifact root when local."""
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = Path(store.artifacts).as_uri() if store.artifacts else None
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def flat_params(config: Config) -> dict[str, object]:
+    """Every setting as section.key → value, for mlflow.log_params."""
+    flat: dict[str, object] = {}
+    for name, value in dataclasses.asdict(config).items():
+        if isinstance(value, dict):
+            flat.update({f"{name}.{key}": item for key, item in value.items()})
+        else:
+            flat[name] = value
+    return flat
+
+
+def embeddings_table(asset_ids: pa.Array, vectors: np.ndarray) -> pa.Table:
+    """(asset_id, vector) with vectors as lists of float32."""
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
+    offsets = pa.array(np.arange(0, len(flat) + 1, vectors.shape[1], dtype=np.int32))
+    return pa.table({"asset_id": asset_ids, "vector": pa.ListArray.from_arrays(offsets, flat)})
+
+
+def log_similar_assets_model(embeddings: pa.Table, staging_dir: Path, tracking: TrackingConfig):
+    """Log the pyfunc model in the active run, register it and point the alias at the new version."""
+    path = staging_dir / "embeddings.parquet"
+    pq.write_table(embeddings, path)
+    first = embeddings.column("asset_id")[0].as_py()
+    example = pd.DataFrame({"asset_id": [first]})
+    model = SimilarAssets(tracking.top_k)
+    context = type("Context", (), {"artifacts": {"embeddings": str(path)}})()
+    model.load_context(context)
+    params = {"k": tracking.top_k, "return_vectors": False}
+    signature = infer_signature(example, model.predict(context, example, params), params=params)
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=model,
+        artifacts={"embeddings": str(path)},
+        code_paths=[str(PACKAGE_DIR)],
+        signature=signature,
+        input_example=example,
+        pip_requirements=[f"mlflow=={mlflow.__version__}", "numpy", "pandas", "pyarrow"],
+        registered_model_name=tracking.model_name,
+    )
+    version = info.registered_model_version
+    MlflowClient().set_registered_model_alias(tracking.model_name, tracking.alias, version)
+    return version

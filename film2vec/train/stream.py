@@ -1,0 +1,111 @@
+"""Delta → Arrow → tensors: a season streamed in batches with bounded memory and a background prefetch.
+
+The season is read with delta-rs (the `deltalake` package), so the driver needs no Spark to train and
+never holds more than one shuffle buffer plus `prefetch` ready batches.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import torch
+from deltalake import DeltaTable
+
+_DONE = object()
+
+
+@dataclass(frozen=True)
+class SampleBatch:
+    """One optimiser step's samples as tensors on the training device."""
+
+    origin: torch.Tensor
+    target: torch.Tensor
+    negatives: torch.Tensor
+
+
+def read_season(path: str, season: int, rows_per_read: int = 262_144) -> Iterator[pa.RecordBatch]:
+    """The season's (origin, target, negatives) Arrow batches, reading only its partition's files."""
+    dataset = DeltaTable(path).to_pyarrow_dataset(partitions=[("season", "=", str(season))])
+    yield from dataset.to_batches(columns=["origin", "target", "negatives"], batch_size=rows_per_read)
+
+
+def season_rows(path: str, season: int) -> int:
+    """Number of samples in one season (from the Delta log's file statistics when available)."""
+    dataset = DeltaTable(path).to_pyarrow_dataset(partitions=[("season", "=", str(season))])
+    return dataset.count_rows()
+
+
+def _arrays(batches: list[pa.RecordBatch]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    table = pa.Table.from_batches(batches).combine_chunks()
+    negatives = table.column("negatives").chunk(0)
+    count = (negatives.offsets[1].as_py() - negatives.offsets[0].as_py()) if len(negatives) else 0
+    return (
+        table.column("origin").to_numpy(),
+        table.column("target").to_numpy(),
+        negatives.flatten().to_numpy().reshape(len(negatives), count),
+    )
+
+
+def shuffled_batches(
+    batches: Iterator[pa.RecordBatch], batch_size: int, buffer_rows: int, rng: np.random.Generator
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Minibatches of (origin, target, negatives), shuffled within buffers of about `buffer_rows` rows."""
+    buffer: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        buffer.append(batch)
+        held += batch.num_rows
+        if held >= buffer_rows:
+            yield from _shuffle_split(buffer, batch_size, rng)
+            buffer, held = [], 0
+    if held:
+        yield from _shuffle_split(buffer, batch_size, rng)
+
+
+def _shuffle_split(buffer, batch_size, rng):
+    origin, target, negatives = _arrays(buffer)
+    order = rng.permutation(len(origin))
+    for start in range(0, len(order), batch_size):
+        chosen = order[start : start + batch_size]
+        yield origin[chosen], target[chosen], negatives[chosen]
+
+
+def prefetched(source: Iterator[tuple[np.ndarray, ...]], device: torch.device, depth: int) -> Iterator[SampleBatch]:
+    """Tensors on `device`, made by a background thread that stays at most `depth` batches ahead."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    pin = device.type == "cuda"
+
+    def produce() -> None:
+        try:
+            for origin, target, negatives in source:
+                tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)) for a in (origin, target, negatives)]
+                if pin:
+                    tensors = [t.pin_memory().to(device, non_blocking=True) for t in tensors]
+                while not stop.is_set():
+                    try:
+                        ready.put(SampleBatch(*tensors), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(_DONE)
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            ready.put(error)
+
+    worker = threading.Thread(target=produce, name="film2vec-prefetch", daemon=True)
+    worker.start()
+    try:
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)

@@ -1,0 +1,30 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="film2vec",
+    version="0.1.0",
+    description="Vectors of catalogue items from viewing behaviour, on Apache Spark",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["film2vec", "film2vec.*"]),
+    include_package_data=True,
+    install_requires=[
+        "pyspark==4.1.1",
+        "delta-spark==4.3.1",
+        "deltalake>=1.6,<2",
+        "mlflow>=3.17,<4",
+        "torch>=2.15,<3",
+        "numpy>=2.2,<3",
+        "pandas>=2.2,<4",
+        "pyarrow>=18,<26",
+        "scipy>=1.15,<2",
+        "pyyaml>=6",
+        "tqdm>=4.66",
+        "matplotlib>=3.9,<4",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.15"],
+    },
+    entry_points={"console_scripts": ["film2vec=film2vec.cli:main"]},
+)
