@@ -38,8 +38,13 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--profile", default="local", help="config profile in conf/ or a YAML file (default: local)")
         for section, setting, _kind in field_specs():
             key = f"{section}.{setting.name}" if section else setting.name
-            sub.add_argument(_flag(setting.name), dest=key, default=None, metavar="VALUE",
-                             help=f"{setting.metadata['help']} (default: {setting.default})")
+            sub.add_argument(
+                _flag(setting.name),
+                dest=key,
+                default=None,
+                metavar="VALUE",
+                help=f"{setting.metadata['help']} (default: {setting.default})",
+            )
     return root
 
 

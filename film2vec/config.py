@@ -23,8 +23,9 @@ class ConfigError(ValueError):
     """A profile or flag value that is not allowed; the message says where and what is allowed."""
 
 
-def setting(default: Any, help: str, *, low: float | None = None, high: float | None = None,
-            choices: tuple | None = None) -> Any:
+def setting(
+    default: Any, help: str, *, low: float | None = None, high: float | None = None, choices: tuple | None = None
+) -> Any:
     """A config field with its help text and allowed values (inclusive bounds)."""
     return field(default=default, metadata={"help": help, "low": low, "high": high, "choices": choices})
 
@@ -32,13 +33,16 @@ def setting(default: Any, help: str, *, low: float | None = None, high: float | 
 @dataclass
 class DataConfig:
     events: str | None = setting(
-        None, "View events: a Delta table, Parquet or CSV path, or a MovieLens folder; "
-        "none means the synthetic catalogue")
+        None,
+        "View events: a Delta table, Parquet or CSV path, or a MovieLens folder; none means the synthetic catalogue",
+    )
     metadata: str | None = setting(
-        None, "Asset metadata (asset_id, title, genres); picked up from a MovieLens folder when omitted")
+        None, "Asset metadata (asset_id, title, genres); picked up from a MovieLens folder when omitted"
+    )
     out: str = setting("film2vec-out", "Output folder: Delta tables, MLflow store, plots")
-    id_type: str = setting("auto", "Type of user and asset ids in CSV input: auto detects integers",
-                           choices=("auto", "int", "string"))
+    id_type: str = setting(
+        "auto", "Type of user and asset ids in CSV input: auto detects integers", choices=("auto", "int", "string")
+    )
 
 
 @dataclass
@@ -53,11 +57,9 @@ class SyntheticConfig:
     users: int = setting(2_000, "Synthetic users", low=2, high=100_000_000)
     catalogue_size: int = setting(1_000, "Synthetic assets in the catalogue", low=2, high=10_000_000)
     genres: int = setting(10, "Planted genres", low=1, high=1_000)
-    views_per_user: float = setting(30.0, "Mean distinct views per user (heavy-tailed)", low=1.0,
-                                    high=100_000.0)
+    views_per_user: float = setting(30.0, "Mean distinct views per user (heavy-tailed)", low=1.0, high=100_000.0)
     off_taste_share: float = setting(0.1, "Share of views that ignore the user's tastes", low=0.0, high=1.0)
-    popularity_exponent: float = setting(1.0, "Zipf exponent of asset popularity within a genre",
-                                         low=0.0, high=5.0)
+    popularity_exponent: float = setting(1.0, "Zipf exponent of asset popularity within a genre", low=0.0, high=5.0)
 
 
 @dataclass
@@ -68,11 +70,14 @@ class PairsConfig:
 @dataclass
 class SeasonsConfig:
     seasons: int = setting(5, "Seasons of samples (each a fresh draw)", low=1, high=10_000)
-    origins_per_asset: int = setting(100, "Origins drawn per asset with neighbours, per season",
-                                     low=1, high=1_000_000)
+    origins_per_asset: int = setting(100, "Origins drawn per asset with neighbours, per season", low=1, high=1_000_000)
     negatives: int = setting(5, "Negatives per sample", low=1, high=1_000)
-    sample_partitions: int = setting(8, "Partitions of the neighbour lists; fixes which rows share a "
-                                     "random stream, so keep it to reproduce a season", low=1, high=100_000)
+    sample_partitions: int = setting(
+        8,
+        "Partitions of the neighbour lists; fixes which rows share a random stream, so keep it to reproduce a season",
+        low=1,
+        high=100_000,
+    )
 
 
 @dataclass
@@ -82,8 +87,7 @@ class TrainConfig:
     batch_size: int = setting(4_096, "Samples per optimiser step", low=1, high=10_000_000)
     learning_rate: float = setting(0.01, "Adam learning rate", low=1e-8, high=10.0)
     device: str = setting("auto", "Torch device: auto picks CUDA when present", choices=("auto", "cpu", "cuda"))
-    shuffle_buffer: int = setting(1_000_000, "Samples shuffled together while streaming", low=1,
-                                  high=1_000_000_000)
+    shuffle_buffer: int = setting(1_000_000, "Samples shuffled together while streaming", low=1, high=1_000_000_000)
     prefetch: int = setting(4, "Arrow batches read ahead in the background", low=1, high=1_000)
     threads: int = setting(0, "Torch CPU threads; 0 means all cores", low=0, high=1_024)
 
@@ -166,8 +170,11 @@ def check_value(section: str, name: str, value: Any, source: str) -> Any:
         raise ConfigError(f"{source}: '{key}' is {value!r}; allowed: {_allowed(meta, kind)}") from None
     bad = (meta.get("choices") and value not in meta["choices"]) or (
         isinstance(value, (int, float))
-        and ((meta.get("low") is not None and value < meta["low"])
-             or (meta.get("high") is not None and value > meta["high"])))
+        and (
+            (meta.get("low") is not None and value < meta["low"])
+            or (meta.get("high") is not None and value > meta["high"])
+        )
+    )
     if bad:
         raise ConfigError(f"{source}: '{key}' is {value!r}; allowed: {_allowed(meta, kind)}")
     return value
@@ -206,8 +213,9 @@ def load_profile(profile: str | Path = "local") -> Config:
 
 def field_specs() -> list[tuple[str, dataclasses.Field, Any]]:
     """(section, field, type) for every setting, top level first; the CLI makes a flag of each."""
-    specs = [("", f, typing.get_type_hints(Config)[f.name]) for f in dataclasses.fields(Config)
-             if f.name not in SECTIONS]
+    specs = [
+        ("", f, typing.get_type_hints(Config)[f.name]) for f in dataclasses.fields(Config) if f.name not in SECTIONS
+    ]
     for section in SECTIONS:
         owner = type(getattr(Config(), section))
         hints = typing.get_type_hints(owner)

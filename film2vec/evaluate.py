@@ -31,9 +31,7 @@ class Split:
     test_asset: np.ndarray
 
 
-def split_views(
-    user: np.ndarray, asset: np.ndarray, viewed_at: np.ndarray | None = None, test_views: int = 5
-) -> Split:
+def split_views(user: np.ndarray, asset: np.ndarray, viewed_at: np.ndarray | None = None, test_views: int = 5) -> Split:
     """Each user's last `test_views` distinct views are test, the rest train.
 
     A repeated (user, asset) keeps its earliest view. Views are ordered by (time, asset id), so equal
@@ -69,9 +67,7 @@ def split_views(
     return Split(user[~test], asset[~test], user[test], asset[test])
 
 
-def next_watch(
-    vectors: np.ndarray, split: Split, k: int = 20, *, block_cells: int = 1 << 23
-) -> dict[str, float]:
+def next_watch(vectors: np.ndarray, split: Split, k: int = 20, *, block_cells: int = 1 << 23) -> dict[str, float]:
     """Recall@k and NDCG@k of ranking the catalogue for each user with test views, averaged over users.
 
     The user vector is the mean of the unit vectors of the user's train assets; candidates are scored by
@@ -92,9 +88,7 @@ def next_watch(
     no_vector_columns = np.flatnonzero(~has_vector[catalogue])
 
     by_test_user = np.argsort(split.test_user, kind="stable")
-    users, test_first, test_count = np.unique(
-        split.test_user[by_test_user], return_index=True, return_counts=True
-    )
+    users, test_first, test_count = np.unique(split.test_user[by_test_user], return_index=True, return_counts=True)
     if users.size == 0:
         return {f"recall_at_{k}": float("nan"), f"ndcg_at_{k}": float("nan")}
     test_columns = np.full((len(users), test_count.max()), -1, dtype=np.int64)
@@ -120,9 +114,7 @@ def next_watch(
         views = train_stop[block] - train_start[block]
         view_start = np.cumsum(views) - views
         row_of_view = np.repeat(np.arange(len(views)), views)
-        view_columns = train_column[
-            np.arange(views.sum()) + np.repeat(train_start[block] - view_start, views)
-        ]
+        view_columns = train_column[np.arange(views.sum()) + np.repeat(train_start[block] - view_start, views)]
         taste = np.zeros((len(views), catalogue_unit.shape[1]))
         watched = views > 0
         if watched.any():

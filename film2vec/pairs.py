@@ -14,8 +14,8 @@ def count_pairs_join(views: DataFrame) -> DataFrame:
     """
     left = views.select("user_id", F.col("asset_idx").alias("a"))
     right = views.select("user_id", F.col("asset_idx").alias("b"))
-    upper = left.join(right, "user_id").where(F.col("a") < F.col("b")).groupBy("a", "b").agg(
-        F.count("*").alias("co_views")
+    upper = (
+        left.join(right, "user_id").where(F.col("a") < F.col("b")).groupBy("a", "b").agg(F.count("*").alias("co_views"))
     )
     mirrored = upper.select(F.col("b").alias("a"), F.col("a").alias("b"), "co_views")
     return upper.unionByName(mirrored)

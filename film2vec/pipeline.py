@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 
 import mlflow
@@ -46,9 +47,14 @@ def generate(spark: SparkSession, config: Config) -> dict:
     events, assets = config.out("synthetic/events"), config.out("synthetic/assets")
     _write(spark.createDataFrame(catalogue.events_table()), events)
     _write(spark.createDataFrame(catalogue.assets_table()), assets)
-    return {"events": events, "metadata": assets, "views": len(catalogue.user_id),
-            "users": int(config.synthetic.users), "assets": len(catalogue.catalogue_ids),
-            "genres": len(catalogue.genre_names)}
+    return {
+        "events": events,
+        "metadata": assets,
+        "views": len(catalogue.user_id),
+        "users": int(config.synthetic.users),
+        "assets": len(catalogue.catalogue_ids),
+        "genres": len(catalogue.genre_names),
+    }
 
 
 def events_source(spark: SparkSession, config: Config) -> tuple[str, str | None]:
@@ -78,7 +84,9 @@ def prepare_views(spark: SparkSession, config: Config) -> dict:
     views = spark.read.format("delta").load(config.out("views"))
     counts = views.agg(F.count("*").alias("views"), F.countDistinct("user_id").alias("users")).first()
     summary.update(
-        views=counts["views"], users=counts["users"], assets=assets.count(),
+        views=counts["views"],
+        users=counts["users"],
+        assets=assets.count(),
         duplicates_merged=summary["valid"] - counts["views"],
     )
     return summary
@@ -97,8 +105,9 @@ def count_pairs(spark: SparkSession, config: Config) -> dict:
             f"events at {summary['ingest']['source']}: no two assets were watched by the same user, so there "
             "is nothing to learn from; check that user ids are real (not one user per view)"
         )
-    summary.update(pairs=config.out("pairs"), pair_rows=stats["pairs"],
-                   assets_with_neighbours=stats["assets_with_neighbours"])
+    summary.update(
+        pairs=config.out("pairs"), pair_rows=stats["pairs"], assets_with_neighbours=stats["assets_with_neighbours"]
+    )
     return summary
 
 
@@ -112,8 +121,9 @@ def sample(spark: SparkSession, config: Config, seasons: range | None = None) ->
         raise InputError(f"{config.out('assets')}: {n_assets} assets; negatives need at least 3 in the catalogue")
     neighbours = neighbour_lists(pairs, assets, config.seasons.sample_partitions).persist()
     for season in seasons:
-        write_season(sample_season(neighbours, season, config.seed, n_assets, config.seasons),
-                     config.out("seasons"), season)
+        write_season(
+            sample_season(neighbours, season, config.seed, n_assets, config.seasons), config.out("seasons"), season
+        )
     neighbours.unpersist()
     written = _read(spark, config.out("seasons"), "sample").where(F.col("season").isin(list(seasons)))
     return {"seasons": config.out("seasons"), "season_numbers": list(seasons), "samples": written.count()}
@@ -127,14 +137,22 @@ def train_vectors(spark: SparkSession, config: Config) -> dict:
     with_neighbours = assets.join(trained, "asset_id", "left_semi").select("asset_idx").toArrow()
     store = tracking.use_store(config.data.out)
     seasons = range(config.seasons.seasons)
-    with mlflow.start_run(experiment_id=tracking.experiment_id(config.tracking.experiment, store)) as run, tempfile.TemporaryDirectory() as tmp:
+    with (
+        mlflow.start_run(experiment_id=tracking.experiment_id(config.tracking.experiment, store)) as run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         mlflow.log_params(tracking.flat_params(config))
 
         def log_epoch(report) -> None:
-            mlflow.log_metrics({"loss": report.loss, "samples_per_second": report.samples_per_second,
-                                "season": report.season}, step=report.step)
-            print(f"season {report.season} epoch {report.epoch + 1}: loss {report.loss:.4f}, "
-                  f"{report.samples_per_second:,.0f} samples/s", flush=True)
+            mlflow.log_metrics(
+                {"loss": report.loss, "samples_per_second": report.samples_per_second, "season": report.season},
+                step=report.step,
+            )
+            print(
+                f"season {report.season} epoch {report.epoch + 1}: loss {report.loss:.4f}, "
+                f"{report.samples_per_second:,.0f} samples/s",
+                flush=True,
+            )
 
         result = train(config.out("seasons"), seasons, catalogue.num_rows, config.train, config.seed, log_epoch)
         rows = with_neighbours.column("asset_idx").to_numpy()
@@ -145,16 +163,23 @@ def train_vectors(spark: SparkSession, config: Config) -> dict:
         version = tracking.log_similar_assets_model(embeddings, Path(tmp), config.tracking)
         mlflow.log_dict({"device": result.device, "assets": len(rows)}, "training.json")
     return {
-        "embeddings": config.out("embeddings"), "assets_with_vectors": len(rows), "run_id": run.info.run_id,
+        "embeddings": config.out("embeddings"),
+        "assets_with_vectors": len(rows),
+        "run_id": run.info.run_id,
         "model": f"models:/{config.tracking.model_name}@{config.tracking.alias} (version {version})",
-        "tracking_uri": store.uri, "mlflow_ui": store.ui_command,
+        "tracking_uri": store.uri,
+        "mlflow_ui": store.ui_command,
     }
 
 
 def run(spark: SparkSession, config: Config) -> dict:
-    """The whole pipeline: ingest and pairs, seasons, training, registration."""
-    return {"pairs": count_pairs(spark, config), "sample": sample(spark, config),
-            "train": train_vectors(spark, config)}
+    """The whole pipeline: ingest and pairs, seasons, training, registration; each stage timed."""
+    summary = {}
+    for name, stage in (("pairs", count_pairs), ("sample", sample), ("train", train_vectors)):
+        started = time.perf_counter()
+        summary[name] = stage(spark, config)
+        summary[name]["seconds"] = round(time.perf_counter() - started, 1)
+    return summary
 
 
 def describe(summary: dict) -> str:

@@ -26,8 +26,10 @@ def platform_session() -> SparkSession | None:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    if "PYSPARK_GATEWAY_PORT" in os.environ or "SPARK_REMOTE" in os.environ or "DATABRICKS_RUNTIME_VERSION" in (
-        os.environ
+    if (
+        "PYSPARK_GATEWAY_PORT" in os.environ
+        or "SPARK_REMOTE" in os.environ
+        or "DATABRICKS_RUNTIME_VERSION" in (os.environ)
     ):
         return SparkSession.builder.getOrCreate()
     return None

@@ -99,9 +99,7 @@ def genre_names(count: int) -> tuple[str, ...]:
     return tuple(BUILT_IN_GENRES[i] if i < len(BUILT_IN_GENRES) else f"Genre {i + 1}" for i in range(count))
 
 
-def plant_catalogue(
-    config: SyntheticConfig, rng: np.random.Generator
-) -> tuple[np.ndarray, Popularity, np.ndarray]:
+def plant_catalogue(config: SyntheticConfig, rng: np.random.Generator) -> tuple[np.ndarray, Popularity, np.ndarray]:
     """Each asset's genre (near-equal sizes, shuffled), the popularity to draw by, and each asset's rank."""
     planted_genre = rng.permutation(np.arange(config.catalogue_size) % config.genres).astype(np.int32)
     shuffled = rng.permutation(config.catalogue_size)
@@ -198,9 +196,7 @@ def draw_distinct_views(
     return seen // catalogue_size, seen % catalogue_size
 
 
-def generate_catalogue(
-    config: SyntheticConfig, seed: int, *, views_per_chunk: int = 1_000_000
-) -> SyntheticCatalogue:
+def generate_catalogue(config: SyntheticConfig, seed: int, *, views_per_chunk: int = 1_000_000) -> SyntheticCatalogue:
     """A synthetic catalogue and its views, the same for the same (config, seed).
 
     Users are drawn in chunks of about `views_per_chunk` views, which bounds the working memory (the

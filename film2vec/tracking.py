@@ -41,13 +41,18 @@ class Store:
         return f"mlflow ui --backend-store-uri {self.uri} --default-artifact-root {self.artifacts}"
 
 
+_LOCAL_URIS: set[str] = set()  # stores film2vec chose; mlflow.set_tracking_uri copies them into the environment
+
+
 def use_store(out_dir: str) -> Store:
-    """Point MLflow at MLFLOW_TRACKING_URI when set, else at the SQLite store under `out_dir`."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        store = Store(os.environ["MLFLOW_TRACKING_URI"], None)
+    """Point MLflow at MLFLOW_TRACKING_URI when the user set it, else at the SQLite store under `out_dir`."""
+    given = os.environ.get("MLFLOW_TRACKING_URI")
+    if given and given not in _LOCAL_URIS:
+        store = Store(given, None)
     else:
         root = Path(out_dir).resolve()
         store = Store(f"sqlite:///{root / 'mlflow.db'}", str(root / "mlartifacts"))
+        _LOCAL_URIS.add(store.uri)
     mlflow.set_tracking_uri(store.uri)
     mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or store.uri)
     return store

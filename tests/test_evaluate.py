@@ -222,9 +222,7 @@ def test_vectorised_protocol_matches_the_loops_exactly() -> None:
     asset = rng.integers(0, 80, views)  # assets 80..89 are outside the catalogue
     viewed_at = rng.integers(0, 30, views)
     split = split_views(user, asset, viewed_at)
-    genres = [
-        set(rng.choice(["A", "B", "C", "D", "E"], rng.integers(0, 3)).tolist()) for _ in range(n_assets)
-    ]
+    genres = [set(rng.choice(["A", "B", "C", "D", "E"], rng.integers(0, 3)).tolist()) for _ in range(n_assets)]
 
     for k in (1, 20):
         expected = reference_next_watch(vectors, split, k)

@@ -30,13 +30,13 @@ class SampleBatch:
 
 def read_season(path: str, season: int, rows_per_read: int = 262_144) -> Iterator[pa.RecordBatch]:
     """The season's (origin, target, negatives) Arrow batches, reading only its partition's files."""
-    dataset = DeltaTable(path).to_pyarrow_dataset(partitions=[("season", "=", str(season))])
+    dataset = DeltaTable(path).to_pyarrow_dataset(file_pruning_predicate=[("season", "=", str(season))])
     yield from dataset.to_batches(columns=["origin", "target", "negatives"], batch_size=rows_per_read)
 
 
 def season_rows(path: str, season: int) -> int:
     """Number of samples in one season (from the Delta log's file statistics when available)."""
-    dataset = DeltaTable(path).to_pyarrow_dataset(partitions=[("season", "=", str(season))])
+    dataset = DeltaTable(path).to_pyarrow_dataset(file_pruning_predicate=[("season", "=", str(season))])
     return dataset.count_rows()
 
 
@@ -84,7 +84,9 @@ def prefetched(source: Iterator[tuple[np.ndarray, ...]], device: torch.device, d
     def produce() -> None:
         try:
             for origin, target, negatives in source:
-                tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)) for a in (origin, target, negatives)]
+                tensors = [
+                    torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)) for a in (origin, target, negatives)
+                ]
                 if pin:
                     tensors = [t.pin_memory().to(device, non_blocking=True) for t in tensors]
                 while not stop.is_set():

@@ -74,7 +74,11 @@ def train(
             source = shuffled_batches(read_season(seasons_path, season), config.batch_size, config.shuffle_buffer, rng)
             started, total_loss, samples = time.perf_counter(), torch.zeros((), device=device), 0
             progress = tqdm(
-                total=rows, unit="samples", unit_scale=True, leave=False, disable=not sys.stderr.isatty(),
+                total=rows,
+                unit="samples",
+                unit_scale=True,
+                leave=False,
+                disable=not sys.stderr.isatty(),
                 desc=f"season {season} epoch {epoch + 1}/{config.epochs_per_season}",
             )
             for batch in prefetched(source, device, config.prefetch):
