@@ -57,15 +57,19 @@ def _remember_jars(spark: SparkSession, delta_version: str) -> None:
         JARS_RECORD.write_text(json.dumps({delta_version: jars}))
 
 
-def get_spark(config: SparkConfig | None = None, app_name: str = "film2vec") -> SparkSession:
-    """The platform's session when there is one, else a local session with Delta Lake configured."""
+def get_spark(config: SparkConfig | None = None, app_name: str = "film2vec", *, connect: bool = False) -> SparkSession:
+    """The platform's session when there is one, else a local session with Delta Lake configured.
+
+    With `connect`, the local session is a Spark Connect client of a server started on `config.master`: no
+    SparkContext, as on Databricks serverless (used to prove the job code is DataFrame-only).
+    """
     session = platform_session()
     if session is not None:
         return session
     config = config or SparkConfig()
+    builder = SparkSession.builder.remote(config.master) if connect else SparkSession.builder.master(config.master)
     builder = (
-        SparkSession.builder.appName(app_name)
-        .master(config.master)
+        builder.appName(app_name)
         .config("spark.sql.extensions", DELTA_EXTENSION)
         .config("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
         .config("spark.sql.shuffle.partitions", str(config.shuffle_partitions))
@@ -83,5 +87,6 @@ def get_spark(config: SparkConfig | None = None, app_name: str = "film2vec") -> 
 
         session = configure_spark_with_delta_pip(builder).getOrCreate()
         _remember_jars(session, delta_version)
-    session.sparkContext.setLogLevel("ERROR")
+    if not connect:
+        session.sparkContext.setLogLevel("ERROR")
     return session
