@@ -9,7 +9,9 @@ setup(
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["film2vec", "film2vec.*"]),
+    packages=[*find_packages(include=["film2vec", "film2vec.*"]), "film2vec.conf"],
+    package_dir={"film2vec.conf": "conf"},  # the profiles travel in the wheel, for spark-submit and Databricks
+    package_data={"film2vec.conf": ["*.yaml"]},
     include_package_data=True,
     install_requires=[
         "pyspark==4.1.1",
@@ -27,6 +29,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.15"],
+        # the Spark Connect client (pyspark's own "connect" extra): Databricks serverless, tests/test_connect.py
+        "connect": ["grpcio>=1.76", "grpcio-status>=1.76", "googleapis-common-protos>=1.71", "zstandard>=0.25"],
     },
     entry_points={"console_scripts": ["film2vec=film2vec.cli:main"]},
 )

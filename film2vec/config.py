@@ -8,6 +8,7 @@ allowed.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,7 +17,14 @@ from typing import Any
 
 import yaml
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+def _conf_dir() -> Path:
+    """The profiles: film2vec/conf in an installed wheel (setup.py packs conf/ there), else the checkout's conf/."""
+    packaged = Path(__file__).resolve().parent / "conf"
+    return packaged if packaged.is_dir() else packaged.parent.parent / "conf"
+
+
+CONF_DIR = _conf_dir()
 
 
 class ConfigError(ValueError):
@@ -161,7 +169,10 @@ def check_value(section: str, name: str, value: Any, source: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(owner) if not dataclasses.is_dataclass(f.default_factory)}
     key = f"{section}.{name}" if section else name
     if name not in fields:
-        raise ConfigError(f"{source}: unknown key '{key}'; known keys: {', '.join(sorted(fields))}")
+        known = sorted(fields) if section else sorted([*fields, *SECTIONS])
+        guess = difflib.get_close_matches(str(name), known, n=1)
+        hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+        raise ConfigError(f"{source}: unknown key '{key}'{hint}; known keys: {', '.join(known)}")
     kind = typing.get_type_hints(owner)[name]
     meta = fields[name].metadata
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from film2vec.cli import config_from, parser
+from film2vec.cli import config_from, main, parser
 from film2vec.config import CONF_DIR, ConfigError, load_profile
 
 
@@ -16,11 +16,11 @@ def test_shipped_profiles_load(profile):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("train:\n  dimm: 3\n", "unknown key 'train.dimm'"),
+        ("train:\n  dimm: 3\n", "unknown key 'train.dimm' (did you mean 'dim'?); known keys: batch_size"),
         ("train:\n  dim: many\n", "'train.dim' is 'many'; allowed: int >= 1 <= 4096"),
         ("train:\n  dim: 0\n", "'train.dim' is 0; allowed: int >= 1"),
         ("train:\n  device: tpu\n", "allowed: one of auto, cpu, cuda"),
-        ("trainer:\n  dim: 3\n", "unknown key 'trainer'"),
+        ("trainer:\n  dim: 3\n", "unknown key 'trainer' (did you mean 'train'?); known keys: data, pairs, seasons"),
         ("train: 3\n", "section 'train' must be a mapping"),
         ("seasons:\n  negatives: true\n", "'seasons.negatives' is True"),
         ("train: [unclosed\n", "not valid YAML"),
@@ -41,3 +41,17 @@ def test_flags_override_the_profile_and_are_validated():
         config_from(parser().parse_args(["sample", "--negatives", "-1"]))
     with pytest.raises(ConfigError, match="profile 'nowhere' not found"):
         load_profile("nowhere")
+
+
+def test_databricks_profile_points_at_the_workspace():
+    config = load_profile("databricks")
+    assert config.data.out.startswith("/Volumes/")  # a volume is mounted as files: delta-rs and SQLite-free MLflow
+    assert config.tracking.experiment.startswith("/")  # workspace experiments are absolute paths
+    assert config.tracking.model_name.count(".") == 2  # Unity Catalog: catalog.schema.model
+
+
+def test_a_bad_profile_stops_the_command_with_the_file_and_key(tmp_path, capsys):
+    path = tmp_path / "mine.yaml"
+    path.write_text("seasons:\n  seasons: 0\n")
+    assert main(["sample", "--profile", str(path)]) == 2
+    assert f"film2vec sample: {path}: 'seasons.seasons' is 0; allowed: int >= 1 <= 10000" in capsys.readouterr().err
