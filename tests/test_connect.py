@@ -80,7 +80,7 @@ def test_pairs_and_a_season_over_spark_connect(spark, tmp_path: Path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     env.pop("SPARK_REMOTE", None)
     done = subprocess.run(
-        [sys.executable, "-c", CONNECT_JOB, str(tmp_path)], env=env, capture_output=True, text=True, timeout=900
+        [sys.executable, "-c", CONNECT_JOB, str(tmp_path)], env=env, capture_output=True, text=True, timeout=1800
     )
     assert done.returncode == 0 and "connect job done" in done.stdout, done.stderr[-4000:]
 

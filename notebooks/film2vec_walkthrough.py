@@ -1,0 +1,139 @@
+# Databricks notebook source
+# MAGIC %md
+# MAGIC # film2vec, stage by stage
+# MAGIC
+# MAGIC From view events to a vector per asset: validate the views, count co-views, draw seasons of
+# MAGIC samples, train, and ask the registered model for similar assets. Every cell calls the film2vec
+# MAGIC library (`film2vec.pipeline`); the widgets above are its flags (job parameters when run as a job).
+# MAGIC
+# MAGIC On Databricks, attach the film2vec wheel as a cluster library (README, "Databricks") and pick the
+# MAGIC `databricks` profile. Elsewhere, run it as plain Python: `python notebooks/film2vec_walkthrough.py`
+# MAGIC (widgets take their defaults, or `FILM2VEC_WIDGET_<NAME>` from the environment).
+
+# COMMAND ----------
+
+import matplotlib.pyplot as plt
+import mlflow
+import pandas as pd
+from pyspark.sql import functions as F
+
+from film2vec import pipeline
+from film2vec.notebook import config_from_widgets
+from film2vec.spark import get_spark
+
+if "dbutils" not in globals():  # outside Databricks: film2vec's stand-ins for the notebook globals
+    from film2vec.notebook import LocalDbutils, local_display
+
+    dbutils, display = LocalDbutils(), local_display
+
+dbutils.widgets.dropdown("profile", "local", ["local", "cluster", "databricks"], "Profile")
+dbutils.widgets.text("out", "film2vec-notebook", "Output folder")
+dbutils.widgets.text("events", "", "Events (empty: the synthetic catalogue)")
+dbutils.widgets.text("users", "2000", "Synthetic users")
+dbutils.widgets.text("catalogue_size", "500", "Synthetic assets")
+dbutils.widgets.text("seasons", "3", "Seasons")
+dbutils.widgets.text("origins_per_asset", "100", "Origins per asset and season")
+dbutils.widgets.text("dim", "32", "Vector dimension")
+dbutils.widgets.text("epochs_per_season", "2", "Passes over each season")
+
+# COMMAND ----------
+
+config = config_from_widgets(
+    dbutils.widgets,
+    ["profile", "out", "events", "users", "catalogue_size", "seasons", "origins_per_asset", "dim", "epochs_per_season"],
+)
+spark = get_spark(config.spark)
+print(f"writing under {config.out('')}")
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## 1. Views and pair counts
+# MAGIC The events (or the synthetic catalogue, generated on first use) are validated into one view per
+# MAGIC (user, asset); rows that cannot be used go to `rejects`. Then `co_views(a, b)` counts the users who
+# MAGIC watched both.
+
+# COMMAND ----------
+
+pairs_summary = pipeline.count_pairs(spark, config)
+print(pipeline.describe(pairs_summary))
+assets = spark.read.format("delta").load(config.out("assets"))
+pairs = spark.read.format("delta").load(config.out("pairs"))
+display(assets.orderBy(F.desc("views")))
+
+# COMMAND ----------
+
+viewers = assets.select("views").toPandas()["views"]
+co_views = pairs.groupBy("co_views").count().orderBy("co_views").toPandas()
+figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+left.hist(viewers, bins=40)
+left.set(xlabel="viewers of an asset", ylabel="assets", title="Popularity")
+right.bar(co_views["co_views"], co_views["count"])
+right.set(xlabel="co_views", ylabel="ordered pairs", yscale="log", title="Co-view counts")
+figure.tight_layout()
+display(figure)
+
+# COMMAND ----------
+
+titles = assets.select("asset_id", "title")
+display(
+    pairs.join(titles.withColumnRenamed("asset_id", "asset_a").withColumnRenamed("title", "title_a"), "asset_a")
+    .join(titles.withColumnRenamed("asset_id", "asset_b").withColumnRenamed("title", "title_b"), "asset_b")
+    .where(F.col("asset_a") < F.col("asset_b"))
+    .orderBy(F.desc("co_views"))
+    .select("title_a", "title_b", "co_views")
+)
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## 2. Seasons of samples
+# MAGIC Each season draws, for every asset with neighbours, `origins_per_asset` samples: a target with
+# MAGIC probability ∝ co-views and uniform negatives. Rows hold dense asset indices (`asset_idx`).
+
+# COMMAND ----------
+
+seasons_summary = pipeline.sample(spark, config)
+print(pipeline.describe(seasons_summary))
+seasons = spark.read.format("delta").load(config.out("seasons"))
+display(seasons.groupBy("season").count().orderBy("season"))
+display(seasons.where(F.col("season") == 0).limit(10))
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## 3. Training
+# MAGIC The trainer streams each season from Delta into PyTorch on the driver, logs the run to MLflow and
+# MAGIC registers a model that returns each asset's most similar assets.
+
+# COMMAND ----------
+
+train_summary = pipeline.train_vectors(spark, config)
+print(pipeline.describe(train_summary))
+loss = mlflow.MlflowClient().get_metric_history(train_summary["run_id"], "loss")
+figure, axis = plt.subplots(figsize=(7, 4))
+axis.plot([point.step for point in loss], [point.value for point in loss], marker="o")
+axis.set(xlabel="epoch", ylabel="mean softmax cross-entropy", title="Training loss (from the MLflow run)")
+display(figure)
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## 4. Similar assets from the registered model
+# MAGIC The model is loaded by its alias, as any consumer would.
+
+# COMMAND ----------
+
+model = mlflow.pyfunc.load_model(f"models:/{config.tracking.model_name}@{config.tracking.alias}")
+popular = assets.orderBy(F.desc("views")).limit(5).select("asset_id", "title").toPandas()
+similar = model.predict(popular[["asset_id"]], params={"k": 5})
+title_of = dict(assets.select("asset_id", "title").toPandas().itertuples(index=False))
+display(
+    pd.DataFrame(
+        {
+            "asset": popular["title"],
+            "most similar": [[title_of[n] for n in row] for row in similar["neighbours"]],
+            "cosine": [[round(float(s), 2) for s in row] for row in similar["scores"]],
+        }
+    )
+)
