@@ -1,0 +1,110 @@
+"""A stage through the real spark-submit, as the README shows it: the film2vec wheel, the Delta jars and confs.
+
+The wheel is built from this checkout and installed into a folder that the job's Python sees first, so
+the test also proves that the wheel carries the conf/ profiles. `--name` differs from the name film2vec
+gives the sessions it builds, so the log shows that the job took spark-submit's session.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyspark
+import pytest
+from deltalake import DeltaTable
+
+from film2vec.spark import DELTA_CATALOG, DELTA_EXTENSION, JARS_RECORD, _delta_version
+
+ROOT = Path(__file__).resolve().parent.parent
+SPARK_SUBMIT = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+DELTA_PACKAGE = f"io.delta:delta-spark_4.1_2.13:{_delta_version()}"
+
+
+def delta_jars_arguments() -> list[str]:
+    """--jars with the jars film2vec remembered on its first start, else --packages (resolved from Maven)."""
+    try:
+        jars = json.loads(JARS_RECORD.read_text())[_delta_version()]
+    except (OSError, ValueError, KeyError):
+        return ["--packages", DELTA_PACKAGE]
+    return ["--jars", ",".join(jars)]
+
+
+@pytest.fixture(scope="module")
+def installed_wheel(tmp_path_factory) -> Path:
+    """`pip wheel` of this checkout (as in the README), installed without dependencies into a folder."""
+    folder = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", folder / "dist", ROOT],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = (folder / "dist").glob("film2vec-*.whl")
+    target = folder / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", target, wheel],
+        check=True,
+        capture_output=True,
+    )
+    return target
+
+
+def test_count_pairs_job_under_spark_submit(tmp_path, installed_wheel):
+    rng = np.random.default_rng(11)
+    views = {(user, int(asset)) for user in range(40) for asset in rng.choice(15, 4, replace=False)}
+    events = tmp_path / "events.csv"
+    events.write_text("user_id,asset_id\n" + "".join(f"{u},{a}\n" for u, a in sorted(views)))
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(installed_wheel), "PYSPARK_PYTHON": sys.executable}
+    for variable in ("PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET", "SPARK_REMOTE", "MLFLOW_TRACKING_URI"):
+        env.pop(variable, None)
+    command = [
+        str(SPARK_SUBMIT),
+        "--master",
+        "local[2]",
+        "--name",
+        "film2vec-submit-test",
+        "--driver-memory",
+        "1g",
+        *delta_jars_arguments(),
+        "--conf",
+        f"spark.sql.extensions={DELTA_EXTENSION}",
+        "--conf",
+        f"spark.sql.catalog.spark_catalog={DELTA_CATALOG}",
+        "--conf",
+        "spark.sql.shuffle.partitions=2",
+        str(ROOT / "jobs" / "count_pairs.py"),
+        "--profile",
+        "cluster",
+        "--events",
+        str(events),
+        "--out",
+        str(out),
+    ]
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "Submitted application: film2vec-submit-test" in done.stderr  # spark-submit's session, not a new one
+    imported = subprocess.run(
+        [sys.executable, "-c", "import film2vec; print(film2vec.__file__)"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert imported.stdout.strip().startswith(str(installed_wheel))
+
+    summary = json.loads(done.stdout[done.stdout.index("{") :])
+    assert summary["ingest"]["views"] == len(views)
+    by_user: dict[int, list[int]] = {}
+    for user, asset in views:
+        by_user.setdefault(user, []).append(asset)
+    expected = Counter(pair for assets in by_user.values() for pair in itertools.permutations(assets, 2))
+    pairs = DeltaTable(str(out / "pairs")).to_pyarrow_table().to_pylist()
+    assert {(row["asset_a"], row["asset_b"]): row["co_views"] for row in pairs} == dict(expected)
+    assert summary["pair_rows"] == len(pairs) == len(expected)
