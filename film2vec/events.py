@@ -1,28 +1,69 @@
 """View events in: readers for Delta, Parquet, CSV and the MovieLens layouts, validation and rejects.
 
-Every reader produces the same raw frame (user_id, asset_id, viewed_at, line) plus optional metadata
-(asset_id, title, genres). Validation then sorts each raw row into a clean view or a reject with a
-reason, so nothing is dropped silently; a repeated (user, asset) is merged into its earliest view.
+Every reader produces the same raw frame (user_id, asset_id, viewed_at, line_error, line) plus optional
+metadata (asset_id, title, genres, line_error, line). Validation then sorts each raw row into a clean view
+or a reject with a reason, so nothing is dropped silently; a repeated (user, asset) is merged into its
+earliest view. Ids keep the type they arrive in: integer columns stay 64-bit integers, string columns stay
+strings, and CSV text is read as integers only when every id of that column is one.
+
+Example::
+
+    found = ingest(spark, "ml-latest-small")
+    found.summary  # {"rows": 100836, "valid": 100836, "rejected": 0, "id_type": "int", ...}
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
 ML_100K_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
+ML_100K_ITEM_FIELDS = 5 + len(ML_100K_GENRES)  # id, title, release date, video release date, IMDb URL, flags
+NO_GENRES = "(no genres listed)"
+# movieId, then a title that is quoted (with "" for a quote) when it holds a comma, then the genres
+ML_LATEST_MOVIE = r'^([^,]*),("(?:[^"]|"")*"|[^,"]*),([^,]*)$'
 INTEGER_TYPES = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
-ID_PATTERN = r"^-?[0-9]{1,18}$"
+TIME_TYPES = (T.TimestampType, T.TimestampNTZType, T.DateType)
+NUMBER_TYPES = (*INTEGER_TYPES, T.FloatType, T.DoubleType, T.DecimalType)
+INTEGER_TEXT = r"^-?[0-9]+$"
+# Text that auto-detection reads as an integer id: no sign games, no leading zeros ("007" stays a string)
+# and at most 18 digits, so it always fits a 64-bit integer.
+CANONICAL_INTEGER = r"^(0|-?[1-9][0-9]{0,17})$"
+NUMBER_TEXT = r"^-?[0-9]+(\.[0-9]+)?$"
 MAX_STRING_ID = 512
+# Unix seconds of 0001-01-01 00:00:00 and 9999-12-31 23:59:59 UTC, the range a timestamp can hold
+EARLIEST_SECONDS, LATEST_SECONDS = -62_135_596_800, 253_402_300_799
+SPARK_ERRORS = (PySparkException, Py4JJavaError)
+ID_COLUMNS = ("user_id", "asset_id")
 
 
 class InputError(ValueError):
@@ -31,18 +72,28 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class RawInput:
-    """What a reader found: raw events, optional metadata, and how ids arrive."""
+    """What a reader found: raw events, optional raw metadata, and how text ids are to be read.
+
+    id_type applies to ids that arrive as text: "int", "string" or "auto" (decided from the values).
+    Integer columns of Delta and Parquet are always integers, and their string columns always strings.
+    """
 
     events: DataFrame
     metadata: DataFrame | None
     layout: str
     path: str
-    id_type: str  # "int", "string" or "auto" (CSV text, decided from the values)
+    id_type: str
+    metadata_path: str | None = None
 
 
 @dataclass(frozen=True)
 class Ingested:
-    """Clean views (one per distinct user and asset), the asset index, and the rejected rows."""
+    """Clean views (one per distinct user and asset), the asset index, and the rejected rows.
+
+    rejects holds the rejected event rows (source: the events path) and the unusable metadata rows
+    (source: the metadata path); summary counts them apart: rows = valid + rejected for the events, and
+    metadata_rejected for the metadata.
+    """
 
     views: DataFrame
     assets: DataFrame
@@ -50,247 +101,371 @@ class Ingested:
     summary: dict
 
 
-def _exists(path: str) -> bool:
-    return "://" in path or path.startswith("dbfs:") or os.path.exists(path)
+def _spark_reason(error: Exception) -> str:
+    """The line of a Spark error that says what went wrong: the innermost Java cause, else the first line."""
+    java = getattr(error, "java_exception", None)
+    if java is not None:
+        while java.getCause() is not None:
+            java = java.getCause()
+        return str(java.toString())
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
-def detect_layout(path: str) -> str:
+@contextmanager
+def _reading(where: str) -> Iterator[None]:
+    """Turn a Spark failure while reading into an InputError that starts with `where` (what and its path)."""
+    try:
+        yield
+    except SPARK_ERRORS as error:
+        raise InputError(f"{where}: Spark cannot read it: {_spark_reason(error)}") from error
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path or path.startswith("dbfs:")
+
+
+def detect_layout(path: str, what: str = "events") -> str:
     """delta, parquet, csv, ml-100k, ml-1m or ml-latest, from what the path holds."""
-    if not _exists(path):
-        raise InputError(f"events not found: {path} does not exist")
+    if _is_remote(path):
+        return "csv" if path.endswith((".csv", ".csv.gz")) else "parquet" if path.endswith(".parquet") else "delta"
     local = Path(path)
-    if local.is_dir():
-        if (local / "_delta_log").is_dir():
-            return "delta"
-        if (local / "u.data").is_file():
-            return "ml-100k"
-        if (local / "ratings.dat").is_file():
-            return "ml-1m"
-        if (local / "ratings.csv").is_file():
-            return "ml-latest"
-        names = [p.name for p in local.iterdir() if not p.name.startswith((".", "_"))]
-        if names and all(n.endswith(".parquet") or n.startswith("part-") and ".parquet" in n for n in names):
-            return "parquet"
-        if names and all(n.endswith(".csv") for n in names):
+    if not local.exists():
+        raise InputError(f"{what} at {path}: no such file or folder")
+    if local.is_file():
+        if path.endswith((".csv", ".csv.gz")):
             return "csv"
-        raise InputError(
-            f"events at {path}: cannot tell the format of this folder; expected a Delta table (_delta_log/), "
-            "Parquet or CSV files, or a MovieLens folder (u.data, ratings.dat or ratings.csv)"
-        )
-    if path.endswith(".csv"):
-        return "csv"
-    if path.endswith(".parquet"):
-        return "parquet"
-    if "://" in path or path.startswith("dbfs:"):
+        if path.endswith(".parquet"):
+            return "parquet"
+        raise InputError(f"{what} at {path}: unknown file type; expected a .csv, .csv.gz or .parquet file or a folder")
+    if (local / "_delta_log").is_dir():
         return "delta"
-    raise InputError(f"events at {path}: unknown file type; expected .csv, .parquet or a folder")
+    for marker, layout in (("u.data", "ml-100k"), ("ratings.dat", "ml-1m"), ("ratings.csv", "ml-latest")):
+        if (local / marker).is_file():
+            return layout
+    names = sorted(p.name for p in local.iterdir() if not p.name.startswith((".", "_")))
+    if not names:
+        raise InputError(f"{what} at {path}: the folder is empty (no data files)")
+    if all(n.endswith(".parquet") for n in names):
+        return "parquet"
+    if all(n.endswith((".csv", ".csv.gz")) for n in names):
+        return "csv"
+    shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
+    raise InputError(
+        f"{what} at {path}: cannot tell the format of this folder (it holds {shown}); expected a Delta table "
+        "(_delta_log/), only .parquet or only .csv files, or a MovieLens folder (u.data, ratings.dat or ratings.csv)"
+    )
+
+
+def _header(path: Path, what: str) -> str:
+    """The first line of a local text file, without its line ending; an empty file stops here."""
+    with path.open(encoding="utf-8", errors="replace", newline="") as text:
+        header = text.readline().rstrip("\r\n")
+    if not header.strip():
+        raise InputError(f"{what} at {path}: the file is empty (no header)")
+    return header
 
 
 def _read_lines(spark: SparkSession, path: str, encoding: str = "UTF-8") -> DataFrame:
-    """Whole lines of a delimited file (no header, no quoting), so short lines can be rejected with reason."""
+    """Whole non-blank lines of a text file (no header, no quoting), so short lines can be rejected with reason."""
     if encoding == "UTF-8":
         lines = spark.read.text(path)
     else:  # the text reader knows only UTF-8; the CSV reader with an unused separator reads other encodings
-        lines = spark.read.csv(path, sep="\u0001", quote="", header=False, encoding=encoding)
+        lines = spark.read.csv(path, schema="line string", sep="\u0001", quote="", encoding=encoding)
     line = F.rtrim(F.col(lines.columns[0]))
     return lines.select(line.alias("line")).where(F.length("line") > 0)
 
 
-def _split_events(lines: DataFrame, separator: str) -> DataFrame:
+def _unparseable(expected: int, found: Column, what: str = "line") -> Column:
+    return F.concat(F.lit(f"unparseable {what}: expected {expected} fields, found "), found.cast("string"))
+
+
+def _split_events(lines: DataFrame, separator: str, fields: int, user: int, asset: int, time: int | None) -> DataFrame:
+    """Raw events from delimited lines; a line with fewer than `fields` fields is kept as unparseable."""
     parts = F.split("line", separator)
-    enough = F.size(parts) >= 4
+    enough = F.size(parts) >= fields
+    viewed_at = F.when(enough, parts[time]) if time is not None else F.lit(None).cast("string")
     return lines.select(
-        F.when(enough, parts[0]).alias("user_id"),
-        F.when(enough, parts[1]).alias("asset_id"),
-        F.when(enough, parts[3]).alias("viewed_at"),
-        F.when(~enough, F.lit("unparseable line: expected 4 fields")).alias("line_error"),
+        F.when(enough, parts[user]).alias("user_id"),
+        F.when(enough, parts[asset]).alias("asset_id"),
+        viewed_at.alias("viewed_at"),
+        F.when(~enough, _unparseable(fields, F.size(parts))).alias("line_error"),
         "line",
     )
 
 
-def _genre_list(text: Column, separator: str) -> Column:
-    genres = F.split(text, separator)
-    return F.filter(genres, lambda g: (F.length(g) > 0) & (g != "(no genres listed)"))
+def _genre_list(text: Column, separator: str = r"\|") -> Column:
+    """Genres from separated text; blank text and "(no genres listed)" give an empty list."""
+    genres = F.split(F.coalesce(F.trim(text), F.lit("")), separator)
+    return F.filter(genres, lambda g: (F.length(g) > 0) & (g != NO_GENRES))
+
+
+def _ml_latest(spark: SparkSession, root: Path) -> tuple[DataFrame, DataFrame | None]:
+    """ratings.csv and movies.csv, read as lines: short lines become rejects instead of null fields."""
+    ratings = root / "ratings.csv"
+    header = _header(ratings, "events")
+    names = [n.strip().lstrip("\ufeff") for n in header.split(",")]
+    missing = [n for n in ("userId", "movieId") if n not in names]
+    if missing:
+        raise InputError(f"events at {ratings}: missing column(s) {', '.join(missing)}; found {header}")
+    time = names.index("timestamp") if "timestamp" in names else None
+    lines = _read_lines(spark, str(ratings)).where(F.col("line") != header.rstrip())
+    events = _split_events(lines, ",", len(names), names.index("userId"), names.index("movieId"), time)
+    movies = root / "movies.csv"
+    if not movies.is_file():
+        return events, None
+    header = _header(movies, "metadata")
+    if [n.strip().lstrip("\ufeff") for n in header.split(",")] != ["movieId", "title", "genres"]:
+        raise InputError(f"metadata at {movies}: expected the header movieId,title,genres; found {header}")
+    lines = _read_lines(spark, str(movies)).where(F.col("line") != header.rstrip())
+    field = [F.regexp_extract("line", ML_LATEST_MOVIE, i) for i in (1, 2, 3)]
+    title = F.regexp_replace(F.regexp_replace(field[1], r'^"(.*)"$', "$1"), '""', '"')
+    ok = F.col("line").rlike(ML_LATEST_MOVIE)
+    metadata = lines.select(
+        F.when(ok, field[0]).alias("asset_id"),
+        F.when(ok, title).alias("title"),
+        F.when(ok, _genre_list(field[2])).alias("genres"),
+        F.when(~ok, F.lit("unparseable metadata line: expected movieId,title,genres")).alias("line_error"),
+        "line",
+    )
+    return events, metadata
+
+
+def _ml_delimited(lines: DataFrame, separator: str, fields: int, title: int, genres: Column) -> DataFrame:
+    """Raw metadata from delimited lines (id first); a line with fewer than `fields` fields is unparseable."""
+    parts = F.split("line", separator)
+    enough = F.size(parts) >= fields
+    return lines.select(
+        F.when(enough, parts[0]).alias("asset_id"),
+        F.when(enough, parts[title]).alias("title"),
+        F.when(enough, genres).alias("genres"),
+        F.when(~enough, _unparseable(fields, F.size(parts), "metadata line")).alias("line_error"),
+        "line",
+    )
 
 
 def read_movielens(spark: SparkSession, folder: str, layout: str) -> RawInput:
-    """Ratings (every rating counts as a view) and movies of a MovieLens folder."""
+    """Ratings (every rating counts as a view) and movies of a MovieLens folder; ids are integers."""
     root = Path(folder)
     if layout == "ml-latest":
-        ratings = spark.read.csv(str(root / "ratings.csv"), header=True)
-        _require_columns(ratings, ("userId", "movieId"), str(root / "ratings.csv"))
-        events = ratings.select(
-            F.col("userId").alias("user_id"),
-            F.col("movieId").alias("asset_id"),
-            F.col("timestamp").alias("viewed_at") if "timestamp" in ratings.columns else F.lit(None),
-            F.lit(None).cast("string").alias("line_error"),
-            F.concat_ws(",", *ratings.columns).alias("line"),
-        )
-        metadata = None
-        if (root / "movies.csv").is_file():
-            movies = spark.read.csv(str(root / "movies.csv"), header=True, quote='"', escape='"')
-            metadata = movies.select(
-                F.col("movieId").alias("asset_id"), "title", _genre_list(F.col("genres"), r"\|").alias("genres")
-            )
+        events, metadata = _ml_latest(spark, root)
+        movies = root / "movies.csv"
     elif layout == "ml-1m":
-        events = _split_events(_read_lines(spark, str(root / "ratings.dat")), "::")
-        metadata = None
-        if (root / "movies.dat").is_file():
-            movies = _read_lines(spark, str(root / "movies.dat"), encoding="ISO-8859-1")
+        events = _split_events(_read_lines(spark, str(root / "ratings.dat")), "::", 4, 0, 1, 3)
+        movies, metadata = root / "movies.dat", None
+        if movies.is_file():
             parts = F.split("line", "::")
-            metadata = movies.where(F.size(parts) >= 3).select(
-                parts[0].alias("asset_id"), parts[1].alias("title"), _genre_list(parts[2], r"\|").alias("genres")
-            )
+            metadata = _ml_delimited(_read_lines(spark, str(movies), "ISO-8859-1"), "::", 3, 1, _genre_list(parts[2]))
     else:
-        events = _split_events(_read_lines(spark, str(root / "u.data")), "\t")
-        metadata = None
-        if (root / "u.item").is_file():
-            movies = _read_lines(spark, str(root / "u.item"), encoding="ISO-8859-1")
+        events = _split_events(_read_lines(spark, str(root / "u.data")), "\t", 4, 0, 1, 3)
+        movies, metadata = root / "u.item", None
+        if movies.is_file():
             parts = F.split("line", r"\|")
-            flags = [(parts[5 + i], name) for i, name in enumerate(ML_100K_GENRES)]
-            genres = F.filter(F.array(*[F.when(flag == "1", F.lit(name)) for flag, name in flags]), F.isnotnull)
-            metadata = movies.where(F.size(parts) >= 5 + len(ML_100K_GENRES)).select(
-                parts[0].alias("asset_id"), parts[1].alias("title"), genres.alias("genres")
+            flags = [F.when(F.trim(parts[5 + i]) == "1", F.lit(name)) for i, name in enumerate(ML_100K_GENRES)]
+            metadata = _ml_delimited(
+                _read_lines(spark, str(movies), "ISO-8859-1"),
+                r"\|",
+                ML_100K_ITEM_FIELDS,
+                1,
+                F.filter(F.array(*flags), F.isnotnull),
             )
-    return RawInput(events, metadata, layout, folder, "int")
+    return RawInput(events, metadata, layout, folder, "int", str(movies) if metadata is not None else None)
 
 
-def _require_columns(frame: DataFrame, columns: tuple[str, ...], path: str) -> None:
+def _load(spark: SparkSession, path: str, layout: str, what: str) -> DataFrame:
+    """A Delta table, Parquet or CSV (header, all text) as Spark reads it; an unreadable or empty one stops."""
+    with _reading(f"{what} at {path}"):
+        if layout == "delta":
+            frame = spark.read.format("delta").load(path)
+        elif layout == "parquet":
+            frame = spark.read.parquet(path)
+        else:
+            frame = spark.read.csv(path, header=True, quote='"', escape='"')
+    if not frame.columns:
+        raise InputError(f"{what} at {path}: the file is empty (no header, no rows)")
+    return frame
+
+
+def _require_columns(frame: DataFrame, columns: tuple[str, ...], path: str, what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise InputError(
-            f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(frame.columns) or 'none'}"
-        )
+        raise InputError(f"{what} at {path}: missing column(s) {', '.join(missing)}; found {', '.join(frame.columns)}")
 
 
-def _check_id_type(frame: DataFrame, column: str, path: str) -> None:
+def _check_type(frame: DataFrame, column: str, allowed: tuple, expected: str, path: str, what: str) -> None:
     kind = frame.schema[column].dataType
-    if not isinstance(kind, (*INTEGER_TYPES, T.StringType)):
-        raise InputError(
-            f"{path}: column {column} has type {kind.simpleString()}; ids must be integers or strings"
-        )
+    if not isinstance(kind, allowed):
+        raise InputError(f"{what} at {path}: column {column} has type {kind.simpleString()}; expected {expected}")
 
 
 def read_table(spark: SparkSession, path: str, layout: str, id_type: str = "auto") -> RawInput:
     """Events from a Delta table, Parquet or a CSV file with columns user_id, asset_id[, viewed_at]."""
-    if layout == "delta":
-        frame = spark.read.format("delta").load(path)
-    elif layout == "parquet":
-        frame = spark.read.parquet(path)
-    else:
-        frame = spark.read.csv(path, header=True)
-    _require_columns(frame, ("user_id", "asset_id"), path)
+    frame = _load(spark, path, layout, "events")
+    _require_columns(frame, ID_COLUMNS, path, "events")
+    for column in ID_COLUMNS:
+        _check_type(frame, column, (*INTEGER_TYPES, T.StringType), "integers or strings", path, "events")
+    if "viewed_at" in frame.columns:
+        _check_type(
+            frame,
+            "viewed_at",
+            (*TIME_TYPES, *NUMBER_TYPES, T.StringType),
+            "a timestamp, a date, Unix seconds or ISO text",
+            path,
+            "events",
+        )
     viewed_at = F.col("viewed_at") if "viewed_at" in frame.columns else F.lit(None).cast("timestamp")
-    if layout == "csv":
-        kind = id_type
-    else:
-        for column in ("user_id", "asset_id"):
-            _check_id_type(frame, column, path)
-        if "viewed_at" in frame.columns:
-            seen = frame.schema["viewed_at"].dataType
-            if not isinstance(seen, (*INTEGER_TYPES, T.TimestampType, T.TimestampNTZType, T.DateType,
-                                     T.DoubleType, T.FloatType, T.StringType)):
-                raise InputError(f"{path}: column viewed_at has type {seen.simpleString()}; "
-                                 "expected a timestamp, a date or Unix seconds")
-        kinds = {isinstance(frame.schema[c].dataType, INTEGER_TYPES) for c in ("user_id", "asset_id")}
-        kind = "mixed" if len(kinds) > 1 else ("int" if kinds == {True} else "string")
-    columns = [c for c in frame.columns if c in ("user_id", "asset_id", "viewed_at")]
+    columns = [c for c in frame.columns if c in (*ID_COLUMNS, "viewed_at")]
     events = frame.select(
-        "user_id",
-        "asset_id",
+        *ID_COLUMNS,
         viewed_at.alias("viewed_at"),
         F.lit(None).cast("string").alias("line_error"),
-        F.to_json(F.struct(*columns)).alias("line"),
+        F.to_json(F.struct(*columns), {"ignoreNullFields": "false"}).alias("line"),
     )
-    return RawInput(events, None, layout, path, kind)
+    # Typed tables carry their own id types; only CSV text is read as the caller asks.
+    return RawInput(events, None, layout, path, id_type if layout == "csv" else "string")
 
 
-def read_metadata(spark: SparkSession, path: str) -> DataFrame:
-    """Asset metadata (asset_id, title, genres) from Delta, Parquet or CSV (genres separated by '|')."""
-    layout = detect_layout(path)
-    if layout in ("ml-100k", "ml-1m", "ml-latest"):
-        metadata = read_movielens(spark, path, layout).metadata
-        if metadata is None:
+def _raw_metadata(spark: SparkSession, path: str) -> tuple[DataFrame, str]:
+    """Raw metadata (asset_id, title, genres, line_error, line) from any supported source, and its file."""
+    layout = detect_layout(path, "metadata")
+    if layout.startswith("ml-"):
+        with _reading(f"metadata at {path}"):
+            found = read_movielens(spark, path, layout)
+        if found.metadata is None:
             raise InputError(f"metadata at {path}: this MovieLens folder has no movies file")
-        return metadata
-    if layout == "delta":
-        frame = spark.read.format("delta").load(path)
-    elif layout == "parquet":
-        frame = spark.read.parquet(path)
-    else:
-        frame = spark.read.csv(path, header=True, quote='"', escape='"')
-    _require_columns(frame, ("asset_id",), path)
+        return found.metadata, found.metadata_path
+    frame = _load(spark, path, layout, "metadata")
+    _require_columns(frame, ("asset_id",), path, "metadata")
+    _check_type(frame, "asset_id", (*INTEGER_TYPES, T.StringType), "integers or strings", path, "metadata")
     title = F.col("title").cast("string") if "title" in frame.columns else F.lit(None).cast("string")
     genres = F.lit(None).cast("array<string>")
     if "genres" in frame.columns:
+        _check_type(
+            frame, "genres", (T.ArrayType, T.StringType), "a list of strings or '|'-separated text", path, "metadata"
+        )
         kind = frame.schema["genres"].dataType
-        genres = F.col("genres") if isinstance(kind, T.ArrayType) else _genre_list(F.col("genres"), r"\|")
-    return frame.select("asset_id", title.alias("title"), genres.cast("array<string>").alias("genres"))
+        genres = (
+            F.col("genres").cast("array<string>") if isinstance(kind, T.ArrayType) else _genre_list(F.col("genres"))
+        )
+    return frame.select(
+        "asset_id",
+        title.alias("title"),
+        genres.alias("genres"),
+        F.lit(None).cast("string").alias("line_error"),
+        F.to_json(F.struct(*frame.columns), {"ignoreNullFields": "false"}).alias("line"),
+    ), path
+
+
+def read_metadata(spark: SparkSession, path: str) -> DataFrame:
+    """Asset metadata (asset_id, title, genres) from Delta, Parquet, CSV (genres separated by '|') or a
+    MovieLens folder; lines that cannot be parsed are left out here (ingest sets them aside as rejects)."""
+    raw, _ = _raw_metadata(spark, path)
+    return raw.where(F.col("line_error").isNull()).select("asset_id", "title", "genres")
 
 
 def read_raw(spark: SparkSession, path: str, id_type: str = "auto") -> RawInput:
     """Any supported events source, its layout detected."""
     layout = detect_layout(path)
     if layout.startswith("ml-"):
-        return read_movielens(spark, path, layout)
+        with _reading(f"events at {path}"):
+            return read_movielens(spark, path, layout)
     return read_table(spark, path, layout, id_type)
 
 
-def _decide_id_type(raw: RawInput) -> str:
-    """For CSV text ids: int when every non-blank id of both columns is an integer, else string."""
-    if raw.id_type != "auto":
-        return raw.id_type
-    ids = raw.events.select(F.trim("user_id").alias("u"), F.trim("asset_id").alias("a"))
-    not_integer = F.sum(
-        (F.col("u").isNotNull() & (F.col("u") != "") & ~F.col("u").rlike(ID_PATTERN)).cast("int")
-        + (F.col("a").isNotNull() & (F.col("a") != "") & ~F.col("a").rlike(ID_PATTERN)).cast("int")
-    )
-    return "string" if (ids.select(not_integer).first()[0] or 0) > 0 else "int"
+def _id_types(raw: RawInput) -> dict[str, str]:
+    """Per id column, int or string: integer columns are ints, string columns as raw.id_type says, where
+    auto makes a column int when every non-blank id in it is a plain integer (one pass over the events)."""
+    types = {}
+    for column in ID_COLUMNS:
+        if isinstance(raw.events.schema[column].dataType, INTEGER_TYPES):
+            types[column] = "int"
+        elif raw.id_type in ("int", "string"):
+            types[column] = raw.id_type
+    auto = [c for c in ID_COLUMNS if c not in types]
+    if auto:
+
+        def not_integer(column: str) -> Column:
+            text = F.trim(column)
+            return F.sum((text.isNotNull() & (text != "") & ~text.rlike(CANONICAL_INTEGER)).cast("int"))
+
+        counts = raw.events.select(*[not_integer(c).alias(c) for c in auto]).first()
+        types.update({c: "string" if (counts[c] or 0) > 0 else "int" for c in auto})
+    return types
 
 
-def _clean_id(column: str, id_type: str) -> tuple[Column, Column]:
-    """(parsed id, reason or null) for one id column."""
+def _clean_id(column: str, id_type: str, what: str = "") -> tuple[Column, Column]:
+    """(parsed id, reason or null) for one id column: a long for "int", trimmed text for "string"."""
     raw = F.col(column)
-    if id_type == "int":
-        text = F.trim(raw.cast("string"))
-        reason = (
-            F.when(raw.isNull() | (text == ""), F.lit(f"{column} is null"))
-            .when(~text.rlike(ID_PATTERN), F.concat(F.lit(f"malformed {column}: not an integer: "), text))
-        )
-        return F.when(reason.isNull(), text.cast("long")), reason
     text = F.trim(raw.cast("string"))
+    name = f"{what}{column}"
+    shown = F.substring(text, 1, 40)
+    if id_type == "int":
+        reason = F.when(raw.isNull() | (text == ""), F.lit(f"{name} is null")).when(
+            ~text.rlike(INTEGER_TEXT) | text.try_cast("long").isNull(),
+            F.concat(F.lit(f"malformed {name}: not a 64-bit integer: "), shown),
+        )
+        return F.when(reason.isNull(), text.try_cast("long")), reason
     reason = (
-        F.when(raw.isNull() | (text == ""), F.lit(f"{column} is null or blank"))
-        .when(F.length(text) > MAX_STRING_ID, F.lit(f"malformed {column}: longer than {MAX_STRING_ID} characters"))
-        .when(text.rlike(r"[\x00-\x1f\x7f]"), F.lit(f"malformed {column}: contains control characters"))
+        F.when(raw.isNull() | (text == ""), F.lit(f"{name} is null"))
+        .when(F.length(text) > MAX_STRING_ID, F.lit(f"malformed {name}: longer than {MAX_STRING_ID} characters"))
+        .when(text.rlike(r"[\x00-\x1f\x7f]"), F.concat(F.lit(f"malformed {name}: control characters in "), shown))
     )
     return F.when(reason.isNull(), text), reason
 
 
-def _parse_time(raw: DataFrame) -> tuple[Column, Column]:
+def _seconds(value: Column) -> Column:
+    """A timestamp from Unix seconds; null when not a number or beyond the years 1 to 9999."""
+    return F.when(value.between(EARLIEST_SECONDS, LATEST_SECONDS), F.timestamp_seconds(value))
+
+
+def _parse_time(events: DataFrame) -> tuple[Column, Column]:
     """(viewed_at as timestamp, reason or null): timestamps, dates, Unix seconds or ISO text."""
-    kind = raw.schema["viewed_at"].dataType
+    kind = events.schema["viewed_at"].dataType
     column = F.col("viewed_at")
-    if isinstance(kind, (T.TimestampType, T.TimestampNTZType, T.DateType)):
+    if isinstance(kind, TIME_TYPES):
         parsed = column.cast("timestamp")
-    elif isinstance(kind, (*INTEGER_TYPES, T.DoubleType, T.FloatType, T.NullType)):
-        parsed = F.timestamp_seconds(column.cast("double"))
+    elif isinstance(kind, (*NUMBER_TYPES, T.NullType)):
+        parsed = _seconds(column.cast("double"))
     else:
         text = F.trim(column)
-        parsed = F.when(
-            text.rlike(r"^-?[0-9]+(\.[0-9]+)?$"), F.timestamp_seconds(F.try_cast(text, "double"))
-        ).otherwise(F.try_to_timestamp(text))
-    reason = F.when(column.isNotNull() & parsed.isNull(), F.lit("malformed viewed_at: not a time"))
+        parsed = F.when(text.rlike(NUMBER_TEXT), _seconds(text.try_cast("double"))).otherwise(F.try_to_timestamp(text))
+    reason = F.when(
+        column.isNotNull() & parsed.isNull(),
+        F.concat(F.lit("malformed viewed_at: not a time: "), F.substring(column.cast("string"), 1, 40)),
+    )
     return parsed, reason
 
 
-def validate(raw: RawInput, metadata: DataFrame | None) -> tuple[DataFrame, DataFrame, str]:
-    """Split raw rows into clean events and rejects (reason, line, source); also return the id type."""
-    id_type = _decide_id_type(raw)
-    if id_type == "mixed":
-        id_type = "string"
-    user, user_reason = _clean_id("user_id", id_type)
-    asset, asset_reason = _clean_id("asset_id", id_type)
+def typed_metadata(metadata: DataFrame, id_type: str) -> DataFrame:
+    """Raw metadata with asset ids of the events' type and a reject reason (null for a usable row), cached."""
+    asset, reason = _clean_id("asset_id", id_type, "metadata ")
+    checked = metadata.select(
+        asset.alias("asset_id"), F.coalesce("line_error", reason).alias("reason"), "title", "genres", "line"
+    )
+    return checked.persist()
+
+
+def _tally(checked: DataFrame, checked_metadata: DataFrame | None) -> dict[str, dict[str | None, tuple[int, str]]]:
+    """{"events" or "metadata": {reason kind (None for valid rows): (rows, an example reason)}}, in one job.
+
+    The kind is the reason up to its first colon, so "malformed user_id: not a 64-bit integer: x" counts
+    as "malformed user_id".
+    """
+    reasons = checked.select(F.lit("events").alias("table"), "reason")
+    if checked_metadata is not None:
+        reasons = reasons.unionByName(checked_metadata.select(F.lit("metadata").alias("table"), "reason"))
+    kind = F.regexp_extract("reason", r"^[^:]*", 0).alias("kind")
+    rows = reasons.groupBy("table", kind).agg(F.count("*").alias("rows"), F.first("reason").alias("example"))
+    tally = {"events": {}, "metadata": {}}
+    for row in rows.collect():
+        tally[row["table"]][row["kind"]] = (row["rows"], row["example"])
+    return tally
+
+
+def validate(raw: RawInput, metadata: DataFrame | None, id_types: dict[str, str]) -> DataFrame:
+    """Every raw row with its parsed ids and time and a reject reason (null for a valid view), cached."""
+    user, user_reason = _clean_id("user_id", id_types["user_id"])
+    asset, asset_reason = _clean_id("asset_id", id_types["asset_id"])
     viewed_at, time_reason = _parse_time(raw.events)
     checked = raw.events.select(
         user.alias("user_id"),
@@ -301,27 +476,16 @@ def validate(raw: RawInput, metadata: DataFrame | None) -> tuple[DataFrame, Data
     )
     if metadata is not None:
         known = metadata.select(F.col("asset_id").alias("known_asset"), F.lit(True).alias("in_metadata"))
-        checked = checked.join(F.broadcast(known), checked.asset_id == known.known_asset, "left").select(
-            "user_id", "asset_id", "viewed_at", "line",
-            F.coalesce("reason", F.when(F.col("in_metadata").isNull(), F.lit("asset_id not in metadata")))
-            .alias("reason"),
+        checked = checked.join(known, checked.asset_id == known.known_asset, "left").select(
+            "user_id",
+            "asset_id",
+            "viewed_at",
+            "line",
+            F.coalesce("reason", F.when(F.col("in_metadata").isNull(), F.lit("asset_id not in metadata"))).alias(
+                "reason"
+            ),
         )
-    checked = checked.persist()
-    clean = checked.where(F.col("reason").isNull()).select("user_id", "asset_id", "viewed_at")
-    rejects = checked.where(F.col("reason").isNotNull()).select(
-        "reason", "line", F.lit(raw.path).alias("source")
-    )
-    return clean, rejects, id_type
-
-
-def typed_metadata(metadata: DataFrame, id_type: str, path: str) -> DataFrame:
-    """Metadata with asset ids of the events' type; unparseable ids stop with a message."""
-    asset, reason = _clean_id("asset_id", id_type)
-    checked = metadata.select(asset.alias("asset_id"), reason.alias("reason"), "title", "genres")
-    bad = checked.where(F.col("reason").isNotNull()).limit(3).collect()
-    if bad:
-        raise InputError(f"metadata at {path}: {bad[0]['reason']} (and possibly more rows)")
-    return checked.drop("reason").dropDuplicates(["asset_id"])
+    return checked.persist()
 
 
 def index_assets(views: DataFrame, metadata: DataFrame | None) -> DataFrame:
@@ -330,39 +494,82 @@ def index_assets(views: DataFrame, metadata: DataFrame | None) -> DataFrame:
     indexed = counts.withColumn("asset_idx", (F.row_number().over(Window.orderBy("asset_id")) - 1).cast("int"))
     if metadata is None:
         return indexed.select(
-            "asset_idx", "asset_id", "views",
-            F.lit(None).cast("string").alias("title"), F.lit(None).cast("array<string>").alias("genres"),
+            "asset_idx",
+            "asset_id",
+            "views",
+            F.lit(None).cast("string").alias("title"),
+            F.lit(None).cast("array<string>").alias("genres"),
         )
     return indexed.join(metadata, "asset_id", "left").select("asset_idx", "asset_id", "views", "title", "genres")
+
+
+def _check_not_empty(tally: dict, events_path: str, metadata_path: str | None, asset_id_type: str) -> None:
+    """Stop on events without rows, and on metadata without rows or without a single usable row."""
+    if not tally["events"]:
+        raise InputError(f"events at {events_path}: no rows (the input is empty)")
+    if metadata_path is None:
+        return
+    rows = sum(rows for rows, _ in tally["metadata"].values())
+    if rows == 0:
+        raise InputError(f"metadata at {metadata_path}: no rows (the input is empty)")
+    if None not in tally["metadata"]:
+        example = next(iter(tally["metadata"].values()))[1]
+        raise InputError(
+            f"metadata at {metadata_path}: none of the {rows} rows is usable (e.g. {example}); "
+            f"the events' asset ids are {'integers' if asset_id_type == 'int' else 'strings'}"
+        )
 
 
 def ingest(spark: SparkSession, events_path: str, metadata_path: str | None = None, id_type: str = "auto") -> Ingested:
     """Read and validate events (and metadata): clean views, asset index, rejects, and a summary of counts.
 
-    Raises InputError for a missing path, a wrong schema, an empty input or input without a single
-    valid view.
+    Metadata comes from metadata_path, else from the MovieLens folder's movies file when there is one.
+    Raises InputError for a missing path, a wrong schema, an unreadable file, empty events or metadata, or
+    metadata without a usable row; events whose rows are all rejected come back with valid = 0 (the caller
+    decides what to do).
     """
     raw = read_raw(spark, events_path, id_type)
-    metadata = raw.metadata
+    metadata, metadata_source = raw.metadata, raw.metadata_path
     if metadata_path:
-        metadata = read_metadata(spark, metadata_path)
-    if raw.events.limit(1).count() == 0:
-        raise InputError(f"events at {events_path}: no rows")
-    clean, rejects, id_type = validate(raw, None)
-    if metadata is not None:
-        metadata = typed_metadata(metadata, id_type, metadata_path or events_path)
-        clean, rejects, id_type = validate(raw, metadata)
-    views = clean.groupBy("user_id", "asset_id").agg(F.min("viewed_at").alias("viewed_at"))
-    totals = clean.agg(F.count("*").alias("valid")).first()["valid"]
-    reasons = {r["reason_kind"]: r["rows"] for r in rejects.groupBy(
-        F.regexp_extract("reason", r"^[^:]*", 0).alias("reason_kind")).agg(F.count("*").alias("rows")).collect()}
+        metadata, metadata_source = _raw_metadata(spark, metadata_path)
+    where = f"events at {events_path}" + (f" with metadata at {metadata_source}" if metadata is not None else "")
+    with _reading(where):
+        id_types = _id_types(raw)
+        checked_metadata = usable = None
+        if metadata is not None:
+            checked_metadata = typed_metadata(metadata, id_types["asset_id"])
+            usable = checked_metadata.where(F.col("reason").isNull()).select("asset_id", "title", "genres")
+            usable = usable.dropDuplicates(["asset_id"])
+        checked = validate(raw, usable, id_types)
+        tally = _tally(checked, checked_metadata)
+    try:
+        _check_not_empty(tally, events_path, metadata_source, id_types["asset_id"])
+    except InputError:
+        for frame in (checked, checked_metadata):
+            if frame is not None:
+                frame.unpersist()
+        raise
+    reasons = {kind: rows for kind, (rows, _) in tally["events"].items() if kind is not None}
+    valid = tally["events"].get(None, (0, None))[0]
+    rejects = checked.where(F.col("reason").isNotNull()).select("reason", "line", F.lit(raw.path).alias("source"))
+    if checked_metadata is not None:
+        rejects = rejects.unionByName(
+            checked_metadata.where(F.col("reason").isNotNull()).select(
+                "reason", "line", F.lit(metadata_source).alias("source")
+            )
+        )
+    views = checked.where(F.col("reason").isNull()).groupBy("user_id", "asset_id")
+    views = views.agg(F.min("viewed_at").alias("viewed_at"))
+    types = set(id_types.values())
     summary = {
         "source": events_path,
         "layout": raw.layout,
-        "id_type": id_type,
-        "rows": totals + sum(reasons.values()),
+        "id_type": types.pop() if len(types) == 1 else ", ".join(f"{c} {t}" for c, t in id_types.items()),
+        "rows": valid + sum(reasons.values()),
+        "valid": valid,
         "rejected": sum(reasons.values()),
         "rejected_by_reason": reasons,
-        "valid": totals,
+        "metadata": metadata_source,
+        "metadata_rejected": sum(rows for kind, (rows, _) in tally["metadata"].items() if kind is not None),
     }
-    return Ingested(views, index_assets(views, metadata), rejects, summary)
+    return Ingested(views, index_assets(views, usable), rejects, summary)
