@@ -76,6 +76,7 @@ def get_spark(config: SparkConfig | None = None, app_name: str = "film2vec", *, 
         .config("spark.driver.memory", config.driver_memory)
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")  # ISO times without a zone mean UTC on every machine
         .config("spark.databricks.delta.snapshotPartitions", "2")
     )
     delta_version = _delta_version()
