@@ -80,12 +80,31 @@ class SeasonsConfig:
     seasons: int = setting(5, "Seasons of samples (each a fresh draw)", low=1, high=10_000)
     origins_per_asset: int = setting(100, "Origins drawn per asset with neighbours, per season", low=1, high=1_000_000)
     negatives: int = setting(5, "Negatives per sample", low=1, high=1_000)
+    walk: str = setting(
+        "coview",
+        "coview: target ∝ co_views(origin, target); bipartite: origin → one of its users → another of their assets",
+        choices=("coview", "bipartite"),
+    )
+    origin_distribution: str = setting(
+        "stratified",
+        "stratified: origins_per_asset samples from every asset; views: origins drawn ∝ views^origin_exponent "
+        "(origins_per_asset on average)",
+        choices=("stratified", "views"),
+    )
+    origin_exponent: float = setting(1.0, "β of origins ∝ views^β (0: uniform)", low=0.0, high=10.0)
+    negative_distribution: str = setting(
+        "uniform",
+        "uniform over the other assets, or unigram: ∝ views^unigram_exponent; never the origin or the target",
+        choices=("uniform", "unigram"),
+    )
+    unigram_exponent: float = setting(0.75, "α of unigram negatives ∝ views^α (word2vec: 0.75)", low=0.0, high=10.0)
     sample_partitions: int = setting(
         8,
-        "Partitions of the neighbour lists; fixes which rows share a random stream, so keep it to reproduce a season",
+        "Spark partitions of the walk's lists (and user buckets of the bipartite walk); samples do not depend on it",
         low=1,
         high=100_000,
     )
+    pipelined_seasons: bool = setting(True, "film2vec run: sample season k + 1 while the trainer trains on season k")
 
 
 @dataclass

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import mlflow
@@ -26,7 +27,7 @@ from film2vec.config import Config
 from film2vec.events import InputError, ingest
 from film2vec.pairs import count_pairs_join, with_asset_ids
 from film2vec.plots import plot_loss
-from film2vec.seasons import neighbour_lists, sample_season, write_season
+from film2vec.seasons import SeasonFeed, SeasonSampler, season_sampler
 from film2vec.synthetic import generate_catalogue
 from film2vec.train.trainer import train
 
@@ -111,32 +112,43 @@ def count_pairs(spark: SparkSession, config: Config) -> dict:
     return summary
 
 
+def season_sampler_for(spark: SparkSession, config: Config) -> SeasonSampler:
+    """The configured walk over DIR/pairs (co-view walk) or DIR/views (bipartite walk)."""
+    assets = _read(spark, config.out("assets"), "pairs")
+    if config.seasons.walk == "coview":
+        return season_sampler(config.seasons, config.seed, assets, pairs=_read(spark, config.out("pairs"), "pairs"))
+    return season_sampler(config.seasons, config.seed, assets, views=_read(spark, config.out("views"), "pairs"))
+
+
+def _seasons_written(spark: SparkSession, config: Config, seasons: list[int]) -> dict:
+    written = _read(spark, config.out("seasons"), "sample").where(F.col("season").isin(seasons))
+    return {"seasons": config.out("seasons"), "season_numbers": seasons, "samples": written.count()}
+
+
 def sample(spark: SparkSession, config: Config, seasons: range | None = None) -> dict:
     """Write the configured seasons of samples to DIR/seasons, each replacing only itself."""
-    seasons = seasons if seasons is not None else range(config.seasons.seasons)
-    assets = _read(spark, config.out("assets"), "pairs")
-    pairs = _read(spark, config.out("pairs"), "pairs")
-    n_assets = assets.count()
-    if n_assets < 3:
-        raise InputError(f"{config.out('assets')}: {n_assets} assets; negatives need at least 3 in the catalogue")
-    neighbours = neighbour_lists(pairs, assets, config.seasons.sample_partitions).persist()
-    for season in seasons:
-        write_season(
-            sample_season(neighbours, season, config.seed, n_assets, config.seasons), config.out("seasons"), season
-        )
-    neighbours.unpersist()
-    written = _read(spark, config.out("seasons"), "sample").where(F.col("season").isin(list(seasons)))
-    return {"seasons": config.out("seasons"), "season_numbers": list(seasons), "samples": written.count()}
+    seasons = list(seasons if seasons is not None else range(config.seasons.seasons))
+    sampler = season_sampler_for(spark, config)
+    try:
+        for season in seasons:
+            sampler.write(season, config.out("seasons"))
+    finally:
+        sampler.release()
+    return _seasons_written(spark, config, seasons)
 
 
-def train_vectors(spark: SparkSession, config: Config) -> dict:
-    """Train on the seasons, log the run to MLflow, write DIR/embeddings and register the model."""
+def train_vectors(spark: SparkSession, config: Config, seasons: Iterable[int] | None = None) -> dict:
+    """Train on the seasons, log the run to MLflow, write DIR/embeddings and register the model.
+
+    `seasons` defaults to all configured ones; `film2vec run` passes a SeasonFeed that yields each season
+    once it is written.
+    """
     assets = _read(spark, config.out("assets"), "pairs").orderBy("asset_idx")
     trained = _read(spark, config.out("pairs"), "pairs").select(F.col("asset_a").alias("asset_id")).distinct()
     catalogue = assets.select("asset_idx", "asset_id").toArrow()
     with_neighbours = assets.join(trained, "asset_id", "left_semi").select("asset_idx").toArrow()
     store = tracking.use_store(config.data.out)
-    seasons = range(config.seasons.seasons)
+    seasons = seasons if seasons is not None else range(config.seasons.seasons)
     with (
         mlflow.start_run(experiment_id=tracking.experiment_id(config.tracking.experiment, store)) as run,
         tempfile.TemporaryDirectory() as tmp,
@@ -172,13 +184,41 @@ def train_vectors(spark: SparkSession, config: Config) -> dict:
     }
 
 
+def _timed(stage, *arguments, **options) -> dict:
+    started = time.perf_counter()
+    summary = stage(*arguments, **options)
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    return summary
+
+
 def run(spark: SparkSession, config: Config) -> dict:
-    """The whole pipeline: ingest and pairs, seasons, training, registration; each stage timed."""
-    summary = {}
-    for name, stage in (("pairs", count_pairs), ("sample", sample), ("train", train_vectors)):
-        started = time.perf_counter()
-        summary[name] = stage(spark, config)
-        summary[name]["seconds"] = round(time.perf_counter() - started, 1)
+    """The whole pipeline: ingest and pairs, seasons, training, registration; each stage timed.
+
+    With pipelined_seasons, season k + 1 is sampled while the trainer trains on season k; the seconds the
+    trainer waited for samples go to MLflow (`waited_for_samples_seconds`, step = season) and the summary.
+    """
+    summary = {"pairs": _timed(count_pairs, spark, config)}
+    if not config.seasons.pipelined_seasons:
+        summary["sample"] = _timed(sample, spark, config)
+        summary["train"] = _timed(train_vectors, spark, config)
+        return summary
+    seasons = list(range(config.seasons.seasons))
+    sampler = season_sampler_for(spark, config)
+
+    def log_wait(season: int, seconds: float) -> None:
+        mlflow.log_metric("waited_for_samples_seconds", seconds, step=season)
+
+    try:
+        with SeasonFeed(lambda season: sampler.write(season, config.out("seasons")), seasons, log_wait) as feed:
+            trained = _timed(train_vectors, spark, config, seasons=feed)
+    finally:
+        sampler.release()
+    trained["waited_for_samples_seconds"] = round(sum(feed.waited.values()), 1)
+    mlflow.MlflowClient().log_metric(
+        trained["run_id"], "waited_for_samples_seconds_total", trained["waited_for_samples_seconds"]
+    )
+    summary["sample"] = {**_seasons_written(spark, config, seasons), "seconds": round(feed.sampling_seconds, 1)}
+    summary["train"] = trained
     return summary
 
 

@@ -1,28 +1,58 @@
-"""Seasons of samples: the walk kernels of film2vec.walks run per partition over neighbour lists.
+"""Seasons of samples: the walk kernels of film2vec.walks run per partition, written to Delta.
 
-Each season is a fresh training set: for every asset with neighbours, `origins_per_asset` samples of
-(origin, target, negatives) as dense asset indices (see the assets table). Rows are a pure function of
-(seed, season, origin), so rerunning a season rewrites identical rows, and writing it replaces exactly
-that season's partition of the Delta table in one commit.
+Each season is a fresh training set of (origin, target, negatives) rows as dense asset indices (see the
+assets table). Rows are a pure function of (seed, season, origin), so rerunning a season rewrites
+identical rows whatever the partitioning, and writing it replaces exactly that season's partition of the
+Delta table in one commit: a job that fails leaves the previous rows of the season as they were.
+
+Two walks:
+- `coview`: one step over the pair table, P(b | a) ∝ co_views(a, b). One mapInArrow over per-origin
+  neighbour lists.
+- `bipartite`: origin a → a uniform user u who watched a (and another asset) → a uniform other asset of u,
+  P(b | a) = Σ_u [1/deg(a)]·[1/(deg(u) − 1)], straight from the views without the pair table. The first
+  step runs over per-asset user lists and emits (user, origin, sample) — one row per sample, never a row per
+  pair; those rows and the per-user asset lists are shuffled into the same user bucket (hash of user_id
+  modulo sample_partitions) and the second step runs per bucket. A bucket holds 1/sample_partitions of the
+  views and of the season's samples in memory, so raise sample_partitions with the data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from film2vec.config import SeasonsConfig
-from film2vec.walks import sample_coview_season, stream_key
+from film2vec.events import InputError
+from film2vec.walks import (
+    Negatives,
+    Origins,
+    bipartite_samples,
+    bipartite_users,
+    coview_samples,
+    origin_chunks,
+    origin_streams,
+    stream_key,
+    unigram_cumulative,
+)
 
 SAMPLE_SCHEMA = "season int, origin int, target int, negatives array<int>"
+SAMPLE_ARROW_SCHEMA = pa.schema(
+    [("season", pa.int32()), ("origin", pa.int32()), ("target", pa.int32()), ("negatives", pa.list_(pa.int32()))]
+)
+SAMPLES_PER_CHUNK = 1 << 13  # samples made per kernel call: the kernels' arrays stay in the CPU caches
 
 
 def neighbour_lists(pairs: DataFrame, assets: DataFrame, partitions: int) -> DataFrame:
-    """One row per origin index: its neighbours' indices and co_views, in neighbour order."""
+    """One row per origin index: its views, its neighbours' indices and co_views, in neighbour order."""
     ids = assets.select("asset_idx", "asset_id")
     indexed = (
         pairs.join(ids.withColumnRenamed("asset_id", "asset_a"), "asset_a")
@@ -34,49 +64,217 @@ def neighbour_lists(pairs: DataFrame, assets: DataFrame, partitions: int) -> Dat
     return (
         indexed.groupBy("origin")
         .agg(edges.alias("edges"))
-        .select("origin", F.col("edges.neighbour").alias("neighbours"), F.col("edges.co_views").alias("co_views"))
+        .join(assets.select(F.col("asset_idx").alias("origin"), "views"), "origin")
+        .select(
+            "origin", "views", F.col("edges.neighbour").alias("neighbours"), F.col("edges.co_views").alias("co_views")
+        )
         .repartition(partitions, "origin")
     )
 
 
-def _season_sampler(season: int, seed: int, n_assets: int, config: SeasonsConfig):
-    """The mapInArrow function for one season: neighbour-list batches in, sample batches out."""
-    key = stream_key(seed, season)
-    draws, negatives = config.origins_per_asset, config.negatives
+def bipartite_lists(views: DataFrame, assets: DataFrame, partitions: int) -> tuple[DataFrame, DataFrame]:
+    """The bipartite walk's two sides, over users who watched at least two assets (the others lead nowhere).
+
+    (origin, views, users): per asset, its users; (user_id, assets, bucket): per user, the asset indices,
+    bucketed by a hash of user_id. Lists are sorted, so a draw's position means the same item everywhere.
+    """
+    links = views.select("user_id", "asset_idx")
+    onward = links.groupBy("user_id").agg(F.count("*").alias("degree")).where("degree >= 2").select("user_id")
+    links = links.join(onward, "user_id", "left_semi")
+    origins = (
+        links.groupBy(F.col("asset_idx").alias("origin"))
+        .agg(F.array_sort(F.collect_list("user_id")).alias("users"))
+        .join(assets.select(F.col("asset_idx").alias("origin"), "views"), "origin")
+        .select("origin", "views", "users")
+        .repartition(partitions, "origin")
+    )
+    users = links.groupBy("user_id").agg(F.array_sort(F.collect_list("asset_idx")).alias("assets"))
+    return origins, users.withColumn("bucket", user_bucket(partitions))
+
+
+def user_bucket(partitions: int):
+    """The bucket of a user: the same on both sides of the bipartite walk's second step."""
+    return F.pmod(F.hash("user_id"), F.lit(partitions))
+
+
+def _sample_batch(season: int, origin: np.ndarray, target: np.ndarray, negatives: np.ndarray) -> pa.RecordBatch:
+    flat = pa.array(negatives.astype(np.int32, copy=False).ravel())
+    count = negatives.shape[1]
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array(np.full(len(origin), season, dtype=np.int32)),
+            pa.array(origin.astype(np.int32, copy=False)),
+            pa.array(target.astype(np.int32, copy=False)),
+            pa.ListArray.from_arrays(pa.array(np.arange(0, len(flat) + 1, count, dtype=np.int32)), flat),
+        ],
+        schema=SAMPLE_ARROW_SCHEMA,
+    )
+
+
+def _list_parts(lists: pa.ListArray) -> tuple[np.ndarray, pa.Array]:
+    """Offsets from 0 and the flat values of an Arrow list column."""
+    offsets = lists.offsets.to_numpy()
+    return offsets - offsets[0], lists.flatten()
+
+
+def _chunked_origins(batch: pa.RecordBatch, key: np.uint64, origins: Origins, list_column: str):
+    """(origins, counts, offsets, values) per chunk of about SAMPLES_PER_CHUNK samples of an origin batch."""
+    origin = batch.column("origin").to_numpy()
+    counts = origins.counts(origin_streams(key, origin), batch.column("views").to_numpy())
+    offsets, values = _list_parts(batch.column(list_column))
+    for start, stop in origin_chunks(counts, SAMPLES_PER_CHUNK):
+        low, high = offsets[start], offsets[stop]
+        yield origin[start:stop], counts[start:stop], offsets[start : stop + 1] - low, values, (low, high)
+
+
+def coview_step(key: np.uint64, season: int, origins: Origins, negatives: Negatives):
+    """The co-view walk as a mapInArrow function: (origin, views, neighbours, co_views) batches → samples."""
 
     def sample(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            lists = batch.column("neighbours")
-            offsets = lists.offsets.to_numpy() - lists.offsets[0].as_py()
-            origin, target, negative = sample_coview_season(
-                key,
-                batch.column("origin").to_numpy().astype(np.int64),
-                offsets,
-                lists.flatten().to_numpy().astype(np.int64),
-                batch.column("co_views").flatten().to_numpy().astype(np.int64),
-                draws,
-                n_assets,
-                negatives,
-            )
-            flat = pa.array(negative.astype(np.int32).ravel())
-            yield pa.RecordBatch.from_arrays(
-                [
-                    pa.array(np.full(len(origin), season, dtype=np.int32)),
-                    pa.array(origin.astype(np.int32)),
-                    pa.array(target.astype(np.int32)),
-                    pa.ListArray.from_arrays(pa.array(np.arange(0, len(flat) + 1, negatives, dtype=np.int32)), flat),
-                ],
-                names=["season", "origin", "target", "negatives"],
-            )
+            co_views = batch.column("co_views").flatten().to_numpy()
+            for origin, counts, offsets, neighbours, (low, high) in _chunked_origins(batch, key, origins, "neighbours"):
+                yield _sample_batch(
+                    season,
+                    *coview_samples(
+                        key,
+                        origin,
+                        counts,
+                        offsets,
+                        neighbours.slice(low, high - low).to_numpy(),
+                        co_views[low:high],
+                        negatives,
+                    ),
+                )
 
     return sample
 
 
-def sample_season(neighbours: DataFrame, season: int, seed: int, n_assets: int, config: SeasonsConfig) -> DataFrame:
-    """Season `season`'s samples from the neighbour lists (lazy; nothing runs until written)."""
-    return neighbours.mapInArrow(_season_sampler(season, seed, n_assets, config), SAMPLE_SCHEMA)
+def bipartite_first_step(key: np.uint64, origins: Origins, negatives: int):
+    """The bipartite walk's first step as a mapInArrow function: (origin, views, users) → (user_id, origin, sample)."""
+
+    def first_step(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for origin, counts, offsets, users, (low, _) in _chunked_origins(batch, key, origins, "users"):
+                chosen_origin, sample, position = bipartite_users(key, origin, counts, offsets, negatives)
+                chosen_user = users.take(pa.array(position + low))
+                yield pa.RecordBatch.from_arrays(
+                    [chosen_user, pa.array(chosen_origin), pa.array(sample.astype(np.int32))],
+                    names=["user_id", "origin", "sample"],
+                )
+
+    return first_step
+
+
+def bipartite_second_step(key: np.uint64, season: int, negatives: Negatives):
+    """The second step and negatives for one user bucket: (user_id, origin, sample) and (user_id, assets) → samples."""
+
+    def second_step(choices: pa.Table, lists: pa.Table) -> pa.Table:
+        row = pc.index_in(choices.column("user_id"), value_set=lists.column("user_id")).to_numpy()
+        offsets, assets = _list_parts(lists.column("assets").combine_chunks())
+        assets, sizes = assets.to_numpy(), np.diff(offsets)
+        origin, sample = choices.column("origin").to_numpy(), choices.column("sample").to_numpy()
+        batches = [
+            _sample_batch(
+                season,
+                *bipartite_samples(
+                    key,
+                    origin[start:stop],
+                    sample[start:stop],
+                    offsets[row[start:stop]],
+                    sizes[row[start:stop]],
+                    assets,
+                    negatives,
+                ),
+            )
+            for start, stop in _ranges(len(origin), SAMPLES_PER_CHUNK)
+        ]
+        return pa.Table.from_batches(batches, schema=SAMPLE_ARROW_SCHEMA)
+
+    return second_step
+
+
+@dataclass(frozen=True)
+class SeasonSampler:
+    """A walk's lists (cached in Spark) with its origins and negatives: makes any season's samples."""
+
+    walk: str
+    seed: int
+    origins: Origins
+    negatives: Negatives
+    origin_lists: DataFrame
+    user_lists: DataFrame | None = None
+    partitions: int = 1
+
+    def samples(self, season: int) -> DataFrame:
+        """Season `season`'s samples (lazy; nothing runs until written)."""
+        key = stream_key(self.seed, season)
+        if self.walk == "coview":
+            return self.origin_lists.mapInArrow(coview_step(key, season, self.origins, self.negatives), SAMPLE_SCHEMA)
+        choice_schema = f"user_id {self.user_lists.schema['user_id'].dataType.simpleString()}, origin int, sample int"
+        choices = self.origin_lists.mapInArrow(
+            bipartite_first_step(key, self.origins, self.negatives.count), choice_schema
+        ).withColumn("bucket", user_bucket(self.partitions))
+        return (
+            choices.groupBy("bucket")
+            .cogroup(self.user_lists.groupBy("bucket"))
+            .applyInArrow(bipartite_second_step(key, season, self.negatives), SAMPLE_SCHEMA)
+        )
+
+    def write(self, season: int, path: str) -> None:
+        """Sample season `season` and replace it in the Delta table at `path`."""
+        write_season(self.samples(season), path, season)
+
+    def release(self) -> None:
+        """Drop the cached lists."""
+        for lists in (self.origin_lists, self.user_lists):
+            if lists is not None:
+                lists.unpersist()
+
+
+def _ranges(total: int, size: int) -> list[tuple[int, int]]:
+    return [(start, min(start + size, total)) for start in range(0, total, size)]
+
+
+def season_sampler(
+    config: SeasonsConfig,
+    seed: int,
+    assets: DataFrame,
+    pairs: DataFrame | None = None,
+    views: DataFrame | None = None,
+) -> SeasonSampler:
+    """Prepare the configured walk (pairs for `coview`, views for `bipartite`), origins and negatives.
+
+    Raises InputError when the catalogue is too small or no asset has anywhere to walk to.
+    """
+    catalogue_views = assets.select("asset_idx", "views").orderBy("asset_idx").toArrow().column("views").to_numpy()
+    partitions = config.sample_partitions
+    user_lists = None
+    if config.walk == "coview":
+        origin_lists = neighbour_lists(pairs, assets, partitions)
+    else:
+        origin_lists, user_lists = bipartite_lists(views, assets, partitions)
+        user_lists = user_lists.persist()
+    origin_lists = origin_lists.persist()
+    origins, negatives = sampling_plan(
+        config, catalogue_views, origin_lists.select("views").toArrow().column("views").to_numpy()
+    )
+    return SeasonSampler(config.walk, seed, origins, negatives, origin_lists, user_lists, partitions)
+
+
+def sampling_plan(config: SeasonsConfig, catalogue_views: np.ndarray, origin_views: np.ndarray) -> tuple:
+    """(Origins, Negatives) from the views of every asset (by index) and of the assets that can be origins."""
+    if len(catalogue_views) < 3:
+        raise InputError(f"{len(catalogue_views)} assets in the catalogue; negatives need at least 3")
+    if len(origin_views) == 0:
+        raise InputError("no asset shares a viewer with another asset, so there is no walk to sample")
+    cumulative = None
+    if config.negative_distribution == "unigram":
+        cumulative = unigram_cumulative(catalogue_views, config.unigram_exponent)
+    origins = Origins(config.origins_per_asset)
+    if config.origin_distribution == "views":
+        origins = Origins.weighted(config.origins_per_asset, config.origin_exponent, origin_views)
+    return origins, Negatives(config.negatives, len(catalogue_views), cumulative)
 
 
 def write_season(samples: DataFrame, path: str, season: int) -> None:
@@ -88,3 +286,59 @@ def write_season(samples: DataFrame, path: str, season: int) -> None:
         .partitionBy("season")
         .save(path)
     )
+
+
+class SeasonFeed:
+    """Season numbers for the trainer, each handed over once its Delta commit exists.
+
+    A background thread writes the seasons in order (Spark takes jobs from several threads) while the
+    trainer trains on the ones already written; iterating blocks only when sampling is behind, and
+    `waited` records those seconds per season. Use it as a context manager: leaving stops the thread
+    after the season it is writing.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[int], None],
+        seasons: Iterable[int],
+        on_wait: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self.seasons = list(seasons)
+        self.waited: dict[int, float] = {}
+        self.sampling_seconds = 0.0
+        self._write, self._on_wait = write, on_wait
+        self._written: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="film2vec-seasons", daemon=True)
+
+    def _sample(self) -> None:
+        started = time.perf_counter()
+        try:
+            for season in self.seasons:
+                if self._stop.is_set():
+                    return
+                self._write(season)
+                self._written.put(season)
+        except BaseException as error:  # handed to the trainer, which re-raises it
+            self._written.put(error)
+        finally:
+            self.sampling_seconds = time.perf_counter() - started
+
+    def __enter__(self) -> SeasonFeed:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def __iter__(self) -> Iterator[int]:
+        for _ in self.seasons:
+            started = time.perf_counter()
+            season = self._written.get()
+            if isinstance(season, BaseException):
+                raise season
+            self.waited[season] = time.perf_counter() - started
+            if self._on_wait:
+                self._on_wait(season, self.waited[season])
+            yield season

@@ -1,85 +1,164 @@
-"""Sampling kernels: pure numpy on arrays, no Spark.
+"""Sampling kernels: pure numpy (scipy for one Poisson quantile) on arrays, no Spark.
 
-Randomness is counter-based: every draw is a hash of (seed, season, origin, draw number), so a season is
-the same whatever the partitioning, batch size, retries or executor count, and a different season is a
-fresh, independent draw. splitmix64 passes BigCrush and vectorises to a handful of uint64 operations.
+Randomness is counter-based. Every origin owns a SplitMix64 stream whose seed is a hash of (seed, season,
+origin). Counter 0 of the stream sets how many samples the origin gets (when origins are weighted); sample
+s uses counters 1 + s·stride + slot, with slot 0 for the walk's first step, slot 1 for its second and
+slots 2… for the negatives. So a season is the same whatever the partitioning, batch size, retries or
+executor count, and a different season is a fresh, independent draw. SplitMix64 passes BigCrush and
+vectorises to a handful of uint64 operations.
+
+Lists of neighbours, users or assets are in CSR form: list i is items[offsets[i]:offsets[i + 1]].
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+from scipy import stats
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 
+FIRST_STEP, SECOND_STEP, FIRST_NEGATIVE = 0, 1, 2
+UNIGRAM_SCALE = 2**40  # total of the integer unigram weights: exact arithmetic, far below 2**53
 
-def splitmix64(x: np.ndarray) -> np.ndarray:
-    """The splitmix64 finaliser on a uint64 array (wrapping arithmetic)."""
-    z = x + _GOLDEN
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    return z ^ (z >> np.uint64(31))
+
+def mix64(state: np.ndarray) -> np.ndarray:
+    """SplitMix64's output function on a uint64 array (wrapping arithmetic, in place on a fresh copy)."""
+    z = state ^ (state >> np.uint64(30))
+    z *= _MIX1
+    z ^= z >> np.uint64(27)
+    z *= _MIX2
+    z ^= z >> np.uint64(31)
+    return z
 
 
 def stream_key(seed: int, season: int) -> np.uint64:
-    """The key of one season's random stream."""
-    mixed = splitmix64(np.array([seed % 2**64], dtype=np.uint64))
-    return splitmix64(mixed ^ np.array([season % 2**64], dtype=np.uint64))[0]
+    """The key of one season's random streams."""
+    seeded = mix64(np.array([seed % 2**64], dtype=np.uint64) + _GOLDEN)
+    return mix64((seeded ^ np.uint64(season % 2**64)) + _GOLDEN)[0]
 
 
-def random_bits(key: np.uint64, origin: np.ndarray, draw: np.ndarray) -> np.ndarray:
-    """64 random bits for each (origin, draw) pair under a season's key."""
-    first = splitmix64(key ^ origin.astype(np.uint64))
-    return splitmix64(first ^ draw.astype(np.uint64))
+def origin_streams(key: np.uint64, origins: np.ndarray) -> np.ndarray:
+    """The seed of each origin's stream under a season's key."""
+    return mix64((origins.astype(np.uint64) ^ key) + _GOLDEN)
+
+
+def sample_states(streams: np.ndarray, sample: np.ndarray, negatives: int) -> np.ndarray:
+    """Each sample's stream position just before its slot 0 (streams and sample numbers per sample)."""
+    counter = sample.astype(np.uint64) * np.uint64(negatives + 2) + np.uint64(1)
+    return streams + counter * _GOLDEN
+
+
+def slot_bits(states: np.ndarray, slot: int | np.ndarray) -> np.ndarray:
+    """64 random bits for slot(s) of each sample: SplitMix64 outputs at the sample's counters."""
+    return mix64(states + np.asarray(slot, dtype=np.uint64) * _GOLDEN)
 
 
 def uniform_below(bits: np.ndarray, bound: np.ndarray | int) -> np.ndarray:
-    """Integers uniform on [0, bound) from random bits (53 bits of precision; bound < 2**53)."""
+    """Integers uniform on [0, bound) from 32 random bits (values below 2**32), bound < 2**32, as int64.
+
+    Multiply-shift: never reaches bound; the largest deviation from uniform is bound / 2**32 (2e-6 for
+    10,000 assets), far below what a season's sample sizes can show.
+    """
+    return ((bits * np.asarray(bound, dtype=np.uint64)) >> np.uint64(32)).astype(np.int64)
+
+
+def high_bits(bits: np.ndarray) -> np.ndarray:
+    """The top 32 of 64 random bits."""
+    return bits >> np.uint64(32)
+
+
+def halves(bits: np.ndarray, count: int) -> np.ndarray:
+    """`count` 32-bit values per row from ⌈count / 2⌉ columns of 64 random bits: two draws per hash."""
+    return np.ascontiguousarray(bits).view(np.uint32)[:, :count].astype(np.uint64)
+
+
+def uniform_below_wide(bits: np.ndarray, bound: np.ndarray | int) -> np.ndarray:
+    """Integers uniform on [0, bound) for bound < 2**53 (53 bits of precision), as int64."""
     unit = (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
     return np.minimum((unit * bound).astype(np.int64), np.asarray(bound, dtype=np.int64) - 1)
 
 
-def draw_coview_targets(
-    key: np.uint64,
-    origins: np.ndarray,
-    offsets: np.ndarray,
-    neighbours: np.ndarray,
-    co_views: np.ndarray,
-    draws_per_origin: int,
-    stride: int = 1,
-) -> tuple[np.ndarray, np.ndarray]:
-    """One-step walk: `draws_per_origin` targets per origin, each with probability ∝ co_views.
+def stratified_counts(n_origins: int, per_origin: int) -> np.ndarray:
+    """Exactly `per_origin` samples for every origin."""
+    return np.full(n_origins, per_origin, dtype=np.int64)
 
-    The origins' neighbour lists are in CSR form: origin i owns neighbours[offsets[i]:offsets[i + 1]]
-    with weights co_views[...]. One cumulative sum over all lists and one binary search per draw.
-    Draw j of an origin uses the random bits numbered j * stride, leaving the numbers in between to the
-    sample's negatives. Returns (origin, target) arrays of length len(origins) * draws_per_origin.
+
+def weighted_counts(streams: np.ndarray, weights: np.ndarray, scale: float) -> np.ndarray:
+    """Poisson(scale · weight) samples per origin, from counter 0 of its stream.
+
+    Independent Poisson counts are, given their total, a multinomial draw of origins ∝ weights; with
+    scale = per_origin · n_origins / Σ weights a season has per_origin · n_origins samples on average.
+    """
+    unit = ((mix64(streams) >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+    return stats.poisson.ppf(unit, scale * weights).astype(np.int64)
+
+
+def origin_chunks(counts: np.ndarray, samples_per_chunk: int) -> list[tuple[int, int]]:
+    """Consecutive (start, stop) ranges of origins with about `samples_per_chunk` samples each (at least one origin)."""
+    ends = np.cumsum(counts)
+    cuts = np.searchsorted(ends, np.arange(samples_per_chunk, ends[-1] if len(ends) else 0, samples_per_chunk)) + 1
+    bounds = np.unique(np.concatenate(([0], np.minimum(cuts, len(counts)), [len(counts)])))
+    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+
+
+def sample_rows(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For `counts[i]` samples of origin i: each sample's origin row and its number within the origin."""
+    row = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+    starts = np.cumsum(counts) - counts
+    return row, np.arange(len(row), dtype=np.int64) - starts[row]
+
+
+def coview_targets(
+    states: np.ndarray, row: np.ndarray, offsets: np.ndarray, neighbours: np.ndarray, co_views: np.ndarray
+) -> np.ndarray:
+    """One-step walk: for each sample, a neighbour of its origin row with probability ∝ co_views.
+
+    One cumulative sum over all the lists and one binary search per sample.
     """
     cumulative = np.cumsum(co_views, dtype=np.int64)
     before = np.concatenate(([0], cumulative))[offsets[:-1]]
     totals = cumulative[offsets[1:] - 1] - before
-    row = np.repeat(np.arange(len(origins)), draws_per_origin)
-    draw = np.tile(np.arange(draws_per_origin, dtype=np.uint64), len(origins)) * np.uint64(stride)
-    bits = random_bits(key, origins[row], draw)
-    position = np.searchsorted(cumulative, before[row] + uniform_below(bits, totals[row]), side="right")
-    return origins[row], neighbours[position]
+    drawn = before[row] + uniform_below_wide(slot_bits(states, FIRST_STEP), totals[row])
+    return neighbours[np.searchsorted(cumulative, drawn, side="right")]
 
 
-def draw_uniform_negatives(
-    key: np.uint64, origins: np.ndarray, targets: np.ndarray, sample: np.ndarray, n_assets: int, count: int
+def uniform_members(states: np.ndarray, row: np.ndarray, offsets: np.ndarray, slot: int) -> np.ndarray:
+    """For each sample, a uniform position in the list of its row: the bipartite walk's first step."""
+    sizes = np.diff(offsets)
+    return offsets[:-1][row] + uniform_below(high_bits(slot_bits(states, slot)), sizes[row])
+
+
+def other_members(
+    states: np.ndarray, start: np.ndarray, size: np.ndarray, items: np.ndarray, excluded: np.ndarray
+) -> np.ndarray:
+    """For each sample, a uniform item of its list (items[start:start + size]) other than `excluded`.
+
+    Draws a position below size - 1; when that item is the excluded one, takes the list's last item
+    instead, which the draw could not reach: exactly uniform over the size - 1 others (size ≥ 2, and
+    `excluded` in the list once).
+    """
+    position = start + uniform_below(high_bits(slot_bits(states, SECOND_STEP)), size - 1)
+    chosen = items[position]
+    hit = chosen == excluded
+    chosen[hit] = items[(start + size - 1)[hit]]
+    return chosen
+
+
+def uniform_negatives(
+    states: np.ndarray, origins: np.ndarray, targets: np.ndarray, n_assets: int, count: int
 ) -> np.ndarray:
     """`count` negatives per sample, uniform over the assets other than its origin and target.
 
     A draw on [0, n_assets - 2) is shifted past the two excluded indices, which is exactly uniform on
-    the rest. Negatives of one sample are drawn independently (they may repeat, as in word2vec).
-    Sample s of an origin uses the bits numbered s * (count + 1) + 1 ... + count, the numbers its target
-    draw (s * (count + 1)) leaves free.
+    the rest. Negatives of one sample are drawn independently (they may repeat, as in word2vec); each
+    64-bit slot gives two of them.
     """
-    slot = np.arange(1, count + 1, dtype=np.uint64)
-    draw = (sample.astype(np.uint64) * np.uint64(count + 1))[:, None] + slot
-    bits = random_bits(key, np.repeat(origins, count).reshape(-1, count), draw)
-    negatives = uniform_below(bits, n_assets - 2)
+    bits = slot_bits(states[:, None], np.arange(FIRST_NEGATIVE, FIRST_NEGATIVE + (count + 1) // 2))
+    negatives = uniform_below(halves(bits, count), n_assets - 2)
     low = np.minimum(origins, targets)[:, None]
     high = np.maximum(origins, targets)[:, None]
     negatives += negatives >= low
@@ -87,19 +166,110 @@ def draw_uniform_negatives(
     return negatives
 
 
-def sample_coview_season(
+def unigram_cumulative(views: np.ndarray, exponent: float) -> np.ndarray:
+    """Cumulative integer weights ∝ views**exponent (index = asset index), totalling about 2**40.
+
+    Integers keep the exclusion shift in unigram_negatives exact; every asset keeps a weight ≥ 1.
+    """
+    weights = np.power(views.astype(np.float64), exponent)
+    return np.cumsum(np.maximum(np.rint(weights * (UNIGRAM_SCALE / weights.sum())), 1).astype(np.int64))
+
+
+def unigram_negatives(
+    states: np.ndarray, origins: np.ndarray, targets: np.ndarray, cumulative: np.ndarray, count: int
+) -> np.ndarray:
+    """`count` negatives per sample ∝ the unigram weights, never its origin or target.
+
+    The draw is on the total weight less the two excluded assets' weights, then shifted past their
+    intervals of the cumulative weights: exactly the weighted distribution over the other assets.
+    """
+    low, high = np.minimum(origins, targets)[:, None], np.maximum(origins, targets)[:, None]
+    weight_low = cumulative[low] - np.where(low > 0, cumulative[low - 1], 0)
+    weight_high = cumulative[high] - cumulative[high - 1]
+    bits = slot_bits(states[:, None], np.arange(FIRST_NEGATIVE, FIRST_NEGATIVE + count))
+    drawn = uniform_below_wide(bits, cumulative[-1] - weight_low - weight_high)
+    drawn += weight_low * (drawn >= cumulative[low] - weight_low)
+    drawn += weight_high * (drawn >= cumulative[high] - weight_high)
+    return np.searchsorted(cumulative, drawn, side="right")
+
+
+@dataclass(frozen=True)
+class Origins:
+    """How many samples each origin gets: `per_origin` each (exponent None), or ∝ views**exponent."""
+
+    per_origin: int
+    exponent: float | None = None
+    scale: float = 0.0  # per_origin · n_origins / Σ views**exponent over the season's origins
+
+    @classmethod
+    def weighted(cls, per_origin: int, exponent: float, views: np.ndarray) -> Origins:
+        """Origins ∝ views**exponent, `per_origin` on average over the origins whose views are given."""
+        total = np.power(np.sort(views).astype(np.float64), exponent).sum()  # sorted: the same sum everywhere
+        return cls(per_origin, exponent, per_origin * len(views) / total)
+
+    def counts(self, streams: np.ndarray, views: np.ndarray) -> np.ndarray:
+        """Samples per origin, for origins with these streams and views."""
+        if self.exponent is None:
+            return stratified_counts(len(streams), self.per_origin)
+        return weighted_counts(streams, np.power(views.astype(np.float64), self.exponent), self.scale)
+
+
+@dataclass(frozen=True)
+class Negatives:
+    """`count` negatives per sample, uniform over the other assets or ∝ unigram weights (`cumulative`)."""
+
+    count: int
+    n_assets: int
+    cumulative: np.ndarray | None = None
+
+    def draw(self, states: np.ndarray, origins: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        if self.cumulative is None:
+            return uniform_negatives(states, origins, targets, self.n_assets, self.count)
+        return unigram_negatives(states, origins, targets, self.cumulative, self.count)
+
+
+def coview_samples(
     key: np.uint64,
     origins: np.ndarray,
+    counts: np.ndarray,
     offsets: np.ndarray,
     neighbours: np.ndarray,
     co_views: np.ndarray,
-    draws_per_origin: int,
-    n_assets: int,
-    negatives: int,
+    negatives: Negatives,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(origin, target, negatives[n, k]) for a block of origins: the co-view walk plus uniform negatives."""
-    origin, target = draw_coview_targets(
-        key, origins, offsets, neighbours, co_views, draws_per_origin, stride=negatives + 1
-    )
-    sample = np.tile(np.arange(draws_per_origin, dtype=np.uint64), len(origins))
-    return origin, target, draw_uniform_negatives(key, origin, target, sample, n_assets, negatives)
+    """(origin, target, negatives[n, count]) for a block of origins: the co-view walk, counts[i] from origin i."""
+    row, sample = sample_rows(counts)
+    origin = origins[row]
+    states = sample_states(origin_streams(key, origins)[row], sample, negatives.count)
+    target = coview_targets(states, row, offsets, neighbours, co_views)
+    return origin, target, negatives.draw(states, origin, target)
+
+
+def bipartite_users(
+    key: np.uint64, origins: np.ndarray, counts: np.ndarray, offsets: np.ndarray, negatives: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The bipartite walk's first step: (origin, sample number, position of a user uniform in the origin's list).
+
+    The lists hold, per origin, the users who watched it and at least one other asset.
+    """
+    row, sample = sample_rows(counts)
+    states = sample_states(origin_streams(key, origins)[row], sample, negatives)
+    return origins[row], sample, uniform_members(states, row, offsets, FIRST_STEP)
+
+
+def bipartite_samples(
+    key: np.uint64,
+    origins: np.ndarray,
+    sample: np.ndarray,
+    list_start: np.ndarray,
+    list_size: np.ndarray,
+    assets: np.ndarray,
+    negatives: Negatives,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The second step and the negatives: each sample's user list is assets[list_start:list_start + list_size].
+
+    The target is uniform among the user's assets other than the origin.
+    """
+    states = sample_states(origin_streams(key, origins), sample, negatives.count)
+    target = other_members(states, list_start, list_size, assets, origins)
+    return origins, target, negatives.draw(states, origins, target)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import mlflow
 import numpy as np
 import pytest
 from deltalake import DeltaTable
@@ -77,3 +78,12 @@ def test_registered_model_loads_in_a_fresh_process_and_agrees(finished_run):
     order, _ = top_neighbours(normalised(vectors), np.arange(5), 10)
     assert served["neighbours"][:5] == asset_ids[order].tolist()
     assert served["known"] == [True] * 5 + [False] and served["neighbours"][5] == []
+
+
+def test_run_logs_how_long_training_waited_for_each_pipelined_season(finished_run):
+    config, summary = finished_run
+    client = mlflow.MlflowClient(f"sqlite:///{config.out('mlflow.db')}")
+    waits = client.get_metric_history(summary["train"]["run_id"], "waited_for_samples_seconds")
+    assert sorted(metric.step for metric in waits) == [0, 1, 2] and all(metric.value >= 0 for metric in waits)
+    assert summary["train"]["waited_for_samples_seconds"] == pytest.approx(sum(m.value for m in waits), abs=0.1)
+    assert summary["sample"]["samples"] == 3 * config.synthetic.catalogue_size * config.seasons.origins_per_asset

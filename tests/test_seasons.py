@@ -1,36 +1,50 @@
-"""The Spark season sampler: frequencies, negatives, reruns and per-season replacement on Delta."""
+"""The Spark season sampler: frequencies, both walks against the in-process kernels, reruns, failures, pipelining."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from deltalake import DeltaTable
 from scipy import stats
+from test_walks import VIEWS, bipartite_season, bipartite_transition
 
 from film2vec.config import SeasonsConfig
-from film2vec.seasons import neighbour_lists, sample_season, write_season
+from film2vec.events import InputError
+from film2vec.seasons import SAMPLE_SCHEMA, SeasonFeed, season_sampler, write_season
 
 EDGES = {("a", "b"): 1, ("a", "c"): 4, ("a", "d"): 10, ("b", "c"): 2, ("c", "d"): 3, ("d", "e"): 1}
 
 
 @pytest.fixture(scope="module")
-def graph(spark):
+def catalogue(spark):
+    """Pairs over assets a..f (f has no neighbour), and the VIEWS of test_walks with string user ids."""
     rows = [(a, b, w) for (a, b), w in EDGES.items()] + [(b, a, w) for (a, b), w in EDGES.items()]
     pairs = spark.createDataFrame(rows, "asset_a string, asset_b string, co_views long")
-    assets = spark.createDataFrame([(i, name) for i, name in enumerate("abcdef")], "asset_idx int, asset_id string")
-    return pairs, assets
+    viewers = {idx: sum(idx in assets for assets in VIEWS.values()) for idx in range(6)}
+    assets = spark.createDataFrame(
+        [(i, name, viewers[i]) for i, name in enumerate("abcdef")], "asset_idx int, asset_id string, views long"
+    )
+    views = spark.createDataFrame(
+        [(f"u{user}", idx) for user, watched in VIEWS.items() for idx in watched], "user_id string, asset_idx int"
+    )
+    return pairs, assets, views
 
 
-def season_rows(spark, path, season):
-    frame = spark.read.format("delta").load(path).where(f"season = {season}")
-    return sorted((r.origin, r.target, tuple(r.negatives)) for r in frame.collect())
+def sampler(catalogue, seed: int = 42, **settings):
+    pairs, assets, views = catalogue
+    return season_sampler(SeasonsConfig(**settings), seed, assets, pairs=pairs, views=views)
 
 
-def test_targets_match_co_views_and_negatives_avoid_both_ends(spark, graph, tmp_path):
-    config = SeasonsConfig(origins_per_asset=4000, negatives=3, sample_partitions=3)
-    neighbours = neighbour_lists(*graph, config.sample_partitions)
+def season_rows(path: str, season: int) -> list[tuple]:
+    table = DeltaTable(path).to_pyarrow_table(partitions=[("season", "=", str(season))])
+    rows = zip(*(table.column(name).to_pylist() for name in ("origin", "target", "negatives")))
+    return sorted((origin, target, tuple(negatives)) for origin, target, negatives in rows)
+
+
+def test_coview_targets_match_co_views_and_negatives_avoid_both_ends(catalogue, tmp_path):
     path = str(tmp_path / "seasons")
-    write_season(sample_season(neighbours, 0, 42, 6, config), path, 0)
-    rows = season_rows(spark, path, 0)
+    sampler(catalogue, origins_per_asset=4000, negatives=3, sample_partitions=3).write(0, path)
+    rows = season_rows(path, 0)
     assert len(rows) == 5 * 4000  # assets a..e have neighbours, f has none
     from_a = np.array([target for origin, target, _ in rows if origin == 0])
     observed = np.bincount(from_a, minlength=4)[1:4]
@@ -40,17 +54,88 @@ def test_targets_match_co_views_and_negatives_avoid_both_ends(spark, graph, tmp_
     assert all(len(negatives) == 3 and max(negatives) <= 5 for _, _, negatives in rows)
 
 
-def test_rerun_is_identical_and_replaces_only_its_season(spark, graph, tmp_path):
-    config = SeasonsConfig(origins_per_asset=50, negatives=2, sample_partitions=2)
+def test_bipartite_walk_in_spark_equals_the_kernels_in_one_process(catalogue, tmp_path):
     path = str(tmp_path / "seasons")
-    neighbours = neighbour_lists(*graph, config.sample_partitions)
+    per_origin = 3000
+    sampler(catalogue, seed=3, walk="bipartite", origins_per_asset=per_origin, negatives=2).write(0, path)
+    rows = season_rows(path, 0)
+    origin, target, negatives = bipartite_season(VIEWS, 6, per_origin)
+    assert rows == sorted(zip(origin.tolist(), target.tolist(), map(tuple, negatives.tolist())))
+    transition = bipartite_transition(VIEWS, 6)
+    from_d = np.bincount([t for o, t, _ in rows if o == 3], minlength=6)
+    reachable = np.flatnonzero(transition[3])
+    assert stats.chisquare(from_d[reachable], transition[3, reachable] * per_origin).pvalue > 0.001
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"walk": "coview", "origin_distribution": "views", "negative_distribution": "unigram"},
+        {"walk": "bipartite", "origin_distribution": "stratified", "negative_distribution": "uniform"},
+    ],
+)
+def test_rerun_is_identical_whatever_the_partitions_and_replaces_only_its_season(catalogue, tmp_path, settings):
+    path = str(tmp_path / "seasons")
+    two_partitions = sampler(catalogue, seed=7, origins_per_asset=50, negatives=2, sample_partitions=2, **settings)
     for season in (0, 1):
-        write_season(sample_season(neighbours, season, 7, 6, config), path, season)
-    first, second = season_rows(spark, path, 0), season_rows(spark, path, 1)
+        two_partitions.write(season, path)
+    first, second = season_rows(path, 0), season_rows(path, 1)
     assert first != second
 
-    regrouped = neighbour_lists(*graph, 5)  # other partitioning, same samples
-    write_season(sample_season(regrouped, 0, 7, 6, config), path, 0)
-    assert season_rows(spark, path, 0) == first
-    assert season_rows(spark, path, 1) == second
-    assert spark.read.format("delta").load(path).count() == 2 * 5 * 50
+    sampler(catalogue, seed=7, origins_per_asset=50, negatives=2, sample_partitions=5, **settings).write(0, path)
+    assert season_rows(path, 0) == first
+    assert season_rows(path, 1) == second
+
+
+def test_a_season_write_that_fails_midway_leaves_the_season_as_it_was(catalogue, tmp_path):
+    path = str(tmp_path / "seasons")
+    seasons = sampler(catalogue, origins_per_asset=200, negatives=2, sample_partitions=4)
+    seasons.write(0, path)
+    before, version = season_rows(path, 0), DeltaTable(path).version()
+    files_before = len(list((tmp_path / "seasons" / "season=0").glob("*.parquet")))
+
+    def fail_after_origin_a(batches):
+        for batch in batches:
+            yield batch  # other origins' batches reach the writer and land in files before the failure
+            if 0 in batch.column("origin").to_pylist():
+                raise RuntimeError("sampler broke midway")
+
+    broken = seasons.samples(0).mapInArrow(fail_after_origin_a, SAMPLE_SCHEMA)
+    with pytest.raises(Exception, match="sampler broke midway"):
+        write_season(broken, path, 0)
+    assert DeltaTable(path).version() == version
+    assert season_rows(path, 0) == before
+    assert len(list((tmp_path / "seasons" / "season=0").glob("*.parquet"))) > files_before  # it did fail midway
+
+
+def test_feed_hands_over_seasons_in_order_once_written_with_sequential_content(catalogue, tmp_path):
+    seasons = sampler(catalogue, origins_per_asset=30, negatives=2)
+    sequential, pipelined = str(tmp_path / "sequential"), str(tmp_path / "pipelined")
+    for season in range(3):
+        seasons.write(season, sequential)
+    received = []
+    with SeasonFeed(lambda season: seasons.write(season, pipelined), range(3)) as feed:
+        for season in feed:
+            received.append((season, season_rows(pipelined, season)))  # readable the moment it is handed over
+    assert [season for season, _ in received] == [0, 1, 2]
+    assert [rows for _, rows in received] == [season_rows(sequential, season) for season in range(3)]
+    assert sorted(feed.waited) == [0, 1, 2] and all(seconds >= 0 for seconds in feed.waited.values())
+
+
+def test_feed_raises_the_sampling_error_to_the_trainer():
+    def write(season: int) -> None:
+        if season == 1:
+            raise ValueError("season 1 could not be sampled")
+
+    received = []
+    with SeasonFeed(write, range(3)) as feed, pytest.raises(ValueError, match="season 1"):
+        for season in feed:
+            received.append(season)
+    assert received == [0]
+
+
+def test_too_small_catalogue_is_an_input_error(spark):
+    assets = spark.createDataFrame([(0, "a", 1), (1, "b", 1)], "asset_idx int, asset_id string, views long")
+    pairs = spark.createDataFrame([("a", "b", 1)], "asset_a string, asset_b string, co_views long")
+    with pytest.raises(InputError, match="2 assets"):
+        season_sampler(SeasonsConfig(), 0, assets, pairs=pairs)

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy import stats
 
-from film2vec.walks import draw_coview_targets, draw_uniform_negatives, sample_coview_season, stream_key
+from film2vec.walks import (
+    Negatives,
+    Origins,
+    bipartite_samples,
+    bipartite_users,
+    coview_samples,
+    origin_chunks,
+    origin_streams,
+    stratified_counts,
+    stream_key,
+    unigram_cumulative,
+)
 
 # Three origins in CSR form: origin 4 → {0: 1, 2: 2, 5: 3, 6: 10, 7: 4}, origin 0 → {4: 7}, origin 6 → {4: 1, 7: 1}
 ORIGINS = np.array([4, 0, 6])
@@ -13,10 +25,19 @@ OFFSETS = np.array([0, 5, 6, 8])
 NEIGHBOURS = np.array([0, 2, 5, 6, 7, 4, 4, 7])
 CO_VIEWS = np.array([1, 2, 3, 10, 4, 7, 1, 1])
 
+# Views of five users over six assets; user 4 watched only asset 5, so asset 5 leads nowhere
+VIEWS = {0: [0, 1, 2], 1: [0, 3], 2: [1, 2, 3, 4], 3: [0, 1, 2, 3, 4], 4: [5]}
 
-def test_targets_follow_co_view_proportions():
+
+def coview_season(season: int, per_origin: int, negatives: int = 5, seed: int = 7):
+    counts = stratified_counts(len(ORIGINS), per_origin)
+    uniform = Negatives(negatives, 8)
+    return coview_samples(stream_key(seed, season), ORIGINS, counts, OFFSETS, NEIGHBOURS, CO_VIEWS, uniform)
+
+
+def test_coview_targets_follow_co_view_proportions():
     draws = 50_000
-    origin, target = draw_coview_targets(stream_key(0, 0), ORIGINS, OFFSETS, NEIGHBOURS, CO_VIEWS, draws)
+    origin, target, _ = coview_season(0, draws)
     first = target[origin == 4]
     observed = np.array([(first == n).sum() for n in NEIGHBOURS[:5]])
     expected = CO_VIEWS[:5] / CO_VIEWS[:5].sum() * draws
@@ -27,31 +48,119 @@ def test_targets_follow_co_view_proportions():
     assert set(target[origin == 6]) == {4, 7}
 
 
-def test_negatives_are_uniform_over_the_other_assets():
+def bipartite_transition(views: dict[int, list[int]], n_assets: int) -> np.ndarray:
+    """P(b | a) = Σ_u [1/deg(a)]·[1/(deg(u) − 1)] by brute force over users with deg(u) ≥ 2."""
+    onward = {user: assets for user, assets in views.items() if len(assets) >= 2}
+    degree = np.bincount([a for assets in onward.values() for a in assets], minlength=n_assets)
+    transition = np.zeros((n_assets, n_assets))
+    for assets in onward.values():
+        for a in assets:
+            for b in assets:
+                if a != b:
+                    transition[a, b] += 1 / degree[a] / (len(assets) - 1)
+    return transition
+
+
+def bipartite_season(views: dict[int, list[int]], n_assets: int, per_origin: int, season: int = 0, seed: int = 3):
+    """Both steps of the bipartite walk in one process, from per-asset user lists and per-user asset lists."""
+    onward = {user: sorted(assets) for user, assets in views.items() if len(assets) >= 2}
+    users_of = {a: sorted(u for u, assets in onward.items() if a in assets) for a in range(n_assets)}
+    origins = np.array([a for a in range(n_assets) if users_of[a]])
+    asset_offsets = np.cumsum([0] + [len(users_of[a]) for a in origins])
+    users = np.concatenate([users_of[a] for a in origins])
+    key, count = stream_key(seed, season), 2
+    origin, sample, position = bipartite_users(
+        key, origins, stratified_counts(len(origins), per_origin), asset_offsets, count
+    )
+    user = users[position]
+    user_offsets = np.cumsum([0] + [len(onward.get(u, [])) for u in range(max(views) + 1)])
+    assets = np.concatenate([onward.get(u, []) for u in range(max(views) + 1)]).astype(np.int64)
+    start, size = user_offsets[user], np.diff(user_offsets)[user]
+    return bipartite_samples(key, origin, sample, start, size, assets, Negatives(count, n_assets))
+
+
+def test_bipartite_walk_follows_its_transition_formula():
+    per_origin = 20_000
+    origin, target, negatives = bipartite_season(VIEWS, 6, per_origin)
+    transition = bipartite_transition(VIEWS, 6)
+    assert set(origin) == {0, 1, 2, 3, 4}  # asset 5's only viewer watched nothing else
+    np.testing.assert_allclose(transition[:5].sum(axis=1), 1.0)
+    for a in range(5):
+        possible = np.flatnonzero(transition[a])
+        observed = np.bincount(target[origin == a], minlength=6)
+        assert observed.sum() == per_origin and observed[np.flatnonzero(transition[a] == 0)].sum() == 0
+        assert stats.chisquare(observed[possible], transition[a, possible] * per_origin).pvalue > 0.001
+    coview = np.zeros((6, 6))  # the co-view walk's P(b | a) ∝ co_views differs: the test can tell them apart
+    for assets in VIEWS.values():
+        for a in assets:
+            coview[a, [b for b in assets if b != a]] += 1
+    reachable = np.flatnonzero(coview[0])
+    coview_expected = coview[0, reachable] / coview[0].sum() * per_origin
+    assert stats.chisquare(np.bincount(target[origin == 0], minlength=6)[reachable], coview_expected).pvalue < 1e-6
+    assert (negatives != origin[:, None]).all() and (negatives != target[:, None]).all()
+
+
+def test_bipartite_walk_is_a_function_of_seed_and_season():
+    first, again, other = (bipartite_season(VIEWS, 6, 100, season) for season in (0, 0, 1))
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[1], other[1])
+
+
+def test_uniform_negatives_are_uniform_over_the_other_assets():
     n_assets, count, samples = 9, 4, 40_000
-    origins = np.full(samples, 3)
-    targets = np.full(samples, 7)
-    negatives = draw_uniform_negatives(stream_key(1, 2), origins, targets, np.arange(samples), n_assets, count)
+    states = origin_streams(stream_key(1, 2), np.arange(samples))
+    negatives = Negatives(count, n_assets).draw(states, np.full(samples, 3), np.full(samples, 7))
     assert negatives.shape == (samples, count)
     assert not np.isin(negatives, [3, 7]).any()
     observed = np.bincount(negatives.ravel(), minlength=n_assets)[[0, 1, 2, 4, 5, 6, 8]]
     assert stats.chisquare(observed).pvalue > 0.001
 
 
-def test_negatives_avoid_origin_and_target_whatever_their_order():
+@pytest.mark.parametrize("distribution", ["uniform", "unigram"])
+def test_negatives_avoid_origin_and_target_whatever_their_order(distribution):
     rng = np.random.default_rng(5)
     origins = rng.integers(0, 4, 10_000)
     targets = (origins + rng.integers(1, 4, 10_000)) % 4
-    negatives = draw_uniform_negatives(stream_key(0, 0), origins, targets, np.arange(10_000), 4, 3)
+    cumulative = unigram_cumulative(np.array([1, 50, 3, 1000]), 0.75) if distribution == "unigram" else None
+    states = origin_streams(stream_key(0, 0), np.arange(10_000))
+    negatives = Negatives(3, 4, cumulative).draw(states, origins, targets)
     assert (negatives != origins[:, None]).all() and (negatives != targets[:, None]).all()
     assert negatives.min() >= 0 and negatives.max() <= 3
 
 
-def test_same_season_same_samples_other_season_fresh_ones():
-    def season(number: int):
-        return sample_coview_season(stream_key(7, number), ORIGINS, OFFSETS, NEIGHBOURS, CO_VIEWS, 200, 8, 5)
+def test_unigram_negatives_follow_views_to_the_alpha_without_origin_and_target():
+    views = np.array([1, 4, 9, 100, 2, 30, 7, 500])
+    samples, count, alpha = 30_000, 3, 0.75
+    negatives = Negatives(count, len(views), unigram_cumulative(views, alpha))
+    drawn = negatives.draw(
+        origin_streams(stream_key(4, 1), np.arange(samples)), np.full(samples, 7), np.full(samples, 2)
+    )
+    observed = np.bincount(drawn.ravel(), minlength=len(views))
+    assert observed[[7, 2]].sum() == 0
+    others = [0, 1, 3, 4, 5, 6]
+    weights = views[others] ** alpha
+    assert stats.chisquare(observed[others], weights / weights.sum() * samples * count).pvalue > 0.001
+    plain = views[others] / views[others].sum() * samples * count  # α = 1 is told apart
+    assert stats.chisquare(observed[others], plain).pvalue < 1e-6
 
-    first, again, other = season(0), season(0), season(1)
+
+def test_origins_drawn_in_proportion_to_views_to_the_beta():
+    views = np.array([1, 3, 10, 40, 200, 7])
+    streams = origin_streams(stream_key(2, 0), np.arange(len(views)))
+    totals = np.zeros(len(views))
+    for season in range(200):  # counts of one season are small: pool seasons
+        streams = origin_streams(stream_key(2, season), np.arange(len(views)))
+        totals += Origins.weighted(50, 0.5, views).counts(streams, views)
+    expected = np.sqrt(views) / np.sqrt(views).sum() * totals.sum()
+    assert stats.chisquare(totals, expected).pvalue > 0.001
+    assert abs(totals.sum() / 200 - 50 * len(views)) < 4 * np.sqrt(50 * len(views) / 200)  # mean per origin
+    assert stats.chisquare(totals, np.full(len(views), totals.mean())).pvalue < 1e-6
+    np.testing.assert_array_equal(Origins(50).counts(streams, views), np.full(len(views), 50))
+
+
+def test_same_season_same_samples_other_season_fresh_ones():
+    first, again, other = coview_season(0, 200), coview_season(0, 200), coview_season(1, 200)
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[1], other[1])
@@ -59,9 +168,17 @@ def test_same_season_same_samples_other_season_fresh_ones():
 
 
 def test_a_block_split_anywhere_gives_the_same_samples():
-    key = stream_key(3, 4)
-    whole = sample_coview_season(key, ORIGINS, OFFSETS, NEIGHBOURS, CO_VIEWS, 50, 8, 2)
-    head = sample_coview_season(key, ORIGINS[:1], OFFSETS[:2], NEIGHBOURS[:5], CO_VIEWS[:5], 50, 8, 2)
-    tail = sample_coview_season(key, ORIGINS[1:], OFFSETS[1:] - 5, NEIGHBOURS[5:], CO_VIEWS[5:], 50, 8, 2)
+    key, negatives, counts = stream_key(3, 4), Negatives(2, 8), np.array([50, 20, 70])
+    whole = coview_samples(key, ORIGINS, counts, OFFSETS, NEIGHBOURS, CO_VIEWS, negatives)
+    head = coview_samples(key, ORIGINS[:1], counts[:1], OFFSETS[:2], NEIGHBOURS[:5], CO_VIEWS[:5], negatives)
+    tail = coview_samples(key, ORIGINS[1:], counts[1:], OFFSETS[1:] - 5, NEIGHBOURS[5:], CO_VIEWS[5:], negatives)
     for joined, part_a, part_b in zip(whole, head, tail):
         np.testing.assert_array_equal(joined, np.concatenate([part_a, part_b]))
+
+
+def test_origin_chunks_cover_every_origin_once_in_order():
+    counts = np.array([3, 0, 9, 1, 1, 1, 12, 2])
+    chunks = origin_chunks(counts, 5)
+    assert [start for start, _ in chunks] == [0] + [stop for _, stop in chunks[:-1]] and chunks[-1][1] == len(counts)
+    assert all(counts[start : stop - 1].sum() < 5 for start, stop in chunks)  # a chunk closes once it has enough
+    assert origin_chunks(np.array([], dtype=np.int64), 5) == []

@@ -1,0 +1,139 @@
+"""Samples/s of one season: the Spark sampler with its Delta write, against the same kernels in one process.
+
+The floor runs the very mapInArrow functions of film2vec.seasons on the whole catalogue's lists in one
+Python process with numpy and pyarrow only (no Spark, no write), so the ratio is what Spark and Delta cost.
+
+    python -m benchmarks.bench_sampling --out /tmp/ml-out            # ingests MovieLens there when needed
+    python -m benchmarks.bench_sampling --out /tmp/ml-out --walk bipartite --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+
+from film2vec.config import Config
+from film2vec.seasons import bipartite_first_step, bipartite_second_step, coview_step, sampling_plan
+from film2vec.walks import stream_key
+
+MOVIELENS = "/work/shared/data/ml-latest-small"
+
+
+def _lists(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, pa.ListArray]:
+    """Sorted distinct keys and, per key, its sorted values as an Arrow list column (as Spark builds them)."""
+    order = np.lexsort((values, keys))
+    keys, values = keys[order], values[order]
+    distinct, starts = np.unique(keys, return_index=True)
+    offsets = np.append(starts, len(keys)).astype(np.int32)
+    return distinct, pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
+
+
+def floor_coview(config: Config, season: int) -> Callable[[], int]:
+    """The co-view walk's lists built in this process; the returned call samples one season, counting rows."""
+    assets = DeltaTable(config.out("assets")).to_pyarrow_table(columns=["asset_id", "asset_idx", "views"])
+    pairs = DeltaTable(config.out("pairs")).to_pyarrow_table()
+    index = np.empty(pc.max(assets.column("asset_id")).as_py() + 1, dtype=np.int32)
+    index[assets.column("asset_id").to_numpy()] = assets.column("asset_idx").to_numpy()
+    views = np.empty(assets.num_rows, dtype=np.int64)
+    views[assets.column("asset_idx").to_numpy()] = assets.column("views").to_numpy()
+    origin_all = index[pairs.column("asset_a").to_numpy()]
+    neighbour = index[pairs.column("asset_b").to_numpy()]
+    order = np.lexsort((neighbour, origin_all))
+    origin, neighbours = _lists(origin_all[order], neighbour[order])
+    co_views = pa.ListArray.from_arrays(neighbours.offsets, pa.array(pairs.column("co_views").to_numpy()[order]))
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(origin), pa.array(views[origin]), neighbours, co_views],
+        names=["origin", "views", "neighbours", "co_views"],
+    )
+    origins, negatives = sampling_plan(config.seasons, views, views[origin])
+    step = coview_step(stream_key(config.seed, season), season, origins, negatives)
+    return lambda: sum(out.num_rows for out in step(iter([batch])))
+
+
+def floor_bipartite(config: Config, season: int) -> Callable[[], int]:
+    """The bipartite walk's lists built in this process; the returned call samples one season (one user bucket)."""
+    views_table = DeltaTable(config.out("views")).to_pyarrow_table(columns=["user_id", "asset_idx"])
+    assets = DeltaTable(config.out("assets")).to_pyarrow_table(columns=["asset_idx", "views"])
+    user, asset = views_table.column("user_id").to_numpy(), views_table.column("asset_idx").to_numpy()
+    dense_user = np.unique(user, return_inverse=True)[1]
+    degree = np.bincount(dense_user)[dense_user]
+    user, asset = user[degree >= 2], asset[degree >= 2]
+    views = np.empty(assets.num_rows, dtype=np.int64)
+    views[assets.column("asset_idx").to_numpy()] = assets.column("views").to_numpy()
+    origin, users = _lists(asset, user)
+    user_ids, assets_of = _lists(user, asset)
+    origins, negatives = sampling_plan(config.seasons, views, views[origin])
+    key = stream_key(config.seed, season)
+    first = bipartite_first_step(key, origins, negatives.count)
+    second = bipartite_second_step(key, season, negatives)
+    batch = pa.RecordBatch.from_arrays([pa.array(origin), pa.array(views[origin]), users], ["origin", "views", "users"])
+    lists = pa.table({"user_id": user_ids, "assets": assets_of})
+    return lambda: second(pa.Table.from_batches(list(first(iter([batch])))), lists).num_rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="folder with views, assets and pairs (ingested when missing)")
+    parser.add_argument("--events", default=MOVIELENS)
+    parser.add_argument("--samples", type=int, default=10_000_000)
+    parser.add_argument("--walk", default="coview", choices=("coview", "bipartite"))
+    parser.add_argument("--negatives", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sample-partitions", type=int, default=2)
+    arguments = parser.parse_args()
+
+    from film2vec import pipeline
+    from film2vec.spark import get_spark
+
+    config = Config()
+    config.data.out, config.data.events = arguments.out, arguments.events
+    config.seasons.walk, config.seasons.negatives = arguments.walk, arguments.negatives
+    config.seasons.sample_partitions = arguments.sample_partitions
+    spark = get_spark(config.spark)
+    if not (Path(config.out("pairs")) / "_delta_log").is_dir():
+        pipeline.count_pairs(spark, config)
+    sampler = pipeline.season_sampler_for(spark, config)
+    n_origins = sampler.origin_lists.count()
+    config.seasons.origins_per_asset = -(-arguments.samples // n_origins)
+    sampler = pipeline.season_sampler_for(spark, config)
+    for lists in (sampler.origin_lists, sampler.user_lists):  # cached once per run, for every season: built untimed
+        if lists is not None:
+            lists.count()
+    floor = (floor_coview if arguments.walk == "coview" else floor_bipartite)(config, 0)
+
+    spark_rates, floor_rates = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        for repeat in range(arguments.repeats):
+            started = time.perf_counter()
+            sampler.write(0, str(Path(folder) / "seasons"))
+            seconds = time.perf_counter() - started
+            written = DeltaTable(str(Path(folder) / "seasons")).to_pyarrow_dataset().count_rows()
+            spark_rates.append(written / seconds)
+            started = time.perf_counter()
+            made = floor()
+            floor_rates.append(made / (time.perf_counter() - started))
+            if made != written:
+                raise SystemExit(f"the floor made {made:,} samples but Spark wrote {written:,}: not the same season")
+            print(f"repeat {repeat + 1}: spark {spark_rates[-1]:,.0f}, floor {floor_rates[-1]:,.0f} samples/s")
+    spark_rate, floor_rate = statistics.median(spark_rates), statistics.median(floor_rates)
+    print(
+        f"{arguments.walk} walk, {written:,} samples ({n_origins:,} origins × {config.seasons.origins_per_asset}, "
+        f"{arguments.negatives} negatives), medians of {arguments.repeats}:\n"
+        f"  spark sampler + Delta write: {spark_rate:,.0f} samples/s\n"
+        f"  numpy floor, one process:    {floor_rate:,.0f} samples/s\n"
+        f"  floor / spark: {floor_rate / spark_rate:.2f}×"
+    )
+    sampler.release()
+
+
+if __name__ == "__main__":
+    main()
