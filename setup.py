@@ -27,6 +27,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.15"],
+        # gensim is the reference the trainer benchmark compares against, never used by film2vec itself.
+        "bench": ["gensim>=4.3"],
     },
     entry_points={"console_scripts": ["film2vec=film2vec.cli:main"]},
 )

@@ -80,7 +80,7 @@ def test_loss_is_cross_entropy_with_target_first():
 @pytest.mark.parametrize("loss", ["softmax", "sigmoid"])
 def test_hand_written_step_is_sgd_on_the_autograd_gradient(shared, loss):
     """The closed-form step equals SGD on autograd's gradient of the summed loss, per row divided by the
-    number of times the row occurs in the batch."""
+    square root of the number of times the row occurs in the batch."""
     model = AssetVectors(6, 3, shared=shared, loss=loss, seed=1)
     if not shared:
         model.context.normal_(generator=torch.Generator().manual_seed(2))
@@ -99,11 +99,11 @@ def test_hand_written_step_is_sgd_on_the_autograd_gradient(shared, loss):
     assert torch.isclose(reported, summed.detach())
     candidates = torch.cat((target[:, None], negatives), 1).reshape(-1)
     if shared:
-        occurrences = torch.bincount(torch.cat((origin, candidates)), minlength=6).clamp(min=1)
+        occurrences = torch.bincount(torch.cat((origin, candidates)), minlength=6).clamp(min=1).sqrt()
         assert torch.allclose(model.vectors, (vectors - 0.1 * vectors.grad / occurrences[:, None]).detach(), atol=1e-6)
     else:
-        as_origin = torch.bincount(origin, minlength=6).clamp(min=1)[:, None]
-        as_candidate = torch.bincount(candidates, minlength=6).clamp(min=1)[:, None]
+        as_origin = torch.bincount(origin, minlength=6).clamp(min=1).sqrt()[:, None]
+        as_candidate = torch.bincount(candidates, minlength=6).clamp(min=1).sqrt()[:, None]
         assert torch.allclose(model.vectors, (vectors - 0.1 * vectors.grad / as_origin).detach(), atol=1e-6)
         assert torch.allclose(model.context, (context - 0.1 * context.grad / as_candidate).detach(), atol=1e-6)
 

@@ -7,8 +7,8 @@ same matrix as origins (`shared`, the described model) or from a separate contex
 
 The step computes the gradients of the scores in closed form and adds them into the rows it touched with
 `index_add_`: no autograd graph, no dense gradient, no optimiser state, a dozen tensor calls per batch.
-A row gets the mean of its samples' steps at the full learning rate, so a rare asset moves as under
-word2vec's per-sample updates and the learning rate means the same thing at every batch size.
+A row that occurs n times in a batch gets the sum of its samples' steps divided by √n, so a rare asset
+moves as under word2vec's per-sample updates and a popular one does not overshoot.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ class AssetVectors:
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         generator = torch.Generator().manual_seed(seed)
-        self.vectors = (torch.rand(n_assets, dim, generator=generator) - 0.5).div_(dim).to(device)
-        # word2vec starts the context side at zero; a shared matrix is both sides at once.
+        # Unit-scale rows: with one shared matrix, word2vec's tiny start (±0.5/dim) sits near the saddle at
+        # zero, where every gradient is tiny, and barely moves. A separate context side starts at zero.
+        self.vectors = torch.randn(n_assets, dim, generator=generator).mul_(dim**-0.5).to(device)
         self.context = self.vectors if shared else torch.zeros(n_assets, dim, device=device)
         self.shared = shared
         self.loss_kind = loss
@@ -79,13 +80,14 @@ class AssetVectors:
 
 
 def _add_row_means(matrix: torch.Tensor, rows: torch.Tensor, updates: torch.Tensor) -> None:
-    """Add to each row the mean of its updates in the batch.
+    """Add to each row the sum of its updates in the batch divided by the square root of their number.
 
-    A row that occurs once gets its sample's full step, as in word2vec; a popular asset that occurs
-    hundreds of times in a large batch gets one step's worth, not hundreds at once, which would diverge.
+    A row that occurs once gets its sample's full step, as in word2vec; a popular asset that occurs n
+    times in a large batch moves √n steps' worth: n stale steps at once diverge (tests: 40 assets, batch
+    1,024), one (the mean) learns too slowly on small catalogues.
     """
     _, inverse, counts = torch.unique(rows, return_inverse=True, return_counts=True)
-    matrix.index_add_(0, rows, updates / counts[inverse].unsqueeze(1).to(updates.dtype))
+    matrix.index_add_(0, rows, updates * counts[inverse].to(updates.dtype).rsqrt().unsqueeze(1))
 
 
 def _candidates(target: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
