@@ -1,7 +1,8 @@
 """Which sampling and model choices matter: train on MovieLens latest-small, score with the protocol.
 
 Each variant changes one thing from the base (the defaults), samples its seasons with the numpy stand-in
-of benchmarks/movielens.py, trains with film2vec's trainer and prints one JSON line of figures.
+of benchmarks/movielens.py, trains with film2vec's trainer and prints one JSON line of figures, scored
+with every asset under 1, 5, 10 and 20 train views left without a vector (TrainConfig.min_views).
 
     python -m benchmarks.study_quality --variants base min_views=10 loss=sigmoid --seeds 0 1 2
 """
