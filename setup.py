@@ -31,6 +31,8 @@ setup(
         "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.15"],
         # the Spark Connect client (pyspark's own "connect" extra): Databricks serverless, tests/test_connect.py
         "connect": ["grpcio>=1.76", "grpcio-status>=1.76", "googleapis-common-protos>=1.71", "zstandard>=0.25"],
+        # gensim is the reference the trainer benchmark compares against, never used by film2vec itself.
+        "bench": ["gensim>=4.3"],
     },
     entry_points={"console_scripts": ["film2vec=film2vec.cli:main"]},
 )

@@ -7,6 +7,7 @@ profile (`--profile local|cluster|databricks|PATH.yaml`).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
@@ -22,6 +23,11 @@ COMMANDS = {
     "sample": ("draw the seasons of samples into DIR/seasons", pipeline.sample),
     "train": ("train vectors, log to MLflow, write DIR/embeddings, register the model", pipeline.train_vectors),
     "run": ("the whole pipeline; with no --events, on the synthetic catalogue", pipeline.run),
+    "evaluate": (
+        "split the events per user (last 5 views held out), train on the rest (or score --embeddings), "
+        "print the figures as JSON on the last line",
+        pipeline.evaluate,
+    ),
 }
 
 
@@ -74,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"film2vec {arguments.command}: {error}", file=sys.stderr)
         return 2
     print(pipeline.describe(summary))
+    if "figures" in summary:
+        print(json.dumps(summary["figures"]))
     return 0
 
 

@@ -111,12 +111,42 @@ class SeasonsConfig:
 class TrainConfig:
     dim: int = setting(64, "Vector dimension", low=1, high=4_096)
     epochs_per_season: int = setting(2, "Passes over each season", low=1, high=1_000)
-    batch_size: int = setting(4_096, "Samples per optimiser step", low=1, high=10_000_000)
-    learning_rate: float = setting(0.01, "Adam learning rate", low=1e-8, high=10.0)
+    batch_size: int = setting(4_096, "Samples per SGD step", low=1, high=10_000_000)
+    learning_rate: float = setting(0.025, "SGD learning rate per sample at the start", low=1e-8, high=10.0)
+    lr_schedule: str = setting(
+        "linear",
+        "Learning rate across the seasons: linear decays to --lr-floor times it by the last sample; constant keeps it",
+        choices=("linear", "constant"),
+    )
+    lr_floor: float = setting(
+        0.0001, "Last learning rate of the linear schedule, as a share of the first", low=0.0, high=1.0
+    )
+    loss: str = setting(
+        "softmax",
+        "softmax over target and negatives (described model) or independent sigmoids (word2vec)",
+        choices=("softmax", "sigmoid"),
+    )
+    shared_vectors: bool = setting(
+        True, "One matrix for origins and candidates (described model); false adds a separate context matrix"
+    )
+    min_views: int = setting(
+        1,
+        "Assets with fewer distinct viewers get no vector in DIR/embeddings (word2vec's min_count)",
+        low=1,
+        high=1_000_000,
+    )
     device: str = setting("auto", "Torch device: auto picks CUDA when present", choices=("auto", "cpu", "cuda"))
     shuffle_buffer: int = setting(1_000_000, "Samples shuffled together while streaming", low=1, high=1_000_000_000)
     prefetch: int = setting(4, "Arrow batches read ahead in the background", low=1, high=1_000)
     threads: int = setting(0, "Torch CPU threads; 0 means all cores", low=0, high=1_024)
+    resume: bool = setting(True, "Resume from the last season checkpoint in DIR/checkpoints when its settings match")
+
+
+@dataclass
+class EvaluateConfig:
+    embeddings: str | None = setting(
+        None, "`film2vec evaluate`: score this embeddings table (asset_id, vector) instead of training on the split"
+    )
 
 
 @dataclass
@@ -136,6 +166,7 @@ class Config:
     pairs: PairsConfig = field(default_factory=PairsConfig)
     seasons: SeasonsConfig = field(default_factory=SeasonsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def out(self, table: str) -> str:

@@ -12,23 +12,32 @@ Each function returns a summary dict of what it wrote; the CLI prints it.
 
 from __future__ import annotations
 
+import copy
 import json
 import tempfile
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from film2vec import tracking
 from film2vec.config import Config
+from film2vec.evaluate import Split, split_views
+from film2vec.evaluate import evaluate as evaluate_vectors
 from film2vec.events import InputError, ingest
 from film2vec.pairs import count_pairs_join, with_asset_ids
 from film2vec.plots import plot_loss
 from film2vec.seasons import SeasonFeed, SeasonSampler, season_sampler
 from film2vec.synthetic import generate_catalogue
+from film2vec.train.checkpoint import clear as clear_checkpoint
 from film2vec.train.trainer import train
 
 
@@ -137,18 +146,28 @@ def sample(spark: SparkSession, config: Config, seasons: range | None = None) ->
     return _seasons_written(spark, config, seasons)
 
 
-def train_vectors(spark: SparkSession, config: Config, seasons: Iterable[int] | None = None) -> dict:
+def train_vectors(
+    spark: SparkSession, config: Config, seasons: Iterable[int] | None = None, held_out: HeldOut | None = None
+) -> dict:
     """Train on the seasons, log the run to MLflow, write DIR/embeddings and register the model.
 
     `seasons` defaults to all configured ones; `film2vec run` passes a SeasonFeed that yields each season
-    once it is written.
+    once it is written. Each finished season is checkpointed in DIR/checkpoints (a local output folder), so
+    a killed run started again resumes after its last finished season; the checkpoint goes once the run is
+    written. With `held_out`, the protocol's figures of the new vectors are logged to the run and returned.
     """
     assets = _read(spark, config.out("assets"), "pairs").orderBy("asset_idx")
     trained = _read(spark, config.out("pairs"), "pairs").select(F.col("asset_a").alias("asset_id")).distinct()
     catalogue = assets.select("asset_idx", "asset_id").toArrow()
-    with_neighbours = assets.join(trained, "asset_id", "left_semi").select("asset_idx").toArrow()
+    with_neighbours = (
+        assets.where(F.col("views") >= config.train.min_views)
+        .join(trained, "asset_id", "left_semi")
+        .select("asset_idx")
+        .toArrow()
+    )
     store = tracking.use_store(config.data.out)
     seasons = seasons if seasons is not None else range(config.seasons.seasons)
+    checkpoints = config.out("checkpoints") if Path(config.out("checkpoints")).is_absolute() else None  # local only
     with (
         mlflow.start_run(experiment_id=tracking.experiment_id(config.tracking.experiment, store)) as run,
         tempfile.TemporaryDirectory() as tmp,
@@ -166,17 +185,34 @@ def train_vectors(spark: SparkSession, config: Config, seasons: Iterable[int] | 
                 flush=True,
             )
 
-        result = train(config.out("seasons"), seasons, catalogue.num_rows, config.train, config.seed, log_epoch)
+        result = train(
+            config.out("seasons"),
+            seasons,
+            catalogue.num_rows,
+            config.train,
+            config.seed,
+            log_epoch,
+            n_seasons=config.seasons.seasons,
+            checkpoints=checkpoints,
+        )
         rows = with_neighbours.column("asset_idx").to_numpy()
         embeddings = tracking.embeddings_table(catalogue.column("asset_id").take(rows), result.vectors[rows])
         _write(spark.createDataFrame(embeddings), config.out("embeddings"))
+        figures = held_out.score(embeddings) if held_out else {}
+        mlflow.log_metrics(figures)
         plot_loss(result.history, Path(tmp) / "loss.png")
         mlflow.log_artifact(str(Path(tmp) / "loss.png"), "plots")
         version = tracking.log_similar_assets_model(embeddings, Path(tmp), config.tracking)
-        mlflow.log_dict({"device": result.device, "assets": len(rows)}, "training.json")
+        mlflow.log_dict(
+            {"device": result.device, "assets": len(rows), "resumed_seasons": result.resumed_seasons}, "training.json"
+        )
+    if checkpoints:
+        clear_checkpoint(checkpoints)
     return {
         "embeddings": config.out("embeddings"),
         "assets_with_vectors": len(rows),
+        "resumed_seasons": result.resumed_seasons,
+        **({"figures": figures} if held_out else {}),
         "run_id": run.info.run_id,
         "model": f"models:/{config.tracking.model_name}@{config.tracking.alias} (version {version})",
         "tracking_uri": store.uri,
@@ -189,6 +225,80 @@ def _timed(stage, *arguments, **options) -> dict:
     summary = stage(*arguments, **options)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     return summary
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The protocol's split of an events table, in the asset codes of its whole catalogue."""
+
+    split: Split
+    asset_ids: pa.Array  # asset id of each code
+    genres: list[set[str]]  # genres of each code
+
+    def score(self, embeddings: pa.Table) -> dict[str, float]:
+        """The protocol's figures of an (asset_id, vector) table; catalogue assets it lacks have no vector."""
+        ids = pd.Index(self.asset_ids.to_pandas())
+        rows = ids.get_indexer(embeddings.column("asset_id").to_pandas())
+        known = rows >= 0
+        if not known.any():
+            raise InputError("the embeddings share no asset_id with the events' catalogue; are they of these events?")
+        found = np.stack(embeddings.column("vector").to_numpy(zero_copy_only=False)[known])
+        vectors = np.zeros((len(ids), found.shape[1]))
+        vectors[rows[known]] = found
+        return evaluate_vectors(vectors, self.split, self.genres)
+
+
+def split_events(spark: SparkSession, config: Config) -> tuple[HeldOut, dict[str, pa.Table]]:
+    """The configured events split per the protocol: the held-out split, and the train views, test views
+    and metadata as Arrow tables ready to be written as events.
+
+    Views are the validated ones (one per user and asset, at its earliest time); a view without a time
+    is ordered by asset id alone. The split is a driver-side numpy function, so the views must fit there.
+    """
+    events, metadata = events_source(spark, config)
+    found = ingest(spark, events, metadata, config.data.id_type)
+    assets = found.assets.orderBy("asset_idx").select("asset_id", "title", "genres").toArrow()
+    views = (
+        found.views.join(found.assets.select("asset_id", "asset_idx"), "asset_id")
+        .select("user_id", "asset_id", "viewed_at", "asset_idx")
+        .toArrow()
+    )
+    if views.num_rows == 0:
+        raise InputError(f"events at {events}: no valid view to split")
+    user = pd.factorize(views.column("user_id").to_pandas())[0].astype(np.int64)
+    asset = views.column("asset_idx").to_numpy().astype(np.int64)
+    micros = pc.fill_null(views.column("viewed_at").cast(pa.int64()), 0).to_numpy()
+    split = split_views(user, asset, micros)
+    is_test = np.isin(user * assets.num_rows + asset, split.test_user * assets.num_rows + split.test_asset)
+    columns = views.select(["user_id", "asset_id", "viewed_at"])
+    genres = [set(names or ()) for names in assets.column("genres").to_pylist()]
+    return HeldOut(split, assets.column("asset_id"), genres), {
+        "train": columns.filter(pa.array(~is_test)),
+        "test": columns.filter(pa.array(is_test)),
+        "metadata": assets,
+    }
+
+
+def evaluate(spark: SparkSession, config: Config) -> dict:
+    """Score vectors with the fixed protocol: train on each user's earlier views, test on the last 5.
+
+    Writes DIR/split/{train,test,metadata}, then runs pairs, sample and train with the train views as the
+    events under DIR, logging the figures to the training run; with `--embeddings TABLE` it scores that
+    table instead of training. The figures are under "figures".
+    """
+    held_out, tables = split_events(spark, config)
+    summary: dict = {"users_evaluated": int(np.unique(held_out.split.test_user).size)}
+    if config.evaluate.embeddings:
+        embeddings = _read(spark, config.evaluate.embeddings, "train").select("asset_id", "vector").toArrow()
+        return {**summary, "embeddings": config.evaluate.embeddings, "figures": held_out.score(embeddings)}
+    for name, table in tables.items():
+        _write(spark.createDataFrame(table), config.out(f"split/{name}"))
+    on_train = copy.deepcopy(config)
+    on_train.data.events, on_train.data.metadata = config.out("split/train"), config.out("split/metadata")
+    summary["pairs"] = count_pairs(spark, on_train)
+    summary["sample"] = sample(spark, on_train)
+    summary["train"] = train_vectors(spark, on_train, held_out=held_out)
+    return {**summary, "split": config.out("split"), "figures": summary["train"]["figures"]}
 
 
 def run(spark: SparkSession, config: Config) -> dict:

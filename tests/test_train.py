@@ -9,17 +9,19 @@ import torch
 from deltalake import write_deltalake
 
 from film2vec.config import TrainConfig
-from film2vec.train.model import SharedEmbeddingModel
+from film2vec.train.model import AssetVectors
 from film2vec.train.stream import prefetched, read_season, shuffled_batches
-from film2vec.train.trainer import pick_device, train
+from film2vec.train.trainer import learning_rate, pick_device, train
 
 
 def season_table(season: int, rows: int, n_assets: int, negatives: int, rng) -> pa.Table:
-    """Samples with structure: assets 0..n/2-1 co-occur with each other, as do the rest."""
+    """Samples with structure: assets 0..n/2-1 co-occur with each other, as do the rest; negatives come
+    from the other half."""
     half = n_assets // 2
     origin = rng.integers(0, n_assets, rows)
     target = (origin // half) * half + rng.integers(0, half, rows)
-    flat = pa.array(rng.integers(0, n_assets, rows * negatives).astype(np.int32))
+    other_half = (1 - origin // half).repeat(negatives) * half
+    flat = pa.array((other_half + rng.integers(0, half, rows * negatives)).astype(np.int32))
     offsets = pa.array(np.arange(0, rows * negatives + 1, negatives, dtype=np.int32))
     return pa.table(
         {
@@ -36,7 +38,7 @@ def seasons_path(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("train") / "seasons")
     rng = np.random.default_rng(0)
     for season in range(2):
-        write_deltalake(path, season_table(season, 20_000, 40, 4, rng), mode="append", partition_by=["season"])
+        write_deltalake(path, season_table(season, 8_000, 40, 4, rng), mode="append", partition_by=["season"])
     return path
 
 
@@ -67,23 +69,114 @@ def test_prefetch_hands_producer_errors_to_the_consumer():
 
 
 def test_loss_is_cross_entropy_with_target_first():
-    model = SharedEmbeddingModel(4, 2)
-    with torch.no_grad():
-        model.vectors.weight.copy_(torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]))
+    model = AssetVectors(4, 2, shared=True, loss="softmax")
+    model.vectors.copy_(torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]))
     loss = model.loss(torch.tensor([0]), torch.tensor([1]), torch.tensor([[2, 3]]))
     expected = -torch.log_softmax(torch.tensor([1.0, 0.0, -1.0]), 0)[0]
     assert torch.isclose(loss, expected)
 
 
-def test_training_lowers_the_loss_and_separates_the_groups(seasons_path):
-    config = TrainConfig(dim=8, epochs_per_season=2, batch_size=1024, learning_rate=0.05, device="cpu")
-    result = train(seasons_path, range(2), 40, config, seed=0)
-    losses = [report.loss for report in result.history]
-    assert len(losses) == 4 and losses[-1] < losses[0] - 0.15
-    unit = result.vectors / np.linalg.norm(result.vectors, axis=1, keepdims=True)
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("loss", ["softmax", "sigmoid"])
+def test_hand_written_step_is_sgd_on_the_autograd_gradient(shared, loss):
+    """The closed-form step equals SGD on autograd's gradient of the summed loss, per row divided by the
+    square root of the number of times the row occurs in the batch."""
+    model = AssetVectors(6, 3, shared=shared, loss=loss, seed=1)
+    if not shared:
+        model.context.normal_(generator=torch.Generator().manual_seed(2))
+    origin, target, negatives = torch.tensor([0, 1, 0]), torch.tensor([2, 0, 3]), torch.tensor([[3, 4], [5, 5], [1, 2]])
+    vectors = model.vectors.clone().requires_grad_()
+    context = vectors if shared else model.context.clone().requires_grad_()
+    scores = torch.bmm(context[torch.cat((target[:, None], negatives), 1)], vectors[origin][:, :, None])[:, :, 0]
+    if loss == "softmax":
+        summed = torch.nn.functional.cross_entropy(scores, torch.zeros(3, dtype=torch.long), reduction="sum")
+    else:
+        labels = torch.zeros_like(scores)
+        labels[:, 0] = 1.0
+        summed = torch.nn.functional.binary_cross_entropy_with_logits(scores, labels, reduction="sum")
+    summed.backward()
+    reported = model.step(origin, target, negatives, learning_rate=0.1)
+    assert torch.isclose(reported, summed.detach())
+    candidates = torch.cat((target[:, None], negatives), 1).reshape(-1)
+    if shared:
+        occurrences = torch.bincount(torch.cat((origin, candidates)), minlength=6).clamp(min=1).sqrt()
+        assert torch.allclose(model.vectors, (vectors - 0.1 * vectors.grad / occurrences[:, None]).detach(), atol=1e-6)
+    else:
+        as_origin = torch.bincount(origin, minlength=6).clamp(min=1).sqrt()[:, None]
+        as_candidate = torch.bincount(candidates, minlength=6).clamp(min=1).sqrt()[:, None]
+        assert torch.allclose(model.vectors, (vectors - 0.1 * vectors.grad / as_origin).detach(), atol=1e-6)
+        assert torch.allclose(model.context, (context - 0.1 * context.grad / as_candidate).detach(), atol=1e-6)
+
+
+def grouped(vectors: np.ndarray) -> float:
+    """Mean cosine within the planted halves minus across them."""
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     cosine = unit @ unit.T
     same = np.equal.outer(np.arange(40) // 20, np.arange(40) // 20)
-    assert cosine[same].mean() > cosine[~same].mean() + 0.5
+    return cosine[same].mean() - cosine[~same].mean()
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {},
+        {"loss": "sigmoid"},
+        {"shared_vectors": False},
+        {"lr_schedule": "constant"},
+        {"dim": 2},
+    ],
+    ids=["defaults", "sigmoid", "separate", "constant-lr", "dim-2"],
+)
+def test_each_option_lowers_the_loss_and_separates_the_groups(seasons_path, option):
+    config = TrainConfig(**{"dim": 8, "batch_size": 256, "learning_rate": 0.5, "device": "cpu", **option})
+    result = train(seasons_path, range(2), 40, config, seed=0)
+    season = pa.Table.from_batches(list(read_season(seasons_path, 1)))
+    untrained = AssetVectors(40, config.dim, shared=config.shared_vectors, loss=config.loss).loss(
+        *(torch.from_numpy(season[name].to_numpy().astype(np.int64)) for name in ("origin", "target")),
+        torch.from_numpy(np.stack(season["negatives"].to_numpy(zero_copy_only=False)).astype(np.int64)),
+    )
+    losses = [report.loss for report in result.history]
+    assert len(losses) == 4 and losses[-1] < float(untrained) - 0.1
+    assert grouped(result.vectors) > 0.5
+
+
+def test_learning_rate_schedule_decays_linearly_to_the_floor():
+    config = TrainConfig(learning_rate=0.02, lr_floor=0.1)
+    assert [learning_rate(config, p) for p in (0.0, 0.5, 1.0)] == pytest.approx([0.02, 0.011, 0.002])
+    assert learning_rate(TrainConfig(learning_rate=0.02, lr_schedule="constant"), 0.9) == 0.02
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_run_killed_in_season_two_resumes_and_ends_as_an_unbroken_one(seasons_path, tmp_path):
+    config = TrainConfig(dim=8, batch_size=1024, learning_rate=0.05, device="cpu")
+    unbroken = train(seasons_path, range(2), 40, config, seed=3)
+
+    def kill_in_season_one(report):
+        if report.season == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(seasons_path, range(2), 40, config, seed=3, on_epoch=kill_in_season_one, checkpoints=str(tmp_path))
+    resumed = train(seasons_path, range(2), 40, config, seed=3, checkpoints=str(tmp_path))
+    assert resumed.resumed_seasons == [0]
+    assert [(r.season, r.epoch, r.step) for r in resumed.history] == [
+        (r.season, r.epoch, r.step) for r in unbroken.history
+    ]
+    np.testing.assert_allclose(resumed.vectors, unbroken.vectors, rtol=1e-5, atol=1e-6)
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(seasons_path, tmp_path):
+    config = TrainConfig(dim=8, batch_size=1024, device="cpu")
+    train(seasons_path, range(1), 40, config, seed=0, checkpoints=str(tmp_path))
+    other = train(
+        seasons_path, range(1), 40, TrainConfig(dim=4, batch_size=1024, device="cpu"), checkpoints=str(tmp_path)
+    )
+    assert other.resumed_seasons == [] and other.vectors.shape == (40, 4)
+    again = train(seasons_path, range(1), 40, config, seed=0, checkpoints=str(tmp_path))
+    assert again.resumed_seasons == [] and len(again.history) == 2  # overwritten by the dim-4 run
 
 
 def test_cuda_request_without_a_gpu_is_a_clear_error():

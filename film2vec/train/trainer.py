@@ -1,7 +1,13 @@
-"""The training loop: seasons in order, several epochs each, streamed from the seasons Delta table."""
+"""The training loop: seasons in order, several epochs each, streamed from the seasons Delta table.
+
+The learning rate follows the schedule across all seasons (`n_seasons` of them); after each season the
+model and the schedule's position go to a checkpoint, and a run started again with the same settings
+skips the seasons its checkpoint has done.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -12,7 +18,8 @@ import torch
 from tqdm import tqdm
 
 from film2vec.config import TrainConfig
-from film2vec.train.model import SharedEmbeddingModel
+from film2vec.train import checkpoint
+from film2vec.train.model import AssetVectors
 from film2vec.train.stream import prefetched, read_season, season_rows, shuffled_batches
 
 
@@ -37,6 +44,7 @@ class TrainResult:
     vectors: np.ndarray
     history: list[EpochReport] = field(default_factory=list)
     device: str = "cpu"
+    resumed_seasons: list[int] = field(default_factory=list)
 
 
 def pick_device(choice: str) -> torch.device:
@@ -48,6 +56,13 @@ def pick_device(choice: str) -> torch.device:
     return torch.device("cpu")
 
 
+def learning_rate(config: TrainConfig, progress: float) -> float:
+    """The learning rate when `progress` (0 to 1) of the whole run's samples are done."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    return config.learning_rate * (1.0 - min(progress, 1.0) * (1.0 - config.lr_floor))
+
+
 def train(
     seasons_path: str,
     seasons: Iterable[int],
@@ -55,47 +70,111 @@ def train(
     config: TrainConfig,
     seed: int = 0,
     on_epoch: Callable[[EpochReport], None] | None = None,
+    *,
+    n_seasons: int | None = None,
+    checkpoints: str | None = None,
 ) -> TrainResult:
-    """Train vectors for `n_assets` assets on the given seasons, `epochs_per_season` passes each."""
+    """Train vectors for `n_assets` assets on the given seasons, `epochs_per_season` passes each.
+
+    `seasons` may be any iterable, one that waits for each season to be written included; `n_seasons`
+    (default: its length) sets the learning-rate schedule. With `checkpoints`, a folder, each finished
+    season is checkpointed there and, when `config.resume` holds, a checkpoint of the same settings is
+    resumed from: its seasons are skipped and its vectors, step and history carried on.
+    """
+    seasons_list = None if n_seasons is not None else list(seasons)
+    n_seasons = n_seasons if n_seasons is not None else len(seasons_list)
+    seasons = seasons if seasons_list is None else seasons_list
     device = pick_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
-    torch.manual_seed(seed)
-    model = SharedEmbeddingModel(n_assets, config.dim, seed).to(device)
-    optimizer = torch.optim.SparseAdam(model.parameters(), lr=config.learning_rate)
-    result = TrainResult(vectors=np.empty((0, config.dim)), device=str(device))
-    step = 0
+    model = AssetVectors(n_assets, config.dim, shared=config.shared_vectors, loss=config.loss, seed=seed, device=device)
+    fingerprint = {
+        "seasons_path": seasons_path,
+        "n_assets": n_assets,
+        "n_seasons": n_seasons,
+        "seed": seed,
+        **{key: value for key, value in dataclasses.asdict(config).items() if key in _MODEL_SETTINGS},
+    }
+    state = checkpoint.load(checkpoints, fingerprint) if checkpoints and config.resume else None
+    if state is None:
+        state = checkpoint.Checkpoint(fingerprint, model.state())
+    else:
+        model.load(state.tensors)
+    result = TrainResult(
+        vectors=np.empty((0, config.dim)),
+        history=[EpochReport(**report) for report in state.history],
+        device=str(device),
+        resumed_seasons=list(state.seasons_done),
+    )
     for season in seasons:
+        if season in state.seasons_done:
+            continue
+        position = len(state.seasons_done)
         rows = season_rows(seasons_path, season)
         if rows == 0:
             raise RuntimeError(f"season {season} in {seasons_path} has no samples; run the sample stage first")
         for epoch in range(config.epochs_per_season):
-            rng = np.random.default_rng([seed, season, epoch])
-            source = shuffled_batches(read_season(seasons_path, season), config.batch_size, config.shuffle_buffer, rng)
-            started, total_loss, samples = time.perf_counter(), torch.zeros((), device=device), 0
-            progress = tqdm(
-                total=rows,
-                unit="samples",
-                unit_scale=True,
-                leave=False,
-                disable=not sys.stderr.isatty(),
-                desc=f"season {season} epoch {epoch + 1}/{config.epochs_per_season}",
+            report = _train_epoch(
+                model, seasons_path, season, epoch, rows, position, n_seasons, state.step, config, seed
             )
-            for batch in prefetched(source, device, config.prefetch):
-                optimizer.zero_grad(set_to_none=True)
-                loss = model.loss(batch.origin, batch.target, batch.negatives)
-                loss.backward()
-                optimizer.step()
-                total_loss += loss.detach() * len(batch.origin)
-                samples += len(batch.origin)
-                step += 1
-                progress.update(len(batch.origin))
-            progress.close()
-            report = EpochReport(
-                season, epoch, step, float(total_loss) / max(samples, 1), samples, time.perf_counter() - started
-            )
+            state.step = report.step
             result.history.append(report)
             if on_epoch:
                 on_epoch(report)
-    result.vectors = model.vectors.weight.detach().cpu().numpy().copy()
+        state.seasons_done.append(season)
+        if checkpoints:
+            state.tensors = model.state()
+            state.history = [dataclasses.asdict(report) for report in result.history]
+            checkpoint.save(checkpoints, state)
+    result.vectors = model.vectors.cpu().numpy().copy()
     return result
+
+
+# The settings that change what a season's training does; a checkpoint made under others is not resumed.
+_MODEL_SETTINGS = (
+    "dim",
+    "epochs_per_season",
+    "batch_size",
+    "learning_rate",
+    "lr_schedule",
+    "lr_floor",
+    "loss",
+    "shared_vectors",
+    "shuffle_buffer",
+)
+
+
+def _train_epoch(
+    model: AssetVectors,
+    seasons_path: str,
+    season: int,
+    epoch: int,
+    rows: int,
+    position: int,
+    n_seasons: int,
+    step: int,
+    config: TrainConfig,
+    seed: int,
+) -> EpochReport:
+    """One shuffled pass over a season, the learning rate stepping down with every batch."""
+    device = model.vectors.device
+    rng = np.random.default_rng([seed, season, epoch])
+    source = shuffled_batches(read_season(seasons_path, season), config.batch_size, config.shuffle_buffer, rng)
+    started, total_loss, samples = time.perf_counter(), torch.zeros((), device=device), 0
+    season_samples = rows * config.epochs_per_season
+    progress = tqdm(
+        total=rows,
+        unit="samples",
+        unit_scale=True,
+        leave=False,
+        disable=not sys.stderr.isatty(),
+        desc=f"season {season} epoch {epoch + 1}/{config.epochs_per_season}",
+    )
+    for batch in prefetched(source, device, config.prefetch):
+        done = (position + (epoch * rows + samples) / season_samples) / n_seasons
+        total_loss += model.step(batch.origin, batch.target, batch.negatives, learning_rate(config, done))
+        samples += len(batch.origin)
+        step += 1
+        progress.update(len(batch.origin))
+    progress.close()
+    return EpochReport(season, epoch, step, float(total_loss) / max(samples, 1), samples, time.perf_counter() - started)
