@@ -112,7 +112,7 @@ class TrainConfig:
     dim: int = setting(64, "Vector dimension", low=1, high=4_096)
     epochs_per_season: int = setting(2, "Passes over each season", low=1, high=1_000)
     batch_size: int = setting(4_096, "Samples per SGD step", low=1, high=10_000_000)
-    learning_rate: float = setting(0.025, "SGD learning rate per sample at the start", low=1e-8, high=10.0)
+    learning_rate: float = setting(0.1, "Row-wise Adagrad learning rate at the start", low=1e-8, high=10.0)
     lr_schedule: str = setting(
         "linear",
         "Learning rate across the seasons: linear decays to --lr-floor times it by the last sample; constant keeps it",
