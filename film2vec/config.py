@@ -72,7 +72,29 @@ class SyntheticConfig:
 
 @dataclass
 class PairsConfig:
-    pair_method: str = setting("join", "How co-views are counted", choices=("join",))
+    pair_method: str = setting(
+        "gram",
+        "How co-views are counted: gram (per-bucket sparse products, fast) or join (the self-join reference)",
+        choices=("gram", "join"),
+    )
+    max_user_views: int = setting(
+        0, "Users with more views contribute a seeded uniform sample of this many; 0 keeps every view", low=0
+    )
+    user_weighting: str = setting(
+        "none",
+        "none: co_views counts users (bigint); inverse: each user's pairs weigh 1/(n-1) (co_views is a double)",
+        choices=("none", "inverse"),
+    )
+    max_neighbours: int = setting(0, "Keep each asset's top K neighbours by co_views; 0 keeps all", low=0)
+    min_co_views: float = setting(0.0, "Drop pairs with co_views below this; 0 keeps all", low=0.0)
+    pair_budget: int = setting(
+        10_000_000_000, "Stop before counting when Σ n²/2 over users' histories exceeds this; 0: no limit", low=0
+    )
+    gram_block_pairs: int = setting(
+        50_000_000,
+        "Gram memory bound: products per sparse block, and table rows per bucket (more rows: more buckets)",
+        low=1_000,
+    )
 
 
 @dataclass

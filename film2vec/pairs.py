@@ -1,24 +1,59 @@
-"""Co-view counts: for every ordered pair of distinct assets, the number of distinct users who watched both."""
+"""Co-view counts: for every ordered pair of distinct assets, the number of distinct users who watched both.
+
+Two methods write the same table (asset_a, asset_b, co_views), both orders, ids in the catalogue's type:
+- `pairs_by_join`, the reference: a self-join of views on the user. It shuffles every user's n² pairs.
+- `pairs_by_gram`: the co-view matrix is XᵀX for the user×asset matrix X. The assets are split into
+  `buckets` (asset_idx mod buckets); each bucket's rows of XᵀX are X[:, bucket]ᵀ X, which needs only the
+  histories of the users who watched something in the bucket. So Spark shuffles histories (each at most
+  once per bucket, far fewer rows than pairs), and each partition computes its rows with one sparse
+  product per block of users, summing the blocks itself: the rows it emits are final, in both orders,
+  with no shuffle of pairs at all.
+Heavy-user control (`cap_views`, `weighted`), sparsification (`sparsify`) and the budget estimate
+(`estimate_pairs`) apply to both.
+"""
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+from scipy import sparse
+
+from film2vec.events import InputError
+
+ROW_BYTES = 24  # two 8-byte ids and an 8-byte count, uncompressed: the table-size estimate's unit
+OUTPUT_BATCH_ROWS = 1 << 20
 
 
-def count_pairs_join(views: DataFrame) -> DataFrame:
-    """(asset_a, asset_b, co_views) for a ≠ b, both orders, by a self-join of views on the user.
+def cap_views(views: DataFrame, max_views: int, seed: int) -> DataFrame:
+    """Each user with more than `max_views` views keeps a seeded uniform sample of `max_views` of them.
 
-    `views` holds one row per distinct (user_id, asset_idx). The join pairs each user's assets once
-    (a < b), counts, then mirrors; the sampler needs every asset's full neighbour list.
+    The sample ranks a user's assets by a hash of (seed, user, asset), so it is the same on every rerun
+    and for every method.
     """
-    left = views.select("user_id", F.col("asset_idx").alias("a"))
-    right = views.select("user_id", F.col("asset_idx").alias("b"))
-    upper = (
-        left.join(right, "user_id").where(F.col("a") < F.col("b")).groupBy("a", "b").agg(F.count("*").alias("co_views"))
-    )
-    mirrored = upper.select(F.col("b").alias("a"), F.col("a").alias("b"), "co_views")
-    return upper.unionByName(mirrored)
+    order = Window.partitionBy("user_id").orderBy(F.xxhash64(F.lit(seed), "user_id", "asset_idx"), "asset_idx")
+    return views.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= max_views).drop("rank")
+
+
+def pairs_by_join(views: DataFrame, assets: DataFrame, weighted: bool = False) -> DataFrame:
+    """The reference: a self-join of distinct (user, asset) on the user, counted for a < b, then mirrored.
+
+    With `weighted`, each user's pairs count 1/(n − 1) for a user with n assets (co_views is a double).
+    """
+    distinct = views.select("user_id", "asset_idx").distinct()
+    if weighted:
+        viewers = F.count("*").over(Window.partitionBy("user_id"))
+        distinct = distinct.withColumn("weight", F.lit(1.0) / (viewers - 1))
+    left = distinct.withColumnRenamed("asset_idx", "a")
+    right = distinct.select("user_id", F.col("asset_idx").alias("b"))
+    co_views = F.sum("weight") if weighted else F.count("*")
+    upper = left.join(right, "user_id").where(F.col("a") < F.col("b")).groupBy("a", "b").agg(co_views.alias("co_views"))
+    return mirrored(with_asset_ids(upper, assets))
 
 
 def with_asset_ids(pairs: DataFrame, assets: DataFrame) -> DataFrame:
@@ -28,5 +63,228 @@ def with_asset_ids(pairs: DataFrame, assets: DataFrame) -> DataFrame:
         pairs.join(ids.withColumnRenamed("asset_id", "asset_a"), F.col("a") == F.col("asset_idx"))
         .drop("asset_idx")
         .join(ids.withColumnRenamed("asset_id", "asset_b"), F.col("b") == F.col("asset_idx"))
-        .select("asset_a", "asset_b", F.col("co_views").cast("long").alias("co_views"))
+        .select("asset_a", "asset_b", "co_views")
     )
+
+
+def mirrored(upper: DataFrame) -> DataFrame:
+    """Both orders of every pair: the sampler needs each asset's full neighbour list."""
+    both = F.explode(
+        F.array(
+            F.struct("asset_a", "asset_b", "co_views"),
+            F.struct(F.col("asset_b").alias("asset_a"), F.col("asset_a").alias("asset_b"), "co_views"),
+        )
+    )
+    return upper.select(both.alias("pair")).select("pair.*")
+
+
+def bucket_gram(
+    offsets: np.ndarray,
+    assets: np.ndarray,
+    bucket: int,
+    buckets: int,
+    n_assets: int,
+    weighted: bool = False,
+    block_pairs: int = 50_000_000,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows a ≡ bucket (mod buckets) of XᵀX, off the diagonal, as (a, b, co_views) arrays.
+
+    X is the user×asset matrix of the histories in CSR form: user u watched assets[offsets[u]:offsets[u + 1]]
+    (duplicates count once). Users go through in blocks of about `block_pairs` products each, which
+    bounds the memory of one sparse product; the blocks' results are summed here. With `weighted`, user
+    u's row is weighted 1/(n_u − 1), and co_views is a float.
+    """
+    n_users = len(offsets) - 1
+    dtype = np.float64 if weighted else np.int32
+    X = sparse.csr_matrix((np.ones(len(assets), dtype), assets, offsets), shape=(n_users, n_assets))
+    X.sum_duplicates()
+    X.data[:] = 1
+    history = np.diff(X.indptr)
+    in_bucket = X.indices % buckets == bucket
+    user_of_view = np.repeat(np.arange(n_users), history)
+    rows_in_bucket = np.bincount(user_of_view[in_bucket], minlength=n_users)
+    weight = 1.0 / np.maximum(history - 1, 1) if weighted else np.ones(n_users, dtype)
+    n_rows = -(-n_assets // buckets)
+    bucket_indptr = np.concatenate(([0], np.cumsum(rows_in_bucket)))
+    X_bucket = sparse.csr_matrix(
+        (np.repeat(weight, rows_in_bucket).astype(dtype), X.indices[in_bucket] // buckets, bucket_indptr),
+        shape=(n_users, n_rows),
+    )
+    work_before = np.concatenate(([0], np.cumsum(history.astype(np.int64) * rows_in_bucket)[:-1]))
+    block_of_user = work_before // block_pairs
+    bounds = np.concatenate(([0], np.flatnonzero(np.diff(block_of_user)) + 1, [n_users]))
+    gram = None
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        block = X_bucket[start:stop].T @ X[start:stop]
+        gram = block if gram is None else gram + block
+    gram = gram.tocoo()
+    a = gram.row.astype(np.int64) * buckets + bucket
+    off_diagonal = a != gram.col
+    co_views = gram.data[off_diagonal].astype(np.float64 if weighted else np.int64)
+    return a[off_diagonal], gram.col[off_diagonal].astype(np.int64), co_views
+
+
+def _id_lookup(asset_idx: np.ndarray, asset_ids: pa.Array, n_assets: int):
+    """A function from asset indices to their ids (an Arrow array of the ids' type), by direct indexing."""
+    if pa.types.is_integer(asset_ids.type):
+        id_of = np.zeros(n_assets, asset_ids.type.to_pandas_dtype())
+        id_of[asset_idx] = asset_ids.to_numpy()
+        return lambda indices: pa.array(id_of[indices], asset_ids.type)
+    position = np.zeros(n_assets, np.int64)
+    position[asset_idx] = np.arange(len(asset_idx))
+    return lambda indices: asset_ids.take(pa.array(position[indices]))
+
+
+def _gram_rows(buckets: int, n_assets: int, weighted: bool, block_pairs: int):
+    """The mapInArrow function: users' histories, tagged with a bucket, in; that bucket's pair rows out."""
+
+    def rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        batches = [batch for batch in batches if batch.num_rows]
+        if not batches:
+            return
+        table = pa.Table.from_batches(batches)
+        histories = table.column("history").combine_chunks()
+        offsets = histories.offsets.to_numpy() - histories.offsets[0].as_py()
+        asset_idx, asset_ids = histories.flatten().flatten()
+        assets = asset_idx.to_numpy().astype(np.int64)
+        id_of_idx = _id_lookup(assets, asset_ids, n_assets)
+        bucket_of_user = table.column("bucket").to_numpy()
+        for bucket in np.unique(bucket_of_user):
+            users = np.flatnonzero(bucket_of_user == bucket)
+            lengths = offsets[users + 1] - offsets[users]
+            take = np.repeat(offsets[users] - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+            positions = take + np.arange(lengths.sum())
+            user_offsets = np.concatenate(([0], np.cumsum(lengths)))
+            a, b, co_views = bucket_gram(
+                user_offsets, assets[positions], int(bucket), buckets, n_assets, weighted, block_pairs
+            )
+            for start in range(0, len(a), OUTPUT_BATCH_ROWS):
+                part = slice(start, start + OUTPUT_BATCH_ROWS)
+                yield pa.RecordBatch.from_arrays(
+                    [
+                        id_of_idx(a[part]),
+                        id_of_idx(b[part]),
+                        pa.array(co_views[part]),
+                    ],
+                    names=["asset_a", "asset_b", "co_views"],
+                )
+
+    return rows
+
+
+def pairs_by_gram(
+    views: DataFrame, n_assets: int, buckets: int, weighted: bool = False, block_pairs: int = 50_000_000
+) -> DataFrame:
+    """The co-view table from per-bucket sparse Gram products (see the module docstring).
+
+    `n_assets` bounds asset_idx (exclusive). `buckets` is the number of partitions the pair rows are
+    computed in: each holds about 1/buckets of the table in memory, and each history is shuffled at most
+    once per bucket it touches.
+    """
+    id_field = views.schema["asset_id"]
+    history = F.collect_set(F.struct(F.col("asset_idx").cast("int").alias("asset_idx"), "asset_id"))
+    histories = views.groupBy("user_id").agg(history.alias("history"))
+    touched = F.array_distinct(F.transform("history", lambda view: F.pmod(view["asset_idx"], F.lit(buckets))))
+    tagged = histories.select("history", F.explode(touched).alias("bucket"))
+    schema = f"asset_a {id_field.dataType.simpleString()}, asset_b {id_field.dataType.simpleString()}, "
+    schema += "co_views double" if weighted else "co_views long"
+    return tagged.repartitionByRange(buckets, "bucket").mapInArrow(
+        _gram_rows(buckets, n_assets, weighted, block_pairs), schema
+    )
+
+
+@dataclass(frozen=True)
+class PairEstimate:
+    """What the pair stage will cost, from one aggregation over the views (after any cap)."""
+
+    users: int
+    views: int
+    n_assets: int
+    raw_pairs: int  # Σ n_u (n_u − 1) / 2: the pairs a self-join shuffles, and the sparse products' work
+    max_rows: int  # upper bound on rows of the table: min(2 · raw_pairs, n_assets (n_assets − 1))
+    history_lengths: np.ndarray  # distinct n_u, ascending
+    users_per_length: np.ndarray
+
+    @property
+    def max_bytes(self) -> int:
+        return self.max_rows * ROW_BYTES
+
+    def largest_cap_within(self, budget: int) -> int:
+        """The largest H such that capping every history at H views keeps raw_pairs within budget."""
+        n, users = self.history_lengths, self.users_per_length
+        below = np.concatenate(([0], np.cumsum(users * n * (n - 1) // 2)))
+        above = np.concatenate((np.cumsum(users[::-1])[::-1], [0]))
+
+        def pairs_with_cap(cap: int) -> int:
+            split = np.searchsorted(n, cap, side="right")
+            return int(below[split] + above[split] * cap * (cap - 1) // 2)
+
+        low, high = 1, int(n[-1])
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if pairs_with_cap(middle) <= budget else (low, middle - 1)
+        return low
+
+    def summary(self) -> dict:
+        return {
+            "users": self.users,
+            "views": self.views,
+            "raw_pairs": self.raw_pairs,
+            "max_table_rows": self.max_rows,
+            "max_table_bytes": self.max_bytes,
+        }
+
+
+def estimate_pairs(views: DataFrame) -> PairEstimate:
+    """Σ n_u (n_u − 1)/2 and the table-size bound, from a histogram of history lengths (one small collect)."""
+    lengths = views.groupBy("user_id").agg(F.count("*").alias("n"), F.max("asset_idx").alias("top_idx"))
+    histogram = lengths.groupBy("n").agg(F.count("*").alias("users"), F.max("top_idx").alias("top_idx")).toArrow()
+    if histogram.num_rows == 0:
+        return PairEstimate(0, 0, 0, 0, 0, np.zeros(0, np.int64), np.zeros(0, np.int64))
+    order = np.argsort(histogram.column("n").to_numpy())
+    n = histogram.column("n").to_numpy()[order].astype(np.int64)
+    users = histogram.column("users").to_numpy()[order].astype(np.int64)
+    n_assets = int(histogram.column("top_idx").to_numpy().max()) + 1
+    raw = int((users * n * (n - 1) // 2).sum())
+    return PairEstimate(
+        users=int(users.sum()),
+        views=int((users * n).sum()),
+        n_assets=n_assets,
+        raw_pairs=raw,
+        max_rows=min(2 * raw, n_assets * (n_assets - 1)),
+        history_lengths=n,
+        users_per_length=users,
+    )
+
+
+def check_budget(estimate: PairEstimate, budget: int, views: DataFrame, where: str) -> None:
+    """Stop before the heavy work when the raw pairs exceed `budget`, naming the heaviest users."""
+    if budget == 0 or estimate.raw_pairs <= budget:
+        return
+    heaviest = views.groupBy("user_id").agg(F.count("*").alias("n")).orderBy(F.desc("n"), "user_id").limit(5)
+    named = ", ".join(f"{row.user_id} ({row.n:,} views)" for row in heaviest.collect())
+    cap = estimate.largest_cap_within(budget)
+    raise InputError(
+        f"{where}: about {estimate.raw_pairs:,} raw pairs (Σ n²/2 over {estimate.users:,} users) exceed the budget "
+        f"--pair-budget {budget:,}; the heaviest users are {named}. Cap heavy users with --max-user-views {cap} "
+        f"(the largest cap within the budget), or raise --pair-budget; --max-neighbours K then keeps the table "
+        f"itself at most K rows per asset (it is at most {estimate.max_rows:,} rows, {estimate.max_bytes / 1e9:.1f} GB)"
+    )
+
+
+def gram_buckets(estimate: PairEstimate, partitions: int, block_pairs: int) -> int:
+    """Buckets for pairs_by_gram: at least `partitions`, more when the table would not fit in them."""
+    return max(1, min(max(partitions, math.ceil(estimate.max_rows / block_pairs)), max(estimate.n_assets, 1)))
+
+
+def sparsify(pairs: DataFrame, max_neighbours: int, min_co_views: float) -> DataFrame:
+    """Keep pairs with co_views ≥ min_co_views, then each asset's `max_neighbours` best (0: all).
+
+    Ties are broken by the neighbour's id, so the kept set is the same on every run. The result need not
+    be symmetric: b may be among a's best without a being among b's.
+    """
+    kept = pairs.where(F.col("co_views") >= min_co_views) if min_co_views > 0 else pairs
+    if max_neighbours == 0:
+        return kept
+    best = Window.partitionBy("asset_a").orderBy(F.desc("co_views"), "asset_b")
+    return kept.withColumn("rank", F.row_number().over(best)).where(F.col("rank") <= max_neighbours).drop("rank")

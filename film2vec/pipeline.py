@@ -33,7 +33,15 @@ from film2vec.config import Config
 from film2vec.evaluate import Split, split_views
 from film2vec.evaluate import evaluate as evaluate_vectors
 from film2vec.events import InputError, ingest
-from film2vec.pairs import count_pairs_join, with_asset_ids
+from film2vec.pairs import (
+    cap_views,
+    check_budget,
+    estimate_pairs,
+    gram_buckets,
+    pairs_by_gram,
+    pairs_by_join,
+    sparsify,
+)
 from film2vec.plots import plot_loss
 from film2vec.seasons import SeasonFeed, SeasonSampler, season_sampler
 from film2vec.synthetic import generate_catalogue
@@ -103,21 +111,56 @@ def prepare_views(spark: SparkSession, config: Config) -> dict:
 
 
 def count_pairs(spark: SparkSession, config: Config) -> dict:
-    """Ingest the events, then write the co-view table DIR/pairs."""
+    """Ingest the events, estimate the cost (stopping when over budget), then write the co-view table DIR/pairs."""
     summary = {"ingest": prepare_views(spark, config)}
+    settings = config.pairs
     views = spark.read.format("delta").load(config.out("views"))
-    assets = spark.read.format("delta").load(config.out("assets"))
-    _write(with_asset_ids(count_pairs_join(views), assets), config.out("pairs"))
-    pairs = spark.read.format("delta").load(config.out("pairs"))
-    stats = pairs.agg(F.count("*").alias("pairs"), F.countDistinct("asset_a").alias("assets_with_neighbours")).first()
+    if settings.max_user_views:
+        views = cap_views(views, settings.max_user_views, config.seed)
+    estimate = estimate_pairs(views)
+    summary["estimate"] = estimate.summary()
+    print(
+        f"pairs: about {estimate.raw_pairs:,} raw pairs from {estimate.users:,} users; the table has at most "
+        f"{estimate.max_rows:,} rows ({estimate.max_bytes / 1e9:.2f} GB uncompressed)",
+        flush=True,
+    )
+    check_budget(estimate, settings.pair_budget, views, config.out("views"))
+    weighted = settings.user_weighting == "inverse"
+    if settings.pair_method == "join":
+        assets = spark.read.format("delta").load(config.out("assets"))
+        pairs = pairs_by_join(views, assets, weighted)
+    else:
+        partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
+        buckets = gram_buckets(estimate, partitions, settings.gram_block_pairs)
+        pairs = pairs_by_gram(views, estimate.n_assets, buckets, weighted, settings.gram_block_pairs)
+    sparse = settings.max_neighbours > 0 or settings.min_co_views > 0
+    if sparse:
+        pairs = pairs.persist()
+        full = pairs.agg(F.count("*").alias("rows"), F.sum("co_views").alias("weight")).first()
+        pairs_kept = sparsify(pairs, settings.max_neighbours, settings.min_co_views)
+    _write(pairs_kept if sparse else pairs, config.out("pairs"))
+    if sparse:
+        pairs.unpersist()
+    written = spark.read.format("delta").load(config.out("pairs"))
+    stats = written.agg(
+        F.count("*").alias("pairs"),
+        F.countDistinct("asset_a").alias("assets_with_neighbours"),
+        F.sum("co_views").alias("weight"),
+    ).first()
     if stats["pairs"] == 0:
         raise InputError(
-            f"events at {summary['ingest']['source']}: no two assets were watched by the same user, so there "
-            "is nothing to learn from; check that user ids are real (not one user per view)"
+            f"events at {summary['ingest']['source']}: no pair of assets is left (two assets watched by the same "
+            "user, after --min-co-views); check that user ids are real (not one user per view)"
         )
     summary.update(
         pairs=config.out("pairs"), pair_rows=stats["pairs"], assets_with_neighbours=stats["assets_with_neighbours"]
     )
+    if sparse:
+        summary.update(
+            pair_rows_before_sparsifying=full["rows"],
+            share_of_edges_kept=round(stats["pairs"] / full["rows"], 4),
+            share_of_weight_kept=round(float(stats["weight"]) / float(full["weight"]), 4),
+        )
     return summary
 
 

@@ -1,45 +1,158 @@
-"""Pair counts against a brute-force count."""
+"""Pair counts: the gram kernel and both Spark methods against brute force; cap, sparsification, budget."""
 
 from __future__ import annotations
 
 from collections import Counter
 from itertools import permutations
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pytest
 
-from film2vec.pairs import count_pairs_join, with_asset_ids
+from film2vec.events import InputError
+from film2vec.pairs import (
+    bucket_gram,
+    cap_views,
+    check_budget,
+    estimate_pairs,
+    pairs_by_gram,
+    pairs_by_join,
+    sparsify,
+)
+
+MOVIELENS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-latest-small" / "ratings.csv"
 
 
-def brute_force(histories: dict[int, set[int]]) -> Counter:
+def brute_force(histories: dict, weighted: bool = False) -> Counter:
     counts: Counter = Counter()
     for assets in histories.values():
-        counts.update(permutations(sorted(assets), 2))
+        weight = 1 / (len(assets) - 1) if weighted and len(assets) > 1 else 1
+        for pair in permutations(sorted(assets), 2):
+            counts[pair] += weight
     return counts
 
 
-def test_join_counts_equal_brute_force(spark):
-    rng = np.random.default_rng(11)
-    histories = {user: set(rng.choice(12, size=rng.integers(1, 9), replace=False).tolist()) for user in range(40)}
-    histories[40] = set(range(12))  # one user watched everything
-    rows = [(user, asset) for user, assets in histories.items() for asset in assets]
-    views = spark.createDataFrame(rows, "user_id long, asset_idx int")
-    counted = {(r.a, r.b): r.co_views for r in count_pairs_join(views).collect()}
-    assert counted == dict(brute_force(histories))
+def random_histories(seed: int, users: int = 40, assets: int = 12) -> dict[int, set[int]]:
+    """Random histories plus a user with one view and a user who watched every asset."""
+    rng = np.random.default_rng(seed)
+    histories = {u: set(rng.choice(assets, size=rng.integers(1, 9), replace=False).tolist()) for u in range(users)}
+    histories[users] = {3}
+    histories[users + 1] = set(range(assets))
+    return histories
 
 
-def test_pairs_carry_the_catalogues_own_ids(spark):
-    views = spark.createDataFrame(
-        [("u1", 0), ("u1", 1), ("u2", 0), ("u2", 1), ("u2", 2)], "user_id string, asset_idx int"
-    )
-    assets = spark.createDataFrame([(0, "tt-a"), (1, "tt-b"), (2, "tt-c")], "asset_idx int, asset_id string")
-    pairs = with_asset_ids(count_pairs_join(views), assets)
-    assert pairs.schema["asset_a"].dataType.simpleString() == "string"
-    assert pairs.schema["co_views"].dataType.simpleString() == "bigint"
-    assert {(r.asset_a, r.asset_b, r.co_views) for r in pairs.collect()} == {
-        ("tt-a", "tt-b", 2),
-        ("tt-b", "tt-a", 2),
-        ("tt-a", "tt-c", 1),
-        ("tt-c", "tt-a", 1),
-        ("tt-b", "tt-c", 1),
-        ("tt-c", "tt-b", 1),
-    }
+def view_rows(histories: dict) -> list[tuple]:
+    """(user, asset id, asset_idx) rows with every user's first view repeated: duplicates count once."""
+    rows = [(f"u{user}", f"tt{asset}", asset) for user, assets in histories.items() for asset in sorted(assets)]
+    return rows + [(f"u{user}", f"tt{min(assets)}", min(assets)) for user, assets in histories.items()]
+
+
+@pytest.mark.parametrize(("buckets", "block_pairs"), [(1, 1_000_000), (3, 1_000_000), (4, 7)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_bucket_gram_rows_add_up_to_brute_force(buckets, block_pairs, weighted):
+    histories = random_histories(3)
+    users = sorted(histories)
+    lists = [sorted(histories[u]) + [min(histories[u])] for u in users]  # a duplicate view per user
+    offsets = np.concatenate(([0], np.cumsum([len(assets) for assets in lists])))
+    flat = np.concatenate(lists)
+    counted: dict = {}
+    for bucket in range(buckets):
+        a, b, co_views = bucket_gram(offsets, flat, bucket, buckets, 12, weighted, block_pairs)
+        assert np.all(a % buckets == bucket)
+        counted.update(zip(zip(a.tolist(), b.tolist()), co_views.tolist()))
+    expected = brute_force(histories, weighted)
+    assert counted.keys() == expected.keys()
+    assert [counted[k] for k in expected] == pytest.approx([expected[k] for k in expected], rel=1e-12)
+
+
+def pair_set(pairs) -> dict:
+    return {(r.asset_a, r.asset_b): r.co_views for r in pairs.collect()}
+
+
+@pytest.fixture(scope="module")
+def random_views(spark):
+    histories = random_histories(11)
+    views = spark.createDataFrame(view_rows(histories), "user_id string, asset_id string, asset_idx int")
+    assets = spark.createDataFrame([(i, f"tt{i}") for i in range(12)], "asset_idx int, asset_id string")
+    return histories, views, assets
+
+
+def test_gram_equals_join_equals_brute_force(random_views):
+    histories, views, assets = random_views
+    expected = {(f"tt{a}", f"tt{b}"): n for (a, b), n in brute_force(histories).items()}
+    gram = pairs_by_gram(views, 12, buckets=3)
+    join = pairs_by_join(views, assets)
+    for pairs in (gram, join):
+        assert pairs.schema["asset_a"].dataType.simpleString() == "string"
+        assert pairs.schema["co_views"].dataType.simpleString() == "bigint"
+    assert pair_set(gram) == pair_set(join) == expected
+
+
+def test_weighted_counts_are_doubles_summing_one_over_n_minus_one(random_views):
+    histories, views, assets = random_views
+    expected = {(f"tt{a}", f"tt{b}"): w for (a, b), w in brute_force(histories, weighted=True).items()}
+    gram, join = pairs_by_gram(views, 12, 2, weighted=True), pairs_by_join(views, assets, weighted=True)
+    assert gram.schema["co_views"].dataType.simpleString() == "double"
+    for counted in (pair_set(gram), pair_set(join)):
+        assert counted.keys() == expected.keys()
+        assert [counted[k] for k in expected] == pytest.approx([expected[k] for k in expected], rel=1e-12)
+
+
+@pytest.mark.skipif(not MOVIELENS.is_file(), reason="MovieLens latest-small not present")
+def test_gram_equals_join_on_movielens(spark):
+    ratings = pd.read_csv(MOVIELENS, usecols=["userId", "movieId"])
+    ratings = ratings[ratings["userId"] <= 120]  # about a fifth of the users: the join stays quick
+    catalogue, asset_idx = np.unique(ratings["movieId"], return_inverse=True)
+    frame = pd.DataFrame({"user_id": ratings["userId"], "asset_id": ratings["movieId"], "asset_idx": asset_idx})
+    views = spark.createDataFrame(frame)
+    assets = spark.createDataFrame(pd.DataFrame({"asset_idx": np.arange(len(catalogue)), "asset_id": catalogue}))
+    gram = pairs_by_gram(views, len(catalogue), buckets=4)
+    join = pairs_by_join(views, assets)
+    assert gram.schema["asset_a"].dataType.simpleString() == "bigint"
+    assert gram.exceptAll(join).count() == 0 and join.exceptAll(gram).count() == 0
+    assert gram.count() > 1_000_000
+
+
+def test_cap_keeps_a_seeded_uniform_sample_of_heavy_histories(spark):
+    rows = [(user, f"tt{a}", a) for user, n in (("light", 3), ("heavy", 10)) for a in range(n)]
+    views = spark.createDataFrame(rows, "user_id string, asset_id string, asset_idx int")
+
+    def kept(seed: int) -> dict[str, set[int]]:
+        found: dict = {}
+        for r in cap_views(views, 4, seed).collect():
+            found.setdefault(r.user_id, set()).add(r.asset_idx)
+        return found
+
+    first = kept(0)
+    assert first["light"] == {0, 1, 2} and len(first["heavy"]) == 4 and first["heavy"] <= set(range(10))
+    assert kept(0) == first
+    samples = [frozenset(kept(seed)["heavy"]) for seed in range(8)]
+    assert len(set(samples)) > 4  # other seeds, other samples
+    every_asset = Counter(a for sample in samples for a in sample)
+    assert set(every_asset) == set(range(10))
+
+
+def test_sparsify_keeps_top_k_neighbours_then_minimum(spark):
+    rows = [("a", "b", 5), ("a", "c", 3), ("a", "d", 3), ("a", "e", 1), ("b", "a", 5), ("c", "a", 3), ("e", "a", 1)]
+    pairs = spark.createDataFrame(rows, "asset_a string, asset_b string, co_views long")
+    top_two = {(r.asset_a, r.asset_b) for r in sparsify(pairs, 2, 0).collect()}
+    assert top_two == {("a", "b"), ("a", "c"), ("b", "a"), ("c", "a"), ("e", "a")}  # tie c/d: c by id
+    at_least_three = {(r.asset_a, r.asset_b) for r in sparsify(pairs, 0, 3).collect()}
+    assert at_least_three == {("a", "b"), ("a", "c"), ("a", "d"), ("b", "a"), ("c", "a")}
+
+
+def test_budget_estimate_and_stop(spark):
+    histories = {"heavy": range(50), "mid": range(10), "light": range(3), "single": range(1)}
+    rows = [(user, f"tt{a}", a) for user, assets in histories.items() for a in assets]
+    views = spark.createDataFrame(rows, "user_id string, asset_id string, asset_idx int")
+    estimate = estimate_pairs(views)
+    assert (estimate.users, estimate.views, estimate.n_assets) == (4, 64, 50)
+    assert estimate.raw_pairs == 50 * 49 // 2 + 10 * 9 // 2 + 3
+    assert estimate.max_rows == min(2 * estimate.raw_pairs, 50 * 49)
+    assert estimate.largest_cap_within(45 + 45 + 3) == 10  # heavy and mid at 10: 45 + 45 + 3
+    assert estimate.largest_cap_within(45 + 45 + 2) == 9
+    check_budget(estimate, estimate.raw_pairs, views, "views")
+    check_budget(estimate, 0, views, "views")
+    with pytest.raises(InputError, match=r"heavy \(50 views\), mid \(10 views\).*--max-user-views 10"):
+        check_budget(estimate, 100, views, "DIR/views")
