@@ -127,12 +127,23 @@ def _chunked_origins(batch: pa.RecordBatch, key: np.uint64, origins: Origins, li
         yield origin[start:stop], counts[start:stop], offsets[start : stop + 1] - low, values, (low, high)
 
 
+WEIGHT_SCALE = 2**20  # fractional co_views (--user-weighting inverse) in units of 2**-20
+
+
+def integer_weights(co_views: np.ndarray) -> np.ndarray:
+    """co_views as the sampler's exact integer weights: counts as they are, fractional weights (the
+    1/(n−1) user weighting) in units of 2**-20, at least 1, so a 1/10,000 weight is off by under 0.1%."""
+    if np.issubdtype(co_views.dtype, np.integer):
+        return co_views.astype(np.int64, copy=False)
+    return np.maximum(np.rint(co_views * WEIGHT_SCALE), 1).astype(np.int64)
+
+
 def coview_step(key: np.uint64, season: int, origins: Origins, negatives: Negatives):
     """The co-view walk as a mapInArrow function: (origin, views, neighbours, co_views) batches → samples."""
 
     def sample(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            co_views = batch.column("co_views").flatten().to_numpy()
+            co_views = integer_weights(batch.column("co_views").flatten().to_numpy())
             for origin, counts, offsets, neighbours, (low, high) in _chunked_origins(batch, key, origins, "neighbours"):
                 yield _sample_batch(
                     season,

@@ -76,8 +76,11 @@ class AssetVectors:
         candidates = candidates.reshape(-1)
         if self.shared:
             _adagrad_rows(
-                self.vectors, self.vectors_state, torch.cat((origin, candidates)),
-                torch.cat((origin_gradient, candidate_gradient)), learning_rate,
+                self.vectors,
+                self.vectors_state,
+                torch.cat((origin, candidates)),
+                torch.cat((origin_gradient, candidate_gradient)),
+                learning_rate,
             )
         else:
             _adagrad_rows(self.vectors, self.vectors_state, origin, origin_gradient, learning_rate)
