@@ -17,8 +17,25 @@ from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
 ML_100K_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 INTEGER_TYPES = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 ID_PATTERN = r"^-?[0-9]{1,18}$"
@@ -158,17 +175,13 @@ def read_movielens(spark: SparkSession, folder: str, layout: str) -> RawInput:
 def _require_columns(frame: DataFrame, columns: tuple[str, ...], path: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise InputError(
-            f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(frame.columns) or 'none'}"
-        )
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(frame.columns) or 'none'}")
 
 
 def _check_id_type(frame: DataFrame, column: str, path: str) -> None:
     kind = frame.schema[column].dataType
     if not isinstance(kind, (*INTEGER_TYPES, T.StringType)):
-        raise InputError(
-            f"{path}: column {column} has type {kind.simpleString()}; ids must be integers or strings"
-        )
+        raise InputError(f"{path}: column {column} has type {kind.simpleString()}; ids must be integers or strings")
 
 
 def read_table(spark: SparkSession, path: str, layout: str, id_type: str = "auto") -> RawInput:
@@ -188,10 +201,22 @@ def read_table(spark: SparkSession, path: str, layout: str, id_type: str = "auto
             _check_id_type(frame, column, path)
         if "viewed_at" in frame.columns:
             seen = frame.schema["viewed_at"].dataType
-            if not isinstance(seen, (*INTEGER_TYPES, T.TimestampType, T.TimestampNTZType, T.DateType,
-                                     T.DoubleType, T.FloatType, T.StringType)):
-                raise InputError(f"{path}: column viewed_at has type {seen.simpleString()}; "
-                                 "expected a timestamp, a date or Unix seconds")
+            if not isinstance(
+                seen,
+                (
+                    *INTEGER_TYPES,
+                    T.TimestampType,
+                    T.TimestampNTZType,
+                    T.DateType,
+                    T.DoubleType,
+                    T.FloatType,
+                    T.StringType,
+                ),
+            ):
+                raise InputError(
+                    f"{path}: column viewed_at has type {seen.simpleString()}; "
+                    "expected a timestamp, a date or Unix seconds"
+                )
         kinds = {isinstance(frame.schema[c].dataType, INTEGER_TYPES) for c in ("user_id", "asset_id")}
         kind = "mixed" if len(kinds) > 1 else ("int" if kinds == {True} else "string")
     columns = [c for c in frame.columns if c in ("user_id", "asset_id", "viewed_at")]
@@ -253,9 +278,8 @@ def _clean_id(column: str, id_type: str) -> tuple[Column, Column]:
     raw = F.col(column)
     if id_type == "int":
         text = F.trim(raw.cast("string"))
-        reason = (
-            F.when(raw.isNull() | (text == ""), F.lit(f"{column} is null"))
-            .when(~text.rlike(ID_PATTERN), F.concat(F.lit(f"malformed {column}: not an integer: "), text))
+        reason = F.when(raw.isNull() | (text == ""), F.lit(f"{column} is null")).when(
+            ~text.rlike(ID_PATTERN), F.concat(F.lit(f"malformed {column}: not an integer: "), text)
         )
         return F.when(reason.isNull(), text.cast("long")), reason
     text = F.trim(raw.cast("string"))
@@ -302,15 +326,17 @@ def validate(raw: RawInput, metadata: DataFrame | None) -> tuple[DataFrame, Data
     if metadata is not None:
         known = metadata.select(F.col("asset_id").alias("known_asset"), F.lit(True).alias("in_metadata"))
         checked = checked.join(F.broadcast(known), checked.asset_id == known.known_asset, "left").select(
-            "user_id", "asset_id", "viewed_at", "line",
-            F.coalesce("reason", F.when(F.col("in_metadata").isNull(), F.lit("asset_id not in metadata")))
-            .alias("reason"),
+            "user_id",
+            "asset_id",
+            "viewed_at",
+            "line",
+            F.coalesce("reason", F.when(F.col("in_metadata").isNull(), F.lit("asset_id not in metadata"))).alias(
+                "reason"
+            ),
         )
     checked = checked.persist()
     clean = checked.where(F.col("reason").isNull()).select("user_id", "asset_id", "viewed_at")
-    rejects = checked.where(F.col("reason").isNotNull()).select(
-        "reason", "line", F.lit(raw.path).alias("source")
-    )
+    rejects = checked.where(F.col("reason").isNotNull()).select("reason", "line", F.lit(raw.path).alias("source"))
     return clean, rejects, id_type
 
 
@@ -330,8 +356,11 @@ def index_assets(views: DataFrame, metadata: DataFrame | None) -> DataFrame:
     indexed = counts.withColumn("asset_idx", (F.row_number().over(Window.orderBy("asset_id")) - 1).cast("int"))
     if metadata is None:
         return indexed.select(
-            "asset_idx", "asset_id", "views",
-            F.lit(None).cast("string").alias("title"), F.lit(None).cast("array<string>").alias("genres"),
+            "asset_idx",
+            "asset_id",
+            "views",
+            F.lit(None).cast("string").alias("title"),
+            F.lit(None).cast("array<string>").alias("genres"),
         )
     return indexed.join(metadata, "asset_id", "left").select("asset_idx", "asset_id", "views", "title", "genres")
 
@@ -354,8 +383,12 @@ def ingest(spark: SparkSession, events_path: str, metadata_path: str | None = No
         clean, rejects, id_type = validate(raw, metadata)
     views = clean.groupBy("user_id", "asset_id").agg(F.min("viewed_at").alias("viewed_at"))
     totals = clean.agg(F.count("*").alias("valid")).first()["valid"]
-    reasons = {r["reason_kind"]: r["rows"] for r in rejects.groupBy(
-        F.regexp_extract("reason", r"^[^:]*", 0).alias("reason_kind")).agg(F.count("*").alias("rows")).collect()}
+    reasons = {
+        r["reason_kind"]: r["rows"]
+        for r in rejects.groupBy(F.regexp_extract("reason", r"^[^:]*", 0).alias("reason_kind"))
+        .agg(F.count("*").alias("rows"))
+        .collect()
+    }
     summary = {
         "source": events_path,
         "layout": raw.layout,
