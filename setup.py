@@ -24,9 +24,11 @@ setup(
         "pyyaml>=6",
         "tqdm>=4.66",
         "matplotlib>=3.9,<4",
+        "scikit-learn>=1.5,<2",  # k-means, t-SNE and the adjusted Rand index of the uses (film2vec/apps)
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.15"],
+        "ann": ["faiss-cpu>=1.8"],  # the approximate index of `film2vec similar` on large catalogues
     },
     entry_points={"console_scripts": ["film2vec=film2vec.cli:main"]},
 )
