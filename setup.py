@@ -26,6 +26,7 @@ setup(
         "pyyaml>=6",
         "tqdm>=4.66",
         "matplotlib>=3.9,<4",
+        "scikit-learn>=1.5,<2",  # k-means, t-SNE and the adjusted Rand index of the uses (film2vec/apps)
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.15"],
@@ -33,6 +34,7 @@ setup(
         "connect": ["grpcio>=1.76", "grpcio-status>=1.76", "googleapis-common-protos>=1.71", "zstandard>=0.25"],
         # gensim is the reference the trainer benchmark compares against, never used by film2vec itself.
         "bench": ["gensim>=4.3"],
+        "ann": ["faiss-cpu>=1.8"],  # the approximate index of `film2vec similar` on large catalogues
     },
     entry_points={"console_scripts": ["film2vec=film2vec.cli:main"]},
 )

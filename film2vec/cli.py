@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import yaml
 
-from film2vec import pipeline
+from film2vec import pipeline, uses
 from film2vec.config import ConfigError, apply, field_specs, load_profile
 from film2vec.events import InputError
 
@@ -28,6 +28,13 @@ COMMANDS = {
         "print the figures as JSON on the last line",
         pipeline.evaluate,
     ),
+    "tastes": ("write each user's taste vector into DIR/user_vectors", uses.tastes),
+    "recommend": ("rank --candidates for every user into DIR/recommendations", uses.recommend),
+    "audit": ("vote each asset's labels from its neighbours into DIR/audit", uses.audit),
+    "clusters": ("k-means on the vectors into DIR/clusters and DIR/asset_clusters", uses.clusters),
+    "similar": ("print an asset's nearest neighbours: film2vec similar 'ASSET ID OR TITLE'", uses.similar),
+    "map": ("draw the 2-D map (PNG, HTML) and the loss curve into DIR/plots and the MLflow run", uses.draw_map),
+    "uses": ("tastes, recommend, audit, clusters and map in turn", uses.uses),
 }
 
 
@@ -51,6 +58,10 @@ def parser() -> argparse.ArgumentParser:
                 metavar="VALUE",
                 help=f"{setting.metadata['help']} (default: {setting.default})",
             )
+        if command == "similar":
+            sub.add_argument(
+                "apps.similar_to", nargs="?", default=argparse.SUPPRESS, metavar="ASSET", help="asset id or title"
+            )
     return root
 
 
@@ -64,7 +75,14 @@ def config_from(arguments: argparse.Namespace):
         value = yaml.safe_load(text) if text.strip() else text
         if isinstance(value, (dict, list)) or value is None and text.strip().lower() not in ("null", "none", "~"):
             value = text
-        apply(config, {section: {name: value}} if section else {name: value}, f"flag {_flag(name)}")
+        try:
+            apply(config, {section: {name: value}} if section else {name: value}, f"flag {_flag(name)}")
+        except ConfigError as error:
+            # a text setting given digits (an asset id, an experiment called 2024) is meant as text
+            try:
+                apply(config, {section: {name: text}} if section else {name: text}, f"flag {_flag(name)}")
+            except ConfigError:
+                raise error from None
     return config
 
 

@@ -180,6 +180,52 @@ class TrackingConfig:
 
 
 @dataclass
+class AppsConfig:
+    half_life_days: float | None = setting(
+        None,
+        "Recency weighting of taste vectors: a view's weight halves every this many days; none: plain mean",
+        low=1e-3,
+        high=1e6,
+    )
+    candidates: str | None = setting(
+        None, "Candidate assets to recommend (Delta, Parquet or CSV with asset_id); none: every asset with a vector"
+    )
+    recommend_n: int = setting(10, "Recommendations kept per user", low=1, high=10_000)
+    popularity_prior: float = setting(
+        0.0, "Weight of log-popularity (scaled to 0..1) added to the taste score; 0: taste alone", low=0.0, high=100.0
+    )
+    labels: str | None = setting(
+        None, "Table with asset_id and the label column to audit (Delta, Parquet or CSV); none: DIR/assets"
+    )
+    label_column: str = setting("genres", "Column holding each asset's labels (a list, or one label as text)")
+    audit_k: int = setting(10, "Labelled neighbours that vote on an asset's labels", low=1, high=10_000)
+    audit_confidence: float = setting(
+        0.6, "Vote share a label needs to be predicted, and to flag an asset that lacks it", low=0.01, high=1.0
+    )
+    audit_holdout: float = setting(
+        0.0,
+        "Share of labelled assets whose labels are hidden to measure how well the vote recovers them",
+        low=0.0,
+        high=0.9,
+    )
+    n_clusters: int = setting(20, "k of k-means on the unit vectors", low=2, high=100_000)
+    central_assets: int = setting(5, "Most central assets listed per cluster", low=1, high=1_000)
+    similar_to: str | None = setting(None, "Asset id or title whose neighbours `film2vec similar` prints")
+    similar_method: str = setting(
+        "auto",
+        "Neighbour search: exact, approximate (FAISS HNSW), or auto: approximate above --approximate-above",
+        choices=("auto", "exact", "approximate"),
+    )
+    approximate_above: int = setting(
+        1_000_000, "Catalogue size above which `auto` search uses the approximate index", low=1, high=10_000_000_000
+    )
+    map_assets: int = setting(
+        20_000, "Most-viewed assets placed on the 2-D map (t-SNE cost grows with it)", low=10, high=10_000_000
+    )
+    run_id: str | None = setting(None, "MLflow run to log uses to; none: the latest run of the experiment")
+
+
+@dataclass
 class Config:
     seed: int = setting(0, "Seed of every random choice (generator, sampler, trainer)", low=0, high=2**63 - 1)
     data: DataConfig = field(default_factory=DataConfig)
@@ -190,6 +236,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    apps: AppsConfig = field(default_factory=AppsConfig)
 
     def out(self, table: str) -> str:
         """Path of an output table or file under the output folder (absolute when local)."""

@@ -1,0 +1,103 @@
+"""Recommendations from a candidate set: every user's taste vector against the candidates' unit vectors.
+
+The candidates (an editor's rail, a season's releases) are few, so their vectors travel with the
+mapInArrow function to every partition; each block of users is scored with one matrix product and cut
+to the top N by film2vec.evaluate.top_columns. There is never a row-level user x candidate join.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from film2vec.evaluate import top_columns
+
+SCORES_PER_BLOCK = 1 << 22  # user x candidate scores held at once (8 bytes each)
+
+
+def popularity_prior(views: np.ndarray, weight: float) -> np.ndarray:
+    """weight * log(1 + views) / log(1 + most views): 0 for the least watched, `weight` for the most."""
+    logs = np.log1p(np.asarray(views, dtype=np.float64))
+    top = logs.max() if logs.size else 0.0
+    return weight * logs / top if top > 0 else np.zeros_like(logs)
+
+
+def rank_candidates(
+    tastes: np.ndarray,
+    candidate_unit: np.ndarray,
+    prior: np.ndarray,
+    watched_counts: np.ndarray,
+    watched_columns: np.ndarray,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, scores) of each user's n best candidates, best first; -inf scores mark empty slots.
+
+    A candidate's score is the dot product of the taste vector with its unit vector plus its prior.
+    `watched_columns` holds, user after user (`watched_counts` each), the candidates already watched:
+    they are excluded. Ties go to the lower column.
+    """
+    scores = tastes @ candidate_unit.T + prior
+    scores[np.repeat(np.arange(len(tastes)), watched_counts), watched_columns] = -np.inf
+    columns = top_columns(scores, min(n, candidate_unit.shape[0]))
+    return columns, np.take_along_axis(scores, columns, axis=1)
+
+
+def _recommend_mapper(candidate_ids: pa.Array, candidate_unit: np.ndarray, prior: np.ndarray, n: int):
+    users_per_block = max(1, SCORES_PER_BLOCK // max(1, len(candidate_ids)))
+
+    def recommend(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for whole in batches:
+            for start in range(0, whole.num_rows, users_per_block):
+                batch = whole.slice(start, users_per_block)
+                vectors = batch.column("vector")
+                tastes = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+                watched = batch.column("watched").fill_null(pa.scalar([], pa.list_(pa.int32())))
+                columns, scores = rank_candidates(
+                    tastes.reshape(batch.num_rows, -1),
+                    candidate_unit,
+                    prior,
+                    np.diff(watched.offsets.to_numpy()),
+                    watched.flatten().to_numpy(zero_copy_only=False).astype(np.int64),
+                    n,
+                )
+                kept = np.isfinite(scores)
+                user_rows, rank = np.nonzero(kept)
+                yield pa.RecordBatch.from_arrays(
+                    [
+                        batch.column("user_id").take(pa.array(user_rows)),
+                        pa.array(rank.astype(np.int32) + 1),
+                        candidate_ids.take(pa.array(columns[kept])),
+                        pa.array(scores[kept]),
+                    ],
+                    names=["user_id", "rank", "asset_id", "score"],
+                )
+
+    return recommend
+
+
+def recommendations(
+    spark: SparkSession,
+    user_vectors: DataFrame,
+    views: DataFrame,
+    candidate_ids: pa.Array,
+    candidate_unit: np.ndarray,
+    prior: np.ndarray,
+    n: int,
+) -> DataFrame:
+    """user_id, rank (1 = best), asset_id, score: each user's top n unwatched candidates."""
+    columns = spark.createDataFrame(
+        pa.table({"asset_id": candidate_ids, "column": pa.array(np.arange(len(candidate_ids), dtype=np.int32))})
+    )
+    watched = (
+        views.join(F.broadcast(columns), "asset_id").groupBy("user_id").agg(F.collect_list("column").alias("watched"))
+    )
+    users = user_vectors.select("user_id", "vector").join(watched, "user_id", "left")
+    schema = (
+        f"user_id {user_vectors.schema['user_id'].dataType.simpleString()}, rank int, "
+        f"asset_id {views.schema['asset_id'].dataType.simpleString()}, score double"
+    )
+    return users.mapInArrow(_recommend_mapper(candidate_ids, candidate_unit, prior, n), schema)

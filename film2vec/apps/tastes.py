@@ -1,0 +1,80 @@
+"""User taste vectors: the (optionally recency-weighted) mean of the unit vectors of what each user watched.
+
+The numerics are `taste_vectors`, pure numpy; `user_vectors` is the Spark job that gathers each user's
+views into one row and runs it per partition through mapInArrow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from film2vec.serving import normalised
+
+SECONDS_PER_DAY = 86_400.0
+USERS_PER_BLOCK = 1_024  # users whose views are stacked into one matrix at a time
+
+
+def taste_vectors(
+    unit_views: np.ndarray, view_counts: np.ndarray, viewed_at: np.ndarray | None, half_life_days: float | None
+) -> np.ndarray:
+    """Per user, the weighted mean of the unit vectors of their views (rows grouped by user, in order).
+
+    Without a half-life every view weighs 1. With one, a view `age` days older than the user's latest
+    weighs 0.5 ** (age / half_life_days); measuring age from each user's own latest view keeps the weights
+    away from underflow and changes nothing, as a weighted mean ignores a common factor. A view without a
+    time (nan) counts as recent. Every user needs at least one view.
+    """
+    view_counts = np.asarray(view_counts, dtype=np.int64)
+    if view_counts.size and view_counts.min() < 1:
+        raise ValueError("every user needs at least one view")
+    starts = np.cumsum(view_counts) - view_counts
+    weights = np.ones(len(unit_views))
+    if half_life_days is not None and viewed_at is not None:
+        seconds = np.asarray(viewed_at, dtype=np.float64)
+        latest = np.fmax.reduceat(seconds, starts) if len(seconds) else seconds
+        age_days = np.nan_to_num(np.repeat(latest, view_counts) - seconds, nan=0.0) / SECONDS_PER_DAY
+        weights = 0.5 ** (age_days / half_life_days)
+    if not len(unit_views):
+        return np.zeros((0, unit_views.shape[1]))
+    summed = np.add.reduceat(unit_views * weights[:, None], starts, axis=0)
+    return summed / np.add.reduceat(weights, starts)[:, None]
+
+
+def _taste_mapper(half_life_days: float | None):
+    def taste(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for whole in batches:
+            for start in range(0, whole.num_rows, USERS_PER_BLOCK):
+                batch = whole.slice(start, USERS_PER_BLOCK)
+                views = batch.column("views")
+                counts = np.diff(views.offsets.to_numpy()).astype(np.int64)
+                flat = views.flatten()
+                vector_lists = flat.field("vector")
+                dim = len(vector_lists[0]) if len(vector_lists) else 0
+                vectors = vector_lists.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+                seconds = flat.field("seconds").to_numpy(zero_copy_only=False).astype(np.float64)
+                tastes = taste_vectors(normalised(vectors.reshape(-1, dim)), counts, seconds, half_life_days)
+                values = pa.array(tastes.astype(np.float32).ravel())
+                offsets = pa.array(np.arange(0, len(values) + 1, max(dim, 1), dtype=np.int32))
+                yield pa.RecordBatch.from_arrays(
+                    [batch.column("user_id"), pa.ListArray.from_arrays(offsets, values), pa.array(counts)],
+                    names=["user_id", "vector", "n_views"],
+                )
+
+    return taste
+
+
+def user_vectors(views: DataFrame, embeddings: DataFrame, half_life_days: float | None) -> DataFrame:
+    """user_id, vector (array<float>), n_views: one row per user with at least one view of an asset with a vector."""
+    seconds = F.col("viewed_at").cast("double").alias("seconds")
+    grouped = (
+        views.join(embeddings, "asset_id")
+        .groupBy("user_id")
+        .agg(F.collect_list(F.struct("vector", seconds)).alias("views"))
+    )
+    user_type = views.schema["user_id"].dataType.simpleString()
+    return grouped.mapInArrow(_taste_mapper(half_life_days), f"user_id {user_type}, vector array<float>, n_views long")
