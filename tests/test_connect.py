@@ -23,7 +23,7 @@ import pytest
 from deltalake import DeltaTable
 
 from film2vec.config import SeasonsConfig
-from film2vec.seasons import neighbour_lists, sample_season
+from film2vec.seasons import season_sampler
 
 for module in ("grpc", "grpc_status", "zstandard", "google.rpc"):
     pytest.importorskip(module, reason="Spark Connect's client needs film2vec[connect]")
@@ -35,8 +35,8 @@ CONNECT_JOB = f"""
 import sys, warnings
 from pyspark.errors import PySparkAttributeError
 from film2vec.config import SeasonsConfig, SparkConfig
-from film2vec.pairs import count_pairs_join, with_asset_ids
-from film2vec.seasons import neighbour_lists, sample_season, write_season
+from film2vec.pairs import pairs_by_gram
+from film2vec.seasons import season_sampler
 from film2vec.spark import get_spark
 
 warnings.filterwarnings("ignore", message="Failed to set")  # static confs the server already has
@@ -50,11 +50,12 @@ except PySparkAttributeError:
     pass
 views = spark.read.parquet(folder + "/views.parquet")
 assets = spark.read.parquet(folder + "/assets.parquet")
-with_asset_ids(count_pairs_join(views), assets).write.format("delta").save(folder + "/pairs")
+views = views.join(assets.select("asset_idx", "asset_id"), "asset_idx")
+pairs_by_gram(views, 12, 2).write.format("delta").save(folder + "/pairs")
 pairs = spark.read.format("delta").load(folder + "/pairs")
-neighbours = neighbour_lists(pairs, assets, {SEASONS.sample_partitions})
-config = SeasonsConfig(origins_per_asset={SEASONS.origins_per_asset}, negatives={SEASONS.negatives})
-write_season(sample_season(neighbours, {SEASON}, {SEED}, assets.count(), config), folder + "/seasons", {SEASON})
+config = SeasonsConfig(origins_per_asset={SEASONS.origins_per_asset}, negatives={SEASONS.negatives},
+                       sample_partitions={SEASONS.sample_partitions})
+season_sampler(config, {SEED}, assets, pairs=pairs).write({SEASON}, folder + "/seasons")
 print("connect job done")
 """
 
@@ -74,7 +75,10 @@ def brute_force_pairs(views: pa.Table) -> Counter:
 
 def test_pairs_and_a_season_over_spark_connect(spark, tmp_path: Path):
     views = planted_views(np.random.default_rng(3))
-    assets = pa.table({"asset_idx": list(range(12)), "asset_id": [f"film-{i}" for i in range(12)]})
+    views_per_asset = np.bincount(views.column("asset_idx").to_numpy(), minlength=12)
+    assets = pa.table(
+        {"asset_idx": list(range(12)), "asset_id": [f"film-{i}" for i in range(12)], "views": views_per_asset}
+    )
     pq.write_table(views, tmp_path / "views.parquet")
     pq.write_table(assets, tmp_path / "assets.parquet")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
@@ -92,8 +96,9 @@ def test_pairs_and_a_season_over_spark_connect(spark, tmp_path: Path):
     connect_season = DeltaTable(str(tmp_path / "seasons")).to_pyarrow_table().to_pylist()
     classic_assets = spark.createDataFrame(assets)
     classic_pairs = spark.read.format("delta").load(str(tmp_path / "pairs"))
-    neighbours = neighbour_lists(classic_pairs, classic_assets, SEASONS.sample_partitions)
-    classic_season = [row.asDict() for row in sample_season(neighbours, SEASON, SEED, 12, SEASONS).collect()]
+    sampler = season_sampler(SEASONS, SEED, classic_assets, pairs=classic_pairs)
+    classic_season = [row.asDict() for row in sampler.samples(SEASON).collect()]
+    sampler.release()
     key = itemgetter("origin", "target", "negatives")
     assert len(connect_season) == SEASONS.origins_per_asset * len({a for a, _ in expected})
     assert sorted(map(key, connect_season)) == sorted(map(key, classic_season))
