@@ -20,7 +20,7 @@ def test_shipped_profiles_load(profile):
         ("train:\n  dim: many\n", "'train.dim' is 'many'; allowed: int >= 1 <= 4096"),
         ("train:\n  dim: 0\n", "'train.dim' is 0; allowed: int >= 1"),
         ("train:\n  device: tpu\n", "allowed: one of auto, cpu, cuda"),
-        ("trainer:\n  dim: 3\n", "unknown key 'trainer' (did you mean 'train'?); known keys: data, pairs, seasons"),
+        ("trainer:\n  dim: 3\n", "unknown key 'trainer' (did you mean 'train'?); known keys: apps, data"),
         ("train: 3\n", "section 'train' must be a mapping"),
         ("seasons:\n  negatives: true\n", "'seasons.negatives' is True"),
         ("train: [unclosed\n", "not valid YAML"),
