@@ -48,7 +48,8 @@ def pairs_by_join(views: DataFrame, assets: DataFrame, weighted: bool = False) -
     distinct = views.select("user_id", "asset_idx").distinct()
     if weighted:
         viewers = F.count("*").over(Window.partitionBy("user_id"))
-        distinct = distinct.withColumn("weight", F.lit(1.0) / F.greatest(viewers - 1, F.lit(1)))  # a lone view has no pairs
+        # a user with one view has no pairs; the guard keeps ANSI mode from dividing by zero first
+        distinct = distinct.withColumn("weight", F.lit(1.0) / F.greatest(viewers - 1, F.lit(1)))
     left = distinct.withColumnRenamed("asset_idx", "a")
     right = distinct.select("user_id", F.col("asset_idx").alias("b"))
     co_views = F.sum("weight") if weighted else F.count("*")
