@@ -157,6 +157,12 @@ class TrainConfig:
         low=1,
         high=1_000_000,
     )
+    compile_step: str = setting(
+        "auto",
+        "Fuse the training step with torch.compile: ~4x faster on CPU after ~10-30 s of compiling; auto compiles "
+        "when the run makes at least 5M sample passes; the eager step takes over when no compiler works",
+        choices=("auto", "on", "off"),
+    )
     device: str = setting("auto", "Torch device: auto picks CUDA when present", choices=("auto", "cpu", "cuda"))
     shuffle_buffer: int = setting(1_000_000, "Samples shuffled together while streaming", low=1, high=1_000_000_000)
     prefetch: int = setting(4, "Arrow batches read ahead in the background", low=1, high=1_000)

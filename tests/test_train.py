@@ -9,6 +9,7 @@ import torch
 from deltalake import write_deltalake
 
 from film2vec.config import TrainConfig
+from film2vec.train import model as model_module
 from film2vec.train.model import AssetVectors
 from film2vec.train.stream import prefetched, read_season, shuffled_batches
 from film2vec.train.trainer import learning_rate, pick_device, train
@@ -76,12 +77,21 @@ def test_loss_is_cross_entropy_with_target_first():
     assert torch.isclose(loss, expected)
 
 
-@pytest.mark.parametrize("shared", [True, False])
-@pytest.mark.parametrize("loss", ["softmax", "sigmoid"])
-def test_hand_written_step_is_sgd_on_the_autograd_gradient(shared, loss):
+STEP_CASES = [
+    *((shared, loss, False, dense) for shared in (True, False) for loss in ("softmax", "sigmoid") for dense in (1, 0)),
+    (True, "softmax", True, 1),  # compiling takes ~10 s a case: the default model, and the other branches
+    (False, "sigmoid", True, 0),
+]
+
+
+@pytest.mark.parametrize(("shared", "loss", "compiled", "dense_rows_per_touch"), STEP_CASES)
+def test_hand_written_step_is_sgd_on_the_autograd_gradient(shared, loss, compiled, dense_rows_per_touch, monkeypatch):
     """The closed-form step equals row-wise Adagrad on autograd's gradient of the summed loss: each row
-    steps by lr · g / sqrt(mean(g²)) on its first update."""
-    model = AssetVectors(6, 3, shared=shared, loss=loss, seed=1)
+    steps by lr · g / sqrt(mean(g²)) on its first update. Eager or compiled, gradients summed in a buffer
+    of every row or over the batch's distinct rows."""
+    monkeypatch.setattr(model_module, "DENSE_ROWS_PER_TOUCH", dense_rows_per_touch)
+    model = AssetVectors(6, 3, shared=shared, loss=loss, seed=1, compiled=compiled)
+    assert (model.vectors.shape[0] <= model_module.DENSE_ROWS_PER_TOUCH * 9) == bool(dense_rows_per_touch)
     if not shared:
         model.context.normal_(generator=torch.Generator().manual_seed(2))
     origin, target, negatives = torch.tensor([0, 1, 0]), torch.tensor([2, 0, 3]), torch.tensor([[3, 4], [5, 5], [1, 2]])

@@ -13,6 +13,8 @@ autograd graph, no dense gradient; one scalar of optimiser state per row.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch.nn import functional as F
 
@@ -23,7 +25,15 @@ class AssetVectors:
     """The vectors (and, unless shared, the context vectors) of `n_assets` assets, with their SGD step."""
 
     def __init__(
-        self, n_assets: int, dim: int, *, shared: bool, loss: str, seed: int = 0, device: torch.device | str = "cpu"
+        self,
+        n_assets: int,
+        dim: int,
+        *,
+        shared: bool,
+        loss: str,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        compiled: bool = False,
     ) -> None:
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -36,6 +46,8 @@ class AssetVectors:
         self.context_state = self.vectors_state if shared else torch.zeros(n_assets, device=device)
         self.shared = shared
         self.loss_kind = loss
+        self.compiled = compiled  # the step runs through torch.compile; set before the first step
+        self._compiled_once = False
 
     def state(self) -> dict[str, torch.Tensor]:
         """The tensors a checkpoint must hold (on the CPU)."""
@@ -67,37 +79,104 @@ class AssetVectors:
     ) -> torch.Tensor:
         """One row-wise Adagrad step on a batch; returns the batch's summed loss (a 0-d tensor, before the step)."""
         candidates = _candidates(target, negatives)
-        origin_vectors = self.vectors[origin]
-        candidate_vectors = self.context[candidates]
-        scores = torch.bmm(candidate_vectors, origin_vectors.unsqueeze(2)).squeeze(2)
-        loss, gradient = _loss_and_gradient(scores, self.loss_kind)
-        origin_gradient = torch.bmm(gradient.unsqueeze(1), candidate_vectors).squeeze(1)
-        candidate_gradient = (gradient.unsqueeze(2) * origin_vectors.unsqueeze(1)).reshape(-1, origin_vectors.shape[1])
-        candidates = candidates.reshape(-1)
-        if self.shared:
-            _adagrad_rows(
-                self.vectors,
-                self.vectors_state,
-                torch.cat((origin, candidates)),
-                torch.cat((origin_gradient, candidate_gradient)),
-                learning_rate,
-            )
-        else:
-            _adagrad_rows(self.vectors, self.vectors_state, origin, origin_gradient, learning_rate)
-            _adagrad_rows(self.context, self.context_state, candidates, candidate_gradient, learning_rate)
+        rows = torch.cat((origin, candidates.reshape(-1))) if self.shared else None
+        dense = self.vectors.shape[0] <= DENSE_ROWS_PER_TOUCH * candidates.numel()
+        touched = None if dense else _touched(origin, candidates, self.shared, rows)
+        rate = torch.tensor(learning_rate, dtype=self.vectors.dtype, device=self.vectors.device)
+        arguments = (*self._tensors(), origin, candidates, touched, rate, self.loss_kind, self.shared)
+        if not self.compiled:
+            return _train_step(*arguments)
+        try:
+            loss = _COMPILED_STEP(*arguments)
+        except Exception as error:  # noqa: BLE001 - any compiler failure: the eager step computes the same
+            if self._compiled_once:
+                raise
+            warnings.warn(f"torch.compile failed ({error!r:.200}); training with the eager step", stacklevel=2)
+            self.compiled = False
+            return _train_step(*arguments)
+        self._compiled_once = True
         return loss
+
+    def _tensors(self) -> tuple[torch.Tensor, ...]:
+        return self.vectors, self.vectors_state, self.context, self.context_state
+
+
+# A catalogue of at most this many rows per candidate slot in a batch sums its gradients in a buffer of
+# the whole matrix's shape (no sort); a larger one sums them over the batch's distinct rows (one sort).
+# Measured: dense is 2x faster at 9.7k assets and a 16k batch, 10x slower at 1M assets.
+DENSE_ROWS_PER_TOUCH = 1
+
+
+def _touched(
+    origin: torch.Tensor, candidates: torch.Tensor, shared: bool, rows: torch.Tensor | None
+) -> tuple[torch.Tensor, ...]:
+    """The distinct rows a batch touches and each occurrence's position among them, per matrix."""
+    if shared:
+        return torch.unique(rows, return_inverse=True)
+    return (*torch.unique(origin, return_inverse=True), *torch.unique(candidates.reshape(-1), return_inverse=True))
+
+
+def _train_step(
+    vectors: torch.Tensor,
+    vectors_state: torch.Tensor,
+    context: torch.Tensor,
+    context_state: torch.Tensor,
+    origin: torch.Tensor,
+    candidates: torch.Tensor,
+    touched: tuple[torch.Tensor, ...] | None,
+    learning_rate: torch.Tensor,
+    loss_kind: str,
+    shared: bool,
+) -> torch.Tensor:
+    """Scores, their closed-form gradients and the Adagrad updates of one batch, in place.
+
+    Written as plain tensor code so that torch.compile fuses it: the gathered rows, scores and
+    gradients then stream through the cache once instead of once per operation.
+    """
+    dim = vectors.shape[1]
+    origin_vectors = vectors[origin]
+    candidate_vectors = context[candidates]
+    scores = (candidate_vectors * origin_vectors.unsqueeze(1)).sum(2)
+    loss, gradient = _loss_and_gradient(scores, loss_kind)
+    origin_gradient = (gradient.unsqueeze(2) * candidate_vectors).sum(1)
+    candidate_gradient = (gradient.unsqueeze(2) * origin_vectors.unsqueeze(1)).reshape(-1, dim)
+    flat = candidates.reshape(-1)
+    if shared:
+        rows = torch.cat((origin, flat))
+        gradients = torch.cat((origin_gradient, candidate_gradient))
+        _adagrad_rows(vectors, vectors_state, rows, gradients, touched, learning_rate)
+    else:
+        _adagrad_rows(vectors, vectors_state, origin, origin_gradient, touched and touched[:2], learning_rate)
+        _adagrad_rows(context, context_state, flat, candidate_gradient, touched and touched[2:], learning_rate)
+    return loss
 
 
 def _adagrad_rows(
-    matrix: torch.Tensor, state: torch.Tensor, rows: torch.Tensor, gradients: torch.Tensor, learning_rate: float
+    matrix: torch.Tensor,
+    state: torch.Tensor,
+    rows: torch.Tensor,
+    gradients: torch.Tensor,
+    touched: tuple[torch.Tensor, ...] | None,
+    learning_rate: torch.Tensor,
 ) -> None:
-    """Row-wise Adagrad: sum each touched row's gradients, grow its accumulator, step by lr / sqrt(accumulator)."""
-    unique, inverse = torch.unique(rows, return_inverse=True)
-    summed = torch.zeros(len(unique), matrix.shape[1], dtype=matrix.dtype, device=matrix.device)
-    summed.index_add_(0, inverse, gradients)
+    """Row-wise Adagrad: sum each touched row's gradients, grow its accumulator, step by lr / sqrt(accumulator).
+
+    With `touched` None the sums go to a buffer of every row (an untouched row sums to zero and does not
+    move); else to the (distinct rows, inverse) given.
+    """
+    if touched is None:
+        summed = torch.zeros_like(matrix).index_add_(0, rows, gradients)
+        state.add_(summed.square().mean(dim=1))
+        matrix.addcmul_(summed, (-learning_rate / (state.sqrt() + 1e-10)).unsqueeze(1))
+        return
+    unique, inverse = touched
+    summed = matrix.new_zeros(len(unique), matrix.shape[1]).index_add_(0, inverse, gradients)
     accumulated = state[unique] + summed.square().mean(dim=1)
     state[unique] = accumulated
     matrix.index_add_(0, unique, summed * (-learning_rate / (accumulated.sqrt() + 1e-10)).unsqueeze(1))
+
+
+_COMPILED_STEP = torch.compile(_train_step)
 
 
 def _candidates(target: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
