@@ -88,7 +88,8 @@ def main() -> None:
     config = TrainConfig(device="cpu", threads=arguments.threads, epochs_per_season=arguments.epochs)
     catalogue = load()
     n_assets = len(catalogue.train_views)
-    sampling = Sampling(origins_per_asset=arguments.origins_per_asset, negatives=arguments.negatives)
+    seasons = SeasonsConfig(origins_per_asset=arguments.origins_per_asset, negatives=arguments.negatives)
+    sampling = Sampling.of(seasons)
     season = sample_season(catalogue, sampling, np.random.default_rng(0))
     origin, target = season.column("origin").to_numpy(), season.column("target").to_numpy()
     pairs = len(origin) * arguments.epochs

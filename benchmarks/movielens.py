@@ -16,6 +16,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 from deltalake import write_deltalake
 
+from film2vec.config import SeasonsConfig
 from film2vec.evaluate import Split, split_views
 
 MOVIELENS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ml-latest-small"
@@ -27,6 +28,7 @@ class Catalogue:
     genres: list[set[str]]
     train_views: np.ndarray  # distinct train viewers per asset code
     co_views: sp.csr_matrix  # asset × asset, users who watched both in train, zero diagonal
+    inverse_co_views: sp.csr_matrix  # the same with each user counting 1/(n − 1) (--user-weighting inverse)
 
 
 def load(folder: Path = MOVIELENS) -> Catalogue:
@@ -45,10 +47,17 @@ def load(folder: Path = MOVIELENS) -> Catalogue:
     watched = sp.csr_matrix(
         (np.ones(len(split.train_user), dtype=np.int64), (split.train_user, split.train_asset)), shape=(users, len(ids))
     )
-    co_views = (watched.T @ watched).tocsr()
-    co_views.setdiag(0)
-    co_views.eliminate_zeros()
-    return Catalogue(split, genres, np.bincount(split.train_asset, minlength=len(ids)), co_views)
+    history = np.asarray(watched.sum(axis=1)).ravel()
+    inverse = sp.diags(1.0 / np.maximum(history - 1, 1)) @ watched
+    views = np.bincount(split.train_asset, minlength=len(ids))
+    return Catalogue(split, genres, views, _off_diagonal(watched.T @ watched), _off_diagonal(watched.T @ inverse))
+
+
+def _off_diagonal(gram: sp.spmatrix) -> sp.csr_matrix:
+    gram = gram.tocsr()
+    gram.setdiag(0)
+    gram.eliminate_zeros()
+    return gram
 
 
 @dataclass(frozen=True)
@@ -58,13 +67,26 @@ class Sampling:
     negatives: int = 5
     negative_alpha: float = 0.0  # 0: uniform over the assets taking part; 0.75: word2vec's unigram**0.75
     min_views: int = 1
+    user_weighting: str = "none"  # or "inverse": the co-view walk on 1/(n − 1)-weighted counts
+
+    @classmethod
+    def of(cls, config: SeasonsConfig) -> Sampling:
+        """The stand-in of the configured sampler. The bipartite walk's P(b | a) is the co-view walk's on
+        counts where each user weighs 1/(n − 1) (README, Seasons of samples), so it samples that walk."""
+        return cls(
+            origins_per_asset=config.origins_per_asset,
+            origin_beta=config.origin_exponent if config.origin_distribution == "views" else 0.0,
+            negatives=config.negatives,
+            negative_alpha=config.unigram_exponent if config.negative_distribution == "unigram" else 0.0,
+            user_weighting="inverse" if config.walk == "bipartite" else "none",
+        )
 
 
 def sample_season(catalogue: Catalogue, sampling: Sampling, rng: np.random.Generator) -> pa.Table:
     """One season of (origin, target, negatives) as the seasons table holds them, targets ∝ co_views."""
     views = catalogue.train_views
     taking_part = views >= sampling.min_views
-    co_views = catalogue.co_views
+    co_views = catalogue.inverse_co_views if sampling.user_weighting == "inverse" else catalogue.co_views
     if sampling.min_views > 1:
         keep = sp.diags(taking_part.astype(np.int64))
         co_views = (keep @ co_views @ keep).tocsr()
@@ -77,7 +99,7 @@ def sample_season(catalogue: Catalogue, sampling: Sampling, rng: np.random.Gener
     cumulative = np.cumsum(co_views.data)
     before = np.concatenate(([0], cumulative))[co_views.indptr[origin]]
     total = cumulative[co_views.indptr[origin + 1] - 1] - before
-    position = np.searchsorted(cumulative, before + (rng.random(len(origin)) * total).astype(np.int64), side="right")
+    position = np.searchsorted(cumulative, before + rng.random(len(origin)) * total, side="right")
     target = co_views.indices[position]
     pool = np.flatnonzero(taking_part)
     p = views[pool].astype(float) ** sampling.negative_alpha

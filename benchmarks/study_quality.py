@@ -25,7 +25,7 @@ def base_settings() -> dict:
     """The defaults: sampler settings of SeasonsConfig plus the study's sampler levers, and TrainConfig."""
     seasons = SeasonsConfig()
     return {
-        **dataclasses.asdict(Sampling(origins_per_asset=seasons.origins_per_asset, negatives=seasons.negatives)),
+        **dataclasses.asdict(Sampling.of(seasons)),
         "seasons": seasons.seasons,
         **{key: value for key, value in dataclasses.asdict(TrainConfig(device="cpu")).items()},
     }

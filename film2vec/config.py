@@ -101,17 +101,17 @@ class PairsConfig:
 class SeasonsConfig:
     seasons: int = setting(5, "Seasons of samples (each a fresh draw)", low=1, high=10_000)
     origins_per_asset: int = setting(100, "Origins drawn per asset with neighbours, per season", low=1, high=1_000_000)
-    negatives: int = setting(5, "Negatives per sample", low=1, high=1_000)
+    negatives: int = setting(20, "Negatives per sample", low=1, high=1_000)
     walk: str = setting(
-        "coview",
-        "coview: target ∝ co_views(origin, target); bipartite: origin → one of its users → another of their assets",
-        choices=("coview", "bipartite"),
+        "bipartite",
+        "bipartite: origin → one of its users → another of their assets; coview: target ∝ co_views(origin, target)",
+        choices=("bipartite", "coview"),
     )
     origin_distribution: str = setting(
-        "stratified",
-        "stratified: origins_per_asset samples from every asset; views: origins drawn ∝ views^origin_exponent "
-        "(origins_per_asset on average)",
-        choices=("stratified", "views"),
+        "views",
+        "views: origins drawn ∝ views^origin_exponent (origins_per_asset on average); stratified: "
+        "origins_per_asset samples from every asset",
+        choices=("views", "stratified"),
     )
     origin_exponent: float = setting(1.0, "β of origins ∝ views^β (0: uniform)", low=0.0, high=10.0)
     negative_distribution: str = setting(

@@ -88,8 +88,9 @@ display(
 
 # MAGIC %md
 # MAGIC ## 2. Seasons of samples
-# MAGIC Each season draws, for every asset with neighbours, `origins_per_asset` samples: a target with
-# MAGIC probability ∝ co-views and uniform negatives. Rows hold dense asset indices (`asset_idx`).
+# MAGIC Each season draws origins in proportion to their views (`origins_per_asset` per asset on average),
+# MAGIC a target by a two-step walk (origin → one of its viewers → another asset of theirs) and uniform
+# MAGIC negatives. Rows hold dense asset indices (`asset_idx`).
 
 # COMMAND ----------
 
