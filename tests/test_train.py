@@ -195,3 +195,11 @@ def test_cuda_request_without_a_gpu_is_a_clear_error():
         with pytest.raises(RuntimeError, match="no CUDA device"):
             pick_device("cuda")
     assert pick_device("cpu").type == "cpu"
+
+
+def test_compiled_training_on_two_threads_repeats_exactly(seasons_path):
+    """The fused step's scatter-adds would sum in thread order; the trainer makes them deterministic."""
+    config = TrainConfig(dim=8, batch_size=512, device="cpu", compile_step="on", threads=2)
+    first, second = (train(seasons_path, range(2), 40, config, seed=0).vectors for _ in range(2))
+    assert np.array_equal(first, second)
+    assert not torch.are_deterministic_algorithms_enabled()  # the caller's setting is back

@@ -7,10 +7,11 @@ skips the seasons its checkpoint has done.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -114,32 +115,49 @@ def train(
         device=str(device),
         resumed_seasons=list(state.seasons_done),
     )
-    compile_undecided = config.compile_step == "auto"  # decided on the first season to train, by its size
-    for season in seasons:
-        if season in state.seasons_done:
-            continue
-        position = len(state.seasons_done)
-        rows = season_rows(seasons_path, season)
-        if rows == 0:
-            raise RuntimeError(f"season {season} in {seasons_path} has no samples; run the sample stage first")
-        if compile_undecided:
-            model.compiled = rows * config.epochs_per_season * (n_seasons - position) >= COMPILE_FROM_SAMPLES
-            compile_undecided = False
-        for epoch in range(config.epochs_per_season):
-            report = _train_epoch(
-                model, seasons_path, season, epoch, rows, position, n_seasons, state.step, config, seed
-            )
-            state.step = report.step
-            result.history.append(report)
-            if on_epoch:
-                on_epoch(report)
-        state.seasons_done.append(season)
-        if checkpoints:
-            state.tensors = model.state()
-            state.history = [dataclasses.asdict(report) for report in result.history]
-            checkpoint.save(checkpoints, state)
+    with _deterministic_on_cpu(device):
+        compile_undecided = config.compile_step == "auto"  # decided on the first season to train, by its size
+        for season in seasons:
+            if season in state.seasons_done:
+                continue
+            position = len(state.seasons_done)
+            rows = season_rows(seasons_path, season)
+            if rows == 0:
+                raise RuntimeError(f"season {season} in {seasons_path} has no samples; run the sample stage first")
+            if compile_undecided:
+                model.compiled = rows * config.epochs_per_season * (n_seasons - position) >= COMPILE_FROM_SAMPLES
+                compile_undecided = False
+            for epoch in range(config.epochs_per_season):
+                report = _train_epoch(
+                    model, seasons_path, season, epoch, rows, position, n_seasons, state.step, config, seed
+                )
+                state.step = report.step
+                result.history.append(report)
+                if on_epoch:
+                    on_epoch(report)
+            state.seasons_done.append(season)
+            if checkpoints:
+                state.tensors = model.state()
+                state.history = [dataclasses.asdict(report) for report in result.history]
+                checkpoint.save(checkpoints, state)
     result.vectors = model.vectors.cpu().numpy().copy()
     return result
+
+
+@contextlib.contextmanager
+def _deterministic_on_cpu(device: torch.device) -> Iterator[None]:
+    """Deterministic kernels while training on the CPU, so that a rerun gives identical vectors.
+
+    The compiled step's scatter-adds otherwise sum in thread order; the deterministic ones cost little
+    there. Ops without a deterministic kernel only warn; the caller's setting comes back afterwards.
+    """
+    previous = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
 
 # compile_step auto: compiling takes ~10-30 s; the eager CPU step makes ~250k samples/s, the compiled one ~4x.
