@@ -55,8 +55,11 @@ def test_notebook_runs_to_the_end(notebook, tmp_path):
     assert done.returncode == 0, done.stderr[-4000:]
     embeddings = DeltaTable(str(tmp_path / "out" / "embeddings")).to_pyarrow_table()
     assert embeddings.num_rows == int(SMALL["catalogue_size"])
-    assert sorted(path.name for path in (tmp_path / "plots").iterdir()) == ["figure-1.png", "figure-2.png"]
+    assert sorted(path.name for path in (tmp_path / "plots").iterdir()) == [f"figure-{n}.png" for n in (1, 2, 3)]
     assert "most similar" in done.stdout
+    assert "recall_at_20" in done.stdout and "genre_p_at_10" in done.stdout
+    assert DeltaTable(str(tmp_path / "out" / "recommendations")).to_pyarrow_table().num_rows > 0
+    assert DeltaTable(str(tmp_path / "out" / "evaluation" / "embeddings")).to_pyarrow_table().num_rows > 0
 
 
 def test_local_widgets_take_the_environment_and_check_dropdowns(monkeypatch):
