@@ -1,4 +1,5 @@
 """SIGKILL a real `film2vec` process while it writes the pair table, a season, or trains; nothing is lost.
+And two real `film2vec pairs` processes on their own --out at once: each gets its own, exact table.
 
 Each test runs the CLI as a child process (python, and its Spark JVM, in their own process group) on a
 small synthetic catalogue that the shared session wrote first, kills the whole group the moment the
@@ -16,8 +17,10 @@ import time
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 from deltalake import DeltaTable
+from scipy import sparse
 
 from film2vec import pipeline
 from film2vec.config import Config
@@ -49,13 +52,14 @@ def configured(out: Path) -> Config:
     return config
 
 
-def start(command: str, out: Path) -> subprocess.Popen:
+def start(command: str, out: Path, *more: str) -> subprocess.Popen:
     """`film2vec COMMAND` on `out` with SETTINGS, as a child in its own process group (python and its JVM)."""
     flags = [f"--{name.replace('_', '-')}={value}" for name, value in SETTINGS.items()]
     environment = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
     return subprocess.Popen(
         [sys.executable, "-m", "film2vec.cli", command, f"--out={out}", "--master=local[2]", "--driver-memory=1g"]
-        + flags,
+        + flags
+        + list(more),
         cwd=REPOSITORY,
         env=environment,
         stdout=subprocess.PIPE,
@@ -128,3 +132,28 @@ def test_killed_trainer_resumes_from_its_last_season_checkpoint(spark, finished)
     embeddings = DeltaTable(finished.out("embeddings")).to_pyarrow_table()
     assert embeddings.num_rows == resumed["assets_with_vectors"] > 0
     assert not checkpoint.exists()  # cleared once the run is written
+
+
+def brute_force_pairs(events: str) -> dict[tuple[int, int], int]:
+    """co_views of every ordered pair of distinct assets: XᵀX off the diagonal, from the events table."""
+    table = DeltaTable(events).to_pyarrow_table(columns=["user_id", "asset_id"])
+    users, user_row = np.unique(table.column("user_id").to_numpy(), return_inverse=True)
+    assets, asset_column = np.unique(table.column("asset_id").to_numpy(), return_inverse=True)
+    X = sparse.csr_matrix((np.ones(len(user_row)), (user_row, asset_column)), shape=(len(users), len(assets)))
+    X.data[:] = 1  # a repeated view counts once
+    gram = (X.T @ X).tocoo()
+    return {(int(assets[a]), int(assets[b])): int(n) for a, b, n in zip(gram.row, gram.col, gram.data) if a != b}
+
+
+def test_two_runs_with_their_own_out_at_once_each_get_their_exact_pairs(tmp_path):
+    outs = {seed: tmp_path / f"seed-{seed}" for seed in (1, 2)}  # other seeds: other catalogues
+    children = {seed: start("pairs", out, f"--seed={seed}") for seed, out in outs.items()}
+    for child in children.values():
+        output, _ = child.communicate(timeout=900)
+        assert child.returncode == 0, output[-3000:]
+    found = {}
+    for seed, out in outs.items():
+        rows = DeltaTable(str(out / "pairs")).to_pyarrow_table().to_pylist()
+        found[seed] = {(row["asset_a"], row["asset_b"]): row["co_views"] for row in rows}
+        assert found[seed] == brute_force_pairs(str(out / "synthetic" / "events"))
+    assert found[1] != found[2]
