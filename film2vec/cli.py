@@ -15,6 +15,7 @@ import yaml
 
 from film2vec import pipeline, uses
 from film2vec.config import ConfigError, apply, field_specs, load_profile
+from film2vec.conflicts import ConcurrentWriteError
 from film2vec.events import InputError
 
 COMMANDS = {
@@ -94,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         spark = get_spark(config.spark)
         summary = COMMANDS[arguments.command][1](spark, config)
-    except (ConfigError, InputError) as error:
+    except (ConfigError, InputError, ConcurrentWriteError) as error:
         print(f"film2vec {arguments.command}: {error}", file=sys.stderr)
         return 2
     print(pipeline.describe(summary))

@@ -419,11 +419,13 @@ def _seconds(value: Column) -> Column:
 
 
 def _parse_time(events: DataFrame) -> tuple[Column, Column]:
-    """(viewed_at as timestamp, reason or null): timestamps, dates, Unix seconds or ISO text."""
+    """(viewed_at as timestamp, reason or null): timestamps, dates, Unix seconds or ISO text, in the years 1 to 9999."""
     kind = events.schema["viewed_at"].dataType
     column = F.col("viewed_at")
     if isinstance(kind, TIME_TYPES):
-        parsed = column.cast("timestamp")
+        # Parquet and Delta hold times far outside the years 1 to 9999; they get the text path's range
+        stamp = column.cast("timestamp")
+        parsed = F.when(F.unix_seconds(stamp).between(EARLIEST_SECONDS, LATEST_SECONDS), stamp)
     elif isinstance(kind, (*NUMBER_TYPES, T.NullType)):
         parsed = _seconds(column.cast("double"))
     else:

@@ -30,6 +30,7 @@ from pyspark.sql import functions as F
 
 from film2vec import tracking
 from film2vec.config import Config
+from film2vec.conflicts import committing
 from film2vec.evaluate import Split, split_views
 from film2vec.evaluate import evaluate as evaluate_vectors
 from film2vec.events import InputError, ingest
@@ -50,7 +51,9 @@ from film2vec.train.trainer import train
 
 
 def _write(frame: DataFrame, path: str, **options: str) -> None:
-    frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").options(**options).save(path)
+    """Replace the Delta table at `path` in one commit; ConcurrentWriteError when another job commits to it too."""
+    with committing(path):
+        frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").options(**options).save(path)
 
 
 def _read(spark: SparkSession, path: str, stage: str) -> DataFrame:

@@ -31,6 +31,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from film2vec.config import SeasonsConfig
+from film2vec.conflicts import committing
 from film2vec.events import InputError
 from film2vec.walks import (
     Negatives,
@@ -289,14 +290,18 @@ def sampling_plan(config: SeasonsConfig, catalogue_views: np.ndarray, origin_vie
 
 
 def write_season(samples: DataFrame, path: str, season: int) -> None:
-    """Replace season `season` of the Delta table at `path` atomically (other seasons untouched)."""
-    (
-        samples.write.format("delta")
-        .mode("overwrite")
-        .option("replaceWhere", f"season = {int(season)}")
-        .partitionBy("season")
-        .save(path)
-    )
+    """Replace season `season` of the Delta table at `path` atomically (other seasons untouched).
+
+    Raises ConcurrentWriteError when another job commits to the table between this write's read and commit.
+    """
+    with committing(f"season {season} of {path}"):
+        (
+            samples.write.format("delta")
+            .mode("overwrite")
+            .option("replaceWhere", f"season = {int(season)}")
+            .partitionBy("season")
+            .save(path)
+        )
 
 
 class SeasonFeed:

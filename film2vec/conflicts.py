@@ -1,0 +1,45 @@
+"""Two jobs committing to one Delta table at once: Delta's optimistic concurrency rejects the later commit.
+
+Delta raises one of its conflict exceptions (ConcurrentAppendException for two writers of one season,
+ConcurrentDeleteDeleteException for two overwrites of a table, …), deep in a Py4J or Spark Connect error.
+`committing` turns that into a ConcurrentWriteError that names the table and says what to do; the table
+itself holds the other job's commit, whole, and this job's commit is not in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import delta.exceptions
+
+from film2vec.events import SPARK_ERRORS
+
+# Delta's conflict exceptions by class name, and the error classes of their messages (DELTA_CONCURRENT_APPEND…)
+CONFLICT_MARKERS = (*delta.exceptions.__all__, "DELTA_CONCURRENT_", "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED")
+
+
+class ConcurrentWriteError(RuntimeError):
+    """Another job committed to the same table while this one was writing it."""
+
+
+def is_conflict(error: BaseException) -> bool:
+    """Whether a Spark error is Delta refusing a commit because another one got in first."""
+    return isinstance(error, delta.exceptions.DeltaConcurrentModificationException) or any(
+        marker in str(error) for marker in CONFLICT_MARKERS
+    )
+
+
+@contextmanager
+def committing(what: str) -> Iterator[None]:
+    """Run a Delta write of `what` (a table, or a season of one); a commit conflict becomes ConcurrentWriteError."""
+    try:
+        yield
+    except SPARK_ERRORS as error:
+        if not is_conflict(error):
+            raise
+        raise ConcurrentWriteError(
+            f"{what} was written by another job at the same time; Delta kept the other job's commit and refused "
+            "this one, so the table is whole but holds the other job's rows. Run one job per --out at a time "
+            "(give concurrent runs their own --out), then rerun this one"
+        ) from error
