@@ -398,6 +398,11 @@ def season_sampler_for(spark: SparkSession, config: Config) -> SeasonSampler:
     return season_sampler(config.seasons, config.seed, assets, views=_read(spark, config.out("views"), "pairs"))
 
 
+def season_numbers(config: Config) -> range:
+    """The seasons a run draws and trains: --seasons of them, or --warm-seasons when warm-starting."""
+    return range(config.train.warm_seasons if config.train.warm_start else config.seasons.seasons)
+
+
 def _seasons_written(spark: SparkSession, config: Config, seasons: list[int]) -> dict:
     written = _read(spark, config.out("seasons"), "sample").where(F.col("season").isin(seasons))
     return {"seasons": config.out("seasons"), "season_numbers": seasons, "samples": written.count()}
@@ -405,7 +410,7 @@ def _seasons_written(spark: SparkSession, config: Config, seasons: list[int]) ->
 
 def sample(spark: SparkSession, config: Config, seasons: range | None = None) -> dict:
     """Write the configured seasons of samples to DIR/seasons, each replacing only itself."""
-    seasons = list(seasons if seasons is not None else range(config.seasons.seasons))
+    seasons = list(seasons if seasons is not None else season_numbers(config))
     sampler = season_sampler_for(spark, config)
     try:
         for season in seasons:
@@ -483,7 +488,11 @@ def _genre_precision_on_views(catalogue: pa.Table, vectors: np.ndarray) -> float
 
 
 def train_vectors(
-    spark: SparkSession, config: Config, seasons: Iterable[int] | None = None, held_out: HeldOut | None = None
+    spark: SparkSession,
+    config: Config,
+    seasons: Iterable[int] | None = None,
+    held_out: HeldOut | None = None,
+    score_on_views: bool = False,
 ) -> dict:
     """Train on the seasons, log the run to MLflow, write DIR/embeddings and register the model.
 
@@ -491,8 +500,9 @@ def train_vectors(
     passes a SeasonFeed that yields each season once it is written. Each finished season is checkpointed in
     DIR/checkpoints (a local output folder), so a killed run started again resumes after its last finished
     season; the checkpoint goes once the run is written. With `held_out`, the protocol's figures of the new
-    vectors are logged to the run and returned. The alias moves to the new version only when the figures
-    clear the configured floors (GenreP@10 over all views stands in when there is no held-out split).
+    vectors are logged to the run and returned; without it, GenreP@10 over all views is, with
+    `score_on_views` or a GenreP floor. The alias moves to the new version only when the figures clear the
+    configured floors.
     """
     assets = _read(spark, config.out("assets"), "pairs").orderBy("asset_idx")
     trained = _read(spark, config.out("pairs"), "pairs").select(F.col("asset_a").alias("asset_id")).distinct()
@@ -508,8 +518,8 @@ def train_vectors(
     if warm:
         config = copy.deepcopy(config)
         config.train.warm_start, config.train.learning_rate = warm.source, config.train.warm_learning_rate
-    n_seasons = config.train.warm_seasons if warm else config.seasons.seasons
-    seasons = seasons if seasons is not None else range(n_seasons)
+    n_seasons = len(season_numbers(config))
+    seasons = seasons if seasons is not None else season_numbers(config)
     checkpoints = config.out("checkpoints") if Path(config.out("checkpoints")).is_absolute() else None  # local only
     with (
         mlflow.start_run(experiment_id=tracking.experiment_id(config.tracking.experiment, store)) as run,
@@ -548,7 +558,7 @@ def train_vectors(
             embeddings = pa.concat_tables((embeddings, provisional))
         _write(spark.createDataFrame(embeddings), config.out("embeddings"))
         figures = held_out.score(embeddings) if held_out else {}
-        if not held_out and config.tracking.alias_floor_genre_p > 0:
+        if not held_out and (score_on_views or config.tracking.alias_floor_genre_p > 0):
             vectors = np.zeros_like(result.vectors)
             vectors[rows] = result.vectors[rows]
             figures["genre_p_at_10"] = _genre_precision_on_views(catalogue, vectors)
@@ -683,7 +693,7 @@ def run(spark: SparkSession, config: Config) -> dict:
         summary["sample"] = _timed(sample, spark, config)
         summary["train"] = _timed(train_vectors, spark, config)
         return summary
-    seasons = list(range(config.seasons.seasons))
+    seasons = list(season_numbers(config))
     sampler = season_sampler_for(spark, config)
 
     def log_wait(season: int, seconds: float) -> None:
@@ -715,11 +725,11 @@ def refresh(spark: SparkSession, config: Config) -> dict:
         raise ConfigError("film2vec refresh: give the new views, --new-events PATH or --since TIME")
     warm = copy.deepcopy(config)
     warm.train.warm_start = config.train.warm_start or f"models:/{config.tracking.model_name}@{config.tracking.alias}"
-    seasons = range(warm.train.warm_seasons)
+    seasons = season_numbers(warm)
     return {
         "pairs": _timed(count_new_pairs, spark, warm),
         "sample": _timed(sample, spark, warm, seasons),
-        "train": _timed(train_vectors, spark, warm, seasons),
+        "train": _timed(train_vectors, spark, warm, seasons, score_on_views=True),
     }
 
 
