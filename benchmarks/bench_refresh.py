@@ -1,6 +1,7 @@
 """The nightly refresh against a full retrain, on MovieLens latest-small split by time.
 
-    python -m benchmarks.bench_refresh --out DIR [--repeats 1] [--warm-seasons 1]
+    python -m benchmarks.bench_refresh --out DIR [--repeats 1] [--warm-seasons 1] [--seasons 5]
+        [--origins-per-asset 100] [--epochs-per-season 2]
 
 The protocol's split comes first (per user, the last 5 views are test; see film2vec/evaluate.py). The train
 views are then ordered by time: the first 90% are the history a model was trained on (`film2vec run`,
@@ -49,14 +50,19 @@ def main() -> None:
     parser.add_argument("--movielens", default=str(MOVIELENS), help="MovieLens latest-small folder")
     parser.add_argument("--history-share", type=float, default=0.9, help="share of train views in the history")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs of refresh and of the full retrain")
-    parser.add_argument("--warm-seasons", type=int, default=1)
+    parser.add_argument("--warm-seasons", type=int, default=1, help="seasons of the refresh")
+    parser.add_argument("--seasons", type=int, default=5, help="seasons of the history model and the full retrain")
+    parser.add_argument("--origins-per-asset", type=int, default=100, help="per season, every model")
+    parser.add_argument("--epochs-per-season", type=int, default=2, help="every model")
     arguments = parser.parse_args()
     root = Path(arguments.out).resolve()
     shutil.rmtree(root, ignore_errors=True)
 
     config = Config()
     config.data.events, config.data.out = arguments.movielens, str(root / "input")
-    config.train.warm_seasons = arguments.warm_seasons
+    config.train.warm_seasons, config.seasons.seasons = arguments.warm_seasons, arguments.seasons
+    config.seasons.origins_per_asset = arguments.origins_per_asset
+    config.train.epochs_per_season = arguments.epochs_per_season
     spark = get_spark(config.spark)
     held_out, tables = pipeline.split_events(spark, config)
     history, batch = time_split(tables["train"], arguments.history_share)
