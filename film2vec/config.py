@@ -185,7 +185,7 @@ class TrainConfig:
         high=10.0,
     )
     cold_start: bool = setting(
-        True,
+        False,
         "Assets in the metadata with no views get a provisional vector (mean of the trained vectors sharing a "
         "label), marked source = 'metadata' in DIR/embeddings",
     )
