@@ -24,6 +24,11 @@ COMMANDS = {
     "sample": ("draw the seasons of samples into DIR/seasons", pipeline.sample),
     "train": ("train vectors, log to MLflow, write DIR/embeddings, register the model", pipeline.train_vectors),
     "run": ("the whole pipeline; with no --events, on the synthetic catalogue", pipeline.run),
+    "refresh": (
+        "merge new views (--new-events PATH or --since TIME) into the tables, warm-start training from the "
+        "serving model, move the alias when the figures clear the floors",
+        pipeline.refresh,
+    ),
     "evaluate": (
         "split the events per user (last 5 views held out), train on the rest (or score --embeddings), "
         "print the figures as JSON on the last line",

@@ -51,6 +51,15 @@ class DataConfig:
     id_type: str = setting(
         "auto", "Type of user and asset ids in CSV input: auto detects integers", choices=("auto", "int", "string")
     )
+    new_events: str | None = setting(
+        None,
+        "`pairs`/`refresh`: a batch of new view events (same formats as --events) merged into the existing DIR tables",
+    )
+    since: str | None = setting(
+        None,
+        "`pairs`/`refresh`: the views of --new-events (else --events) at or after this time (ISO text or Unix "
+        "seconds) are the new batch",
+    )
 
 
 @dataclass
@@ -168,6 +177,24 @@ class TrainConfig:
     prefetch: int = setting(4, "Arrow batches read ahead in the background", low=1, high=1_000)
     threads: int = setting(0, "Torch CPU threads; 0 means all cores", low=0, high=1_024)
     resume: bool = setting(True, "Resume from the last season checkpoint in DIR/checkpoints when its settings match")
+    warm_start: str | None = setting(
+        None,
+        "Start from a registered model's vectors: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model or a "
+        "run id; new assets start from the mean vector of assets sharing a label",
+    )
+    warm_seasons: int = setting(1, "Seasons trained (and drawn by `refresh`) when warm-starting", low=1, high=10_000)
+    warm_learning_rate: float = setting(
+        0.02,
+        "Learning rate at the start of a warm-started run (the optimiser's accumulators start afresh, so a "
+        "cold start's rate would throw the old vectors far)",
+        low=1e-8,
+        high=10.0,
+    )
+    cold_start: bool = setting(
+        False,
+        "Assets in the metadata with no views get a provisional vector (mean of the trained vectors sharing a "
+        "label), marked source = 'metadata' in DIR/embeddings",
+    )
 
 
 @dataclass
@@ -183,6 +210,18 @@ class TrackingConfig:
     model_name: str = setting("film2vec", "Registered model name")
     alias: str = setting("champion", "Alias given to the newly registered version")
     top_k: int = setting(10, "Neighbours the served model returns by default", low=1, high=10_000)
+    alias_floor_recall: float = setting(
+        0.0,
+        "The alias moves to a new version only if its held-out Recall@20 reaches this; 0: no floor",
+        low=0.0,
+        high=1.0,
+    )
+    alias_floor_genre_p: float = setting(
+        0.0,
+        "The alias moves only if the new vectors' GenreP@10 (held-out split, else all views) reaches this; 0: no floor",
+        low=0.0,
+        high=1.0,
+    )
 
 
 @dataclass

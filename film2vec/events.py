@@ -99,6 +99,7 @@ class Ingested:
     assets: DataFrame
     rejects: DataFrame
     summary: dict
+    metadata: DataFrame | None = None  # usable metadata rows (asset_id, title, genres), viewed or not
 
 
 def _spark_reason(error: Exception) -> str:
@@ -574,4 +575,4 @@ def ingest(spark: SparkSession, events_path: str, metadata_path: str | None = No
         "metadata": metadata_source,
         "metadata_rejected": sum(rows for kind, (rows, _) in tally["metadata"].items() if kind is not None),
     }
-    return Ingested(views, index_assets(views, usable), rejects, summary)
+    return Ingested(views, index_assets(views, usable), rejects, summary, usable)

@@ -57,6 +57,21 @@ def pairs_by_join(views: DataFrame, assets: DataFrame, weighted: bool = False) -
     return mirrored(with_asset_ids(upper, assets))
 
 
+def pair_increment(before: DataFrame, after: DataFrame) -> DataFrame:
+    """What to add to co_views: the pair counts `after` (the users' whole histories now) minus `before` (the
+    same users' histories when the table was counted), rows with a nonzero difference only.
+
+    Both are co-view tables of the users with new views, so the work grows with those users' histories,
+    not with the catalogue's. Under --user-weighting inverse a user's weight 1/(n − 1) changes with n, and
+    the difference then lowers the pairs among the user's earlier views too.
+    """
+    now = after.withColumnRenamed("co_views", "after")
+    then = before.withColumnRenamed("co_views", "before")
+    change = F.coalesce("after", F.lit(0)) - F.coalesce("before", F.lit(0))
+    joined = now.join(then, ["asset_a", "asset_b"], "full")
+    return joined.select("asset_a", "asset_b", change.alias("co_views")).where(F.col("co_views") != 0)
+
+
 def with_asset_ids(pairs: DataFrame, assets: DataFrame) -> DataFrame:
     """Replace dense indices (a, b) by the catalogue's own ids, keeping their type."""
     ids = assets.select("asset_idx", "asset_id")

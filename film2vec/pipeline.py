@@ -2,11 +2,12 @@
 
     DIR/synthetic/{events,assets}   the generated catalogue (when no events are given)
     DIR/views      clean views: user_id, asset_id, viewed_at, asset_idx (one row per user and asset)
-    DIR/assets     asset_idx, asset_id, views, title, genres
+    DIR/assets     asset_idx, asset_id, views, title, genres (asset_idx never changes in a refresh)
+    DIR/unviewed   asset_id, title, genres: assets in the metadata with no view yet (cold start)
     DIR/rejects    rows set aside: reason, line, source
     DIR/pairs      asset_a, asset_b, co_views
     DIR/seasons    season, origin, target, negatives (asset indices), partitioned by season
-    DIR/embeddings asset_id, vector
+    DIR/embeddings asset_id, vector, source ('views': trained; 'metadata': provisional, from labels)
 Each function returns a summary dict of what it wrote; the CLI prints it.
 """
 
@@ -16,8 +17,9 @@ import copy
 import json
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import mlflow
@@ -25,20 +27,24 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyspark.sql import DataFrame, SparkSession
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from film2vec import tracking
-from film2vec.config import Config
+from film2vec.config import Config, ConfigError
 from film2vec.conflicts import committing
-from film2vec.evaluate import Split, split_views
+from film2vec.evaluate import Split, genre_precision, split_views
 from film2vec.evaluate import evaluate as evaluate_vectors
 from film2vec.events import InputError, ingest
 from film2vec.pairs import (
+    PairEstimate,
     cap_views,
     check_budget,
     estimate_pairs,
     gram_buckets,
+    pair_increment,
     pairs_by_gram,
     pairs_by_join,
     sparsify,
@@ -48,6 +54,10 @@ from film2vec.seasons import SeasonFeed, SeasonSampler, season_sampler
 from film2vec.synthetic import generate_catalogue
 from film2vec.train.checkpoint import clear as clear_checkpoint
 from film2vec.train.trainer import train
+from film2vec.warm import label_mean_vectors, median_cosine
+
+# Key of the pair table's commit metadata: the version of DIR/views its counts are of, and how they were counted
+PAIRS_RECORD = "film2vec_pairs"
 
 
 def _write(frame: DataFrame, path: str, **options: str) -> None:
@@ -103,6 +113,7 @@ def prepare_views(spark: SparkSession, config: Config) -> dict:
     assets = spark.read.format("delta").load(config.out("assets"))
     _write(found.views.join(assets.select("asset_id", "asset_idx"), "asset_id"), config.out("views"))
     views = spark.read.format("delta").load(config.out("views"))
+    _write_unviewed(spark, config, found.metadata)
     counts = views.agg(F.count("*").alias("views"), F.countDistinct("user_id").alias("users")).first()
     summary.update(
         views=counts["views"],
@@ -114,7 +125,12 @@ def prepare_views(spark: SparkSession, config: Config) -> dict:
 
 
 def count_pairs(spark: SparkSession, config: Config) -> dict:
-    """Ingest the events, estimate the cost (stopping when over budget), then write the co-view table DIR/pairs."""
+    """Ingest the events, estimate the cost (stopping when over budget), then write the co-view table DIR/pairs.
+
+    With --new-events or --since, the new views are merged into the existing tables instead (count_new_pairs).
+    """
+    if config.data.new_events or config.data.since:
+        return count_new_pairs(spark, config)
     summary = {"ingest": prepare_views(spark, config)}
     settings = config.pairs
     views = spark.read.format("delta").load(config.out("views"))
@@ -128,20 +144,14 @@ def count_pairs(spark: SparkSession, config: Config) -> dict:
         flush=True,
     )
     check_budget(estimate, settings.pair_budget, views, config.out("views"))
-    weighted = settings.user_weighting == "inverse"
-    if settings.pair_method == "join":
-        assets = spark.read.format("delta").load(config.out("assets"))
-        pairs = pairs_by_join(views, assets, weighted)
-    else:
-        partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
-        buckets = gram_buckets(estimate, partitions, settings.gram_block_pairs)
-        pairs = pairs_by_gram(views, estimate.n_assets, buckets, weighted, settings.gram_block_pairs)
+    pairs = _pair_counter(spark, config, estimate)(views)
     sparse = settings.max_neighbours > 0 or settings.min_co_views > 0
     if sparse:
         pairs = pairs.persist()
         full = pairs.agg(F.count("*").alias("rows"), F.sum("co_views").alias("weight")).first()
         pairs_kept = sparsify(pairs, settings.max_neighbours, settings.min_co_views)
-    _write(pairs_kept if sparse else pairs, config.out("pairs"))
+    record = _pairs_record(config, _version(spark, config.out("views")))
+    _write(pairs_kept if sparse else pairs, config.out("pairs"), userMetadata=record)
     if sparse:
         pairs.unpersist()
     written = spark.read.format("delta").load(config.out("pairs"))
@@ -167,12 +177,233 @@ def count_pairs(spark: SparkSession, config: Config) -> dict:
     return summary
 
 
+def _pair_counter(spark: SparkSession, config: Config, estimate: PairEstimate) -> Callable[[DataFrame], DataFrame]:
+    """The configured counting method, as a function from views to the co-view table of those views."""
+    settings = config.pairs
+    weighted = settings.user_weighting == "inverse"
+    if settings.pair_method == "join":
+        assets = _read(spark, config.out("assets"), "pairs")
+        return lambda views: pairs_by_join(views, assets, weighted)
+    partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    buckets = gram_buckets(estimate, partitions, settings.gram_block_pairs)
+    return lambda views: pairs_by_gram(views, estimate.n_assets, buckets, weighted, settings.gram_block_pairs)
+
+
+def _version(spark: SparkSession, path: str) -> int:
+    """The latest version of a Delta table."""
+    return DeltaTable.forPath(spark, path).history(1).first()["version"]
+
+
+def _pairs_record(config: Config, views_version: int) -> str:
+    """The commit metadata of a pair table write: which views it counts and the settings that shaped it."""
+    settings = config.pairs
+    return json.dumps(
+        {
+            PAIRS_RECORD: {
+                "views_version": views_version,
+                "user_weighting": settings.user_weighting,
+                "max_user_views": settings.max_user_views,
+                "max_neighbours": settings.max_neighbours,
+                "min_co_views": settings.min_co_views,
+            }
+        }
+    )
+
+
+def _pairs_counted(spark: SparkSession, config: Config) -> dict:
+    """The record of the latest pair table write, checked against what an incremental count can update."""
+    _read(spark, config.out("pairs"), "pairs")
+    written = (
+        DeltaTable.forPath(spark, config.out("pairs"))
+        .history()
+        .where(F.col("userMetadata").contains(PAIRS_RECORD))
+        .orderBy(F.desc("version"))
+        .first()
+    )
+    if written is None:
+        raise InputError(
+            f"{config.out('pairs')}: no record of the views it counts (written by an older film2vec); "
+            "run `film2vec pairs` once without --new-events/--since"
+        )
+    record = json.loads(written["userMetadata"])[PAIRS_RECORD]
+    settings = config.pairs
+    for name, now in (("max_user_views", settings.max_user_views), ("max_neighbours", settings.max_neighbours)):
+        if record[name] or now:
+            raise ConfigError(
+                f"flag --{name.replace('_', '-')}: new views can only be merged into exact counts (a capped history or "
+                f"a dropped pair cannot be updated); {config.out('pairs')} was counted with {name} = {record[name]}, "
+                f"this run asks for {now}. Recount with `film2vec pairs`, or refresh with 0"
+            )
+    if record["min_co_views"] or settings.min_co_views:
+        raise ConfigError(
+            f"flag --min-co-views: new views can only be merged into unsparsified counts; {config.out('pairs')} was "
+            f"counted with {record['min_co_views']}, this run asks for {settings.min_co_views}"
+        )
+    if record["user_weighting"] != settings.user_weighting:
+        raise ConfigError(
+            f"flag --user-weighting: {config.out('pairs')} was counted with {record['user_weighting']!r}, this run "
+            f"asks for {settings.user_weighting!r}; give the same, or recount with `film2vec pairs`"
+        )
+    return record
+
+
+def _moment(text: str) -> datetime:
+    """--since as a UTC time: Unix seconds, or ISO text (read as UTC when it names no zone)."""
+    try:
+        return datetime.fromtimestamp(float(text), timezone.utc)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"flag --since: {text!r} is not a time; give ISO text (2024-05-01 or 2024-05-01T06:00:00) or Unix seconds"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _exists(path: str) -> bool:
+    """Whether a Delta table is there; remote paths are taken to exist (the stage that writes them ran)."""
+    return "://" in path or path.startswith("dbfs:") or (Path(path) / "_delta_log").is_dir()
+
+
+def _write_unviewed(spark: SparkSession, config: Config, metadata: DataFrame | None) -> None:
+    """DIR/unviewed: the metadata's assets that no view in DIR/views names (empty without metadata)."""
+    views = _read(spark, config.out("views"), "pairs")
+    if metadata is None:
+        schema = T.StructType(
+            [
+                views.schema["asset_id"],
+                T.StructField("title", T.StringType()),
+                T.StructField("genres", T.ArrayType(T.StringType())),
+            ]
+        )
+        metadata = spark.createDataFrame([], schema)
+    viewed = views.select("asset_id").distinct()
+    unviewed = metadata.select("asset_id", "title", "genres").dropDuplicates(["asset_id"])
+    _write(unviewed.join(viewed, "asset_id", "left_anti"), config.out("unviewed"))
+
+
+def _new_batch(spark: SparkSession, config: Config) -> tuple[DataFrame, DataFrame | None, dict]:
+    """The batch's valid views (from --new-events, else --events; at or after --since when given), its
+    usable metadata, and its ingest summary."""
+    if config.data.new_events:
+        source, metadata = config.data.new_events, config.data.metadata
+    else:
+        source, metadata = events_source(spark, config)
+    found = ingest(spark, source, metadata, config.data.id_type)
+    views = found.views
+    if config.data.since:
+        views = views.where(F.col("viewed_at") >= F.lit(_moment(config.data.since)))
+    return views, found.metadata, found.summary
+
+
+def _append_new_views(spark: SparkSession, config: Config, batch: DataFrame) -> None:
+    """Append the batch's (user, asset) views that DIR/views lacks, in one commit. Known assets keep their
+    asset_idx; new ones get the next indices in asset id order."""
+    path = config.out("views")
+    views = _read(spark, path, "pairs")
+    for column in ("user_id", "asset_id"):
+        if batch.schema[column].dataType != views.schema[column].dataType:
+            raise InputError(
+                f"new events: {column} is {batch.schema[column].dataType.simpleString()}, but {path} holds "
+                f"{views.schema[column].dataType.simpleString()} ids; give ids of the same type (--id-type)"
+            )
+    new = batch.join(views.select("user_id", "asset_id"), ["user_id", "asset_id"], "left_anti")
+    known = views.select("asset_id", "asset_idx").distinct()
+    top = views.agg(F.max("asset_idx")).first()[0]
+    added = new.select("asset_id").distinct().join(known, "asset_id", "left_anti")
+    added = added.withColumn("asset_idx", (F.lit(top) + F.row_number().over(Window.orderBy("asset_id"))).cast("int"))
+    indexed = new.join(known.unionByName(added), "asset_id").select(*views.columns)
+    if not indexed.isEmpty():
+        indexed.write.format("delta").mode("append").save(path)
+
+
+def _rebuild_assets(spark: SparkSession, config: Config, metadata: DataFrame | None) -> None:
+    """DIR/assets again from DIR/views (viewers per asset, indices as they are), titles and genres from the
+    batch's metadata, else as they were; DIR/unviewed then loses the assets that now have views."""
+    views = _read(spark, config.out("views"), "pairs")
+    counts = views.groupBy("asset_id", "asset_idx").agg(F.count("*").alias("views"))
+    labels = _read(spark, config.out("assets"), "pairs").select("asset_id", "title", "genres")
+    if _exists(config.out("unviewed")):
+        labels = labels.unionByName(_read(spark, config.out("unviewed"), "pairs").select(*labels.columns))
+    if metadata is not None:
+        metadata = metadata.select(*labels.columns).dropDuplicates(["asset_id"])
+        labels = metadata.unionByName(labels.join(metadata, "asset_id", "left_anti"))
+    labels = labels.dropDuplicates(["asset_id"]).persist()
+    try:
+        rebuilt = counts.join(labels, "asset_id", "left").select("asset_idx", "asset_id", "views", "title", "genres")
+        _write(rebuilt, config.out("assets"))
+        _write_unviewed(spark, config, labels)
+    finally:
+        labels.unpersist()
+
+
+def count_new_pairs(spark: SparkSession, config: Config) -> dict:
+    """Merge a batch of new views into DIR/views, DIR/assets and DIR/pairs; the pair table then equals a full
+    recount of all the views.
+
+    Each table changes in one Delta commit, views first. The pair table's commit records the views version
+    it counts, so the pair increment is always the views added since (Delta time travel): a run stopped
+    between the commits is completed by the next one, and a batch given twice adds nothing.
+    """
+    counted = _pairs_counted(spark, config)
+    batch, metadata, ingest_summary = _new_batch(spark, config)
+    _append_new_views(spark, config, batch)
+    _rebuild_assets(spark, config, metadata)
+    path = config.out("views")
+    version = _version(spark, path)
+    summary = {"ingest": ingest_summary, "views_version": version, "pairs": config.out("pairs")}
+    if version == counted["views_version"]:
+        return {**summary, "new_views": 0, "users_with_new_views": 0, "new_assets": 0, "pair_rows_changed": 0}
+    commits = DeltaTable.forPath(spark, path).history().where(F.col("version") > counted["views_version"])
+    rewrites = commits.where((F.col("operation") != "WRITE") | (F.col("operationParameters")["mode"] != "Append"))
+    if not rewrites.isEmpty():
+        raise InputError(
+            f"{path} was rewritten since {config.out('pairs')} was counted (at version {counted['views_version']}, now "
+            f"{version}); recount with `film2vec pairs` without --new-events/--since"
+        )
+    then = spark.read.format("delta").option("versionAsOf", counted["views_version"]).load(path)
+    now = spark.read.format("delta").option("versionAsOf", version).load(path)
+    added = now.join(then.select("user_id", "asset_id"), ["user_id", "asset_id"], "left_anti")
+    users = added.select("user_id").distinct()
+    before, after = then.join(users, "user_id", "left_semi"), now.join(users, "user_id", "left_semi")
+    estimate = estimate_pairs(after)
+    check_budget(estimate, config.pairs.pair_budget, after, path)
+    count = _pair_counter(spark, config, estimate)
+    increment = pair_increment(count(before), count(after))
+    spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", _pairs_record(config, version))
+    try:
+        DeltaTable.forPath(spark, config.out("pairs")).alias("pairs").merge(
+            increment.alias("increment"),
+            "pairs.asset_a = increment.asset_a AND pairs.asset_b = increment.asset_b",
+        ).whenMatchedUpdate(set={"co_views": "pairs.co_views + increment.co_views"}).whenNotMatchedInsertAll().execute()
+    finally:
+        spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
+    merged = DeltaTable.forPath(spark, config.out("pairs")).history(1).first()["operationMetrics"]
+    stats = added.agg(F.count("*").alias("views"), F.countDistinct("user_id").alias("users")).first()
+    new_assets = now.agg(F.max("asset_idx")).first()[0] - then.agg(F.max("asset_idx")).first()[0]
+    return {
+        **summary,
+        "new_views": stats["views"],
+        "users_with_new_views": stats["users"],
+        "new_assets": int(new_assets),
+        "pair_rows_updated": int(merged.get("numTargetRowsUpdated", 0)),
+        "pair_rows_inserted": int(merged.get("numTargetRowsInserted", 0)),
+    }
+
+
 def season_sampler_for(spark: SparkSession, config: Config) -> SeasonSampler:
     """The configured walk over DIR/pairs (co-view walk) or DIR/views (bipartite walk)."""
     assets = _read(spark, config.out("assets"), "pairs")
     if config.seasons.walk == "coview":
         return season_sampler(config.seasons, config.seed, assets, pairs=_read(spark, config.out("pairs"), "pairs"))
     return season_sampler(config.seasons, config.seed, assets, views=_read(spark, config.out("views"), "pairs"))
+
+
+def season_numbers(config: Config) -> range:
+    """The seasons a run draws and trains: --seasons of them, or --warm-seasons when warm-starting."""
+    return range(config.train.warm_seasons if config.train.warm_start else config.seasons.seasons)
 
 
 def _seasons_written(spark: SparkSession, config: Config, seasons: list[int]) -> dict:
@@ -182,7 +413,7 @@ def _seasons_written(spark: SparkSession, config: Config, seasons: list[int]) ->
 
 def sample(spark: SparkSession, config: Config, seasons: range | None = None) -> dict:
     """Write the configured seasons of samples to DIR/seasons, each replacing only itself."""
-    seasons = list(seasons if seasons is not None else range(config.seasons.seasons))
+    seasons = list(seasons if seasons is not None else season_numbers(config))
     sampler = season_sampler_for(spark, config)
     try:
         for season in seasons:
@@ -192,19 +423,93 @@ def sample(spark: SparkSession, config: Config, seasons: range | None = None) ->
     return _seasons_written(spark, config, seasons)
 
 
+@dataclass(frozen=True)
+class WarmStart:
+    """Where a warm-started run starts: the model's vectors of known assets, label means for new ones."""
+
+    source: str  # the model's artifact URI, an alias resolved to its version
+    known_rows: np.ndarray  # asset_idx of the assets the model has a trained vector of
+    previous: np.ndarray  # those vectors
+    label_rows: np.ndarray  # asset_idx of new assets started from their labels' mean vector
+    label_vectors: np.ndarray
+    new_assets: int  # assets the model does not know (label-started or random)
+
+    def summary(self) -> dict:
+        return {
+            "from": self.source,
+            "known_assets": len(self.known_rows),
+            "new_assets": self.new_assets,
+            "new_assets_started_from_labels": len(self.label_rows),
+        }
+
+
+def warm_start(config: Config, catalogue: pa.Table) -> WarmStart:
+    """The starting vectors for `catalogue` (asset_idx order, with genres) from the model --warm-start names."""
+    source = tracking.model_uri(config.train.warm_start)
+    previous = tracking.model_embeddings(source)
+    if "source" in previous.column_names:  # provisional vectors were made from labels, not learned: start afresh
+        previous = previous.filter(pc.equal(previous.column("source"), "views"))
+    vectors = np.stack(previous.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
+    if vectors.shape[1] != config.train.dim:
+        raise ConfigError(
+            f"flag --warm-start: {source} has vectors of dimension {vectors.shape[1]}, --dim is {config.train.dim}"
+        )
+    position = pd.Index(previous.column("asset_id").to_pandas()).get_indexer(catalogue.column("asset_id").to_pandas())
+    known, new = np.flatnonzero(position >= 0), np.flatnonzero(position < 0)
+    if known.size == 0:
+        raise InputError(
+            f"flag --warm-start: {source} has a vector for none of the {catalogue.num_rows} assets in "
+            f"{config.out('assets')}"
+        )
+    genres = catalogue.column("genres").to_pylist()
+    from_labels, found = label_mean_vectors(
+        vectors[position[known]], [genres[i] for i in known], [genres[i] for i in new]
+    )
+    return WarmStart(source, known, vectors[position[known]], new[found], from_labels[found], len(new))
+
+
+def _provisional_vectors(
+    spark: SparkSession, config: Config, trained: pa.Table, trained_genres: list
+) -> pa.Table | None:
+    """Cold start: vectors from labels for DIR/unviewed's assets, marked source = 'metadata' (None when off)."""
+    if not config.train.cold_start or not _exists(config.out("unviewed")):
+        return None
+    unviewed = _read(spark, config.out("unviewed"), "pairs").select("asset_id", "genres").toArrow()
+    known_vectors = np.stack(trained.column("vector").to_numpy(zero_copy_only=False))
+    vectors, found = label_mean_vectors(known_vectors, trained_genres, unviewed.column("genres").to_pylist())
+    ids = unviewed.column("asset_id").filter(pa.array(found)).cast(trained.schema.field("asset_id").type)
+    return tracking.embeddings_table(ids, vectors[found], "metadata")
+
+
+def _genre_precision_on_views(catalogue: pa.Table, vectors: np.ndarray) -> float:
+    """GenreP@10 with every view as a train view: agreement of the neighbours with the metadata, no held-out."""
+    views = catalogue.column("views").to_numpy().astype(np.int64)
+    viewed = np.repeat(np.arange(len(views)), views)
+    none = np.zeros(0, np.int64)
+    genres = [set(names or ()) for names in catalogue.column("genres").to_pylist()]
+    return genre_precision(vectors, Split(np.zeros_like(viewed), viewed, none, none), genres)
+
+
 def train_vectors(
-    spark: SparkSession, config: Config, seasons: Iterable[int] | None = None, held_out: HeldOut | None = None
+    spark: SparkSession,
+    config: Config,
+    seasons: Iterable[int] | None = None,
+    held_out: HeldOut | None = None,
+    score_on_views: bool = False,
 ) -> dict:
     """Train on the seasons, log the run to MLflow, write DIR/embeddings and register the model.
 
-    `seasons` defaults to all configured ones; `film2vec run` passes a SeasonFeed that yields each season
-    once it is written. Each finished season is checkpointed in DIR/checkpoints (a local output folder), so
-    a killed run started again resumes after its last finished season; the checkpoint goes once the run is
-    written. With `held_out`, the protocol's figures of the new vectors are logged to the run and returned.
+    `seasons` defaults to all configured ones (--warm-seasons of them when warm-starting); `film2vec run`
+    passes a SeasonFeed that yields each season once it is written. Each finished season is checkpointed in
+    DIR/checkpoints (a local output folder), so a killed run started again resumes after its last finished
+    season; the checkpoint goes once the run is written. With `held_out`, the protocol's figures of the new
+    vectors are logged to the run and returned; without it, GenreP@10 over all views is, with
+    `score_on_views` or a GenreP floor. The alias moves to the new version only when the figures clear the
+    configured floors.
     """
     assets = _read(spark, config.out("assets"), "pairs").orderBy("asset_idx")
     trained = _read(spark, config.out("pairs"), "pairs").select(F.col("asset_a").alias("asset_id")).distinct()
-    catalogue = assets.select("asset_idx", "asset_id").toArrow()
+    catalogue = assets.select("asset_idx", "asset_id", "views", "genres").toArrow()
     with_neighbours = (
         assets.where(F.col("views") >= config.train.min_views)
         .join(trained, "asset_id", "left_semi")
@@ -212,7 +517,12 @@ def train_vectors(
         .toArrow()
     )
     store = tracking.use_store(config.data.out)
-    seasons = seasons if seasons is not None else range(config.seasons.seasons)
+    warm = warm_start(config, catalogue) if config.train.warm_start else None
+    if warm:
+        config = copy.deepcopy(config)
+        config.train.warm_start, config.train.learning_rate = warm.source, config.train.warm_learning_rate
+    n_seasons = len(season_numbers(config))
+    seasons = seasons if seasons is not None else season_numbers(config)
     checkpoints = config.out("checkpoints") if Path(config.out("checkpoints")).is_absolute() else None  # local only
     with (
         mlflow.start_run(experiment_id=tracking.experiment_id(config.tracking.experiment, store)) as run,
@@ -238,29 +548,57 @@ def train_vectors(
             config.train,
             config.seed,
             log_epoch,
-            n_seasons=config.seasons.seasons,
+            n_seasons=n_seasons,
             checkpoints=checkpoints,
+            initial_vectors=np.concatenate((warm.previous, warm.label_vectors)) if warm else None,
+            initial_rows=np.concatenate((warm.known_rows, warm.label_rows)) if warm else None,
         )
         rows = with_neighbours.column("asset_idx").to_numpy()
         embeddings = tracking.embeddings_table(catalogue.column("asset_id").take(rows), result.vectors[rows])
+        genres = catalogue.column("genres").to_pylist()
+        provisional = _provisional_vectors(spark, config, embeddings, [genres[row] for row in rows])
+        if provisional is not None:
+            embeddings = pa.concat_tables((embeddings, provisional))
         _write(spark.createDataFrame(embeddings), config.out("embeddings"))
         figures = held_out.score(embeddings) if held_out else {}
-        mlflow.log_metrics(figures)
+        if not held_out and (score_on_views or config.tracking.alias_floor_genre_p > 0):
+            vectors = np.zeros_like(result.vectors)
+            vectors[rows] = result.vectors[rows]
+            figures["genre_p_at_10"] = _genre_precision_on_views(catalogue, vectors)
+        extra = {"provisional_vectors": provisional.num_rows if provisional is not None else 0}
+        if warm:
+            kept = np.isin(warm.known_rows, rows)
+            extra["warm_start"] = {
+                **warm.summary(),
+                "median_cosine_to_previous": median_cosine(warm.previous[kept], result.vectors[warm.known_rows[kept]]),
+            }
+            mlflow.log_metric("warm_start_median_cosine", extra["warm_start"]["median_cosine_to_previous"])
+        mlflow.log_metrics({**figures, "provisional_vectors": extra["provisional_vectors"]})
+        decision = tracking.alias_decision(figures, config.tracking)
+        mlflow.set_tags({"alias_moved": str(decision.moved).lower(), "alias_decision": decision.reason})
         plot_loss(result.history, Path(tmp) / "loss.png")
         mlflow.log_artifact(str(Path(tmp) / "loss.png"), "plots")
-        version = tracking.log_similar_assets_model(embeddings, Path(tmp), config.tracking)
+        version = tracking.log_similar_assets_model(embeddings, Path(tmp), config.tracking, decision.moved)
         mlflow.log_dict(
-            {"device": result.device, "assets": len(rows), "resumed_seasons": result.resumed_seasons}, "training.json"
+            {"device": result.device, "assets": len(rows), "resumed_seasons": result.resumed_seasons, **extra},
+            "training.json",
         )
     if checkpoints:
         clear_checkpoint(checkpoints)
     return {
         "embeddings": config.out("embeddings"),
         "assets_with_vectors": len(rows),
+        **extra,
         "resumed_seasons": result.resumed_seasons,
-        **({"figures": figures} if held_out else {}),
+        **({"figures": figures} if figures else {}),
         "run_id": run.info.run_id,
-        "model": f"models:/{config.tracking.model_name}@{config.tracking.alias} (version {version})",
+        "model": f"models:/{config.tracking.model_name}/{version}",
+        "alias": {
+            "name": config.tracking.alias,
+            "moved": decision.moved,
+            "reason": decision.reason,
+            "figures_from": "held-out split" if held_out else "all views",
+        },
         "tracking_uri": store.uri,
         "mlflow_ui": store.ui_command,
     }
@@ -358,7 +696,7 @@ def run(spark: SparkSession, config: Config) -> dict:
         summary["sample"] = _timed(sample, spark, config)
         summary["train"] = _timed(train_vectors, spark, config)
         return summary
-    seasons = list(range(config.seasons.seasons))
+    seasons = list(season_numbers(config))
     sampler = season_sampler_for(spark, config)
 
     def log_wait(season: int, seconds: float) -> None:
@@ -376,6 +714,26 @@ def run(spark: SparkSession, config: Config) -> dict:
     summary["sample"] = {**_seasons_written(spark, config, seasons), "seconds": round(feed.sampling_seconds, 1)}
     summary["train"] = trained
     return summary
+
+
+def refresh(spark: SparkSession, config: Config) -> dict:
+    """The nightly refresh: new views merged into the tables and pair counts, --warm-seasons seasons drawn,
+    training warm-started from the serving model (models:/NAME@ALIAS unless --warm-start names another),
+    then the alias moves to the new version only when its figures clear the floors.
+
+    The figures are GenreP@10 over all views (no held-out split here); a --alias-floor-recall therefore
+    blocks every refresh (see `film2vec evaluate` and benchmarks/bench_refresh.py for next-watch figures).
+    """
+    if not (config.data.new_events or config.data.since):
+        raise ConfigError("film2vec refresh: give the new views, --new-events PATH or --since TIME")
+    warm = copy.deepcopy(config)
+    warm.train.warm_start = config.train.warm_start or f"models:/{config.tracking.model_name}@{config.tracking.alias}"
+    seasons = season_numbers(warm)
+    return {
+        "pairs": _timed(count_new_pairs, spark, warm),
+        "sample": _timed(sample, spark, warm, seasons),
+        "train": _timed(train_vectors, spark, warm, seasons, score_on_views=True),
+    }
 
 
 def describe(summary: dict) -> str:

@@ -37,11 +37,14 @@ class SimilarAssets(mlflow.pyfunc.PythonModel):
         table = pq.read_table(context.artifacts["embeddings"])
         self.asset_ids = table.column("asset_id").to_numpy(zero_copy_only=False)
         self.vectors = np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
+        source = table.column("source").to_pylist() if "source" in table.column_names else ["views"] * table.num_rows
+        self.provisional = np.array(source) == "metadata"  # a vector made from labels, not yet from views
         self.unit = normalised(self.vectors)
         self.row_of = {asset: row for row, asset in enumerate(self.asset_ids.tolist())}
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        """One row per input asset id: neighbours and scores (cosine), and its vector on request."""
+        """One row per input asset id: neighbours and scores (cosine), whether its vector is provisional (made
+        from its labels before any view), and its vector on request."""
         params = params or {}
         k = int(params.get("k", self.top_k))
         asset_ids = model_input["asset_id"].tolist()
@@ -54,7 +57,16 @@ class SimilarAssets(mlflow.pyfunc.PythonModel):
             for slot, position in enumerate(np.flatnonzero(known)):
                 neighbours[position] = self.asset_ids[order[slot]].tolist()
                 scores[position] = cosine[slot].astype(float).tolist()
-        result = pd.DataFrame({"asset_id": asset_ids, "known": known, "neighbours": neighbours, "scores": scores})
+        provisional = known & self.provisional[np.maximum(rows, 0)]
+        result = pd.DataFrame(
+            {
+                "asset_id": asset_ids,
+                "known": known,
+                "provisional": provisional,
+                "neighbours": neighbours,
+                "scores": scores,
+            }
+        )
         if params.get("return_vectors", False):
             result["vector"] = [self.vectors[r].tolist() if r >= 0 else [] for r in rows]
         return result

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from film2vec.config import Config, TrackingConfig
+from film2vec.config import Config, ConfigError, TrackingConfig
 from film2vec.serving import SimilarAssets
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -78,15 +78,76 @@ def flat_params(config: Config) -> dict[str, object]:
     return flat
 
 
-def embeddings_table(asset_ids: pa.Array, vectors: np.ndarray) -> pa.Table:
-    """(asset_id, vector) with vectors as lists of float32."""
+def embeddings_table(asset_ids: pa.Array, vectors: np.ndarray, source: str = "views") -> pa.Table:
+    """(asset_id, vector, source) with vectors as lists of float32; source is 'views' for trained vectors and
+    'metadata' for provisional ones made from labels."""
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
     offsets = pa.array(np.arange(0, len(flat) + 1, vectors.shape[1], dtype=np.int32))
-    return pa.table({"asset_id": asset_ids, "vector": pa.ListArray.from_arrays(offsets, flat)})
+    return pa.table(
+        {
+            "asset_id": asset_ids,
+            "vector": pa.ListArray.from_arrays(offsets, flat),
+            "source": pa.array([source] * len(asset_ids), pa.string()),
+        }
+    )
 
 
-def log_similar_assets_model(embeddings: pa.Table, staging_dir: Path, tracking: TrackingConfig):
-    """Log the pyfunc model in the active run, register it and point the alias at the new version."""
+def model_uri(source: str) -> str:
+    """The artifact URI of a model given as models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/PATH or a run id;
+    an alias is resolved to its version now, so the run records which version it started from."""
+    if source.startswith("models:/") and "@" in source:
+        name, alias = source[len("models:/") :].rsplit("@", 1)
+        try:
+            version = MlflowClient().get_model_version_by_alias(name, alias).version
+        except mlflow.exceptions.MlflowException as error:
+            raise ConfigError(f"flag --warm-start: no model {source} in {mlflow.get_registry_uri()}: {error}") from None
+        return f"models:/{name}/{version}"
+    if source.startswith(("models:/", "runs:/")):
+        return source
+    return f"runs:/{source}/model"
+
+
+def model_embeddings(uri: str) -> pa.Table:
+    """The embeddings artifact (asset_id, vector[, source]) of a similar-assets model, by model_uri."""
+    try:
+        folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    except (mlflow.exceptions.MlflowException, OSError) as error:
+        raise ConfigError(f"flag --warm-start: cannot load the model {uri}: {error}") from None
+    path = folder / "artifacts" / "embeddings.parquet"
+    if not path.is_file():
+        raise ConfigError(f"flag --warm-start: {uri} is not a film2vec model (no artifacts/embeddings.parquet)")
+    return pq.read_table(path)
+
+
+@dataclass(frozen=True)
+class AliasDecision:
+    """Whether the serving alias moves to the new version, and why (the figure, its value and the floor)."""
+
+    moved: bool
+    reason: str
+
+
+def alias_decision(figures: dict[str, float], tracking: TrackingConfig) -> AliasDecision:
+    """Move the alias only when every configured floor (> 0) is reached; a floor whose figure is missing or
+    not a number blocks the move."""
+    floors = {"recall_at_20": tracking.alias_floor_recall, "genre_p_at_10": tracking.alias_floor_genre_p}
+    for figure, floor in floors.items():
+        if floor <= 0:
+            continue
+        value = figures.get(figure)
+        if value is None or not np.isfinite(value):
+            return AliasDecision(False, f"{figure} is unavailable in this run (floor {floor}); the alias stays")
+        if value < floor:
+            return AliasDecision(False, f"{figure} = {value:.4f} is below the floor {floor}; the alias stays")
+    checked = [f"{figure} = {figures[figure]:.4f} >= {floor}" for figure, floor in floors.items() if floor > 0]
+    return AliasDecision(True, "; ".join(checked) if checked else "no floor configured")
+
+
+def log_similar_assets_model(
+    embeddings: pa.Table, staging_dir: Path, tracking: TrackingConfig, move_alias: bool = True
+):
+    """Log the pyfunc model in the active run, register it and, when `move_alias`, point the alias at the new
+    version."""
     path = staging_dir / "embeddings.parquet"
     pq.write_table(embeddings, path)
     first = embeddings.column("asset_id")[0].as_py()
@@ -107,5 +168,6 @@ def log_similar_assets_model(embeddings: pa.Table, staging_dir: Path, tracking: 
         registered_model_name=tracking.model_name,
     )
     version = info.registered_model_version
-    MlflowClient().set_registered_model_alias(tracking.model_name, tracking.alias, version)
+    if move_alias:
+        MlflowClient().set_registered_model_alias(tracking.model_name, tracking.alias, version)
     return version

@@ -37,7 +37,7 @@ from film2vec.apps.similar import find_asset, neighbours
 from film2vec.apps.tastes import user_vectors
 from film2vec.config import Config, ConfigError
 from film2vec.events import InputError
-from film2vec.pipeline import _read, _write
+from film2vec.pipeline import _exists, _read, _write
 from film2vec.plots import plot_loss, plot_map, write_map_html
 from film2vec.serving import normalised
 
@@ -93,12 +93,33 @@ def _labels(spark: SparkSession, config: Config, id_type: T.DataType) -> DataFra
     return frame.select(F.col("asset_id").cast(id_type).alias("asset_id"), labels.alias("labels"))
 
 
-def load_catalogue(spark: SparkSession, config: Config) -> Catalogue:
-    """Every asset with a vector, with its title, viewers and labels, collected to the driver."""
+def catalogue_assets(spark: SparkSession, config: Config) -> DataFrame:
+    """asset_id, asset_idx, views, title of DIR/assets and of DIR/unviewed (no index, 0 views) when there is one,
+    so that provisional vectors of assets not yet viewed find their titles."""
+    columns = ("asset_id", "asset_idx", "views", "title")
+    assets = _read(spark, config.out("assets"), "pairs").select(*columns)
+    if not _exists(config.out("unviewed")):
+        return assets
+    unviewed = _read(spark, config.out("unviewed"), "pairs").select(
+        "asset_id", F.lit(None).cast("int").alias("asset_idx"), F.lit(0).cast("long").alias("views"), "title"
+    )
+    return assets.unionByName(unviewed)
+
+
+def load_catalogue(spark: SparkSession, config: Config, provisional: bool = True) -> Catalogue:
+    """Every asset with a vector (without provisional ones unless `provisional`), with its title, viewers and
+    labels, collected to the driver; assets without views come last."""
     embeddings = _read(spark, config.out("embeddings"), "train")
-    assets = _read(spark, config.out("assets"), "pairs").select("asset_id", "asset_idx", "views", "title")
+    if not provisional and "source" in embeddings.columns:
+        embeddings = embeddings.where(F.col("source") != "metadata")
+    assets = catalogue_assets(spark, config)
     labels = _labels(spark, config, embeddings.schema["asset_id"].dataType).dropDuplicates(["asset_id"])
-    table = embeddings.join(assets, "asset_id").join(labels, "asset_id", "left").orderBy("asset_idx").toArrow()
+    table = (
+        embeddings.join(assets, "asset_id")
+        .join(labels, "asset_id", "left")
+        .orderBy(F.col("asset_idx").asc_nulls_last(), "asset_id")
+        .toArrow()
+    )
     if table.num_rows < 2:
         raise InputError(f"{config.out('embeddings')}: {table.num_rows} asset(s) with a vector; need at least 2")
     vectors = np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float64)
@@ -169,8 +190,7 @@ def recommend(spark: SparkSession, config: Config) -> dict:
     users = _read(spark, config.out("user_vectors"), "tastes")
     views = _read(spark, config.out("views"), "pairs")
     embeddings = _read(spark, config.out("embeddings"), "train")
-    assets = _read(spark, config.out("assets"), "pairs").select("asset_id", "asset_idx", "views")
-    candidates = embeddings.join(assets, "asset_id")
+    candidates = embeddings.join(catalogue_assets(spark, config).drop("title"), "asset_id")
     given = None
     if config.apps.candidates:
         chosen = read_table(spark, config.apps.candidates, "candidates", ("asset_id",)).select(
@@ -180,7 +200,7 @@ def recommend(spark: SparkSession, config: Config) -> dict:
         if given == 0:
             raise InputError(f"candidates at {config.apps.candidates}: no asset ids")
         candidates = candidates.join(chosen, "asset_id", "left_semi")
-    table = candidates.orderBy("asset_idx").toArrow()
+    table = candidates.orderBy(F.col("asset_idx").asc_nulls_last(), "asset_id").toArrow()
     if table.num_rows == 0:
         raise InputError(f"candidates at {config.apps.candidates}: none of the {given} assets has a vector")
     unit = normalised(np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float64))
@@ -203,8 +223,10 @@ def recommend(spark: SparkSession, config: Config) -> dict:
 
 
 def audit(spark: SparkSession, config: Config) -> dict:
-    """Vote every asset's labels from its neighbours into DIR/audit; optionally measure on hidden labels."""
-    catalogue = load_catalogue(spark, config)
+    """Vote every asset's labels from its neighbours into DIR/audit; optionally measure on hidden labels.
+
+    Provisional vectors are left out: they are made of their own labels, so their vote would be circular."""
+    catalogue = load_catalogue(spark, config, provisional=False)
     if not catalogue.label_names:
         raise InputError(f"no asset with a vector has a label in column {config.apps.label_column!r}; nothing to vote")
     shares = label_votes(catalogue.unit, catalogue.labels, config.apps.audit_k)

@@ -15,10 +15,14 @@ from film2vec.cli import COMMANDS, config_from, parser
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLE = yaml.safe_load((ROOT / "databricks.yml").read_text())
 RESOURCE_FILES = sorted(path for pattern in BUNDLE["include"] for path in ROOT.glob(pattern))
-JOB_FILE, JOB = next(
-    (path, job) for path in RESOURCE_FILES for job in yaml.safe_load(path.read_text())["resources"]["jobs"].values()
-)
+JOB_FILES = {
+    name: (path, job)
+    for path in RESOURCE_FILES
+    for name, job in yaml.safe_load(path.read_text())["resources"]["jobs"].items()
+}
+JOB_FILE, JOB = JOB_FILES["film2vec"]
 TASKS = {task["task_key"]: task for task in JOB["tasks"]}
+EVERY_TASK = [(name, task) for name, (_, job) in sorted(JOB_FILES.items()) for task in job["tasks"]]
 
 
 def stage_of(entry_point: Path) -> str:
@@ -29,9 +33,9 @@ def stage_of(entry_point: Path) -> str:
     raise AssertionError(f"{entry_point} does not call film2vec.cli.main")
 
 
-def resolved(parameter: str) -> str:
+def resolved(parameter: str, job: dict = JOB) -> str:
     """A task parameter with {{job.parameters.X}} replaced by the job parameter's default (${var.X} resolved)."""
-    defaults = {p["name"]: p["default"] for p in JOB["parameters"]}
+    defaults = {p["name"]: p["default"] for p in job["parameters"]}
     variables = {name: spec["default"] for name, spec in BUNDLE["variables"].items()}
     with_job = re.sub(r"\{\{job\.parameters\.(\w+)\}\}", lambda m: str(defaults[m.group(1)]), parameter)
     return re.sub(r"\$\{var\.(\w+)\}", lambda m: str(variables[m.group(1)]), with_job)
@@ -45,14 +49,16 @@ def test_tasks_run_the_stages_in_order():
     assert all(task["job_cluster_key"] in clusters for task in TASKS.values())
 
 
-@pytest.mark.parametrize("task_key", sorted(TASKS))
-def test_task_entry_point_exists_and_accepts_its_parameters(task_key):
-    task = TASKS[task_key]["spark_python_task"]
-    entry_point = (JOB_FILE.parent / task["python_file"]).resolve()
+@pytest.mark.parametrize("job_name, task", EVERY_TASK, ids=[f"{name}.{t['task_key']}" for name, t in EVERY_TASK])
+def test_task_entry_point_exists_and_accepts_its_parameters(job_name, task):
+    job_file, job = JOB_FILES[job_name]
+    task = task["spark_python_task"]
+    entry_point = (job_file.parent / task["python_file"]).resolve()
     assert entry_point.is_file() and entry_point.parent == ROOT / "jobs"
     command = stage_of(entry_point)
     assert command in COMMANDS
-    arguments = parser().parse_args([command, *map(resolved, task["parameters"])])  # SystemExit on an unknown flag
+    parameters = [resolved(parameter, job) for parameter in task["parameters"]]
+    arguments = parser().parse_args([command, *parameters])  # SystemExit on an unknown flag
     config = config_from(arguments)  # ConfigError on a value the profile or a flag does not allow
     assert arguments.profile == "databricks"
     assert config.data.out == BUNDLE["variables"]["out"]["default"]
@@ -63,10 +69,25 @@ def test_stage_tasks_match_their_entry_points():
     assert stages == {"pairs": "pairs", "sample": "sample", "train": "train"}
 
 
+def test_refresh_job_runs_the_refresh_on_a_paused_nightly_schedule():
+    job_file, job = JOB_FILES["film2vec_refresh"]
+    (task,) = job["tasks"]
+    assert stage_of(job_file.parent / task["spark_python_task"]["python_file"]) == "refresh"
+    parameters = [resolved(parameter, job) for parameter in task["spark_python_task"]["parameters"]]
+    config = config_from(parser().parse_args(["refresh", *parameters]))
+    assert config.data.new_events == BUNDLE["variables"]["new_events"]["default"]
+    assert job["schedule"]["pause_status"] == "PAUSED" and job["schedule"]["timezone_id"] == "UTC"
+    assert task["job_cluster_key"] in {cluster["job_cluster_key"] for cluster in job["job_clusters"]}
+
+
 def test_every_reference_is_declared():
     text = JOB_FILE.read_text()
-    assert set(re.findall(r"\{\{job\.parameters\.(\w+)\}\}", text)) <= {p["name"] for p in JOB["parameters"]}
+    declared = {p["name"] for _, job in JOB_FILES.values() for p in job["parameters"]}
+    assert set(re.findall(r"\{\{job\.parameters\.(\w+)\}\}", text)) <= declared
+    for _, job in JOB_FILES.values():
+        used = set(re.findall(r"\{\{job\.parameters\.(\w+)\}\}", yaml.safe_dump(job["tasks"])))
+        assert used <= {p["name"] for p in job["parameters"]}
     assert set(re.findall(r"\$\{var\.(\w+)\}", text)) <= set(BUNDLE["variables"])
-    wheels = {library["whl"] for task in TASKS.values() for library in task["libraries"]}
+    wheels = {library["whl"] for _, job in JOB_FILES.values() for task in job["tasks"] for library in task["libraries"]}
     build = BUNDLE["artifacts"]["film2vec_wheel"]["build"]
     assert wheels == {"../dist/*.whl"} and "-w dist" in build  # the artifact the bundle builds is what tasks install

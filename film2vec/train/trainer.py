@@ -74,13 +74,16 @@ def train(
     *,
     n_seasons: int | None = None,
     checkpoints: str | None = None,
+    initial_vectors: np.ndarray | None = None,
+    initial_rows: np.ndarray | None = None,
 ) -> TrainResult:
     """Train vectors for `n_assets` assets on the given seasons, `epochs_per_season` passes each.
 
     `seasons` may be any iterable, one that waits for each season to be written included; `n_seasons`
     (default: its length) sets the learning-rate schedule. With `checkpoints`, a folder, each finished
     season is checkpointed there and, when `config.resume` holds, a checkpoint of the same settings is
-    resumed from: its seasons are skipped and its vectors, step and history carried on.
+    resumed from: its seasons are skipped and its vectors, step and history carried on. A warm start gives
+    `initial_vectors` for the rows `initial_rows`; the other rows start at random.
     """
     seasons_list = None if n_seasons is not None else list(seasons)
     n_seasons = n_seasons if n_seasons is not None else len(seasons_list)
@@ -97,6 +100,9 @@ def train(
         device=device,
         compiled=config.compile_step == "on",
     )
+    if initial_rows is not None:
+        rows = torch.as_tensor(initial_rows, dtype=torch.long, device=device)
+        model.vectors[rows] = torch.as_tensor(initial_vectors, dtype=model.vectors.dtype).to(device)
     fingerprint = {
         "seasons_path": seasons_path,
         "n_assets": n_assets,
@@ -174,6 +180,7 @@ _MODEL_SETTINGS = (
     "loss",
     "shared_vectors",
     "shuffle_buffer",
+    "warm_start",
 )
 
 

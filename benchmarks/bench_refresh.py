@@ -1,0 +1,119 @@
+"""The nightly refresh against a full retrain, on MovieLens latest-small split by time.
+
+    python -m benchmarks.bench_refresh --out DIR [--repeats 1] [--warm-seasons 1] [--seasons 5]
+        [--origins-per-asset 100] [--epochs-per-season 2]
+
+The protocol's split comes first (per user, the last 5 views are test; see film2vec/evaluate.py). The train
+views are then ordered by time: the first 90% are the history a model was trained on (`film2vec run`,
+not timed), the last 10% the new batch. `film2vec refresh` merges the batch and warm-starts from that
+model; `film2vec run` retrains from scratch on all train views. Both are timed (medians over --repeats,
+each refresh from a fresh copy of the history's tables) and scored on the held-out test views.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from deltalake import DeltaTable
+
+from benchmarks.movielens import MOVIELENS
+from film2vec import pipeline
+from film2vec.config import Config
+from film2vec.spark import get_spark
+
+
+def time_split(train: pa.Table, share: float) -> tuple[pa.Table, pa.Table]:
+    """(first `share` of the views by time, the rest); ties in time go by (user, asset) order."""
+    order = np.lexsort(
+        (train.column("asset_id").to_numpy(), train.column("user_id").to_numpy(), train.column("viewed_at").to_numpy())
+    )
+    cut = int(round(share * len(order)))
+    return train.take(pa.array(order[:cut])), train.take(pa.array(order[cut:]))
+
+
+def score(held_out: pipeline.HeldOut, config: Config) -> dict[str, float]:
+    embeddings = DeltaTable(config.out("embeddings")).to_pyarrow_table(columns=["asset_id", "vector"])
+    return {name: round(value, 4) for name, value in held_out.score(embeddings).items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="working folder (replaced)")
+    parser.add_argument("--movielens", default=str(MOVIELENS), help="MovieLens latest-small folder")
+    parser.add_argument("--history-share", type=float, default=0.9, help="share of train views in the history")
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs of refresh and of the full retrain")
+    parser.add_argument("--warm-seasons", type=int, default=1, help="seasons of the refresh")
+    parser.add_argument("--seasons", type=int, default=5, help="seasons of the history model and the full retrain")
+    parser.add_argument("--origins-per-asset", type=int, default=100, help="per season, every model")
+    parser.add_argument("--epochs-per-season", type=int, default=2, help="every model")
+    arguments = parser.parse_args()
+    root = Path(arguments.out).resolve()
+    shutil.rmtree(root, ignore_errors=True)
+
+    config = Config()
+    config.data.events, config.data.out = arguments.movielens, str(root / "input")
+    config.train.warm_seasons, config.seasons.seasons = arguments.warm_seasons, arguments.seasons
+    config.seasons.origins_per_asset = arguments.origins_per_asset
+    config.train.epochs_per_season = arguments.epochs_per_season
+    spark = get_spark(config.spark)
+    held_out, tables = pipeline.split_events(spark, config)
+    history, batch = time_split(tables["train"], arguments.history_share)
+    inputs = {"history": history, "batch": batch, "train": tables["train"], "metadata": tables["metadata"]}
+    for name, table in inputs.items():
+        pipeline._write(spark.createDataFrame(table), config.out(name))
+    print(f"views: history {history.num_rows:,}, batch {batch.num_rows:,}, test {tables['test'].num_rows:,}")
+
+    base = copy.deepcopy(config)
+    base.data.events, base.data.metadata, base.data.out = (
+        config.out("history"),
+        config.out("metadata"),
+        str(root / "base"),
+    )
+    started = time.perf_counter()
+    pipeline.run(spark, base)
+    base_seconds = time.perf_counter() - started
+    figures = {"history model": score(held_out, base)}
+
+    refresh_seconds, refreshed = [], None
+    for repeat in range(arguments.repeats):
+        nightly = copy.deepcopy(base)
+        nightly.data.out = str(root / f"refresh-{repeat}")
+        shutil.copytree(base.data.out, nightly.data.out)
+        nightly.data.new_events = config.out("batch")
+        started = time.perf_counter()
+        refreshed = pipeline.refresh(spark, nightly)
+        refresh_seconds.append(time.perf_counter() - started)
+    figures["refreshed"] = score(held_out, nightly)
+
+    full_seconds = []
+    for repeat in range(arguments.repeats):
+        full = copy.deepcopy(base)
+        full.data.events, full.data.out = config.out("train"), str(root / f"full-{repeat}")
+        started = time.perf_counter()
+        pipeline.run(spark, full)
+        full_seconds.append(time.perf_counter() - started)
+    figures["full retrain"] = score(held_out, full)
+
+    refresh_median, full_median = statistics.median(refresh_seconds), statistics.median(full_seconds)
+    print(f"history model (run on the first {arguments.history_share:.0%}): {base_seconds:.1f} s")
+    print(f"refresh: median {refresh_median:.1f} s of {[round(s, 1) for s in refresh_seconds]}")
+    print(f"full retrain: median {full_median:.1f} s of {[round(s, 1) for s in full_seconds]}")
+    print(f"refresh / full retrain: {refresh_median / full_median:.2f}")
+    print(f"refresh stages (s): {json.dumps({k: v['seconds'] for k, v in refreshed.items()})}")
+    print(f"warm start: {json.dumps(refreshed['train']['warm_start'])}")
+    print(f"new views {refreshed['pairs']['new_views']:,}, new assets {refreshed['pairs']['new_assets']}")
+    print("figures on the held-out test views (Recall@20, NDCG@20, GenreP@10):")
+    for name, found in figures.items():
+        print(f"  {name:14s} {json.dumps(found)}")
+
+
+if __name__ == "__main__":
+    main()
