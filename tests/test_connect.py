@@ -29,7 +29,9 @@ for module in ("grpc", "grpc_status", "zstandard", "google.rpc"):
     pytest.importorskip(module, reason="Spark Connect's client needs film2vec[connect]")
 
 SEASON, SEED = 1, 7
-SEASONS = SeasonsConfig(origins_per_asset=20, negatives=3, sample_partitions=2)
+SEASONS = SeasonsConfig(
+    walk="coview", origin_distribution="stratified", origins_per_asset=20, negatives=3, sample_partitions=2
+)
 
 CONNECT_JOB = f"""
 import sys, warnings
@@ -53,7 +55,8 @@ assets = spark.read.parquet(folder + "/assets.parquet")
 views = views.join(assets.select("asset_idx", "asset_id"), "asset_idx")
 pairs_by_gram(views, 12, 2).write.format("delta").save(folder + "/pairs")
 pairs = spark.read.format("delta").load(folder + "/pairs")
-config = SeasonsConfig(origins_per_asset={SEASONS.origins_per_asset}, negatives={SEASONS.negatives},
+config = SeasonsConfig(walk={SEASONS.walk!r}, origin_distribution={SEASONS.origin_distribution!r},
+                       origins_per_asset={SEASONS.origins_per_asset}, negatives={SEASONS.negatives},
                        sample_partitions={SEASONS.sample_partitions})
 season_sampler(config, {SEED}, assets, pairs=pairs).write({SEASON}, folder + "/seasons")
 print("connect job done")

@@ -31,8 +31,10 @@ def catalogue(spark):
 
 
 def sampler(catalogue, seed: int = 42, **settings):
+    """The co-view walk with stratified origins unless the settings say otherwise (the formulas' cases)."""
     pairs, assets, views = catalogue
-    return season_sampler(SeasonsConfig(**settings), seed, assets, pairs=pairs, views=views)
+    config = SeasonsConfig(**{"walk": "coview", "origin_distribution": "stratified", **settings})
+    return season_sampler(config, seed, assets, pairs=pairs, views=views)
 
 
 def season_rows(path: str, season: int) -> list[tuple]:
@@ -138,7 +140,7 @@ def test_too_small_catalogue_is_an_input_error(spark):
     assets = spark.createDataFrame([(0, "a", 1), (1, "b", 1)], "asset_idx int, asset_id string, views long")
     pairs = spark.createDataFrame([("a", "b", 1)], "asset_a string, asset_b string, co_views long")
     with pytest.raises(InputError, match="2 assets"):
-        season_sampler(SeasonsConfig(), 0, assets, pairs=pairs)
+        season_sampler(SeasonsConfig(walk="coview"), 0, assets, pairs=pairs)
 
 
 def test_fractional_co_views_become_proportional_integer_weights():

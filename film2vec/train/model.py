@@ -130,15 +130,16 @@ def _train_step(
 ) -> torch.Tensor:
     """Scores, their closed-form gradients and the Adagrad updates of one batch, in place.
 
-    Written as plain tensor code so that torch.compile fuses it: the gathered rows, scores and
-    gradients then stream through the cache once instead of once per operation.
+    Written as plain tensor code so that torch.compile fuses the elementwise work around the two batched
+    matrix products. (Inductor's own fused dot products were 3x faster at 5 candidates but 2x slower
+    from 7 on: measured at 4,096 samples, dim 64, one thread.)
     """
     dim = vectors.shape[1]
     origin_vectors = vectors[origin]
     candidate_vectors = context[candidates]
-    scores = (candidate_vectors * origin_vectors.unsqueeze(1)).sum(2)
+    scores = torch.bmm(candidate_vectors, origin_vectors.unsqueeze(2)).squeeze(2)
     loss, gradient = _loss_and_gradient(scores, loss_kind)
-    origin_gradient = (gradient.unsqueeze(2) * candidate_vectors).sum(1)
+    origin_gradient = torch.bmm(gradient.unsqueeze(1), candidate_vectors).squeeze(1)
     candidate_gradient = (gradient.unsqueeze(2) * origin_vectors.unsqueeze(1)).reshape(-1, dim)
     flat = candidates.reshape(-1)
     if shared:
