@@ -241,6 +241,7 @@ def check(spark, found: Events, root: Path) -> None:
         NEGATIVES,
         2,
     )
+    config.seasons.origin_distribution = "stratified"  # exactly ORIGINS_PER_ASSET per origin, checked below
     views, bad_rows = expected_views(found)
     pairs = brute_force_pairs(views)
     assets = {asset for _, asset in views}
