@@ -259,6 +259,9 @@ def season_sampler(
 
     Raises InputError when the catalogue is too small or no asset has anywhere to walk to.
     """
+    needed = {"coview": ("pairs", pairs), "bipartite": ("views", views)}[config.walk]
+    if needed[1] is None:
+        raise ValueError(f"the {config.walk} walk samples from {needed[0]}; pass {needed[0]}=")
     catalogue_views = assets.select("asset_idx", "views").orderBy("asset_idx").toArrow().column("views").to_numpy()
     partitions = config.sample_partitions
     user_lists = None
