@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from deltalake import DeltaTable
@@ -100,6 +102,7 @@ def test_a_season_write_that_fails_midway_leaves_the_season_as_it_was(catalogue,
         for batch in batches:
             yield batch  # other origins' batches reach the writer and land in files before the failure
             if 0 in batch.column("origin").to_pylist():
+                time.sleep(5)  # the other task slot writes its files meanwhile, so the job dies midway
                 raise RuntimeError("sampler broke midway")
 
     broken = seasons.samples(0).mapInArrow(fail_after_origin_a, SAMPLE_SCHEMA)
