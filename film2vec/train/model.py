@@ -79,11 +79,11 @@ class AssetVectors:
     ) -> torch.Tensor:
         """One row-wise Adagrad step on a batch; returns the batch's summed loss (a 0-d tensor, before the step)."""
         candidates = _candidates(target, negatives)
-        rows = torch.cat((origin, candidates.reshape(-1))) if self.shared else None
         dense = self.vectors.shape[0] <= DENSE_ROWS_PER_TOUCH * candidates.numel()
-        touched = None if dense else _touched(origin, candidates, self.shared, rows)
+        touched = None if dense else _touched(origin, candidates, self.shared)
         rate = torch.tensor(learning_rate, dtype=self.vectors.dtype, device=self.vectors.device)
-        arguments = (*self._tensors(), origin, candidates, touched, rate, self.loss_kind, self.shared)
+        matrices = (self.vectors, self.vectors_state, self.context, self.context_state)
+        arguments = (*matrices, origin, candidates, touched, rate, self.loss_kind, self.shared)
         if not self.compiled:
             return _train_step(*arguments)
         try:
@@ -97,9 +97,6 @@ class AssetVectors:
         self._compiled_once = True
         return loss
 
-    def _tensors(self) -> tuple[torch.Tensor, ...]:
-        return self.vectors, self.vectors_state, self.context, self.context_state
-
 
 # A catalogue of at most this many rows per candidate slot in a batch sums its gradients in a buffer of
 # the whole matrix's shape (no sort); a larger one sums them over the batch's distinct rows (one sort).
@@ -107,12 +104,10 @@ class AssetVectors:
 DENSE_ROWS_PER_TOUCH = 1
 
 
-def _touched(
-    origin: torch.Tensor, candidates: torch.Tensor, shared: bool, rows: torch.Tensor | None
-) -> tuple[torch.Tensor, ...]:
+def _touched(origin: torch.Tensor, candidates: torch.Tensor, shared: bool) -> tuple[torch.Tensor, ...]:
     """The distinct rows a batch touches and each occurrence's position among them, per matrix."""
     if shared:
-        return torch.unique(rows, return_inverse=True)
+        return torch.unique(torch.cat((origin, candidates.reshape(-1))), return_inverse=True)
     return (*torch.unique(origin, return_inverse=True), *torch.unique(candidates.reshape(-1), return_inverse=True))
 
 
