@@ -5,8 +5,9 @@ stand-in of the configured sampler (benchmarks/movielens.py). film2vec
 trains on it streamed from Delta; gensim (sg=1, window=1, each pair a two-word sentence, sample=0) on
 the same pairs with the same dimension, negatives, threads, epochs and learning rate, both from a Python
 list of sentences and from a corpus file (its fastest, GIL-free mode). Only training is timed (gensim's
-vocabulary scan and film2vec's seasons write are not; film2vec's one-off torch.compile happens in a warm-up
-run on 100,000 of the pairs, printed apart). Prints pairs/s, the ratios and both models' figures.
+vocabulary scan and film2vec's seasons write are not; film2vec's one-off build of its C step, or its
+torch.compile under --step-kernel torch, happens in a warm-up run on 100,000 of the pairs, printed apart).
+Prints pairs/s, the ratios and both models' figures.
 
     pip install -e ".[bench]" && python -m benchmarks.bench_trainer --repeats 3
 """
@@ -84,13 +85,18 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5, help="passes over the season, for both")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each; medians are printed")
+    parser.add_argument("--step-kernel", default="auto", choices=("auto", "native", "torch"), help="film2vec's step")
     parser.add_argument(
-        "--compile", default="on", choices=("on", "off"), help="film2vec's compile_step; compiling is timed apart"
+        "--compile", default="on", choices=("on", "off"), help="film2vec's compile_step for --step-kernel torch"
     )
     arguments = parser.parse_args()
     torch.set_num_threads(arguments.threads)
     config = TrainConfig(
-        device="cpu", threads=arguments.threads, epochs_per_season=arguments.epochs, compile_step=arguments.compile
+        device="cpu",
+        threads=arguments.threads,
+        epochs_per_season=arguments.epochs,
+        step_kernel=arguments.step_kernel,
+        compile_step=arguments.compile,
     )
     catalogue = load()
     n_assets = len(catalogue.train_views)
@@ -108,7 +114,7 @@ def main() -> None:
         corpus = Path(folder) / "pairs.txt"
         corpus.write_text("".join(f"{a} {b}\n" for a, b in zip(origin.tolist(), target.tolist(), strict=True)))
         write_deltalake(f"{folder}/warm-up", season.slice(0, 100_000), partition_by=["season"])
-        compile_seconds, _ = film2vec_run(f"{folder}/warm-up", n_assets, config)  # compiles the step once
+        compile_seconds, _ = film2vec_run(f"{folder}/warm-up", n_assets, config)  # builds or compiles the step once
         for _ in range(arguments.repeats):
             took, vectors["film2vec"] = film2vec_run(f"{folder}/seasons", n_assets, config)
             seconds["film2vec"].append(took)
@@ -123,6 +129,7 @@ def main() -> None:
         "pairs": len(origin),
         "epochs": arguments.epochs,
         "threads": arguments.threads,
+        "step_kernel": arguments.step_kernel,
         "repeats": arguments.repeats,
         "pairs_per_second": {name: round(rate) for name, rate in rates.items()},
         "film2vec_warm_up_seconds": round(compile_seconds, 1),

@@ -166,10 +166,16 @@ class TrainConfig:
         low=1,
         high=1_000_000,
     )
+    step_kernel: str = setting(
+        "auto",
+        "The CPU training step: native (C, built once per machine with the system's cc; several times faster), "
+        "torch (tensor code, see --compile-step) or auto (native where it builds, else torch); CUDA runs torch",
+        choices=("auto", "native", "torch"),
+    )
     compile_step: str = setting(
         "auto",
-        "Fuse the training step with torch.compile: ~4x faster on CPU after ~10-30 s of compiling; auto compiles "
-        "when the run makes at least 5M sample passes; the eager step takes over when no compiler works",
+        "Fuse the tensor-code step with torch.compile: ~4x faster than eager on CPU after ~10-30 s of compiling; "
+        "auto compiles when the run makes at least 5M sample passes; the eager step takes over when no compiler works",
         choices=("auto", "on", "off"),
     )
     device: str = setting("auto", "Torch device: auto picks CUDA when present", choices=("auto", "cpu", "cuda"))

@@ -10,7 +10,8 @@ from deltalake import write_deltalake
 
 from film2vec.config import TrainConfig
 from film2vec.train import model as model_module
-from film2vec.train.model import AssetVectors
+from film2vec.train import native
+from film2vec.train.model import LOSSES, AssetVectors
 from film2vec.train.stream import prefetched, read_season, shuffled_batches
 from film2vec.train.trainer import learning_rate, pick_device, train
 
@@ -78,19 +79,22 @@ def test_loss_is_cross_entropy_with_target_first():
 
 
 STEP_CASES = [
-    *((shared, loss, False, dense) for shared in (True, False) for loss in ("softmax", "sigmoid") for dense in (1, 0)),
-    (True, "softmax", True, 1),  # compiling takes ~10 s a case: the default model, and the other branches
-    (False, "sigmoid", True, 0),
+    *((shared, loss, "eager", dense) for shared in (True, False) for loss in LOSSES for dense in (1, 0)),
+    (True, "softmax", "compiled", 1),  # compiling takes ~10 s a case: the default model, and the other branches
+    (False, "sigmoid", "compiled", 0),
+    *((shared, loss, "native", 1) for shared in (True, False) for loss in LOSSES),
 ]
 
 
-@pytest.mark.parametrize(("shared", "loss", "compiled", "dense_rows_per_touch"), STEP_CASES)
-def test_hand_written_step_is_sgd_on_the_autograd_gradient(shared, loss, compiled, dense_rows_per_touch, monkeypatch):
+@pytest.mark.parametrize(("shared", "loss", "kernel", "dense_rows_per_touch"), STEP_CASES)
+def test_hand_written_step_is_sgd_on_the_autograd_gradient(shared, loss, kernel, dense_rows_per_touch, monkeypatch):
     """The closed-form step equals row-wise Adagrad on autograd's gradient of the summed loss: each row
-    steps by lr · g / sqrt(mean(g²)) on its first update. Eager or compiled, gradients summed in a buffer
-    of every row or over the batch's distinct rows."""
+    steps by lr · g / sqrt(mean(g²)) on its first update. Eager, compiled or in C, gradients summed in a
+    buffer of every row or over the batch's distinct rows."""
     monkeypatch.setattr(model_module, "DENSE_ROWS_PER_TOUCH", dense_rows_per_touch)
-    model = AssetVectors(6, 3, shared=shared, loss=loss, seed=1, compiled=compiled)
+    model = AssetVectors(6, 3, shared=shared, loss=loss, seed=1, compiled=kernel == "compiled")
+    if kernel == "native":
+        model.use_native()
     assert (model.vectors.shape[0] <= model_module.DENSE_ROWS_PER_TOUCH * 9) == bool(dense_rows_per_touch)
     if not shared:
         model.context.normal_(generator=torch.Generator().manual_seed(2))
@@ -133,8 +137,9 @@ def grouped(vectors: np.ndarray) -> float:
         {"shared_vectors": False},
         {"lr_schedule": "constant"},
         {"dim": 2},
+        {"step_kernel": "torch", "compile_step": "off"},
     ],
-    ids=["defaults", "sigmoid", "separate", "constant-lr", "dim-2"],
+    ids=["defaults", "sigmoid", "separate", "constant-lr", "dim-2", "tensor-code-step"],
 )
 def test_each_option_lowers_the_loss_and_separates_the_groups(seasons_path, option):
     config = TrainConfig(**{"dim": 8, "batch_size": 256, "learning_rate": 0.5, "device": "cpu", **option})
@@ -199,7 +204,38 @@ def test_cuda_request_without_a_gpu_is_a_clear_error():
 
 def test_compiled_training_on_two_threads_repeats_exactly(seasons_path):
     """The fused step's scatter-adds would sum in thread order; the trainer makes them deterministic."""
-    config = TrainConfig(dim=8, batch_size=512, device="cpu", compile_step="on", threads=2)
+    config = TrainConfig(dim=8, batch_size=512, device="cpu", step_kernel="torch", compile_step="on", threads=2)
     first, second = (train(seasons_path, range(2), 40, config, seed=0).vectors for _ in range(2))
     assert np.array_equal(first, second)
     assert not torch.are_deterministic_algorithms_enabled()  # the caller's setting is back
+
+
+def test_the_c_step_gives_the_same_vectors_on_any_number_of_threads(seasons_path):
+    """Each row's gradients are summed in sample order by the thread that owns the row."""
+    runs = [
+        train(seasons_path, range(2), 40, TrainConfig(dim=8, batch_size=512, step_kernel="native", threads=threads))
+        for threads in (1, 2, 2)
+    ]
+    assert np.array_equal(runs[0].vectors, runs[1].vectors) and np.array_equal(runs[1].vectors, runs[2].vectors)
+    assert [report.loss for report in runs[0].history] == [report.loss for report in runs[1].history]
+
+
+def test_the_c_step_rejects_an_asset_index_out_of_range():
+    model = AssetVectors(5, 2, shared=True, loss="softmax")
+    model.use_native()
+    with pytest.raises(IndexError, match=r"out of range \[0, 5\): 0\.\.5"):
+        model.step(torch.tensor([0, 1]), torch.tensor([2, 5]), torch.tensor([[1], [0]]), learning_rate=0.1)
+
+
+def test_without_a_c_compiler_auto_trains_with_tensor_code_and_native_says_why(seasons_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("FILM2VEC_CACHE", str(tmp_path / "cache"))
+    native.library.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="C training step is unavailable .*no C compiler"):
+            fallback = train(seasons_path, range(1), 40, TrainConfig(dim=8, batch_size=512, compile_step="off"))
+        assert grouped(fallback.vectors) > 0.5
+        with pytest.raises(native.NativeStepUnavailable, match="no-such-compiler"):
+            train(seasons_path, range(1), 40, TrainConfig(dim=8, step_kernel="native"))
+    finally:
+        native.library.cache_clear()

@@ -18,6 +18,8 @@ import warnings
 import torch
 from torch.nn import functional as F
 
+from film2vec.train.native import NativeStep
+
 LOSSES = ("softmax", "sigmoid")
 
 
@@ -48,6 +50,11 @@ class AssetVectors:
         self.loss_kind = loss
         self.compiled = compiled  # the step runs through torch.compile; set before the first step
         self._compiled_once = False
+        self.native: NativeStep | None = None  # the C step (CPU), once `use_native` has built it
+
+    def use_native(self) -> None:
+        """Train with the C step from now on; raises NativeStepUnavailable where it cannot be built."""
+        self.native = NativeStep(self.vectors, self.vectors_state, self.context, self.context_state, self.loss_kind)
 
     def state(self) -> dict[str, torch.Tensor]:
         """The tensors a checkpoint must hold (on the CPU)."""
@@ -79,6 +86,8 @@ class AssetVectors:
     ) -> torch.Tensor:
         """One row-wise Adagrad step on a batch; returns the batch's summed loss (a 0-d tensor, before the step)."""
         candidates = _candidates(target, negatives)
+        if self.native is not None:
+            return self.native(origin, candidates, learning_rate)
         dense = self.vectors.shape[0] <= DENSE_ROWS_PER_TOUCH * candidates.numel()
         touched = None if dense else _touched(origin, candidates, self.shared)
         rate = torch.tensor(learning_rate, dtype=self.vectors.dtype, device=self.vectors.device)

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from film2vec.config import TrainConfig
 from film2vec.train import checkpoint
 from film2vec.train.model import AssetVectors
+from film2vec.train.native import NativeStepUnavailable
 from film2vec.train.stream import prefetched, read_season, season_rows, shuffled_batches
 
 
@@ -100,6 +102,17 @@ def train(
         device=device,
         compiled=config.compile_step == "on",
     )
+    if device.type == "cpu" and config.step_kernel != "torch":
+        try:
+            model.use_native()
+        except NativeStepUnavailable as error:
+            if config.step_kernel == "native":
+                raise
+            warnings.warn(
+                f"the C training step is unavailable ({error}); training with the tensor-code step", stacklevel=2
+            )
+    elif config.step_kernel == "native":
+        raise RuntimeError(f"train.step_kernel 'native' runs on the CPU, but the device is {device}")
     if initial_rows is not None:
         rows = torch.as_tensor(initial_rows, dtype=torch.long, device=device)
         model.vectors[rows] = torch.as_tensor(initial_vectors, dtype=model.vectors.dtype).to(device)
@@ -130,7 +143,7 @@ def train(
             rows = season_rows(seasons_path, season)
             if rows == 0:
                 raise RuntimeError(f"season {season} in {seasons_path} has no samples; run the sample stage first")
-            if compile_undecided:
+            if compile_undecided and model.native is None:
                 model.compiled = rows * config.epochs_per_season * (n_seasons - position) >= COMPILE_FROM_SAMPLES
                 compile_undecided = False
             for epoch in range(config.epochs_per_season):
