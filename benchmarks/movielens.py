@@ -62,7 +62,7 @@ def _off_diagonal(gram: sp.spmatrix) -> sp.csr_matrix:
 
 @dataclass(frozen=True)
 class Sampling:
-    origins_per_asset: int = 100
+    origins_per_asset: int = 300
     origin_beta: float = 0.0  # origins of an asset ∝ views**beta, scaled to the same total
     negatives: int = 5
     negative_alpha: float = 0.0  # 0: uniform over the assets taking part; 0.75: word2vec's unigram**0.75

@@ -109,7 +109,7 @@ class PairsConfig:
 @dataclass
 class SeasonsConfig:
     seasons: int = setting(5, "Seasons of samples (each a fresh draw)", low=1, high=10_000)
-    origins_per_asset: int = setting(100, "Origins drawn per asset with neighbours, per season", low=1, high=1_000_000)
+    origins_per_asset: int = setting(300, "Origins drawn per asset with neighbours, per season", low=1, high=1_000_000)
     negatives: int = setting(20, "Negatives per sample", low=1, high=1_000)
     walk: str = setting(
         "bipartite",

@@ -35,7 +35,7 @@ dbutils.widgets.text("events", "", "Events (empty: the synthetic catalogue)")
 dbutils.widgets.text("users", "2000", "Synthetic users")
 dbutils.widgets.text("catalogue_size", "500", "Synthetic assets")
 dbutils.widgets.text("seasons", "3", "Seasons")
-dbutils.widgets.text("origins_per_asset", "100", "Origins per asset and season")
+dbutils.widgets.text("origins_per_asset", "300", "Origins per asset and season")
 dbutils.widgets.text("dim", "32", "Vector dimension")
 dbutils.widgets.text("epochs_per_season", "2", "Passes over each season")
 

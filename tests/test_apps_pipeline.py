@@ -30,7 +30,7 @@ def finished(spark, tmp_path_factory):
     config = Config()
     config.data.out = str(tmp_path_factory.mktemp("uses"))
     config.synthetic.users, config.synthetic.catalogue_size, config.synthetic.genres = 1_500, 600, 6
-    config.seasons.seasons = 2
+    config.seasons.seasons, config.seasons.origins_per_asset = 2, 100  # a third of the default's volume does here
     catalogue = generate_catalogue(config.synthetic, config.seed)
     rng = np.random.default_rng(7)
     size, genres = len(catalogue.catalogue_ids), len(catalogue.genre_names)

@@ -22,7 +22,7 @@ def finished_run(spark, tmp_path_factory):
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     config = Config()
     config.data.out = str(tmp_path_factory.mktemp("run"))
-    config.seasons.seasons = 3
+    config.seasons.seasons, config.seasons.origins_per_asset = 3, 100  # a third of the default's volume does here
     summary = pipeline.run(spark, config)
     return config, summary
 
