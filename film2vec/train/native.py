@@ -4,7 +4,7 @@ The tensor-code step is memory-bound: it gathers every sample's candidate rows i
 tensors and scatters as many gradient rows back. The C step reads the rows in place and sums gradients into
 one buffer, which is several times faster (see benchmarks/bench_trainer.py). It is called through ctypes on
 the tensors' memory (no Python work per sample; the GIL is released while it runs). The build needs only
-`cc` with OpenMP; where there is none, the trainer uses the tensor-code step.
+`cc` with pthreads; where there is none, the trainer uses the tensor-code step.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 SOURCE = Path(__file__).with_name("native_step.c")
-FLAGS = ("-O3", "-march=native", "-fopenmp", "-std=gnu11", "-shared", "-fPIC")
+FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-pthread", "-std=gnu11", "-shared", "-fPIC")
 
 
 class NativeStepUnavailable(RuntimeError):
@@ -63,6 +63,7 @@ def library() -> ctypes.CDLL:
     loaded.film2vec_step.restype = ctypes.c_double
     loaded.film2vec_step.argtypes = [
         *(pointer,) * 4,
+        size,
         size,
         pointer,
         pointer,
@@ -120,6 +121,7 @@ class NativeStep:
         vector, context = self.vector_scratch, self.context_scratch
         loss = self._function(
             *(tensor.data_ptr() for tensor in self.matrices),
+            rows,
             dim,
             origin.data_ptr(),
             candidates.data_ptr(),
