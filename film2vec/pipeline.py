@@ -177,16 +177,21 @@ def count_pairs(spark: SparkSession, config: Config) -> dict:
     return summary
 
 
-def _pair_counter(spark: SparkSession, config: Config, estimate: PairEstimate) -> Callable[[DataFrame], DataFrame]:
-    """The configured counting method, as a function from views to the co-view table of those views."""
+def _pair_counter(
+    spark: SparkSession, config: Config, estimate: PairEstimate, increment: bool = False
+) -> Callable[[DataFrame], DataFrame]:
+    """The configured counting method, as a function from views to the co-view table of those views (with
+    `increment`, from views flagged `new` to the pairs those add)."""
     settings = config.pairs
     weighted = settings.user_weighting == "inverse"
     if settings.pair_method == "join":
         assets = _read(spark, config.out("assets"), "pairs")
-        return lambda views: pairs_by_join(views, assets, weighted)
+        return lambda views: pairs_by_join(views, assets, weighted, increment)
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
     buckets = gram_buckets(estimate, partitions, settings.gram_block_pairs)
-    return lambda views: pairs_by_gram(views, estimate.n_assets, buckets, weighted, settings.gram_block_pairs)
+    return lambda views: pairs_by_gram(
+        views, estimate.n_assets, buckets, weighted, settings.gram_block_pairs, increment
+    )
 
 
 def _version(spark: SparkSession, path: str) -> int:
@@ -367,11 +372,16 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
     now = spark.read.format("delta").option("versionAsOf", version).load(path)
     added = now.join(then.select("user_id", "asset_id"), ["user_id", "asset_id"], "left_anti")
     users = added.select("user_id").distinct()
-    before, after = then.join(users, "user_id", "left_semi"), now.join(users, "user_id", "left_semi")
+    after = now.join(users, "user_id", "left_semi")
     estimate = estimate_pairs(after)
     check_budget(estimate, config.pairs.pair_budget, after, path)
-    count = _pair_counter(spark, config, estimate)
-    increment = pair_increment(count(before), count(after))
+    if config.pairs.user_weighting == "inverse":  # a user's weight changes with n: their old pairs change too
+        count = _pair_counter(spark, config, estimate)
+        increment = pair_increment(count(then.join(users, "user_id", "left_semi")), count(after))
+    else:
+        flagged = added.select("user_id", "asset_id", F.lit(True).alias("new"))
+        after = after.join(flagged, ["user_id", "asset_id"], "left").fillna(False, ["new"])
+        increment = _pair_counter(spark, config, estimate, increment=True)(after)
     spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", _pairs_record(config, version))
     try:
         DeltaTable.forPath(spark, config.out("pairs")).alias("pairs").merge(
