@@ -352,10 +352,13 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
     it counts, so the pair increment is always the views added since (Delta time travel): a run stopped
     between the commits is completed by the next one, and a batch given twice adds nothing.
     """
+    started = time.perf_counter()
     counted = _pairs_counted(spark, config)
     batch, metadata, ingest_summary = _new_batch(spark, config)
     _append_new_views(spark, config, batch)
+    views_written = time.perf_counter()
     _rebuild_assets(spark, config, metadata)
+    assets_written = time.perf_counter()
     path = config.out("views")
     version = _version(spark, path)
     summary = {"ingest": ingest_summary, "views_version": version, "pairs": config.out("pairs")}
@@ -391,6 +394,7 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
     finally:
         spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
     merged = DeltaTable.forPath(spark, config.out("pairs")).history(1).first()["operationMetrics"]
+    pairs_merged = time.perf_counter()
     stats = added.agg(F.count("*").alias("views"), F.countDistinct("user_id").alias("users")).first()
     new_assets = now.agg(F.max("asset_idx")).first()[0] - then.agg(F.max("asset_idx")).first()[0]
     return {
@@ -400,6 +404,14 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
         "new_assets": int(new_assets),
         "pair_rows_updated": int(merged.get("numTargetRowsUpdated", 0)),
         "pair_rows_inserted": int(merged.get("numTargetRowsInserted", 0)),
+        "pair_rows_rewritten_unchanged": int(merged.get("numTargetRowsCopied", 0)),
+        "seconds_by_step": {
+            "append_views": round(views_written - started, 1),
+            "rebuild_assets": round(assets_written - views_written, 1),
+            "count_and_merge_pairs": round(pairs_merged - assets_written, 1),
+            "of_which_merge_scan": round(int(merged.get("scanTimeMs", 0)) / 1000, 1),
+            "of_which_merge_rewrite": round(int(merged.get("rewriteTimeMs", 0)) / 1000, 1),
+        },
     }
 
 
