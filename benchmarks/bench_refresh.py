@@ -1,8 +1,8 @@
 """The nightly refresh against a full retrain, on MovieLens latest-small split by time.
 
     python -m benchmarks.bench_refresh --out DIR [--repeats 1] [--full-repeats N] [--warm-seasons 1]
-        [--warm-learning-rate 0.02] [--seasons 5] [--origins-per-asset 100] [--epochs-per-season 2]
-        [--reuse-history]
+        [--warm-learning-rate 0.02] [--warm-new-assets random] [--seasons 5] [--origins-per-asset 100]
+        [--epochs-per-season 2] [--reuse-history]
 
 The protocol's split comes first (per user, the last 5 views are test; see film2vec/evaluate.py). The train
 views are then ordered by time: the first 90% are the history a model was trained on (`film2vec run`,
@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--full-repeats", type=int, help="timed runs of the full retrain (default: --repeats)")
     parser.add_argument("--warm-seasons", type=int, default=1, help="seasons of the refresh")
     parser.add_argument("--warm-learning-rate", type=float, default=0.02, help="first learning rate of the refresh")
+    parser.add_argument("--warm-new-assets", default="random", help="where the refresh starts new assets")
     parser.add_argument("--seasons", type=int, default=5, help="seasons of the history model and the full retrain")
     parser.add_argument("--origins-per-asset", type=int, default=100, help="per season, every model")
     parser.add_argument("--epochs-per-season", type=int, default=2, help="every model")
@@ -70,6 +71,7 @@ def main() -> None:
     config.data.events, config.data.out = arguments.movielens, str(root / "input")
     config.train.warm_seasons, config.seasons.seasons = arguments.warm_seasons, arguments.seasons
     config.train.warm_learning_rate = arguments.warm_learning_rate
+    config.train.warm_new_assets = arguments.warm_new_assets
     config.seasons.origins_per_asset = arguments.origins_per_asset
     config.train.epochs_per_season = arguments.epochs_per_season
     spark = get_spark(config.spark)
@@ -122,7 +124,7 @@ def main() -> None:
     print(f"refresh stages (s): {json.dumps({k: v['seconds'] for k, v in refreshed.items()})}")
     print(f"refresh pair steps (s): {json.dumps(refreshed['pairs']['seconds_by_step'])}")
     merged = {k: v for k, v in refreshed["pairs"].items() if k.startswith("pair_rows")}
-    print(f"pair rows merged: {json.dumps(merged)}")
+    print(f"pair table rows: {json.dumps(merged)}")
     if retrained:
         full_median = statistics.median(full_seconds)
         print(f"full retrain: median {full_median:.1f} s of {[round(s, 1) for s in full_seconds]}")

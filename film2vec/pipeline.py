@@ -479,9 +479,8 @@ def warm_start(config: Config, catalogue: pa.Table) -> WarmStart:
             f"{config.out('assets')}"
         )
     genres = catalogue.column("genres").to_pylist()
-    from_labels, found = label_mean_vectors(
-        vectors[position[known]], [genres[i] for i in known], [genres[i] for i in new]
-    )
+    wanted = [genres[i] for i in new] if config.train.warm_new_assets == "labels" else [None] * len(new)
+    from_labels, found = label_mean_vectors(vectors[position[known]], [genres[i] for i in known], wanted)
     return WarmStart(source, known, vectors[position[known]], new[found], from_labels[found], len(new))
 
 

@@ -247,7 +247,7 @@ def refreshed(spark, tmp_path_factory):
     config.data.out = str(tmp_path_factory.mktemp("refresh"))
     config.synthetic.users, config.synthetic.catalogue_size = 1_500, 200
     config.seasons.seasons, config.seasons.origins_per_asset = 3, 60
-    config.train.cold_start = True
+    config.train.cold_start, config.train.warm_new_assets = True, "labels"
     catalogue = generate_catalogue(config.synthetic, config.seed)
     events, assets = catalogue.events_table().to_pandas(), catalogue.assets_table().to_pandas()
     ids = np.sort(assets.asset_id.to_numpy())
