@@ -1,13 +1,16 @@
 """The nightly refresh against a full retrain, on MovieLens latest-small split by time.
 
-    python -m benchmarks.bench_refresh --out DIR [--repeats 1] [--warm-seasons 1] [--seasons 5]
-        [--origins-per-asset 100] [--epochs-per-season 2]
+    python -m benchmarks.bench_refresh --out DIR [--repeats 1] [--full-repeats N] [--warm-seasons 1]
+        [--warm-learning-rate 0.02] [--warm-new-assets random] [--seasons 5] [--origins-per-asset 100]
+        [--epochs-per-season 2] [--reuse-history]
 
 The protocol's split comes first (per user, the last 5 views are test; see film2vec/evaluate.py). The train
 views are then ordered by time: the first 90% are the history a model was trained on (`film2vec run`,
 not timed), the last 10% the new batch. `film2vec refresh` merges the batch and warm-starts from that
 model; `film2vec run` retrains from scratch on all train views. Both are timed (medians over --repeats,
 each refresh from a fresh copy of the history's tables) and scored on the held-out test views.
+`--reuse-history` keeps DIR's history model from an earlier run with the same settings (it is not timed),
+and `--full-repeats 0` skips the full retrain: both for trying refresh settings quickly.
 """
 
 from __future__ import annotations
@@ -50,25 +53,34 @@ def main() -> None:
     parser.add_argument("--movielens", default=str(MOVIELENS), help="MovieLens latest-small folder")
     parser.add_argument("--history-share", type=float, default=0.9, help="share of train views in the history")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs of refresh and of the full retrain")
+    parser.add_argument("--full-repeats", type=int, help="timed runs of the full retrain (default: --repeats)")
     parser.add_argument("--warm-seasons", type=int, default=1, help="seasons of the refresh")
+    parser.add_argument("--warm-learning-rate", type=float, default=0.02, help="first learning rate of the refresh")
+    parser.add_argument("--warm-new-assets", default="random", help="where the refresh starts new assets")
     parser.add_argument("--seasons", type=int, default=5, help="seasons of the history model and the full retrain")
     parser.add_argument("--origins-per-asset", type=int, default=100, help="per season, every model")
     parser.add_argument("--epochs-per-season", type=int, default=2, help="every model")
+    parser.add_argument("--reuse-history", action="store_true", help="keep DIR's history model when it is there")
     arguments = parser.parse_args()
     root = Path(arguments.out).resolve()
-    shutil.rmtree(root, ignore_errors=True)
+    reuse = arguments.reuse_history and (root / "base" / "embeddings").is_dir()
+    if not reuse:
+        shutil.rmtree(root, ignore_errors=True)
 
     config = Config()
     config.data.events, config.data.out = arguments.movielens, str(root / "input")
     config.train.warm_seasons, config.seasons.seasons = arguments.warm_seasons, arguments.seasons
+    config.train.warm_learning_rate = arguments.warm_learning_rate
+    config.train.warm_new_assets = arguments.warm_new_assets
     config.seasons.origins_per_asset = arguments.origins_per_asset
     config.train.epochs_per_season = arguments.epochs_per_season
     spark = get_spark(config.spark)
     held_out, tables = pipeline.split_events(spark, config)
     history, batch = time_split(tables["train"], arguments.history_share)
     inputs = {"history": history, "batch": batch, "train": tables["train"], "metadata": tables["metadata"]}
-    for name, table in inputs.items():
-        pipeline._write(spark.createDataFrame(table), config.out(name))
+    if not reuse:
+        for name, table in inputs.items():
+            pipeline._write(spark.createDataFrame(table), config.out(name))
     print(f"views: history {history.num_rows:,}, batch {batch.num_rows:,}, test {tables['test'].num_rows:,}")
 
     base = copy.deepcopy(config)
@@ -78,7 +90,8 @@ def main() -> None:
         str(root / "base"),
     )
     started = time.perf_counter()
-    pipeline.run(spark, base)
+    if not reuse:
+        pipeline.run(spark, base)
     base_seconds = time.perf_counter() - started
     figures = {"history model": score(held_out, base)}
 
@@ -86,6 +99,7 @@ def main() -> None:
     for repeat in range(arguments.repeats):
         nightly = copy.deepcopy(base)
         nightly.data.out = str(root / f"refresh-{repeat}")
+        shutil.rmtree(nightly.data.out, ignore_errors=True)
         shutil.copytree(base.data.out, nightly.data.out)
         nightly.data.new_events = config.out("batch")
         started = time.perf_counter()
@@ -93,21 +107,29 @@ def main() -> None:
         refresh_seconds.append(time.perf_counter() - started)
     figures["refreshed"] = score(held_out, nightly)
 
-    full_seconds = []
-    for repeat in range(arguments.repeats):
+    full_seconds, retrained = [], None
+    full_repeats = arguments.repeats if arguments.full_repeats is None else arguments.full_repeats
+    for repeat in range(full_repeats):
         full = copy.deepcopy(base)
         full.data.events, full.data.out = config.out("train"), str(root / f"full-{repeat}")
+        shutil.rmtree(full.data.out, ignore_errors=True)
         started = time.perf_counter()
-        pipeline.run(spark, full)
+        retrained = pipeline.run(spark, full)
         full_seconds.append(time.perf_counter() - started)
-    figures["full retrain"] = score(held_out, full)
+        figures["full retrain"] = score(held_out, full)
 
-    refresh_median, full_median = statistics.median(refresh_seconds), statistics.median(full_seconds)
+    refresh_median = statistics.median(refresh_seconds)
     print(f"history model (run on the first {arguments.history_share:.0%}): {base_seconds:.1f} s")
     print(f"refresh: median {refresh_median:.1f} s of {[round(s, 1) for s in refresh_seconds]}")
-    print(f"full retrain: median {full_median:.1f} s of {[round(s, 1) for s in full_seconds]}")
-    print(f"refresh / full retrain: {refresh_median / full_median:.2f}")
     print(f"refresh stages (s): {json.dumps({k: v['seconds'] for k, v in refreshed.items()})}")
+    print(f"refresh pair steps (s): {json.dumps(refreshed['pairs']['seconds_by_step'])}")
+    merged = {k: v for k, v in refreshed["pairs"].items() if k.startswith("pair_rows")}
+    print(f"pair table rows: {json.dumps(merged)}")
+    if retrained:
+        full_median = statistics.median(full_seconds)
+        print(f"full retrain: median {full_median:.1f} s of {[round(s, 1) for s in full_seconds]}")
+        print(f"full retrain stages (s): {json.dumps({k: v['seconds'] for k, v in retrained.items()})}")
+        print(f"refresh / full retrain: {refresh_median / full_median:.2f}")
     print(f"warm start: {json.dumps(refreshed['train']['warm_start'])}")
     print(f"new views {refreshed['pairs']['new_views']:,}, new assets {refreshed['pairs']['new_assets']}")
     print("figures on the held-out test views (Recall@20, NDCG@20, GenreP@10):")

@@ -196,6 +196,13 @@ class TrainConfig:
         low=1e-8,
         high=10.0,
     )
+    warm_new_assets: str = setting(
+        "random",
+        "Where a warm-started run starts assets the model lacks: random (as a cold run) or labels (the mean vector "
+        "of known assets sharing a label: a centroid, which a short warm run barely moves and which then crowds "
+        "every user's top 20)",
+        choices=("random", "labels"),
+    )
     cold_start: bool = setting(
         False,
         "Assets in the metadata with no views get a provisional vector (mean of the trained vectors sharing a "

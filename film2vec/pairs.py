@@ -40,20 +40,24 @@ def cap_views(views: DataFrame, max_views: int, seed: int) -> DataFrame:
     return views.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= max_views).drop("rank")
 
 
-def pairs_by_join(views: DataFrame, assets: DataFrame, weighted: bool = False) -> DataFrame:
+def pairs_by_join(views: DataFrame, assets: DataFrame, weighted: bool = False, increment: bool = False) -> DataFrame:
     """The reference: a self-join of distinct (user, asset) on the user, counted for a < b, then mirrored.
 
     With `weighted`, each user's pairs count 1/(n − 1) for a user with n assets (co_views is a double).
+    With `increment`, the views carry a boolean `new` and only pairs with at least one new view count.
     """
-    distinct = views.select("user_id", "asset_idx").distinct()
+    distinct = views.select("user_id", "asset_idx", *(["new"] if increment else [])).distinct()
     if weighted:
         viewers = F.count("*").over(Window.partitionBy("user_id"))
         # a user with one view has no pairs; the guard keeps ANSI mode from dividing by zero first
         distinct = distinct.withColumn("weight", F.lit(1.0) / F.greatest(viewers - 1, F.lit(1)))
-    left = distinct.withColumnRenamed("asset_idx", "a")
-    right = distinct.select("user_id", F.col("asset_idx").alias("b"))
+    left = distinct.withColumnRenamed("asset_idx", "a").withColumnRenamed("new", "new_a")
+    right = distinct.withColumnRenamed("asset_idx", "b").withColumnRenamed("new", "new_b").drop("weight")
+    both = left.join(right, "user_id").where(F.col("a") < F.col("b"))
+    if increment:
+        both = both.where(F.col("new_a") | F.col("new_b"))
     co_views = F.sum("weight") if weighted else F.count("*")
-    upper = left.join(right, "user_id").where(F.col("a") < F.col("b")).groupBy("a", "b").agg(co_views.alias("co_views"))
+    upper = both.groupBy("a", "b").agg(co_views.alias("co_views"))
     return mirrored(with_asset_ids(upper, assets))
 
 
@@ -106,38 +110,80 @@ def bucket_gram(
     """Rows a ≡ bucket (mod buckets) of XᵀX, off the diagonal, as (a, b, co_views) arrays.
 
     X is the user×asset matrix of the histories in CSR form: user u watched assets[offsets[u]:offsets[u + 1]]
-    (duplicates count once). Users go through in blocks of about `block_pairs` products each, which
-    bounds the memory of one sparse product; the blocks' results are summed here. With `weighted`, user
-    u's row is weighted 1/(n_u − 1), and co_views is a float.
+    (duplicates count once). With `weighted`, user u's row is weighted 1/(n_u − 1), and co_views is a float.
     """
-    n_users = len(offsets) - 1
-    dtype = np.float64 if weighted else np.int32
-    X = sparse.csr_matrix((np.ones(len(assets), dtype), assets, offsets), shape=(n_users, n_assets))
+    X = _views_matrix(offsets, assets, n_assets, np.float64 if weighted else np.int32)
+    left = X.copy()
+    if weighted:
+        left.data /= np.repeat(np.maximum(np.diff(X.indptr) - 1, 1), np.diff(X.indptr))
+    return _bucket_rows(left, X, bucket, buckets, block_pairs)
+
+
+def bucket_increment(
+    offsets: np.ndarray,
+    assets: np.ndarray,
+    new: np.ndarray,
+    bucket: int,
+    buckets: int,
+    n_assets: int,
+    block_pairs: int = 50_000_000,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows a ≡ bucket (mod buckets) of the co-view increment NᵀX + XᵀN − NᵀN, off the diagonal.
+
+    X holds the users' whole histories as in `bucket_gram`, N the views flagged `new` (one flag per entry of
+    `assets`). The increment counts, per user, each pair of distinct assets with at least one new view: the
+    exact change of XᵀX when N is added to earlier histories X − N. It is computed as NᵀX + (X − N)ᵀN (the
+    same matrix, two products and no subtraction), so the work is about 2 |N_u| |X_u| per user rather than
+    the |X_u|² of recounting them.
+    """
+    X = _views_matrix(offsets, assets, n_assets, np.int32)
+    N = _views_matrix(offsets, assets, n_assets, np.int32, np.asarray(new, np.int32))
+    earlier = X - N
+    earlier.eliminate_zeros()
+    return _bucket_rows(sparse.vstack((N, earlier), "csr"), sparse.vstack((X, N), "csr"), bucket, buckets, block_pairs)
+
+
+def _views_matrix(
+    offsets: np.ndarray, assets: np.ndarray, n_assets: int, dtype, kept: np.ndarray | None = None
+) -> sparse.csr_matrix:
+    """The user×asset 0/1 matrix of CSR histories (only the views flagged in `kept` when given); duplicate
+    views count once."""
+    data = np.ones(len(assets), dtype) if kept is None else kept.astype(dtype)
+    X = sparse.csr_matrix((data, assets, offsets), shape=(len(offsets) - 1, n_assets))
     X.sum_duplicates()
+    X.eliminate_zeros()
     X.data[:] = 1
-    history = np.diff(X.indptr)
-    in_bucket = X.indices % buckets == bucket
-    user_of_view = np.repeat(np.arange(n_users), history)
+    return X
+
+
+def _bucket_rows(
+    left: sparse.csr_matrix, right: sparse.csr_matrix, bucket: int, buckets: int, block_pairs: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows a ≡ bucket (mod buckets) of leftᵀright, off the diagonal, as (a, b, values) arrays.
+
+    Users (the rows of both) go through in blocks of about `block_pairs` products each, which bounds the
+    memory of one sparse product; the blocks' results are summed here.
+    """
+    n_users = left.shape[0]
+    in_bucket = left.indices % buckets == bucket
+    user_of_view = np.repeat(np.arange(n_users), np.diff(left.indptr))
     rows_in_bucket = np.bincount(user_of_view[in_bucket], minlength=n_users)
-    weight = 1.0 / np.maximum(history - 1, 1) if weighted else np.ones(n_users, dtype)
-    n_rows = -(-n_assets // buckets)
-    bucket_indptr = np.concatenate(([0], np.cumsum(rows_in_bucket)))
-    X_bucket = sparse.csr_matrix(
-        (np.repeat(weight, rows_in_bucket).astype(dtype), X.indices[in_bucket] // buckets, bucket_indptr),
+    n_rows = -(-left.shape[1] // buckets)
+    left_bucket = sparse.csr_matrix(
+        (left.data[in_bucket], left.indices[in_bucket] // buckets, np.concatenate(([0], np.cumsum(rows_in_bucket)))),
         shape=(n_users, n_rows),
     )
-    work_before = np.concatenate(([0], np.cumsum(history.astype(np.int64) * rows_in_bucket)[:-1]))
-    block_of_user = work_before // block_pairs
+    work = np.diff(right.indptr).astype(np.int64) * rows_in_bucket
+    block_of_user = np.concatenate(([0], np.cumsum(work)[:-1])) // block_pairs
     bounds = np.concatenate(([0], np.flatnonzero(np.diff(block_of_user)) + 1, [n_users]))
-    gram = None
+    gram = sparse.csr_matrix((n_rows, right.shape[1]), dtype=left.dtype)
     for start, stop in zip(bounds[:-1], bounds[1:]):
-        block = X_bucket[start:stop].T @ X[start:stop]
-        gram = block if gram is None else gram + block
+        gram = gram + left_bucket[start:stop].T @ right[start:stop]
     gram = gram.tocoo()
     a = gram.row.astype(np.int64) * buckets + bucket
-    off_diagonal = a != gram.col
-    co_views = gram.data[off_diagonal].astype(np.float64 if weighted else np.int64)
-    return a[off_diagonal], gram.col[off_diagonal].astype(np.int64), co_views
+    off_diagonal = (a != gram.col) & (gram.data != 0)
+    values = gram.data[off_diagonal].astype(np.float64 if left.dtype.kind == "f" else np.int64)
+    return a[off_diagonal], gram.col[off_diagonal].astype(np.int64), values
 
 
 def _id_lookup(asset_idx: np.ndarray, asset_ids: pa.Array, n_assets: int):
@@ -152,7 +198,10 @@ def _id_lookup(asset_idx: np.ndarray, asset_ids: pa.Array, n_assets: int):
 
 
 def _gram_rows(buckets: int, n_assets: int, weighted: bool, block_pairs: int):
-    """The mapInArrow function: users' histories, tagged with a bucket, in; that bucket's pair rows out."""
+    """The mapInArrow function: users' histories, tagged with a bucket, in; that bucket's pair rows out.
+
+    Histories whose views carry a `new` flag give the rows of the increment (`bucket_increment`).
+    """
 
     def rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         batches = [batch for batch in batches if batch.num_rows]
@@ -161,8 +210,9 @@ def _gram_rows(buckets: int, n_assets: int, weighted: bool, block_pairs: int):
         table = pa.Table.from_batches(batches)
         histories = table.column("history").combine_chunks()
         offsets = histories.offsets.to_numpy() - histories.offsets[0].as_py()
-        asset_idx, asset_ids = histories.flatten().flatten()
+        asset_idx, asset_ids, *flags = histories.flatten().flatten()
         assets = asset_idx.to_numpy().astype(np.int64)
+        new = flags[0].to_numpy(zero_copy_only=False) if flags else None
         id_of_idx = _id_lookup(assets, asset_ids, n_assets)
         bucket_of_user = table.column("bucket").to_numpy()
         for bucket in np.unique(bucket_of_user):
@@ -171,9 +221,14 @@ def _gram_rows(buckets: int, n_assets: int, weighted: bool, block_pairs: int):
             take = np.repeat(offsets[users] - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
             positions = take + np.arange(lengths.sum())
             user_offsets = np.concatenate(([0], np.cumsum(lengths)))
-            a, b, co_views = bucket_gram(
-                user_offsets, assets[positions], int(bucket), buckets, n_assets, weighted, block_pairs
-            )
+            if new is None:
+                a, b, co_views = bucket_gram(
+                    user_offsets, assets[positions], int(bucket), buckets, n_assets, weighted, block_pairs
+                )
+            else:
+                a, b, co_views = bucket_increment(
+                    user_offsets, assets[positions], new[positions], int(bucket), buckets, n_assets, block_pairs
+                )
             for start in range(0, len(a), OUTPUT_BATCH_ROWS):
                 part = slice(start, start + OUTPUT_BATCH_ROWS)
                 yield pa.RecordBatch.from_arrays(
@@ -189,16 +244,25 @@ def _gram_rows(buckets: int, n_assets: int, weighted: bool, block_pairs: int):
 
 
 def pairs_by_gram(
-    views: DataFrame, n_assets: int, buckets: int, weighted: bool = False, block_pairs: int = 50_000_000
+    views: DataFrame,
+    n_assets: int,
+    buckets: int,
+    weighted: bool = False,
+    block_pairs: int = 50_000_000,
+    increment: bool = False,
 ) -> DataFrame:
     """The co-view table from per-bucket sparse Gram products (see the module docstring).
 
     `n_assets` bounds asset_idx (exclusive). `buckets` is the number of partitions the pair rows are
     computed in: each holds about 1/buckets of the table in memory, and each history is shuffled at most
-    once per bucket it touches.
+    once per bucket it touches. With `increment` (unweighted counts only), the views carry a boolean `new`
+    and the rows are only what the new views add: the pairs with at least one new view, per user.
     """
+    if increment and weighted:
+        raise ValueError("an increment of weighted counts changes old pairs too: take the difference of two counts")
     id_field = views.schema["asset_id"]
-    history = F.collect_set(F.struct(F.col("asset_idx").cast("int").alias("asset_idx"), "asset_id"))
+    fields = [F.col("asset_idx").cast("int").alias("asset_idx"), "asset_id"] + (["new"] if increment else [])
+    history = F.collect_set(F.struct(*fields))
     histories = views.groupBy("user_id").agg(history.alias("history"))
     touched = F.array_distinct(F.transform("history", lambda view: F.pmod(view["asset_idx"], F.lit(buckets))))
     tagged = histories.select("history", F.explode(touched).alias("bucket"))

@@ -177,16 +177,21 @@ def count_pairs(spark: SparkSession, config: Config) -> dict:
     return summary
 
 
-def _pair_counter(spark: SparkSession, config: Config, estimate: PairEstimate) -> Callable[[DataFrame], DataFrame]:
-    """The configured counting method, as a function from views to the co-view table of those views."""
+def _pair_counter(
+    spark: SparkSession, config: Config, estimate: PairEstimate, increment: bool = False
+) -> Callable[[DataFrame], DataFrame]:
+    """The configured counting method, as a function from views to the co-view table of those views (with
+    `increment`, from views flagged `new` to the pairs those add)."""
     settings = config.pairs
     weighted = settings.user_weighting == "inverse"
     if settings.pair_method == "join":
         assets = _read(spark, config.out("assets"), "pairs")
-        return lambda views: pairs_by_join(views, assets, weighted)
+        return lambda views: pairs_by_join(views, assets, weighted, increment)
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
     buckets = gram_buckets(estimate, partitions, settings.gram_block_pairs)
-    return lambda views: pairs_by_gram(views, estimate.n_assets, buckets, weighted, settings.gram_block_pairs)
+    return lambda views: pairs_by_gram(
+        views, estimate.n_assets, buckets, weighted, settings.gram_block_pairs, increment
+    )
 
 
 def _version(spark: SparkSession, path: str) -> int:
@@ -347,15 +352,18 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
     it counts, so the pair increment is always the views added since (Delta time travel): a run stopped
     between the commits is completed by the next one, and a batch given twice adds nothing.
     """
+    started = time.perf_counter()
     counted = _pairs_counted(spark, config)
     batch, metadata, ingest_summary = _new_batch(spark, config)
     _append_new_views(spark, config, batch)
+    views_written = time.perf_counter()
     _rebuild_assets(spark, config, metadata)
+    assets_written = time.perf_counter()
     path = config.out("views")
     version = _version(spark, path)
     summary = {"ingest": ingest_summary, "views_version": version, "pairs": config.out("pairs")}
     if version == counted["views_version"]:
-        return {**summary, "new_views": 0, "users_with_new_views": 0, "new_assets": 0, "pair_rows_changed": 0}
+        return {**summary, "new_views": 0, "users_with_new_views": 0, "new_assets": 0}
     commits = DeltaTable.forPath(spark, path).history().where(F.col("version") > counted["views_version"])
     rewrites = commits.where((F.col("operation") != "WRITE") | (F.col("operationParameters")["mode"] != "Append"))
     if not rewrites.isEmpty():
@@ -367,20 +375,24 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
     now = spark.read.format("delta").option("versionAsOf", version).load(path)
     added = now.join(then.select("user_id", "asset_id"), ["user_id", "asset_id"], "left_anti")
     users = added.select("user_id").distinct()
-    before, after = then.join(users, "user_id", "left_semi"), now.join(users, "user_id", "left_semi")
+    after = now.join(users, "user_id", "left_semi")
     estimate = estimate_pairs(after)
     check_budget(estimate, config.pairs.pair_budget, after, path)
-    count = _pair_counter(spark, config, estimate)
-    increment = pair_increment(count(before), count(after))
-    spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", _pairs_record(config, version))
-    try:
-        DeltaTable.forPath(spark, config.out("pairs")).alias("pairs").merge(
-            increment.alias("increment"),
-            "pairs.asset_a = increment.asset_a AND pairs.asset_b = increment.asset_b",
-        ).whenMatchedUpdate(set={"co_views": "pairs.co_views + increment.co_views"}).whenNotMatchedInsertAll().execute()
-    finally:
-        spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
-    merged = DeltaTable.forPath(spark, config.out("pairs")).history(1).first()["operationMetrics"]
+    if config.pairs.user_weighting == "inverse":  # a user's weight changes with n: their old pairs change too
+        count = _pair_counter(spark, config, estimate)
+        increment = pair_increment(count(then.join(users, "user_id", "left_semi")), count(after))
+    else:
+        flagged = added.select("user_id", "asset_id", F.lit(True).alias("new"))
+        after = after.join(flagged, ["user_id", "asset_id"], "left").fillna(False, ["new"])
+        increment = _pair_counter(spark, config, estimate, increment=True)(after)
+    # The increment's pairs are spread over every file of the table (rows are in no asset order), so a MERGE
+    # rewrites all of them after a join to find them; one aggregation of table and increment, written over
+    # the table in one commit, does the same work once.
+    pairs = _read(spark, config.out("pairs"), "pairs")
+    rows_before = pairs.count()
+    totals = pairs.unionByName(increment).groupBy("asset_a", "asset_b").agg(F.sum("co_views").alias("co_views"))
+    _write(totals, config.out("pairs"), userMetadata=_pairs_record(config, version))
+    pairs_written = time.perf_counter()
     stats = added.agg(F.count("*").alias("views"), F.countDistinct("user_id").alias("users")).first()
     new_assets = now.agg(F.max("asset_idx")).first()[0] - then.agg(F.max("asset_idx")).first()[0]
     return {
@@ -388,8 +400,13 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
         "new_views": stats["views"],
         "users_with_new_views": stats["users"],
         "new_assets": int(new_assets),
-        "pair_rows_updated": int(merged.get("numTargetRowsUpdated", 0)),
-        "pair_rows_inserted": int(merged.get("numTargetRowsInserted", 0)),
+        "pair_rows_before": rows_before,
+        "pair_rows": _read(spark, config.out("pairs"), "pairs").count(),
+        "seconds_by_step": {
+            "append_views": round(views_written - started, 1),
+            "rebuild_assets": round(assets_written - views_written, 1),
+            "count_and_write_pairs": round(pairs_written - assets_written, 1),
+        },
     }
 
 
@@ -462,9 +479,8 @@ def warm_start(config: Config, catalogue: pa.Table) -> WarmStart:
             f"{config.out('assets')}"
         )
     genres = catalogue.column("genres").to_pylist()
-    from_labels, found = label_mean_vectors(
-        vectors[position[known]], [genres[i] for i in known], [genres[i] for i in new]
-    )
+    wanted = [genres[i] for i in new] if config.train.warm_new_assets == "labels" else [None] * len(new)
+    from_labels, found = label_mean_vectors(vectors[position[known]], [genres[i] for i in known], wanted)
     return WarmStart(source, known, vectors[position[known]], new[found], from_labels[found], len(new))
 
 

@@ -54,7 +54,9 @@ def use_store(out_dir: str) -> Store:
         store = Store(f"sqlite:///{root / 'mlflow.db'}", str(root / "mlartifacts"))
         _LOCAL_URIS.add(store.uri)
     mlflow.set_tracking_uri(store.uri)
-    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or store.uri)
+    # set_registry_uri exports MLFLOW_REGISTRY_URI too: a local store set here must not pin the next one's registry
+    registry = os.environ.get("MLFLOW_REGISTRY_URI")
+    mlflow.set_registry_uri(registry if registry and registry not in _LOCAL_URIS else store.uri)
     return store
 
 

@@ -13,6 +13,7 @@ import pytest
 from film2vec.events import InputError
 from film2vec.pairs import (
     bucket_gram,
+    bucket_increment,
     cap_views,
     check_budget,
     estimate_pairs,
@@ -64,6 +65,31 @@ def test_bucket_gram_rows_add_up_to_brute_force(buckets, block_pairs, weighted):
     expected = brute_force(histories, weighted)
     assert counted.keys() == expected.keys()
     assert [counted[k] for k in expected] == pytest.approx([expected[k] for k in expected], rel=1e-12)
+
+
+@pytest.mark.parametrize(("buckets", "block_pairs"), [(1, 1_000_000), (3, 1_000_000), (4, 7)])
+def test_bucket_increment_is_the_recount_of_all_views_minus_that_of_the_earlier_ones(buckets, block_pairs):
+    rng = np.random.default_rng(5)
+    histories = random_histories(7, assets=10)  # assets 10 and 11 below are only ever new
+    earlier = {u: {a for a in assets if rng.random() < 0.6} for u, assets in histories.items()}
+    earlier[100], histories[100] = set(), {11}  # a user whose only view is new
+    earlier[101], histories[101] = {4}, {4, 10}  # one earlier view, one new view of a new asset
+    earlier[102], histories[102] = {2, 5}, {2, 5}  # nothing new: adds nothing
+    users = sorted(histories)
+    lists = [sorted(histories[u]) for u in users]
+    offsets = np.concatenate(([0], np.cumsum([len(assets) for assets in lists])))
+    flat = np.concatenate(lists)
+    new = np.array([a not in earlier[u] for u, assets in zip(users, lists) for a in assets])
+    counted: dict = {}
+    for bucket in range(buckets):
+        a, b, co_views = bucket_increment(offsets, flat, new, bucket, buckets, 12, block_pairs)
+        assert np.all(a % buckets == bucket) and co_views.dtype == np.int64
+        counted.update(zip(zip(a.tolist(), b.tolist()), co_views.tolist()))
+    expected = brute_force(histories)
+    expected.subtract(brute_force(earlier))
+    assert counted == {pair: count for pair, count in expected.items() if count}
+    assert any(10 in pair for pair in counted)  # the new asset pairs with user 101's earlier view
+    assert not any(11 in pair for pair in counted)  # a lone view pairs with nothing
 
 
 def pair_set(pairs) -> dict:

@@ -169,6 +169,27 @@ def test_incremental_pairs_equal_a_full_recount(spark, tmp_path, batches, first_
     assert again["new_views"] == 0 and pair_table(config) == brute_force_pairs(everything)
 
 
+@pytest.mark.parametrize("pair_method", ["gram", "join"])
+def test_increment_of_new_views_only_equals_a_full_recount(spark, tmp_path, pair_method):
+    """Users in both batches, users with one view (earlier, new, or one of each) and a new asset."""
+    at = pd.Timestamp(1_600_000_000, unit="s", tz="UTC")
+    first = pd.DataFrame(
+        {"user_id": [1, 1, 1, 2, 2, 3, 4, 5], "asset_id": [10, 11, 12, 10, 13, 11, 12, 10], "viewed_at": at}
+    )
+    second = pd.DataFrame(
+        {
+            "user_id": [1, 1, 2, 4, 6, 7, 7, 1],
+            "asset_id": [13, 14, 11, 14, 12, 10, 14, 10],  # 14 is new; (1, 10) was seen before
+            "viewed_at": at + pd.Timedelta(days=1),
+        }
+    )
+    config = counted(spark, tmp_path / "out", write_events(first, tmp_path / "first.parquet"), pair_method=pair_method)
+    config.data.new_events = write_events(second, tmp_path / "second.parquet")
+    summary = pipeline.count_pairs(spark, config)
+    assert pair_table(config) == brute_force_pairs(pd.concat((first, second)))
+    assert summary["new_views"] == 7 and summary["users_with_new_views"] == 5 and summary["new_assets"] == 1
+
+
 def test_inverse_weighting_increments_match_a_full_recount(spark, tmp_path, batches):
     config = counted(spark, tmp_path, batches["first"], user_weighting="inverse")
     config.data.new_events = batches["second"]
@@ -226,7 +247,7 @@ def refreshed(spark, tmp_path_factory):
     config.data.out = str(tmp_path_factory.mktemp("refresh"))
     config.synthetic.users, config.synthetic.catalogue_size = 1_500, 200
     config.seasons.seasons, config.seasons.origins_per_asset = 3, 60
-    config.train.cold_start = True
+    config.train.cold_start, config.train.warm_new_assets = True, "labels"
     catalogue = generate_catalogue(config.synthetic, config.seed)
     events, assets = catalogue.events_table().to_pandas(), catalogue.assets_table().to_pandas()
     ids = np.sort(assets.asset_id.to_numpy())
