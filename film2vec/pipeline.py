@@ -363,7 +363,7 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
     version = _version(spark, path)
     summary = {"ingest": ingest_summary, "views_version": version, "pairs": config.out("pairs")}
     if version == counted["views_version"]:
-        return {**summary, "new_views": 0, "users_with_new_views": 0, "new_assets": 0}
+        return {**summary, "new_views": 0, "users_with_new_views": 0, "new_assets": 0, "pair_rows_changed": 0}
     commits = DeltaTable.forPath(spark, path).history().where(F.col("version") > counted["views_version"])
     rewrites = commits.where((F.col("operation") != "WRITE") | (F.col("operationParameters")["mode"] != "Append"))
     if not rewrites.isEmpty():
@@ -385,14 +385,16 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
         flagged = added.select("user_id", "asset_id", F.lit(True).alias("new"))
         after = after.join(flagged, ["user_id", "asset_id"], "left").fillna(False, ["new"])
         increment = _pair_counter(spark, config, estimate, increment=True)(after)
-    # The increment's pairs are spread over every file of the table (rows are in no asset order), so a MERGE
-    # rewrites all of them after a join to find them; one aggregation of table and increment, written over
-    # the table in one commit, does the same work once.
-    pairs = _read(spark, config.out("pairs"), "pairs")
-    rows_before = pairs.count()
-    totals = pairs.unionByName(increment).groupBy("asset_a", "asset_b").agg(F.sum("co_views").alias("co_views"))
-    _write(totals, config.out("pairs"), userMetadata=_pairs_record(config, version))
-    pairs_written = time.perf_counter()
+    spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", _pairs_record(config, version))
+    try:
+        DeltaTable.forPath(spark, config.out("pairs")).alias("pairs").merge(
+            increment.alias("increment"),
+            "pairs.asset_a = increment.asset_a AND pairs.asset_b = increment.asset_b",
+        ).whenMatchedUpdate(set={"co_views": "pairs.co_views + increment.co_views"}).whenNotMatchedInsertAll().execute()
+    finally:
+        spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
+    merged = DeltaTable.forPath(spark, config.out("pairs")).history(1).first()["operationMetrics"]
+    pairs_merged = time.perf_counter()
     stats = added.agg(F.count("*").alias("views"), F.countDistinct("user_id").alias("users")).first()
     new_assets = now.agg(F.max("asset_idx")).first()[0] - then.agg(F.max("asset_idx")).first()[0]
     return {
@@ -400,12 +402,15 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
         "new_views": stats["views"],
         "users_with_new_views": stats["users"],
         "new_assets": int(new_assets),
-        "pair_rows_before": rows_before,
-        "pair_rows": _read(spark, config.out("pairs"), "pairs").count(),
+        "pair_rows_updated": int(merged.get("numTargetRowsUpdated", 0)),
+        "pair_rows_inserted": int(merged.get("numTargetRowsInserted", 0)),
+        "pair_rows_rewritten_unchanged": int(merged.get("numTargetRowsCopied", 0)),
         "seconds_by_step": {
             "append_views": round(views_written - started, 1),
             "rebuild_assets": round(assets_written - views_written, 1),
-            "count_and_write_pairs": round(pairs_written - assets_written, 1),
+            "count_and_merge_pairs": round(pairs_merged - assets_written, 1),
+            "of_which_merge_scan": round(int(merged.get("scanTimeMs", 0)) / 1000, 1),
+            "of_which_merge_rewrite": round(int(merged.get("rewriteTimeMs", 0)) / 1000, 1),
         },
     }
 
