@@ -29,7 +29,7 @@ from deltalake import DeltaTable
 
 from benchmarks.movielens import MOVIELENS
 from film2vec import pipeline
-from film2vec.config import Config
+from film2vec.config import Config, TrainConfig
 from film2vec.spark import get_spark
 
 
@@ -56,7 +56,9 @@ def main() -> None:
     parser.add_argument("--full-repeats", type=int, help="timed runs of the full retrain (default: --repeats)")
     parser.add_argument("--warm-seasons", type=int, default=1, help="seasons of the refresh")
     parser.add_argument("--warm-learning-rate", type=float, default=0.02, help="first learning rate of the refresh")
-    parser.add_argument("--warm-new-assets", default="random", help="where the refresh starts new assets")
+    parser.add_argument(
+        "--warm-new-assets", default=TrainConfig().warm_new_assets, help="where the refresh starts new assets"
+    )
     parser.add_argument("--seasons", type=int, default=5, help="seasons of the history model and the full retrain")
     parser.add_argument("--origins-per-asset", type=int, default=100, help="per season, every model")
     parser.add_argument("--epochs-per-season", type=int, default=2, help="every model")

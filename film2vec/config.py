@@ -197,11 +197,11 @@ class TrainConfig:
         high=10.0,
     )
     warm_new_assets: str = setting(
-        "random",
-        "Where a warm-started run starts assets the model lacks: random (as a cold run) or labels (the mean vector "
-        "of known assets sharing a label: a centroid, which a short warm run barely moves and which then crowds "
-        "every user's top 20)",
-        choices=("random", "labels"),
+        "labels",
+        "Where a warm-started run starts assets the model lacks: labels (the mean vector of known assets sharing a "
+        "label; at random without one) or random (as a cold run). Label means are centroids that a short warm run "
+        "barely moves: on MovieLens they crowded users' top 20 (Recall@20 0.038 against 0.091 with random starts)",
+        choices=("labels", "random"),
     )
     cold_start: bool = setting(
         False,

@@ -363,7 +363,7 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
     version = _version(spark, path)
     summary = {"ingest": ingest_summary, "views_version": version, "pairs": config.out("pairs")}
     if version == counted["views_version"]:
-        return {**summary, "new_views": 0, "users_with_new_views": 0, "new_assets": 0, "pair_rows_changed": 0}
+        return {**summary, "new_views": 0, "users_with_new_views": 0, "new_assets": 0, "pair_rows_updated": 0}
     commits = DeltaTable.forPath(spark, path).history().where(F.col("version") > counted["views_version"])
     rewrites = commits.where((F.col("operation") != "WRITE") | (F.col("operationParameters")["mode"] != "Append"))
     if not rewrites.isEmpty():
