@@ -10,10 +10,12 @@ Two walks:
   neighbour lists.
 - `bipartite`: origin a → a uniform user u who watched a (and another asset) → a uniform other asset of u,
   P(b | a) = Σ_u [1/deg(a)]·[1/(deg(u) − 1)], straight from the views without the pair table. The first
-  step runs over per-asset user lists and emits (user, origin, sample) — one row per sample, never a row per
-  pair; those rows and the per-user asset lists are shuffled into the same user bucket (hash of user_id
-  modulo sample_partitions) and the second step runs per bucket. A bucket holds 1/sample_partitions of the
-  views and of the season's samples in memory, so raise sample_partitions with the data.
+  step runs over per-asset user lists and emits (user, origin, samples): one row per (origin, user) drawn,
+  with the numbers of the samples that drew it, so the shuffle moves at most a row per view, never a row
+  per sample or per pair; those rows and the per-user asset lists are shuffled into the same user bucket
+  (hash of user_id modulo sample_partitions) and the second step runs per bucket. A bucket holds
+  1/sample_partitions of the views and of the season's samples in memory, so raise sample_partitions with
+  the data.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from film2vec.walks import (
     coview_samples,
     origin_chunks,
     origin_streams,
+    samples_by_member,
     stream_key,
     unigram_cumulative,
 )
@@ -163,29 +166,40 @@ def coview_step(key: np.uint64, season: int, origins: Origins, negatives: Negati
 
 
 def bipartite_first_step(key: np.uint64, origins: Origins, negatives: int):
-    """The bipartite walk's first step as a mapInArrow function: (origin, views, users) → (user_id, origin, sample)."""
+    """The bipartite walk's first step as a mapInArrow function: (origin, views, users) → (user_id, origin, samples),
+    one row per (origin, user) drawn with the numbers of its samples, so the shuffle moves a row per viewing."""
 
     def first_step(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for origin, counts, offsets, users, (low, _) in _chunked_origins(batch, key, origins, "users"):
-                chosen_origin, sample, position = bipartite_users(key, origin, counts, offsets, negatives)
-                chosen_user = users.take(pa.array(position + low))
+                group_origin, position, group_offsets, sample = samples_by_member(
+                    *bipartite_users(key, origin, counts, offsets, negatives)
+                )
                 yield pa.RecordBatch.from_arrays(
-                    [chosen_user, pa.array(chosen_origin), pa.array(sample.astype(np.int32))],
-                    names=["user_id", "origin", "sample"],
+                    [
+                        users.take(pa.array(position + low)),
+                        pa.array(group_origin),
+                        pa.ListArray.from_arrays(
+                            pa.array(group_offsets.astype(np.int32)), pa.array(sample.astype(np.int32))
+                        ),
+                    ],
+                    names=["user_id", "origin", "samples"],
                 )
 
     return first_step
 
 
 def bipartite_second_step(key: np.uint64, season: int, negatives: Negatives):
-    """The second step and negatives for one user bucket: (user_id, origin, sample) and (user_id, assets) → samples."""
+    """The second step and negatives for one user bucket: (user_id, origin, samples) and (user_id, assets) → samples."""
 
     def second_step(choices: pa.Table, lists: pa.Table) -> pa.Table:
-        row = pc.index_in(choices.column("user_id"), value_set=lists.column("user_id")).to_numpy()
         offsets, assets = _list_parts(lists.column("assets").combine_chunks())
         assets, sizes = assets.to_numpy(), np.diff(offsets)
-        origin, sample = choices.column("origin").to_numpy(), choices.column("sample").to_numpy()
+        sample_offsets, sample = _list_parts(choices.column("samples").combine_chunks())
+        per_group = np.diff(sample_offsets)
+        row = pc.index_in(choices.column("user_id"), value_set=lists.column("user_id")).to_numpy()
+        row = np.repeat(row, per_group)
+        origin, sample = np.repeat(choices.column("origin").to_numpy(), per_group), sample.to_numpy()
         batches = [
             _sample_batch(
                 season,
@@ -223,7 +237,8 @@ class SeasonSampler:
         key = stream_key(self.seed, season)
         if self.walk == "coview":
             return self.origin_lists.mapInArrow(coview_step(key, season, self.origins, self.negatives), SAMPLE_SCHEMA)
-        choice_schema = f"user_id {self.user_lists.schema['user_id'].dataType.simpleString()}, origin int, sample int"
+        user_type = self.user_lists.schema["user_id"].dataType.simpleString()
+        choice_schema = f"user_id {user_type}, origin int, samples array<int>"
         choices = self.origin_lists.mapInArrow(
             bipartite_first_step(key, self.origins, self.negatives.count), choice_schema
         ).withColumn("bucket", user_bucket(self.partitions))

@@ -257,6 +257,20 @@ def bipartite_users(
     return origins[row], sample, uniform_members(states, row, offsets, FIRST_STEP)
 
 
+def samples_by_member(
+    origins: np.ndarray, sample: np.ndarray, position: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The first step's samples grouped by the list position drawn (one (origin, user) pair per position).
+
+    Returns each group's origin and position, the groups' offsets and their sample numbers (in drawn order
+    within a group): a row per viewing to shuffle instead of a row per sample.
+    """
+    order = np.argsort(position, kind="stable")
+    drawn = position[order]
+    starts = np.flatnonzero(np.concatenate(([True], drawn[1:] != drawn[:-1])))
+    return origins[order][starts], drawn[starts], np.append(starts, len(drawn)), sample[order]
+
+
 def bipartite_samples(
     key: np.uint64,
     origins: np.ndarray,

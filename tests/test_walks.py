@@ -14,6 +14,7 @@ from film2vec.walks import (
     coview_samples,
     origin_chunks,
     origin_streams,
+    samples_by_member,
     stratified_counts,
     stream_key,
     unigram_cumulative,
@@ -98,6 +99,16 @@ def test_bipartite_walk_follows_its_transition_formula():
     coview_expected = coview[0, reachable] / coview[0].sum() * per_origin
     assert stats.chisquare(np.bincount(target[origin == 0], minlength=6)[reachable], coview_expected).pvalue < 1e-6
     assert (negatives != origin[:, None]).all() and (negatives != target[:, None]).all()
+
+
+def test_samples_grouped_by_member_expand_to_the_same_samples():
+    offsets = np.array([0, 3, 4, 6])  # origins 0, 1, 2 with 3, 1 and 2 users
+    origin, sample, position = bipartite_users(stream_key(5, 0), np.array([0, 1, 2]), np.array([40, 7, 9]), offsets, 2)
+    group_origin, group_position, group_offsets, grouped = samples_by_member(origin, sample, position)
+    assert len(group_position) == len(np.unique(position)) and (np.diff(group_position) > 0).all()
+    per_group = np.diff(group_offsets)
+    expanded = zip(np.repeat(group_origin, per_group), grouped, np.repeat(group_position, per_group))
+    assert sorted(expanded) == sorted(zip(origin, sample, position))
 
 
 def test_bipartite_walk_is_a_function_of_seed_and_season():
