@@ -214,7 +214,7 @@ def test_the_c_step_gives_the_same_vectors_on_any_number_of_threads(seasons_path
     """Each row's gradients are summed in sample order by the thread that owns the row."""
     runs = [
         train(seasons_path, range(2), 40, TrainConfig(dim=8, batch_size=512, step_kernel="native", threads=threads))
-        for threads in (1, 2, 2)
+        for threads in (1, 3, 3)  # the C step works on one thread fewer than torch's: 1, 2 and 2
     ]
     assert np.array_equal(runs[0].vectors, runs[1].vectors) and np.array_equal(runs[1].vectors, runs[2].vectors)
     assert [report.loss for report in runs[0].history] == [report.loss for report in runs[1].history]

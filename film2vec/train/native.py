@@ -137,7 +137,7 @@ class NativeStep:
             context.touched.data_ptr(),
             gradients.data_ptr(),
             losses.data_ptr(),
-            torch.get_num_threads(),
+            max(1, torch.get_num_threads() - 1),  # a core stays with the thread that streams the batches in
         )
         return torch.tensor(loss, dtype=torch.float32)
 
