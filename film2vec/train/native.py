@@ -111,8 +111,8 @@ class NativeStep:
         rows, dim = self.matrices[0].shape
         origin = origin.to(torch.int64).contiguous()
         candidates = candidates.to(torch.int64).contiguous()
-        for indices in (origin, candidates):
-            low, high = torch.aminmax(indices)
+        for indices in (origin.numpy(), candidates.numpy()):  # numpy: torch's own threads would spin beside C's
+            low, high = indices.min(), indices.max()
             if low < 0 or high >= rows:  # C would read out of bounds where tensor code raises
                 raise IndexError(f"asset index out of range [0, {rows}): {int(low)}..{int(high)}")
         batch, width = candidates.shape
