@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -78,11 +81,13 @@ def test_loss_is_cross_entropy_with_target_first():
     assert torch.isclose(loss, expected)
 
 
+NEEDS_CC = pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None, reason="no C compiler for the C step")
+
 STEP_CASES = [
     *((shared, loss, "eager", dense) for shared in (True, False) for loss in LOSSES for dense in (1, 0)),
     (True, "softmax", "compiled", 1),  # compiling takes ~10 s a case: the default model, and the other branches
     (False, "sigmoid", "compiled", 0),
-    *((shared, loss, "native", 1) for shared in (True, False) for loss in LOSSES),
+    *(pytest.param(shared, loss, "native", 1, marks=NEEDS_CC) for shared in (True, False) for loss in LOSSES),
 ]
 
 
@@ -210,6 +215,7 @@ def test_compiled_training_on_two_threads_repeats_exactly(seasons_path):
     assert not torch.are_deterministic_algorithms_enabled()  # the caller's setting is back
 
 
+@NEEDS_CC
 def test_the_c_step_gives_the_same_vectors_on_any_number_of_threads(seasons_path):
     """Each row's gradients are summed in sample order by the thread that owns the row."""
     runs = [
@@ -220,6 +226,7 @@ def test_the_c_step_gives_the_same_vectors_on_any_number_of_threads(seasons_path
     assert [report.loss for report in runs[0].history] == [report.loss for report in runs[1].history]
 
 
+@NEEDS_CC
 def test_the_c_step_rejects_an_asset_index_out_of_range():
     model = AssetVectors(5, 2, shared=True, loss="softmax")
     model.use_native()
