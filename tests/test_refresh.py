@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from film2vec import pipeline
+from film2vec import pipeline, tracking
 from film2vec.config import Config, ConfigError, TrackingConfig
 from film2vec.serving import normalised, top_neighbours
 from film2vec.synthetic import generate_catalogue
@@ -278,6 +278,19 @@ def test_warm_start_keeps_known_vectors_close(refreshed):
     known = before.index[before.source == "views"]
     cosines = (normalised(np.stack(before.vector[known])) * normalised(np.stack(after.vector[known]))).sum(axis=1)
     assert np.median(cosines) == pytest.approx(warm["median_cosine_to_previous"], abs=1e-6)
+
+
+def test_new_assets_start_from_labels_or_at_random_as_asked(refreshed):
+    config, *_ = refreshed
+    catalogue = DeltaTable(config.out("assets")).to_pyarrow_table(columns=["asset_idx", "asset_id", "genres"])
+    tracking.use_store(config.data.out)
+    warm = copy.deepcopy(config)
+    warm.train.warm_start = f"models:/{config.tracking.model_name}@{config.tracking.alias}"
+    from_labels = pipeline.warm_start(warm, catalogue.sort_by("asset_idx"))
+    warm.train.warm_new_assets = "random"
+    at_random = pipeline.warm_start(warm, catalogue.sort_by("asset_idx"))
+    assert from_labels.new_assets == at_random.new_assets == 20  # the serving model predates the batch
+    assert len(from_labels.label_rows) == 20 and len(at_random.label_rows) == 0
 
 
 def neighbour_genre_share(table: pd.DataFrame, queried, genre: dict) -> float:
