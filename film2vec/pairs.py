@@ -176,14 +176,15 @@ def _bucket_rows(
     work = np.diff(right.indptr).astype(np.int64) * rows_in_bucket
     block_of_user = np.concatenate(([0], np.cumsum(work)[:-1])) // block_pairs
     bounds = np.concatenate(([0], np.flatnonzero(np.diff(block_of_user)) + 1, [n_users]))
-    gram = sparse.csr_matrix((n_rows, right.shape[1]), dtype=left.dtype)
+    gram = None
     for start, stop in zip(bounds[:-1], bounds[1:]):
-        gram = gram + left_bucket[start:stop].T @ right[start:stop]
-    gram = gram.tocoo()
-    a = gram.row.astype(np.int64) * buckets + bucket
-    off_diagonal = (a != gram.col) & (gram.data != 0)
+        # CSR @ CSR gives CSR rows directly; a CSC left operand (a bare .T) made scipy transpose both sides
+        block = left_bucket[start:stop].T.tocsr() @ right[start:stop]
+        gram = block if gram is None else gram + block
+    a = np.repeat(np.arange(n_rows, dtype=np.int64) * buckets + bucket, np.diff(gram.indptr))
+    off_diagonal = (a != gram.indices) & (gram.data != 0)
     values = gram.data[off_diagonal].astype(np.float64 if left.dtype.kind == "f" else np.int64)
-    return a[off_diagonal], gram.col[off_diagonal].astype(np.int64), values
+    return a[off_diagonal], gram.indices[off_diagonal].astype(np.int64), values
 
 
 def _id_lookup(asset_idx: np.ndarray, asset_ids: pa.Array, n_assets: int):
@@ -262,7 +263,7 @@ def pairs_by_gram(
         raise ValueError("an increment of weighted counts changes old pairs too: take the difference of two counts")
     id_field = views.schema["asset_id"]
     fields = [F.col("asset_idx").cast("int").alias("asset_idx"), "asset_id"] + (["new"] if increment else [])
-    history = F.collect_set(F.struct(*fields))
+    history = F.collect_list(F.struct(*fields))  # a repeated view is harmless: the kernels count it once
     histories = views.groupBy("user_id").agg(history.alias("history"))
     touched = F.array_distinct(F.transform("history", lambda view: F.pmod(view["asset_idx"], F.lit(buckets))))
     tagged = histories.select("history", F.explode(touched).alias("bucket"))
