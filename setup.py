@@ -11,8 +11,8 @@ setup(
     python_requires=">=3.10",
     packages=[*find_packages(include=["film2vec", "film2vec.*"]), "film2vec.conf"],
     package_dir={"film2vec.conf": "conf"},  # the profiles travel in the wheel, for spark-submit and Databricks
-    # the C training step is built from its source on the user's machine (film2vec/train/native.py)
-    package_data={"film2vec.conf": ["*.yaml"], "film2vec.train": ["native_step.c"]},
+    # the C kernels are built from their sources on the user's machine (film2vec/native.py)
+    package_data={"film2vec": ["pair_kernel.c"], "film2vec.conf": ["*.yaml"], "film2vec.train": ["native_step.c"]},
     include_package_data=True,
     install_requires=[
         "pyspark==4.1.1",

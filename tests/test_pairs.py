@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections import Counter
 from itertools import permutations
 from pathlib import Path
@@ -10,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from film2vec import pairs as pairs_module
 from film2vec.events import InputError
 from film2vec.pairs import (
     bucket_gram,
@@ -22,6 +25,7 @@ from film2vec.pairs import (
     sparsify,
 )
 
+NEEDS_CC = pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None, reason="no C compiler")
 MOVIELENS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-latest-small" / "ratings.csv"
 
 
@@ -49,9 +53,30 @@ def view_rows(histories: dict) -> list[tuple]:
     return rows + [(f"u{user}", f"tt{min(assets)}", min(assets)) for user, assets in histories.items()]
 
 
+@pytest.fixture(params=[pytest.param("c", marks=NEEDS_CC), "scipy"])
+def kernel(request, monkeypatch):
+    """Each bucket kernel: the C one, streaming through a buffer of one catalogue row (12 pairs), so that every
+    bucket needs several calls; and scipy's products, as where no C compiler is found."""
+    if request.param == "c":
+        assert pairs_module.pair_kernel() is not None
+        monkeypatch.setattr(pairs_module, "OUTPUT_BATCH_ROWS", 1)
+    else:
+        monkeypatch.setattr(pairs_module, "pair_kernel", lambda: None)
+    return request.param
+
+
+def bucket_rows(chunks, bucket: int, buckets: int) -> dict:
+    """{(a, b): value} of a bucket's chunks, checking that each row is in the bucket."""
+    counted: dict = {}
+    for a, b, values in chunks:
+        assert np.all(a % buckets == bucket)
+        counted.update(zip(zip(a.tolist(), b.tolist()), values.tolist()))
+    return counted
+
+
 @pytest.mark.parametrize(("buckets", "block_pairs"), [(1, 1_000_000), (3, 1_000_000), (4, 7)])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_bucket_gram_rows_add_up_to_brute_force(buckets, block_pairs, weighted):
+def test_bucket_gram_rows_add_up_to_brute_force(kernel, buckets, block_pairs, weighted):
     histories = random_histories(3)
     users = sorted(histories)
     lists = [sorted(histories[u]) + [min(histories[u])] for u in users]  # a duplicate view per user
@@ -59,16 +84,19 @@ def test_bucket_gram_rows_add_up_to_brute_force(buckets, block_pairs, weighted):
     flat = np.concatenate(lists)
     counted: dict = {}
     for bucket in range(buckets):
-        a, b, co_views = bucket_gram(offsets, flat, bucket, buckets, 12, weighted, block_pairs)
-        assert np.all(a % buckets == bucket)
-        counted.update(zip(zip(a.tolist(), b.tolist()), co_views.tolist()))
+        chunks = list(bucket_gram(offsets, flat, bucket, buckets, 12, weighted, block_pairs))
+        assert all(values.dtype == (np.float64 if weighted else np.int64) for _, _, values in chunks)
+        assert kernel == "scipy" or buckets > 1 or len(chunks) > 1  # the C kernel resumed between rows
+        found = bucket_rows(chunks, bucket, buckets)
+        assert sum(len(a) for a, _, _ in chunks) == len(found)  # no pair twice
+        counted.update(found)
     expected = brute_force(histories, weighted)
     assert counted.keys() == expected.keys()
     assert [counted[k] for k in expected] == pytest.approx([expected[k] for k in expected], rel=1e-12)
 
 
 @pytest.mark.parametrize(("buckets", "block_pairs"), [(1, 1_000_000), (3, 1_000_000), (4, 7)])
-def test_bucket_increment_is_the_recount_of_all_views_minus_that_of_the_earlier_ones(buckets, block_pairs):
+def test_bucket_increment_is_the_recount_of_all_views_minus_that_of_the_earlier_ones(kernel, buckets, block_pairs):
     rng = np.random.default_rng(5)
     histories = random_histories(7, assets=10)  # assets 10 and 11 below are only ever new
     earlier = {u: {a for a in assets if rng.random() < 0.6} for u, assets in histories.items()}
@@ -82,9 +110,11 @@ def test_bucket_increment_is_the_recount_of_all_views_minus_that_of_the_earlier_
     new = np.array([a not in earlier[u] for u, assets in zip(users, lists) for a in assets])
     counted: dict = {}
     for bucket in range(buckets):
-        a, b, co_views = bucket_increment(offsets, flat, new, bucket, buckets, 12, block_pairs)
-        assert np.all(a % buckets == bucket) and co_views.dtype == np.int64
-        counted.update(zip(zip(a.tolist(), b.tolist()), co_views.tolist()))
+        chunks = list(bucket_increment(offsets, flat, new, bucket, buckets, 12, block_pairs))
+        assert all(values.dtype == np.int64 for _, _, values in chunks)
+        found = bucket_rows(chunks, bucket, buckets)
+        assert sum(len(a) for a, _, _ in chunks) == len(found)
+        counted.update(found)
     expected = brute_force(histories)
     expected.subtract(brute_force(earlier))
     assert counted == {pair: count for pair, count in expected.items() if count}

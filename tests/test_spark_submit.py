@@ -98,6 +98,8 @@ def test_count_pairs_job_under_spark_submit(tmp_path, installed_wheel):
         text=True,
     )
     assert imported.stdout.strip().startswith(str(installed_wheel))
+    assert "without the C kernel" not in done.stderr  # the wheel carries the kernels' sources
+    assert {"pair_kernel.c", "native_step.c"} <= {path.name for path in installed_wheel.rglob("*.c")}
 
     summary = json.loads(done.stdout[done.stdout.index("{") :])
     assert summary["ingest"]["views"] == len(views)

@@ -12,6 +12,7 @@ import torch
 from deltalake import write_deltalake
 
 from film2vec.config import TrainConfig
+from film2vec.native import NativeUnavailable
 from film2vec.train import model as model_module
 from film2vec.train import native
 from film2vec.train.model import LOSSES, AssetVectors
@@ -242,7 +243,7 @@ def test_without_a_c_compiler_auto_trains_with_tensor_code_and_native_says_why(s
         with pytest.warns(UserWarning, match="C training step is unavailable .*no C compiler"):
             fallback = train(seasons_path, range(1), 40, TrainConfig(dim=8, batch_size=512, compile_step="off"))
         assert grouped(fallback.vectors) > 0.5
-        with pytest.raises(native.NativeStepUnavailable, match="no-such-compiler"):
+        with pytest.raises(NativeUnavailable, match="no-such-compiler"):
             train(seasons_path, range(1), 40, TrainConfig(dim=8, step_kernel="native"))
     finally:
         native.library.cache_clear()

@@ -53,7 +53,7 @@ class AssetVectors:
         self.native: NativeStep | None = None  # the C step (CPU), once `use_native` has built it
 
     def use_native(self) -> None:
-        """Train with the C step from now on; raises NativeStepUnavailable where it cannot be built."""
+        """Train with the C step from now on; raises NativeUnavailable where it cannot be built."""
         self.native = NativeStep(self.vectors, self.vectors_state, self.context, self.context_state, self.loss_kind)
 
     def state(self) -> dict[str, torch.Tensor]:

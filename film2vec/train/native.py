@@ -11,54 +11,19 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
-import os
-import platform
-import subprocess
-import tempfile
 from pathlib import Path
 
 import torch
 
+from film2vec.native import NativeUnavailable, build
+
 SOURCE = Path(__file__).with_name("native_step.c")
-FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-pthread", "-std=gnu11", "-shared", "-fPIC")
-
-
-class NativeStepUnavailable(RuntimeError):
-    """The C step could not be built or loaded here."""
-
-
-def cache_folder() -> Path:
-    """Where the built library is kept: $FILM2VEC_CACHE, else ~/.cache/film2vec."""
-    return Path(os.environ.get("FILM2VEC_CACHE") or Path.home() / ".cache" / "film2vec")
 
 
 @functools.cache
 def library() -> ctypes.CDLL:
-    """The built step, compiled on first use. The file name hashes the source, the flags, the compiler and this
-    CPU's instruction-set flags, so a cache folder shared between machines never hands one a binary built
-    for another (-march=native)."""
-    compiler = os.environ.get("CC", "cc")
-    source = SOURCE.read_bytes()
-    try:
-        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError) as error:
-        raise NativeStepUnavailable(f"no C compiler ({compiler}): {error}") from None
-    key = hashlib.sha256(b"\0".join([source, " ".join(FLAGS).encode(), version.encode(), _cpu_flags()]))
-    built = cache_folder() / f"native_step-{platform.machine()}-{key.hexdigest()[:16]}.so"
-    if not built.exists():
-        built.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=built.parent) as scratch:
-            partial = Path(scratch) / built.name
-            command = [compiler, *FLAGS, str(SOURCE), "-o", str(partial), "-lm"]
-            compiled = subprocess.run(command, capture_output=True, text=True)
-            if compiled.returncode != 0:
-                raise NativeStepUnavailable(f"{' '.join(command)} failed:\n{compiled.stderr[-2000:]}")
-            partial.replace(built)  # atomic: a concurrent build of the same key writes the same bytes
-    try:
-        loaded = ctypes.CDLL(str(built))
-    except OSError as error:
-        raise NativeStepUnavailable(f"cannot load {built}: {error}") from None
+    """The built step (see film2vec.native), with its argument types."""
+    loaded = build(SOURCE)
     pointer, size = ctypes.c_void_p, ctypes.c_int64
     loaded.film2vec_step.restype = ctypes.c_double
     loaded.film2vec_step.argtypes = [
@@ -77,14 +42,6 @@ def library() -> ctypes.CDLL:
     return loaded
 
 
-def _cpu_flags() -> bytes:
-    try:
-        lines = Path("/proc/cpuinfo").read_bytes().splitlines()
-    except OSError:
-        return platform.processor().encode()
-    return next((line for line in lines if line.startswith((b"flags", b"Features"))), b"")
-
-
 class NativeStep:
     """The C step bound to a model's matrices, with its scratch buffers (one gradient-sum row per asset row)."""
 
@@ -98,7 +55,7 @@ class NativeStep:
     ) -> None:
         for tensor in (vectors, vectors_state, context, context_state):
             if tensor.device.type != "cpu" or tensor.dtype != torch.float32 or not tensor.is_contiguous():
-                raise NativeStepUnavailable("the C step trains contiguous float32 matrices on the CPU")
+                raise NativeUnavailable("the C step trains contiguous float32 matrices on the CPU")
         self._function = library().film2vec_step
         self.matrices = (vectors, vectors_state, context, context_state)
         self.sigmoid = int(loss_kind == "sigmoid")

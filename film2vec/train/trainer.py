@@ -20,9 +20,9 @@ import torch
 from tqdm import tqdm
 
 from film2vec.config import TrainConfig
+from film2vec.native import NativeUnavailable
 from film2vec.train import checkpoint
 from film2vec.train.model import AssetVectors
-from film2vec.train.native import NativeStepUnavailable
 from film2vec.train.stream import prefetched, read_season, season_rows, shuffled_batches
 
 
@@ -105,7 +105,7 @@ def train(
     if device.type == "cpu" and config.step_kernel != "torch":
         try:
             model.use_native()
-        except NativeStepUnavailable as error:
+        except NativeUnavailable as error:
             if config.step_kernel == "native":
                 raise
             warnings.warn(
