@@ -17,7 +17,7 @@ import copy
 import json
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,7 +51,7 @@ from film2vec.pairs import (
 )
 from film2vec.plots import plot_loss
 from film2vec.seasons import SeasonFeed, SeasonSampler, season_sampler
-from film2vec.synthetic import generate_catalogue
+from film2vec.synthetic import plan_catalogue
 from film2vec.train.checkpoint import clear as clear_checkpoint
 from film2vec.train.trainer import train
 from film2vec.warm import label_mean_vectors, median_cosine
@@ -73,18 +73,30 @@ def _read(spark: SparkSession, path: str, stage: str) -> DataFrame:
 
 
 def generate(spark: SparkSession, config: Config) -> dict:
-    """Write the synthetic catalogue's events and metadata as Delta tables under DIR/synthetic."""
-    catalogue = generate_catalogue(config.synthetic, config.seed)
+    """Write the synthetic catalogue's events and metadata as Delta tables under DIR/synthetic.
+
+    The events are drawn by Spark, a chunk of users per task (plan_catalogue), so no process ever holds more
+    than a chunk of them and the catalogue can be as large as the cluster's disks.
+    """
+    plan = plan_catalogue(config.synthetic, config.seed)
     events, assets = config.out("synthetic/events"), config.out("synthetic/assets")
-    _write(spark.createDataFrame(catalogue.events_table()), events)
-    _write(spark.createDataFrame(catalogue.assets_table()), assets)
+
+    def draw(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for chunk in batch.column("id").to_pylist():
+                yield from plan.events_chunk(chunk).to_batches()
+
+    partitions = min(plan.chunks, int(spark.conf.get("spark.sql.shuffle.partitions")))
+    chunks = spark.range(0, plan.chunks, 1, max(partitions, 1))
+    _write(chunks.mapInArrow(draw, "user_id long, asset_id long, viewed_at timestamp"), events)
+    _write(spark.createDataFrame(plan.assets_table()), assets)
     return {
         "events": events,
         "metadata": assets,
-        "views": len(catalogue.user_id),
+        "views": spark.read.format("delta").load(events).count(),
         "users": int(config.synthetic.users),
-        "assets": len(catalogue.catalogue_ids),
-        "genres": len(catalogue.genre_names),
+        "assets": int(config.synthetic.catalogue_size),
+        "genres": int(config.synthetic.genres),
     }
 
 

@@ -48,27 +48,11 @@ class SyntheticCatalogue:
 
     def events_table(self) -> pa.Table:
         """The views as an events table: user_id, asset_id, viewed_at (UTC microseconds)."""
-        return pa.table(
-            {
-                "user_id": pa.array(self.user_id, pa.int64()),
-                "asset_id": pa.array(self.asset_id, pa.int64()),
-                "viewed_at": pa.array(self.viewed_at * 1_000_000, pa.timestamp("us", tz="UTC")),
-            }
-        )
+        return events_table(self.user_id, self.asset_id, self.viewed_at)
 
     def assets_table(self) -> pa.Table:
         """The catalogue as a metadata table: asset_id, title, genres (a list holding the planted genre)."""
-        names = np.asarray(self.genre_names, dtype=object)[self.planted_genre]
-        genres = pa.ListArray.from_arrays(
-            pa.array(np.arange(len(names) + 1, dtype=np.int32)), pa.array(names, pa.string())
-        )
-        return pa.table(
-            {
-                "asset_id": pa.array(self.catalogue_ids, pa.int64()),
-                "title": pa.array(self.titles, pa.string()),
-                "genres": genres,
-            }
-        )
+        return assets_table(self.titles, self.planted_genre, self.genre_names)
 
 
 @dataclass(frozen=True)
@@ -133,10 +117,11 @@ def draw_tastes(users: int, genres: int, rng: np.random.Generator) -> tuple[np.n
     return liked, cumulative / cumulative[:, -1:]
 
 
-def draw_view_counts(config: SyntheticConfig, rng: np.random.Generator) -> np.ndarray:
-    """Distinct views wanted per user: lognormal with the configured mean, clipped to [2, catalogue size]."""
+def draw_view_counts(config: SyntheticConfig, users: int, rng: np.random.Generator) -> np.ndarray:
+    """Distinct views wanted by each of `users` users: lognormal with the configured mean, clipped to [2,
+    catalogue size]."""
     log_mean = np.log(config.views_per_user) - VIEW_COUNT_SIGMA**2 / 2
-    counts = np.rint(rng.lognormal(log_mean, VIEW_COUNT_SIGMA, size=config.users))
+    counts = np.rint(rng.lognormal(log_mean, VIEW_COUNT_SIGMA, size=users))
     return np.clip(counts, 2, config.catalogue_size).astype(np.int64)
 
 
@@ -196,39 +181,101 @@ def draw_distinct_views(
     return seen // catalogue_size, seen % catalogue_size
 
 
-def generate_catalogue(config: SyntheticConfig, seed: int, *, views_per_chunk: int = 1_000_000) -> SyntheticCatalogue:
-    """A synthetic catalogue and its views, the same for the same (config, seed).
+@dataclass(frozen=True)
+class CataloguePlan:
+    """What every chunk of users shares: the planted genres and popularity. Chunk k's users are drawn from a
+    random stream of their own, seeded by (seed, k), so chunks can be drawn anywhere, in any order (Spark
+    draws them in parallel, in `film2vec generate`) and give the same views."""
 
-    Users are drawn in chunks of about `views_per_chunk` views, which bounds the working memory (the
-    chunking is part of the random stream: another chunk size gives other views).
+    config: SyntheticConfig
+    seed: int
+    planted_genre: np.ndarray
+    popularity: Popularity
+    rank: np.ndarray
+    users_per_chunk: int
+
+    @property
+    def chunks(self) -> int:
+        return -(-self.config.users // self.users_per_chunk)
+
+    def chunk_views(self, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(user_id, asset_id, viewed_at in Unix seconds) of chunk `chunk`'s users, sorted by user then asset."""
+        rng = np.random.default_rng([self.seed, chunk])
+        first = chunk * self.users_per_chunk
+        users = min(self.users_per_chunk, self.config.users - first)
+        counts = draw_view_counts(self.config, users, rng)
+        liked, taste_cumulative = draw_tastes(users, self.config.genres, rng)
+        user, asset = draw_distinct_views(
+            counts, liked, taste_cumulative, self.popularity, self.config.off_taste_share, rng
+        )
+        return user + first + 1, asset + 1, rng.integers(YEAR_START, YEAR_END, size=len(user))
+
+    def events_chunk(self, chunk: int) -> pa.Table:
+        """Chunk `chunk`'s views as an events table (see SyntheticCatalogue.events_table)."""
+        return events_table(*self.chunk_views(chunk))
+
+    @property
+    def titles(self) -> np.ndarray:
+        """Each asset's title: its genre and its popularity rank there ("Comedy #1" is the most watched comedy)."""
+        names = genre_names(self.config.genres)
+        return np.array([f"{names[g]} #{r}" for g, r in zip(self.planted_genre, self.rank)], dtype=object)
+
+    def assets_table(self) -> pa.Table:
+        """The catalogue as a metadata table (see SyntheticCatalogue.assets_table)."""
+        return assets_table(self.titles, self.planted_genre, genre_names(self.config.genres))
+
+
+def plan_catalogue(config: SyntheticConfig, seed: int, *, views_per_chunk: int = 1_000_000) -> CataloguePlan:
+    """The planted catalogue of (config, seed), with users in chunks of about `views_per_chunk` views, which
+    bounds the working memory of drawing one (the chunking is part of the random streams: another chunk size
+    gives other views)."""
+    planted_genre, popularity, rank = plant_catalogue(config, np.random.default_rng(seed))
+    users_per_chunk = max(1, int(views_per_chunk / config.views_per_user))
+    return CataloguePlan(config, seed, planted_genre, popularity, rank, users_per_chunk)
+
+
+def assets_table(titles: np.ndarray, planted_genre: np.ndarray, names: tuple[str, ...]) -> pa.Table:
+    """asset_id (1, 2, …), title and genres (a list holding the planted genre's name)."""
+    genres = pa.ListArray.from_arrays(
+        pa.array(np.arange(len(titles) + 1, dtype=np.int32)),
+        pa.array(np.asarray(names, dtype=object)[planted_genre], pa.string()),
+    )
+    return pa.table(
+        {
+            "asset_id": pa.array(np.arange(1, len(titles) + 1), pa.int64()),
+            "title": pa.array(titles, pa.string()),
+            "genres": genres,
+        }
+    )
+
+
+def events_table(user_id: np.ndarray, asset_id: np.ndarray, viewed_at: np.ndarray) -> pa.Table:
+    """Views as an events table: user_id, asset_id, viewed_at (from Unix seconds to UTC microseconds)."""
+    return pa.table(
+        {
+            "user_id": pa.array(user_id, pa.int64()),
+            "asset_id": pa.array(asset_id, pa.int64()),
+            "viewed_at": pa.array(viewed_at * 1_000_000, pa.timestamp("us", tz="UTC")),
+        }
+    )
+
+
+def generate_catalogue(config: SyntheticConfig, seed: int, *, views_per_chunk: int = 1_000_000) -> SyntheticCatalogue:
+    """A synthetic catalogue and its views in memory, the same for the same (config, seed) as `film2vec generate`
+    writes (see plan_catalogue for the chunks).
     Example::
 
         catalogue = generate_catalogue(SyntheticConfig(users=100), seed=0)
         catalogue.events_table().num_rows  # about 3,000
     """
-    rng = np.random.default_rng(seed)
-    planted_genre, popularity, rank = plant_catalogue(config, rng)
-    counts = draw_view_counts(config, rng)
-    user_id = np.empty(counts.sum(), dtype=np.int64)
-    asset_id = np.empty(counts.sum(), dtype=np.int64)
-    filled = 0
-    users_per_chunk = max(1, int(views_per_chunk / config.views_per_user))
-    for first in range(0, config.users, users_per_chunk):
-        chunk_counts = counts[first : first + users_per_chunk]
-        liked, taste_cumulative = draw_tastes(len(chunk_counts), config.genres, rng)
-        user, asset = draw_distinct_views(
-            chunk_counts, liked, taste_cumulative, popularity, config.off_taste_share, rng
-        )
-        user_id[filled : filled + len(user)] = user + first + 1
-        asset_id[filled : filled + len(user)] = asset + 1
-        filled += len(user)
-    names = genre_names(config.genres)
+    plan = plan_catalogue(config, seed, views_per_chunk=views_per_chunk)
+    user_id, asset_id, viewed_at = (np.concatenate(part) for part in zip(*map(plan.chunk_views, range(plan.chunks))))
     return SyntheticCatalogue(
-        user_id=user_id[:filled],
-        asset_id=asset_id[:filled],
-        viewed_at=rng.integers(YEAR_START, YEAR_END, size=filled),
+        user_id=user_id,
+        asset_id=asset_id,
+        viewed_at=viewed_at,
         catalogue_ids=np.arange(1, config.catalogue_size + 1, dtype=np.int64),
-        titles=np.array([f"{names[g]} #{r}" for g, r in zip(planted_genre, rank)], dtype=object),
-        planted_genre=planted_genre,
-        genre_names=names,
+        titles=plan.titles,
+        planted_genre=plan.planted_genre,
+        genre_names=genre_names(config.genres),
     )
