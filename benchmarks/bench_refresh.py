@@ -1,8 +1,8 @@
 """The nightly refresh against a full retrain, on MovieLens latest-small split by time.
 
     python -m benchmarks.bench_refresh --out DIR [--repeats 1] [--full-repeats N] [--warm-seasons 1]
-        [--warm-learning-rate 0.02] [--warm-new-assets random] [--seasons 5] [--origins-per-asset 100]
-        [--epochs-per-season 2] [--reuse-history]
+        [--warm-learning-rate 0.1] [--warm-new-assets random] [--seasons 5] [--origins-per-asset 300]
+        [--epochs-per-season 2] [--reuse-history]   (defaults: film2vec's)
 
 The protocol's split comes first (per user, the last 5 views are test; see film2vec/evaluate.py). The train
 views are then ordered by time: the first 90% are the history a model was trained on (`film2vec run`,
@@ -29,7 +29,7 @@ from deltalake import DeltaTable
 
 from benchmarks.movielens import MOVIELENS
 from film2vec import pipeline
-from film2vec.config import Config, TrainConfig
+from film2vec.config import Config, SeasonsConfig, TrainConfig
 from film2vec.spark import get_spark
 
 
@@ -54,14 +54,19 @@ def main() -> None:
     parser.add_argument("--history-share", type=float, default=0.9, help="share of train views in the history")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs of refresh and of the full retrain")
     parser.add_argument("--full-repeats", type=int, help="timed runs of the full retrain (default: --repeats)")
-    parser.add_argument("--warm-seasons", type=int, default=1, help="seasons of the refresh")
-    parser.add_argument("--warm-learning-rate", type=float, default=0.02, help="first learning rate of the refresh")
+    train, seasons = TrainConfig(), SeasonsConfig()
+    parser.add_argument("--warm-seasons", type=int, default=train.warm_seasons, help="seasons of the refresh")
     parser.add_argument(
-        "--warm-new-assets", default=TrainConfig().warm_new_assets, help="where the refresh starts new assets"
+        "--warm-learning-rate", type=float, default=train.warm_learning_rate, help="first learning rate of the refresh"
     )
-    parser.add_argument("--seasons", type=int, default=5, help="seasons of the history model and the full retrain")
-    parser.add_argument("--origins-per-asset", type=int, default=100, help="per season, every model")
-    parser.add_argument("--epochs-per-season", type=int, default=2, help="every model")
+    parser.add_argument("--warm-new-assets", default=train.warm_new_assets, help="where the refresh starts new assets")
+    parser.add_argument(
+        "--seasons", type=int, default=seasons.seasons, help="seasons of the history model and the full retrain"
+    )
+    parser.add_argument(
+        "--origins-per-asset", type=int, default=seasons.origins_per_asset, help="per season, every model"
+    )
+    parser.add_argument("--epochs-per-season", type=int, default=train.epochs_per_season, help="every model")
     parser.add_argument("--reuse-history", action="store_true", help="keep DIR's history model when it is there")
     arguments = parser.parse_args()
     root = Path(arguments.out).resolve()

@@ -17,6 +17,7 @@ import copy
 import json
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -53,7 +54,7 @@ from film2vec.plots import plot_loss
 from film2vec.seasons import SeasonFeed, SeasonSampler, season_sampler
 from film2vec.synthetic import plan_catalogue
 from film2vec.train.checkpoint import clear as clear_checkpoint
-from film2vec.train.trainer import train
+from film2vec.train.trainer import StartingRows, train
 from film2vec.warm import label_mean_vectors, median_cosine
 
 # Key of the pair table's commit metadata: the version of DIR/views its counts are of, and how they were counted
@@ -459,14 +460,26 @@ def sample(spark: SparkSession, config: Config, seasons: range | None = None) ->
 
 @dataclass(frozen=True)
 class WarmStart:
-    """Where a warm-started run starts: the model's vectors of known assets, label means for new ones."""
+    """Where a warm-started run starts: the model's vectors of known assets (with their Adagrad accumulators
+    when the model kept them), label means for new ones (with empty accumulators: they learn at full rate)."""
 
     source: str  # the model's artifact URI, an alias resolved to its version
     known_rows: np.ndarray  # asset_idx of the assets the model has a trained vector of
     previous: np.ndarray  # those vectors
+    previous_accumulators: np.ndarray | None  # and their accumulators; None: the model kept none
     label_rows: np.ndarray  # asset_idx of new assets started from their labels' mean vector
     label_vectors: np.ndarray
     new_assets: int  # assets the model does not know (label-started or random)
+
+    def starting_rows(self) -> StartingRows:
+        accumulators = self.previous_accumulators
+        if accumulators is None:
+            accumulators = np.zeros(len(self.known_rows))
+        return StartingRows(
+            np.concatenate((self.known_rows, self.label_rows)),
+            np.concatenate((self.previous, self.label_vectors)),
+            np.concatenate((accumulators, np.zeros(len(self.label_rows)))),
+        )
 
     def summary(self) -> dict:
         return {
@@ -474,13 +487,14 @@ class WarmStart:
             "known_assets": len(self.known_rows),
             "new_assets": self.new_assets,
             "new_assets_started_from_labels": len(self.label_rows),
+            "optimiser_state_carried": self.previous_accumulators is not None,
         }
 
 
 def warm_start(config: Config, catalogue: pa.Table) -> WarmStart:
     """The starting vectors for `catalogue` (asset_idx order, with genres) from the model --warm-start names."""
     source = tracking.model_uri(config.train.warm_start)
-    previous = tracking.model_embeddings(source)
+    previous, optimiser_state = tracking.model_tables(source)
     if "source" in previous.column_names:  # provisional vectors were made from labels, not learned: start afresh
         previous = previous.filter(pc.equal(previous.column("source"), "views"))
     vectors = np.stack(previous.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
@@ -498,7 +512,20 @@ def warm_start(config: Config, catalogue: pa.Table) -> WarmStart:
     genres = catalogue.column("genres").to_pylist()
     wanted = [genres[i] for i in new] if config.train.warm_new_assets == "labels" else [None] * len(new)
     from_labels, found = label_mean_vectors(vectors[position[known]], [genres[i] for i in known], wanted)
-    return WarmStart(source, known, vectors[position[known]], new[found], from_labels[found], len(new))
+    accumulators = None
+    if optimiser_state is None:
+        warnings.warn(
+            f"{source} kept no optimiser state: known assets start with empty Adagrad accumulators and move as far "
+            f"as new ones at --warm-learning-rate {config.train.warm_learning_rate} (0.02 keeps them close)",
+            stacklevel=2,
+        )
+    else:
+        state_row = pd.Index(optimiser_state.column("asset_id").to_pandas()).get_indexer(
+            previous.column("asset_id").to_pandas()
+        )
+        kept = optimiser_state.column("accumulator").to_numpy()
+        accumulators = np.where(state_row >= 0, kept[np.maximum(state_row, 0)], 0.0)[position[known]]
+    return WarmStart(source, known, vectors[position[known]], accumulators, new[found], from_labels[found], len(new))
 
 
 def _provisional_vectors(
@@ -583,8 +610,7 @@ def train_vectors(
             log_epoch,
             n_seasons=n_seasons,
             checkpoints=checkpoints,
-            initial_vectors=np.concatenate((warm.previous, warm.label_vectors)) if warm else None,
-            initial_rows=np.concatenate((warm.known_rows, warm.label_rows)) if warm else None,
+            start=warm.starting_rows() if warm else None,
         )
         rows = with_neighbours.column("asset_idx").to_numpy()
         embeddings = tracking.embeddings_table(catalogue.column("asset_id").take(rows), result.vectors[rows])
@@ -611,7 +637,12 @@ def train_vectors(
         mlflow.set_tags({"alias_moved": str(decision.moved).lower(), "alias_decision": decision.reason})
         plot_loss(result.history, Path(tmp) / "loss.png")
         mlflow.log_artifact(str(Path(tmp) / "loss.png"), "plots")
-        version = tracking.log_similar_assets_model(embeddings, Path(tmp), config.tracking, decision.moved)
+        optimiser_state = pa.table(
+            {"asset_id": catalogue.column("asset_id").take(rows), "accumulator": result.accumulators[rows]}
+        )
+        version = tracking.log_similar_assets_model(
+            embeddings, Path(tmp), config.tracking, decision.moved, optimiser_state
+        )
         mlflow.log_dict(
             {"device": result.device, "assets": len(rows), "resumed_seasons": result.resumed_seasons, **extra},
             "training.json",

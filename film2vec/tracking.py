@@ -24,6 +24,8 @@ from film2vec.config import Config, ConfigError, TrackingConfig
 from film2vec.serving import SimilarAssets
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+EMBEDDINGS_FILE = "embeddings.parquet"
+OPTIMISER_STATE_FILE = "optimiser_state.parquet"
 
 
 @dataclass(frozen=True)
@@ -109,16 +111,17 @@ def model_uri(source: str) -> str:
     return f"runs:/{source}/model"
 
 
-def model_embeddings(uri: str) -> pa.Table:
-    """The embeddings artifact (asset_id, vector[, source]) of a similar-assets model, by model_uri."""
+def model_tables(uri: str) -> tuple[pa.Table, pa.Table | None]:
+    """The embeddings artifact (asset_id, vector[, source]) of a similar-assets model, by model_uri, and its
+    optimiser state (asset_id, accumulator), which models registered before film2vec kept it lack (None)."""
     try:
-        folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+        folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri)) / "artifacts"
     except (mlflow.exceptions.MlflowException, OSError) as error:
         raise ConfigError(f"flag --warm-start: cannot load the model {uri}: {error}") from None
-    path = folder / "artifacts" / "embeddings.parquet"
-    if not path.is_file():
-        raise ConfigError(f"flag --warm-start: {uri} is not a film2vec model (no artifacts/embeddings.parquet)")
-    return pq.read_table(path)
+    if not (folder / EMBEDDINGS_FILE).is_file():
+        raise ConfigError(f"flag --warm-start: {uri} is not a film2vec model (no artifacts/{EMBEDDINGS_FILE})")
+    state = folder / OPTIMISER_STATE_FILE
+    return pq.read_table(folder / EMBEDDINGS_FILE), pq.read_table(state) if state.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -146,12 +149,20 @@ def alias_decision(figures: dict[str, float], tracking: TrackingConfig) -> Alias
 
 
 def log_similar_assets_model(
-    embeddings: pa.Table, staging_dir: Path, tracking: TrackingConfig, move_alias: bool = True
+    embeddings: pa.Table,
+    staging_dir: Path,
+    tracking: TrackingConfig,
+    move_alias: bool = True,
+    optimiser_state: pa.Table | None = None,
 ):
     """Log the pyfunc model in the active run, register it and, when `move_alias`, point the alias at the new
-    version."""
-    path = staging_dir / "embeddings.parquet"
+    version. The optimiser state (asset_id, accumulator) travels with the model for warm starts to continue."""
+    path = staging_dir / EMBEDDINGS_FILE
     pq.write_table(embeddings, path)
+    artifacts = {"embeddings": str(path)}
+    if optimiser_state is not None:
+        artifacts["optimiser_state"] = str(staging_dir / OPTIMISER_STATE_FILE)
+        pq.write_table(optimiser_state, artifacts["optimiser_state"])
     first = embeddings.column("asset_id")[0].as_py()
     example = pd.DataFrame({"asset_id": [first]})
     model = SimilarAssets(tracking.top_k)
@@ -162,7 +173,7 @@ def log_similar_assets_model(
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=model,
-        artifacts={"embeddings": str(path)},
+        artifacts=artifacts,
         code_paths=[str(PACKAGE_DIR)],
         signature=signature,
         input_example=example,

@@ -271,7 +271,7 @@ def refreshed(spark, tmp_path_factory):
 def test_warm_start_keeps_known_vectors_close(refreshed):
     config, _, summary, before, *_ = refreshed
     warm = summary["train"]["warm_start"]
-    assert warm["known_assets"] == (before.source == "views").sum()
+    assert warm["known_assets"] == (before.source == "views").sum() and warm["optimiser_state_carried"]
     assert warm["new_assets"] == 20 and warm["new_assets_started_from_labels"] == 20
     assert warm["median_cosine_to_previous"] >= 0.8  # documented in the README: one warm season moves little
     after = DeltaTable(config.out("embeddings")).to_pandas().set_index("asset_id")
@@ -291,6 +291,11 @@ def test_new_assets_start_from_labels_or_at_random_as_asked(refreshed):
     at_random = pipeline.warm_start(warm, catalogue.sort_by("asset_idx"))
     assert from_labels.new_assets == at_random.new_assets == 20  # the serving model predates the batch
     assert len(from_labels.label_rows) == 20 and len(at_random.label_rows) == 0
+    # the model carries its Adagrad accumulators: known rows continue from theirs, new rows start empty
+    start = from_labels.starting_rows()
+    known = len(from_labels.known_rows)
+    assert (start.accumulators[:known] > 0).all() and (start.accumulators[known:] == 0).all()
+    assert set(start.rows[known:]) == set(from_labels.label_rows)
 
 
 def neighbour_genre_share(table: pd.DataFrame, queried, genre: dict) -> float:

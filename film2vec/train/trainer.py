@@ -45,9 +45,20 @@ class EpochReport:
 @dataclass
 class TrainResult:
     vectors: np.ndarray
+    accumulators: np.ndarray  # each row's row-wise Adagrad accumulator: what a warm start continues from
     history: list[EpochReport] = field(default_factory=list)
     device: str = "cpu"
     resumed_seasons: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StartingRows:
+    """Where a warm start puts some rows: their vectors and Adagrad accumulators (0: a row that learns at the
+    full rate, as a new one does)."""
+
+    rows: np.ndarray
+    vectors: np.ndarray
+    accumulators: np.ndarray
 
 
 def pick_device(choice: str) -> torch.device:
@@ -76,8 +87,7 @@ def train(
     *,
     n_seasons: int | None = None,
     checkpoints: str | None = None,
-    initial_vectors: np.ndarray | None = None,
-    initial_rows: np.ndarray | None = None,
+    start: StartingRows | None = None,
 ) -> TrainResult:
     """Train vectors for `n_assets` assets on the given seasons, `epochs_per_season` passes each.
 
@@ -85,7 +95,7 @@ def train(
     (default: its length) sets the learning-rate schedule. With `checkpoints`, a folder, each finished
     season is checkpointed there and, when `config.resume` holds, a checkpoint of the same settings is
     resumed from: its seasons are skipped and its vectors, step and history carried on. A warm start gives
-    `initial_vectors` for the rows `initial_rows`; the other rows start at random.
+    `start`, the vectors and accumulators of some rows; the other rows start at random with empty ones.
     """
     seasons_list = None if n_seasons is not None else list(seasons)
     n_seasons = n_seasons if n_seasons is not None else len(seasons_list)
@@ -113,9 +123,10 @@ def train(
             )
     elif config.step_kernel == "native":
         raise RuntimeError(f"train.step_kernel 'native' runs on the CPU, but the device is {device}")
-    if initial_rows is not None:
-        rows = torch.as_tensor(initial_rows, dtype=torch.long, device=device)
-        model.vectors[rows] = torch.as_tensor(initial_vectors, dtype=model.vectors.dtype).to(device)
+    if start is not None:
+        rows = torch.as_tensor(start.rows, dtype=torch.long, device=device)
+        model.vectors[rows] = torch.as_tensor(start.vectors, dtype=model.vectors.dtype).to(device)
+        model.vectors_state[rows] = torch.as_tensor(start.accumulators, dtype=model.vectors_state.dtype).to(device)
     fingerprint = {
         "seasons_path": seasons_path,
         "n_assets": n_assets,
@@ -130,6 +141,7 @@ def train(
         model.load(state.tensors)
     result = TrainResult(
         vectors=np.empty((0, config.dim)),
+        accumulators=np.empty(0),
         history=[EpochReport(**report) for report in state.history],
         device=str(device),
         resumed_seasons=list(state.seasons_done),
@@ -160,6 +172,7 @@ def train(
                 state.history = [dataclasses.asdict(report) for report in result.history]
                 checkpoint.save(checkpoints, state)
     result.vectors = model.vectors.cpu().numpy().copy()
+    result.accumulators = model.vectors_state.cpu().numpy().copy()
     return result
 
 
