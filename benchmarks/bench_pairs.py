@@ -103,7 +103,7 @@ def bench(spark: SparkSession, name: str, folder: Path, repeats: int, join_repea
     def gram() -> tuple[int, int, int]:
         estimate = estimate_pairs(views)
         buckets = gram_buckets(estimate, partitions, BLOCK_PAIRS)
-        return fingerprint(pairs_by_gram(views, estimate.n_assets, buckets, block_pairs=BLOCK_PAIRS))
+        return fingerprint(pairs_by_gram(views, assets, buckets, block_pairs=BLOCK_PAIRS))
 
     estimate = estimate_pairs(views)
     print(

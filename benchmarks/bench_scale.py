@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--shuffle-partitions", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=1, help="runs of each stage (median time, largest peak)")
     parser.add_argument("--keep", action="store_true", help="keep each size's tables")
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES), help="each needs the one before")
     arguments = parser.parse_args()
     results: dict[float, dict[str, tuple[float, int]]] = {}
     for millions in arguments.sizes:
@@ -90,7 +91,7 @@ def main() -> None:
         ]
         print(f"\n{millions:g}M events: {users:,} users, {arguments.catalogue_size:,} assets", flush=True)
         results[millions] = {}
-        for stage in STAGES:
+        for stage in arguments.stages:
             runs = []
             for _ in range(arguments.repeats):
                 runs.append(measured([sys.executable, "-m", "film2vec.cli", stage, *flags]))
@@ -105,13 +106,14 @@ def main() -> None:
         if not arguments.keep:
             shutil.rmtree(out, ignore_errors=True)
     sizes = sorted(results)
-    print("\nevents   " + "  ".join(f"{stage:>22s}" for stage in STAGES))
+    stages = arguments.stages
+    print("\nevents   " + "  ".join(f"{stage:>22s}" for stage in stages))
     for millions in sizes:
-        cells = [f"{results[millions][s][0]:9.1f} s {results[millions][s][1] / 2**30:6.2f} GiB" for s in STAGES]
+        cells = [f"{results[millions][s][0]:9.1f} s {results[millions][s][1] / 2**30:6.2f} GiB" for s in stages]
         print(f"{millions:5g}M   " + "  ".join(f"{cell:>22s}" for cell in cells))
     for small, large in zip(sizes, sizes[1:]):
-        exponents = [math.log(results[large][s][0] / results[small][s][0]) / math.log(large / small) for s in STAGES]
-        shown = ", ".join(f"{stage} {k:.2f}" for stage, k in zip(STAGES, exponents))
+        exponents = [math.log(results[large][s][0] / results[small][s][0]) / math.log(large / small) for s in stages]
+        shown = ", ".join(f"{stage} {k:.2f}" for stage, k in zip(stages, exponents))
         print(f"time ∝ events^k from {small:g}M to {large:g}M: {shown}")
 
 

@@ -13,8 +13,8 @@
  */
 #include <stdint.h>
 
-int64_t film2vec_pair_rows(int64_t n_rows, const int64_t *row_ptr, const int64_t *row_members,
-                           const double *row_weights, const int64_t *member_ptr, const int64_t *member_assets,
+int64_t film2vec_pair_rows(int64_t n_rows, const int64_t *row_ptr, const int32_t *row_members,
+                           const double *row_weights, const int64_t *member_ptr, const int32_t *member_assets,
                            int64_t first_asset, int64_t asset_step, int64_t n_assets, int64_t start_row,
                            double *accumulator, int64_t *touched, int64_t capacity, int64_t *out_a, int64_t *out_b,
                            int64_t *out_count, double *out_weight, int64_t *written) {

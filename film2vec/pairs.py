@@ -118,8 +118,9 @@ def bucket_gram(
     (duplicates count once). With `weighted`, user u's row is weighted 1/(n_u − 1), and co_views is a float.
     """
     X = _views_matrix(offsets, assets, n_assets, np.float64 if weighted else np.int32)
-    left = X.copy()
+    left = X
     if weighted:
+        left = X.copy()
         left.data /= np.repeat(np.maximum(np.diff(X.indptr) - 1, 1), np.diff(X.indptr))
     return _bucket_rows(left, X, bucket, buckets, block_pairs)
 
@@ -186,7 +187,7 @@ def _bucket_rows(
     """
     n_users = left.shape[0]
     in_bucket = left.indices % buckets == bucket
-    user_of_view = np.repeat(np.arange(n_users), np.diff(left.indptr))
+    user_of_view = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(left.indptr))
     rows_in_bucket = np.bincount(user_of_view[in_bucket], minlength=n_users)
     n_rows = -(-left.shape[1] // buckets)
     left_bucket = sparse.csr_matrix(
@@ -199,9 +200,9 @@ def _bucket_rows(
         yield _scipy_bucket_rows(left_bucket, right, bucket, buckets, block_pairs, counts)
         return
     members = left_bucket.T.tocsr()  # bucket rows → the users (rows of right) that hold them
-    row_ptr, row_members = members.indptr.astype(np.int64), members.indices.astype(np.int64)
+    row_ptr, row_members = members.indptr.astype(np.int64), np.ascontiguousarray(members.indices, np.int32)
     row_weights = None if counts else np.ascontiguousarray(members.data, np.float64)
-    member_ptr, member_assets = right.indptr.astype(np.int64), right.indices.astype(np.int64)
+    member_ptr, member_assets = right.indptr.astype(np.int64), np.ascontiguousarray(right.indices, np.int32)
     n_assets = right.shape[1]
     accumulator, touched = np.zeros(n_assets), np.empty(n_assets, np.int64)
     capacity = max(OUTPUT_BATCH_ROWS, n_assets)
@@ -253,41 +254,49 @@ def _scipy_bucket_rows(
     return a[off_diagonal], gram.indices[off_diagonal].astype(np.int64), values
 
 
-def _id_lookup(asset_idx: np.ndarray, asset_ids: pa.Array, n_assets: int):
-    """A function from asset indices to their ids (an Arrow array of the ids' type), by direct indexing."""
-    if pa.types.is_integer(asset_ids.type):
-        id_of = np.zeros(n_assets, asset_ids.type.to_pandas_dtype())
-        id_of[asset_idx] = asset_ids.to_numpy()
-        return lambda indices: pa.array(id_of[indices], asset_ids.type)
-    position = np.zeros(n_assets, np.int64)
-    position[asset_idx] = np.arange(len(asset_idx))
-    return lambda indices: asset_ids.take(pa.array(position[indices]))
+def catalogue_ids(assets: DataFrame) -> pa.Array:
+    """Every asset's id at its asset_idx, collected to the driver for the gram tasks to name their rows with."""
+    table = assets.select("asset_idx", "asset_id").toArrow()
+    index = table.column("asset_idx").to_numpy()
+    position = np.full(int(index.max()) + 1 if len(index) else 0, -1, np.int64)
+    position[index] = np.arange(len(index))
+    return table.column("asset_id").combine_chunks().take(pa.array(position, mask=position < 0))
 
 
-def _gram_rows(buckets: int, n_assets: int, weighted: bool, block_pairs: int):
-    """The mapInArrow function: users' histories, tagged with a bucket, in; that bucket's pair rows out.
+def _gram_rows(ids: pa.Array, buckets: int, weighted: bool, block_pairs: int):
+    """The mapInArrow function: users' histories (asset indices), tagged with a bucket, in; that bucket's pair
+    rows out, named by `ids` (catalogue_ids).
 
-    Histories whose views carry a `new` flag give the rows of the increment (`bucket_increment`).
+    Histories of (asset_idx, new) views give the rows of the increment (`bucket_increment`).
     """
+    n_assets = len(ids)
+    id_values = ids.to_numpy() if pa.types.is_integer(ids.type) else None
+
+    def named(indices: np.ndarray) -> pa.Array:
+        return pa.array(id_values[indices], ids.type) if id_values is not None else ids.take(pa.array(indices))
 
     def rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         batches = [batch for batch in batches if batch.num_rows]
         if not batches:
             return
         table = pa.Table.from_batches(batches)
-        histories = table.column("history").combine_chunks()
+        histories, bucket_of_user = table.column("history").combine_chunks(), table.column("bucket").to_numpy()
         offsets = histories.offsets.to_numpy() - histories.offsets[0].as_py()
-        asset_idx, asset_ids, *flags = histories.flatten().flatten()
-        assets = asset_idx.to_numpy().astype(np.int64)
-        new = flags[0].to_numpy(zero_copy_only=False) if flags else None
-        id_of_idx = _id_lookup(assets, asset_ids, n_assets)
-        bucket_of_user = table.column("bucket").to_numpy()
+        views = histories.flatten()
+        flagged = pa.types.is_struct(views.type)
+        assets = np.array((views.field("asset_idx") if flagged else views).to_numpy())  # writable: sorted in place
+        new = views.field("new").to_numpy(zero_copy_only=False) if flagged else None
+        # a task's histories are the catalogue's views when users touch every bucket: hold them once, as int32
+        del batches, table, histories, views
         for bucket in np.unique(bucket_of_user):
             users = np.flatnonzero(bucket_of_user == bucket)
-            lengths = offsets[users + 1] - offsets[users]
-            take = np.repeat(offsets[users] - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
-            positions = take + np.arange(lengths.sum())
-            user_offsets = np.concatenate(([0], np.cumsum(lengths)))
+            if len(users) == len(bucket_of_user):  # the partition is one bucket: its histories as they are
+                user_offsets, positions = offsets, slice(None)
+            else:
+                lengths = offsets[users + 1] - offsets[users]
+                positions = np.repeat(offsets[users] - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+                positions += np.arange(lengths.sum())
+                user_offsets = np.concatenate(([0], np.cumsum(lengths)))
             if new is None:
                 chunks = bucket_gram(
                     user_offsets, assets[positions], int(bucket), buckets, n_assets, weighted, block_pairs
@@ -300,7 +309,7 @@ def _gram_rows(buckets: int, n_assets: int, weighted: bool, block_pairs: int):
                 for start in range(0, len(a), OUTPUT_BATCH_ROWS):
                     part = slice(start, start + OUTPUT_BATCH_ROWS)
                     yield pa.RecordBatch.from_arrays(
-                        [id_of_idx(a[part]), id_of_idx(b[part]), pa.array(co_views[part])],
+                        [named(a[part]), named(b[part]), pa.array(co_views[part])],
                         names=["asset_a", "asset_b", "co_views"],
                     )
 
@@ -309,7 +318,7 @@ def _gram_rows(buckets: int, n_assets: int, weighted: bool, block_pairs: int):
 
 def pairs_by_gram(
     views: DataFrame,
-    n_assets: int,
+    assets: DataFrame,
     buckets: int,
     weighted: bool = False,
     block_pairs: int = 50_000_000,
@@ -317,24 +326,25 @@ def pairs_by_gram(
 ) -> DataFrame:
     """The co-view table from per-bucket sparse Gram products (see the module docstring).
 
-    `n_assets` bounds asset_idx (exclusive). `buckets` is the number of partitions the pair rows are
-    computed in: each holds about 1/buckets of the table in memory, and each history is shuffled at most
-    once per bucket it touches. With `increment` (unweighted counts only), the views carry a boolean `new`
-    and the rows are only what the new views add: the pairs with at least one new view, per user.
+    `assets` maps asset_idx to asset_id (its ids go to every task, which names its rows by index). `buckets`
+    is the number of partitions the pair rows are computed in, and each history is shuffled at most once per
+    bucket it touches. With `increment` (unweighted counts only), the views carry a boolean `new` and the
+    rows are only what the new views add: the pairs with at least one new view, per user.
     """
     if increment and weighted:
         raise ValueError("an increment of weighted counts changes old pairs too: take the difference of two counts")
-    id_field = views.schema["asset_id"]
-    fields = [F.col("asset_idx").cast("int").alias("asset_idx"), "asset_id"] + (["new"] if increment else [])
-    history = F.collect_list(F.struct(*fields))  # a repeated view is harmless: the kernels count it once
+    ids = catalogue_ids(assets)
+    index = F.col("asset_idx").cast("int").alias("asset_idx")
+    view = F.struct(index, "new") if increment else index
+    history = F.collect_list(view)  # a repeated view is harmless: the kernels count it once
     histories = views.groupBy("user_id").agg(history.alias("history"))
-    touched = F.array_distinct(F.transform("history", lambda view: F.pmod(view["asset_idx"], F.lit(buckets))))
+    asset_of = (lambda view: view["asset_idx"]) if increment else (lambda view: view)
+    touched = F.array_distinct(F.transform("history", lambda view: F.pmod(asset_of(view), F.lit(buckets))))
     tagged = histories.select("history", F.explode(touched).alias("bucket"))
-    schema = f"asset_a {id_field.dataType.simpleString()}, asset_b {id_field.dataType.simpleString()}, "
-    schema += "co_views double" if weighted else "co_views long"
-    return tagged.repartitionByRange(buckets, "bucket").mapInArrow(
-        _gram_rows(buckets, n_assets, weighted, block_pairs), schema
-    )
+    id_type = assets.schema["asset_id"].dataType.simpleString()
+    schema = f"asset_a {id_type}, asset_b {id_type}, co_views {'double' if weighted else 'long'}"
+    rows = _gram_rows(ids, buckets, weighted, block_pairs)
+    return tagged.repartitionByRange(buckets, "bucket").mapInArrow(rows, schema)
 
 
 @dataclass(frozen=True)

@@ -197,14 +197,12 @@ def _pair_counter(
     `increment`, from views flagged `new` to the pairs those add)."""
     settings = config.pairs
     weighted = settings.user_weighting == "inverse"
+    assets = _read(spark, config.out("assets"), "pairs")
     if settings.pair_method == "join":
-        assets = _read(spark, config.out("assets"), "pairs")
         return lambda views: pairs_by_join(views, assets, weighted, increment)
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
     buckets = gram_buckets(estimate, partitions, settings.gram_block_pairs)
-    return lambda views: pairs_by_gram(
-        views, estimate.n_assets, buckets, weighted, settings.gram_block_pairs, increment
-    )
+    return lambda views: pairs_by_gram(views, assets, buckets, weighted, settings.gram_block_pairs, increment)
 
 
 def _version(spark: SparkSession, path: str) -> int:

@@ -53,7 +53,7 @@ except PySparkAttributeError:
 views = spark.read.parquet(folder + "/views.parquet")
 assets = spark.read.parquet(folder + "/assets.parquet")
 views = views.join(assets.select("asset_idx", "asset_id"), "asset_idx")
-pairs_by_gram(views, 12, 2).write.format("delta").save(folder + "/pairs")
+pairs_by_gram(views, assets, 2).write.format("delta").save(folder + "/pairs")
 pairs = spark.read.format("delta").load(folder + "/pairs")
 config = SeasonsConfig(walk={SEASONS.walk!r}, origin_distribution={SEASONS.origin_distribution!r},
                        origins_per_asset={SEASONS.origins_per_asset}, negatives={SEASONS.negatives},

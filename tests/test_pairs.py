@@ -137,7 +137,7 @@ def random_views(spark):
 def test_gram_equals_join_equals_brute_force(random_views):
     histories, views, assets = random_views
     expected = {(f"tt{a}", f"tt{b}"): n for (a, b), n in brute_force(histories).items()}
-    gram = pairs_by_gram(views, 12, buckets=3)
+    gram = pairs_by_gram(views, assets, buckets=3)
     join = pairs_by_join(views, assets)
     for pairs in (gram, join):
         assert pairs.schema["asset_a"].dataType.simpleString() == "string"
@@ -148,7 +148,7 @@ def test_gram_equals_join_equals_brute_force(random_views):
 def test_weighted_counts_are_doubles_summing_one_over_n_minus_one(random_views):
     histories, views, assets = random_views
     expected = {(f"tt{a}", f"tt{b}"): w for (a, b), w in brute_force(histories, weighted=True).items()}
-    gram, join = pairs_by_gram(views, 12, 2, weighted=True), pairs_by_join(views, assets, weighted=True)
+    gram, join = pairs_by_gram(views, assets, 2, weighted=True), pairs_by_join(views, assets, weighted=True)
     assert gram.schema["co_views"].dataType.simpleString() == "double"
     for counted in (pair_set(gram), pair_set(join)):
         assert counted.keys() == expected.keys()
@@ -163,7 +163,7 @@ def test_gram_equals_join_on_movielens(spark):
     frame = pd.DataFrame({"user_id": ratings["userId"], "asset_id": ratings["movieId"], "asset_idx": asset_idx})
     views = spark.createDataFrame(frame)
     assets = spark.createDataFrame(pd.DataFrame({"asset_idx": np.arange(len(catalogue)), "asset_id": catalogue}))
-    gram = pairs_by_gram(views, len(catalogue), buckets=4)
+    gram = pairs_by_gram(views, assets, buckets=4)
     join = pairs_by_join(views, assets)
     assert gram.schema["asset_a"].dataType.simpleString() == "bigint"
     assert gram.exceptAll(join).count() == 0 and join.exceptAll(gram).count() == 0
