@@ -142,8 +142,9 @@ def bucket_increment(
     same matrix, two products and no subtraction), so the work is about 2 |N_u| |X_u| per user rather than
     the |X_u|² of recounting them.
     """
-    X = _views_matrix(offsets, assets, n_assets, np.int32)
-    N = _views_matrix(offsets, assets, n_assets, np.int32, np.asarray(new, np.int32))
+    # each matrix gets its own copy of the histories: sorting them in place would part views from their flags
+    X = _views_matrix(offsets, assets.copy(), n_assets, np.int32)
+    N = _views_matrix(offsets, assets.copy(), n_assets, np.int32, np.asarray(new, np.int32))
     earlier = X - N
     earlier.eliminate_zeros()
     return _bucket_rows(sparse.vstack((N, earlier), "csr"), sparse.vstack((X, N), "csr"), bucket, buckets, block_pairs)
@@ -153,9 +154,11 @@ def _views_matrix(
     offsets: np.ndarray, assets: np.ndarray, n_assets: int, dtype, kept: np.ndarray | None = None
 ) -> sparse.csr_matrix:
     """The user×asset 0/1 matrix of CSR histories (only the views flagged in `kept` when given); duplicate
-    views count once."""
+    views count once. It sorts `assets` within each history, and drops the unflagged views, in place (no copy
+    of the catalogue's views)."""
     data = np.ones(len(assets), dtype) if kept is None else kept.astype(dtype)
-    X = sparse.csr_matrix((data, assets, offsets), shape=(len(offsets) - 1, n_assets))
+    # offsets copied (one per user): dropping the unflagged views rewrites them in place
+    X = sparse.csr_matrix((data, assets, np.array(offsets)), shape=(len(offsets) - 1, n_assets))
     X.sum_duplicates()
     X.eliminate_zeros()
     X.data[:] = 1
@@ -284,10 +287,11 @@ def _gram_rows(ids: pa.Array, buckets: int, weighted: bool, block_pairs: int):
         offsets = histories.offsets.to_numpy() - histories.offsets[0].as_py()
         views = histories.flatten()
         flagged = pa.types.is_struct(views.type)
-        assets = np.array((views.field("asset_idx") if flagged else views).to_numpy())  # writable: sorted in place
-        new = views.field("new").to_numpy(zero_copy_only=False) if flagged else None
+        asset_idx, *flags = views.flatten() if flagged else (views,)  # StructArray.flatten: the children, sliced
+        assets = np.array(asset_idx.to_numpy())  # writable: the kernels sort each history in place
+        new = flags[0].to_numpy(zero_copy_only=False) if flags else None
         # a task's histories are the catalogue's views when users touch every bucket: hold them once, as int32
-        del batches, table, histories, views
+        del batches, table, histories, views, asset_idx, flags
         for bucket in np.unique(bucket_of_user):
             users = np.flatnonzero(bucket_of_user == bucket)
             if len(users) == len(bucket_of_user):  # the partition is one bucket: its histories as they are

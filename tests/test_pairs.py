@@ -96,7 +96,10 @@ def test_bucket_gram_rows_add_up_to_brute_force(kernel, buckets, block_pairs, we
 
 
 @pytest.mark.parametrize(("buckets", "block_pairs"), [(1, 1_000_000), (3, 1_000_000), (4, 7)])
-def test_bucket_increment_is_the_recount_of_all_views_minus_that_of_the_earlier_ones(kernel, buckets, block_pairs):
+@pytest.mark.parametrize("index_type", [np.int32, np.int64])  # int32: as a Spark task hands them over
+def test_bucket_increment_is_the_recount_of_all_views_minus_that_of_the_earlier_ones(
+    kernel, buckets, block_pairs, index_type
+):
     rng = np.random.default_rng(5)
     histories = random_histories(7, assets=10)  # assets 10 and 11 below are only ever new
     earlier = {u: {a for a in assets if rng.random() < 0.6} for u, assets in histories.items()}
@@ -104,9 +107,9 @@ def test_bucket_increment_is_the_recount_of_all_views_minus_that_of_the_earlier_
     earlier[101], histories[101] = {4}, {4, 10}  # one earlier view, one new view of a new asset
     earlier[102], histories[102] = {2, 5}, {2, 5}  # nothing new: adds nothing
     users = sorted(histories)
-    lists = [sorted(histories[u]) for u in users]
-    offsets = np.concatenate(([0], np.cumsum([len(assets) for assets in lists])))
-    flat = np.concatenate(lists)
+    lists = [sorted(histories[u], reverse=True) for u in users]  # unsorted histories are sorted in place
+    offsets = np.concatenate(([0], np.cumsum([len(assets) for assets in lists]))).astype(index_type)
+    flat = np.concatenate(lists).astype(index_type)
     new = np.array([a not in earlier[u] for u, assets in zip(users, lists) for a in assets])
     counted: dict = {}
     for bucket in range(buckets):
