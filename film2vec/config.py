@@ -108,7 +108,7 @@ class PairsConfig:
 
 @dataclass
 class SeasonsConfig:
-    seasons: int = setting(5, "Seasons of samples (each a fresh draw)", low=1, high=10_000)
+    seasons: int = setting(10, "Seasons of samples (each a fresh draw)", low=1, high=10_000)
     origins_per_asset: int = setting(300, "Origins drawn per asset with neighbours, per season", low=1, high=1_000_000)
     negatives: int = setting(20, "Negatives per sample", low=1, high=1_000)
     walk: str = setting(
@@ -141,7 +141,13 @@ class SeasonsConfig:
 @dataclass
 class TrainConfig:
     dim: int = setting(64, "Vector dimension", low=1, high=4_096)
-    epochs_per_season: int = setting(2, "Passes over each season", low=1, high=1_000)
+    epochs_per_season: int = setting(
+        1,
+        "Passes over each season. A fresh season beats a second pass over the same one at equal steps: on "
+        "MovieLens, 10 seasons x 1 pass gave GenreP@10 0.834 against 5 x 2's 0.829 (3 seeds, centred vectors)",
+        low=1,
+        high=1_000,
+    )
     batch_size: int = setting(4_096, "Samples per SGD step", low=1, high=10_000_000)
     learning_rate: float = setting(0.1, "Row-wise Adagrad learning rate at the start", low=1e-8, high=10.0)
     lr_schedule: str = setting(
@@ -159,6 +165,12 @@ class TrainConfig:
     )
     shared_vectors: bool = setting(
         True, "One matrix for origins and candidates (described model); false adds a separate context matrix"
+    )
+    center_vectors: bool = setting(
+        True,
+        "Subtract the trained assets' mean vector from their vectors once training ends: the shared matrix grows a "
+        "direction common to every asset that carries popularity, not taste; on MovieLens, removing it raised "
+        "Recall@20 0.0995 -> 0.106 and GenreP@10 0.825 -> 0.829 over 3 seeds. Checkpoints keep the raw vectors",
     )
     min_views: int = setting(
         1,

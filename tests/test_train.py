@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 
@@ -156,8 +157,17 @@ def test_each_option_lowers_the_loss_and_separates_the_groups(seasons_path, opti
         torch.from_numpy(np.stack(season["negatives"].to_numpy(zero_copy_only=False)).astype(np.int64)),
     )
     losses = [report.loss for report in result.history]
-    assert len(losses) == 4 and losses[-1] < float(untrained) - 0.1
+    assert len(losses) == 2 * config.epochs_per_season and losses[-1] < float(untrained) - 0.1
     assert grouped(result.vectors) > 0.5
+
+
+def test_trained_vectors_are_centred_and_untouched_rows_kept(seasons_path):
+    config = TrainConfig(dim=8, batch_size=1024, learning_rate=0.5, device="cpu", center_vectors=False)
+    raw = train(seasons_path, range(1), 41, config, seed=0).vectors  # asset 40 is in no sample
+    centred = train(seasons_path, range(1), 41, dataclasses.replace(config, center_vectors=True), seed=0).vectors
+    assert np.linalg.norm(raw[:40].mean(axis=0)) > 0.1  # the common direction the shared matrix grows
+    np.testing.assert_allclose(centred[:40], raw[:40] - raw[:40].mean(axis=0), atol=1e-6)
+    np.testing.assert_array_equal(centred[40], raw[40])
 
 
 def test_learning_rate_schedule_decays_linearly_to_the_floor():
@@ -196,7 +206,7 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(seasons_path, tmp_path):
     )
     assert other.resumed_seasons == [] and other.vectors.shape == (40, 4)
     again = train(seasons_path, range(1), 40, config, seed=0, checkpoints=str(tmp_path))
-    assert again.resumed_seasons == [] and len(again.history) == 2  # overwritten by the dim-4 run
+    assert again.resumed_seasons == [] and len(again.history) == config.epochs_per_season  # the dim-4 run's
 
 
 def test_cuda_request_without_a_gpu_is_a_clear_error():

@@ -173,6 +173,21 @@ def train(
                 checkpoint.save(checkpoints, state)
     result.vectors = model.vectors.cpu().numpy().copy()
     result.accumulators = model.vectors_state.cpu().numpy().copy()
+    if config.center_vectors:
+        result.vectors = centered(result.vectors, result.accumulators > 0)
+    return result
+
+
+def centered(vectors: np.ndarray, trained: np.ndarray) -> np.ndarray:
+    """The `trained` rows less their mean vector; the other rows (never touched by a step) as they are.
+
+    One matrix serves as origins and candidates, so the vectors share a common direction whose dot product
+    with each row acts as a per-asset popularity offset. Removing it leaves what sets assets apart, as
+    "all-but-the-top" post-processing does for word vectors (Mu & Viswanath, 2018).
+    """
+    result = vectors.copy()
+    if trained.any():
+        result[trained] -= vectors[trained].mean(axis=0)
     return result
 
 
