@@ -171,10 +171,9 @@ def train(
                 state.tensors = model.state()
                 state.history = [dataclasses.asdict(report) for report in result.history]
                 checkpoint.save(checkpoints, state)
-    result.vectors = model.vectors.cpu().numpy().copy()
+    vectors = model.vectors.cpu().numpy()
     result.accumulators = model.vectors_state.cpu().numpy().copy()
-    if config.center_vectors:
-        result.vectors = centered(result.vectors, result.accumulators > 0)
+    result.vectors = centered(vectors, result.accumulators > 0) if config.center_vectors else vectors.copy()
     return result
 
 
