@@ -14,28 +14,36 @@ setup(
     # the C kernels are built from their sources on the user's machine (film2vec/native.py)
     package_data={"film2vec": ["pair_kernel.c"], "film2vec.conf": ["*.yaml"], "film2vec.train": ["native_step.c"]},
     include_package_data=True,
+    # Spark comes with the platform on a cluster (Databricks, EMR, Dataproc): PySpark and delta-spark are the
+    # `spark` extra, so installing the wheel there never pulls a second Spark beside the runtime's.
     install_requires=[
-        "pyspark==4.1.1",
-        "delta-spark==4.3.1",
-        "deltalake>=1.6,<2",
-        "mlflow>=3.17,<4",
-        "torch>=2.15,<3",
-        "numpy>=2.2,<3",
-        "pandas>=2.2,<4",
-        "pyarrow>=18,<26",
-        "scipy>=1.15,<2",
+        "deltalake>=1.0,<2",  # the trainer and `film2vec similar` read Delta without Spark through its 1.x API
+        "mlflow>=3.0,<4",  # models from code, LoggedModel metrics and `name=` of log_model are MLflow 3 API
+        "torch>=2.0,<3",  # torch.compile fuses the tensor-code training step (2.0 introduced it)
+        "numpy>=1.22,<3",  # array basics only; 1.22 is the floor of the pandas below
+        "pandas>=2.2,<4",  # PySpark 4's floor for its pandas and Arrow conversions (toArrow, mapInArrow)
+        "pyarrow>=21,<26",  # delta-rs's pyarrow reader (deltalake's `pyarrow` extra) asks for 21
+        "scipy>=1.10,<2",  # sparse CSR products of the pair counts and the label means
         "pyyaml>=6",
         "tqdm>=4.66",
-        "matplotlib>=3.9,<4",
-        "scikit-learn>=1.5,<2",  # k-means, t-SNE and the adjusted Rand index of the uses (film2vec/apps)
+        "matplotlib>=3.7,<4",
+        "scikit-learn>=1.3,<2",  # k-means, t-SNE and the adjusted Rand index of the uses (film2vec/apps)
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.15"],
+        # a machine without Spark: `pip install "film2vec[spark]"` (the checked pair of versions)
+        "spark": ["pyspark==4.1.1", "delta-spark==4.3.1"],
         # the Spark Connect client (pyspark's own "connect" extra): Databricks serverless, tests/test_connect.py
         "connect": ["grpcio>=1.76", "grpcio-status>=1.76", "googleapis-common-protos>=1.71", "zstandard>=0.25"],
+        "ann": ["faiss-cpu>=1.8"],  # the approximate index of `film2vec similar` on large catalogues
         # gensim is the reference the trainer benchmark compares against, never used by film2vec itself.
         "bench": ["gensim>=4.3"],
-        "ann": ["faiss-cpu>=1.8"],  # the approximate index of `film2vec similar` on large catalogues
+        # everything the suite exercises, so no test is skipped for a missing package
+        "test": [
+            "film2vec[spark,connect,ann]",
+            "pytest>=8",
+            "hypothesis>=6.100",
+            "ruff>=0.15",
+        ],
     },
     entry_points={"console_scripts": ["film2vec=film2vec.cli:main"]},
 )

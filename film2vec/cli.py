@@ -97,8 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = config_from(arguments)
         from film2vec.spark import get_spark
+        from film2vec.tables import output_schema, uses_metastore
 
-        spark = get_spark(config.spark)
+        output_schema(config)  # a schema name that is not one stops here, before Spark starts
+        spark = get_spark(config.spark, metastore=uses_metastore(config))
         summary = COMMANDS[arguments.command][1](spark, config)
     except (ConfigError, InputError, ConcurrentWriteError) as error:
         print(f"film2vec {arguments.command}: {error}", file=sys.stderr)

@@ -42,15 +42,33 @@ def setting(
 class DataConfig:
     events: str | None = setting(
         None,
-        "View events: a Delta table, Parquet or CSV path, or a MovieLens folder; none means the synthetic catalogue",
+        "View events: a Delta, Parquet or CSV path, a MovieLens folder, or a metastore table (catalog.schema.table "
+        "or schema.table); none means the synthetic catalogue",
     )
     metadata: str | None = setting(
-        None, "Asset metadata (asset_id, title, genres); picked up from a MovieLens folder when omitted"
+        None,
+        "Asset metadata (asset_id, title, genres): a path or a metastore table; picked up from a MovieLens folder "
+        "when omitted",
     )
     out: str = setting("film2vec-out", "Output folder: Delta tables, MLflow store, plots")
     id_type: str = setting(
         "auto", "Type of user and asset ids in CSV input: auto detects integers", choices=("auto", "int", "string")
     )
+    catalog: str | None = setting(
+        None, "Catalog of --schema (Unity Catalog; spark_catalog for a local Hive metastore); none: the current one"
+    )
+    schema: str | None = setting(
+        None,
+        "Write the tables users read (views, assets, rejects, pairs, embeddings, neighbours, user_vectors, "
+        "recommendations, audit, clusters) as managed Delta tables in this schema instead of folders under --out; "
+        "scratch data (seasons, checkpoints, plots, the local MLflow store) stays under --out",
+    )
+    user_col: str = setting("user_id", "Column of --events (and --new-events) holding the user id")
+    asset_col: str = setting("asset_id", "Column of --events (and --new-events) holding the asset id")
+    time_col: str = setting("viewed_at", "Column of --events holding the view time (optional in the data)")
+    metadata_asset_col: str | None = setting(None, "Column of --metadata holding the asset id; none: --asset-col")
+    title_col: str = setting("title", "Column of --metadata holding the title")
+    genres_col: str = setting("genres", "Column of --metadata holding the labels (a list, or '|'-separated text)")
     new_events: str | None = setting(
         None,
         "`pairs`/`refresh`: a batch of new view events (same formats as --events) merged into the existing DIR tables",
@@ -67,6 +85,11 @@ class SparkConfig:
     master: str = setting("local[*]", "Spark master used when film2vec starts Spark itself")
     shuffle_partitions: int = setting(8, "spark.sql.shuffle.partitions", low=1, high=100_000)
     driver_memory: str = setting("4g", "Driver memory when film2vec starts Spark itself")
+    metastore: str = setting(
+        "~/.film2vec/metastore",
+        "Folder of the local Hive metastore (embedded Derby) and its warehouse, used when film2vec starts Spark "
+        "itself and reads or writes tables by name; the platform's catalog (Unity Catalog) is used as it is",
+    )
 
 
 @dataclass
@@ -296,6 +319,21 @@ class AppsConfig:
 
 
 @dataclass
+class RefreshConfig:
+    compact: bool = setting(
+        True,
+        "`refresh`: OPTIMIZE the tables the refresh merged into (views, pairs) and VACUUM their unreferenced files",
+    )
+    vacuum_retention_hours: float = setting(
+        168.0,
+        "`refresh`: files no longer referenced are deleted after this many hours (Delta's default, 7 days; readers "
+        "older than that fail, and time travel cannot go further back)",
+        low=0.0,
+        high=1e6,
+    )
+
+
+@dataclass
 class Config:
     seed: int = setting(0, "Seed of every random choice (generator, sampler, trainer)", low=0, high=2**63 - 1)
     data: DataConfig = field(default_factory=DataConfig)
@@ -307,10 +345,13 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     apps: AppsConfig = field(default_factory=AppsConfig)
+    refresh: RefreshConfig = field(default_factory=RefreshConfig)
 
     def out(self, table: str) -> str:
         """Path of an output table or file under the output folder (absolute when local)."""
-        if "://" in self.data.out or self.data.out.startswith("dbfs:"):
+        from film2vec.tables import is_remote
+
+        if is_remote(self.data.out):
             return f"{self.data.out.rstrip('/')}/{table}"
         return str(Path(self.data.out).resolve() / table)
 

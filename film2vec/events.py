@@ -26,6 +26,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
+from film2vec.errors import InputError
+from film2vec.tables import is_remote, looks_like_table, name_parts, quoted
+
 ML_100K_GENRES = (
     "unknown",
     "Action",
@@ -64,10 +67,6 @@ MAX_STRING_ID = 512
 EARLIEST_SECONDS, LATEST_SECONDS = -62_135_596_800, 253_402_300_799
 SPARK_ERRORS = (PySparkException, Py4JJavaError)
 ID_COLUMNS = ("user_id", "asset_id")
-
-
-class InputError(ValueError):
-    """Input that film2vec cannot use; the message names the path and the problem."""
 
 
 @dataclass(frozen=True)
@@ -122,13 +121,50 @@ def _reading(where: str) -> Iterator[None]:
         raise InputError(f"{where}: Spark cannot read it: {_spark_reason(error)}") from error
 
 
-def _is_remote(path: str) -> bool:
-    return "://" in path or path.startswith("dbfs:")
+@dataclass(frozen=True)
+class Columns:
+    """The input's column names for film2vec's own (--user-col, --asset-col, --time-col; the metadata's)."""
+
+    user_id: str = "user_id"
+    asset_id: str = "asset_id"
+    viewed_at: str = "viewed_at"
+    metadata_asset_id: str = "asset_id"
+    title: str = "title"
+    genres: str = "genres"
+
+    def events(self) -> dict[str, str]:
+        return {"user_id": self.user_id, "asset_id": self.asset_id, "viewed_at": self.viewed_at}
+
+    def metadata(self) -> dict[str, str]:
+        return {"asset_id": self.metadata_asset_id, "title": self.title, "genres": self.genres}
+
+
+def columns_of(data) -> Columns:
+    """The input column names a DataConfig gives (the metadata's asset id defaults to the events' one)."""
+    return Columns(
+        data.user_col,
+        data.asset_col,
+        data.time_col,
+        data.metadata_asset_col or data.asset_col,
+        data.title_col,
+        data.genres_col,
+    )
+
+
+def _renamed(frame: DataFrame, names: dict[str, str]) -> DataFrame:
+    """The frame with each given column under film2vec's name (a column already of that name is replaced)."""
+    for own, given in names.items():
+        if given == own or given not in frame.columns:
+            continue
+        frame = frame.drop(own).withColumnRenamed(given, own)
+    return frame
 
 
 def detect_layout(path: str, what: str = "events") -> str:
-    """delta, parquet, csv, ml-100k, ml-1m or ml-latest, from what the path holds."""
-    if _is_remote(path):
+    """table, delta, parquet, csv, ml-100k, ml-1m or ml-latest, from what the path or name holds."""
+    if looks_like_table(path):
+        return "table"
+    if is_remote(path):
         return "csv" if path.endswith((".csv", ".csv.gz")) else "parquet" if path.endswith(".parquet") else "delta"
     local = Path(path)
     if not local.exists():
@@ -275,8 +311,17 @@ def read_movielens(spark: SparkSession, folder: str, layout: str) -> RawInput:
 
 def _load(spark: SparkSession, path: str, layout: str, what: str) -> DataFrame:
     """A Delta table, Parquet or CSV (header, all text) as Spark reads it; an unreadable or empty one stops."""
+    if layout == "table":
+        spark_name = quoted(name_parts(path, what))
+        if not spark.catalog.tableExists(spark_name):
+            raise InputError(
+                f"{what} {path}: no such table in the metastore, and no file or folder of that name here; give a "
+                "path, or a table the session's catalog holds (catalog.schema.table or schema.table)"
+            )
     with _reading(f"{what} at {path}"):
-        if layout == "delta":
+        if layout == "table":
+            frame = spark.read.table(spark_name)
+        elif layout == "delta":
             frame = spark.read.format("delta").load(path)
         elif layout == "parquet":
             frame = spark.read.parquet(path)
@@ -299,10 +344,14 @@ def _check_type(frame: DataFrame, column: str, allowed: tuple, expected: str, pa
         raise InputError(f"{what} at {path}: column {column} has type {kind.simpleString()}; expected {expected}")
 
 
-def read_table(spark: SparkSession, path: str, layout: str, id_type: str = "auto") -> RawInput:
-    """Events from a Delta table, Parquet or a CSV file with columns user_id, asset_id[, viewed_at]."""
+def read_table(
+    spark: SparkSession, path: str, layout: str, id_type: str = "auto", columns: Columns = Columns()
+) -> RawInput:
+    """Events from a metastore or Delta table, Parquet or a CSV file with columns user_id, asset_id[, viewed_at]
+    (or the names `columns` gives them)."""
     frame = _load(spark, path, layout, "events")
-    _require_columns(frame, ID_COLUMNS, path, "events")
+    _require_columns(frame, tuple(columns.events().values())[:2], path, "events")
+    frame = _renamed(frame, columns.events())
     for column in ID_COLUMNS:
         _check_type(frame, column, (*INTEGER_TYPES, T.StringType), "integers or strings", path, "events")
     if "viewed_at" in frame.columns:
@@ -326,7 +375,7 @@ def read_table(spark: SparkSession, path: str, layout: str, id_type: str = "auto
     return RawInput(events, None, layout, path, id_type if layout == "csv" else "string")
 
 
-def _raw_metadata(spark: SparkSession, path: str) -> tuple[DataFrame, str]:
+def _raw_metadata(spark: SparkSession, path: str, columns: Columns = Columns()) -> tuple[DataFrame, str]:
     """Raw metadata (asset_id, title, genres, line_error, line) from any supported source, and its file."""
     layout = detect_layout(path, "metadata")
     if layout.startswith("ml-"):
@@ -336,7 +385,8 @@ def _raw_metadata(spark: SparkSession, path: str) -> tuple[DataFrame, str]:
             raise InputError(f"metadata at {path}: this MovieLens folder has no movies file")
         return found.metadata, found.metadata_path
     frame = _load(spark, path, layout, "metadata")
-    _require_columns(frame, ("asset_id",), path, "metadata")
+    _require_columns(frame, (columns.metadata_asset_id,), path, "metadata")
+    frame = _renamed(frame, columns.metadata())
     _check_type(frame, "asset_id", (*INTEGER_TYPES, T.StringType), "integers or strings", path, "metadata")
     title = F.col("title").cast("string") if "title" in frame.columns else F.lit(None).cast("string")
     genres = F.lit(None).cast("array<string>")
@@ -364,13 +414,13 @@ def read_metadata(spark: SparkSession, path: str) -> DataFrame:
     return raw.where(F.col("line_error").isNull()).select("asset_id", "title", "genres")
 
 
-def read_raw(spark: SparkSession, path: str, id_type: str = "auto") -> RawInput:
+def read_raw(spark: SparkSession, path: str, id_type: str = "auto", columns: Columns = Columns()) -> RawInput:
     """Any supported events source, its layout detected."""
     layout = detect_layout(path)
     if layout.startswith("ml-"):
         with _reading(f"events at {path}"):
             return read_movielens(spark, path, layout)
-    return read_table(spark, path, layout, id_type)
+    return read_table(spark, path, layout, id_type, columns)
 
 
 def _id_types(raw: RawInput) -> dict[str, str]:
@@ -523,7 +573,13 @@ def _check_not_empty(tally: dict, events_path: str, metadata_path: str | None, a
         )
 
 
-def ingest(spark: SparkSession, events_path: str, metadata_path: str | None = None, id_type: str = "auto") -> Ingested:
+def ingest(
+    spark: SparkSession,
+    events_path: str,
+    metadata_path: str | None = None,
+    id_type: str = "auto",
+    columns: Columns = Columns(),
+) -> Ingested:
     """Read and validate events (and metadata): clean views, asset index, rejects, and a summary of counts.
 
     Metadata comes from metadata_path, else from the MovieLens folder's movies file when there is one.
@@ -531,10 +587,10 @@ def ingest(spark: SparkSession, events_path: str, metadata_path: str | None = No
     metadata without a usable row; events whose rows are all rejected come back with valid = 0 (the caller
     decides what to do).
     """
-    raw = read_raw(spark, events_path, id_type)
+    raw = read_raw(spark, events_path, id_type, columns)
     metadata, metadata_source = raw.metadata, raw.metadata_path
     if metadata_path:
-        metadata, metadata_source = _raw_metadata(spark, metadata_path)
+        metadata, metadata_source = _raw_metadata(spark, metadata_path, columns)
     where = f"events at {events_path}" + (f" with metadata at {metadata_source}" if metadata is not None else "")
     with _reading(where):
         id_types = _id_types(raw)

@@ -28,17 +28,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from film2vec import tracking
+from film2vec import tables, tracking
 from film2vec.config import Config, ConfigError
-from film2vec.conflicts import committing
 from film2vec.evaluate import Split, genre_precision, split_views
 from film2vec.evaluate import evaluate as evaluate_vectors
-from film2vec.events import InputError, ingest
+from film2vec.events import InputError, columns_of, ingest
 from film2vec.pairs import (
     PairEstimate,
     cap_views,
@@ -61,18 +59,6 @@ from film2vec.warm import label_mean_vectors, median_cosine
 PAIRS_RECORD = "film2vec_pairs"
 
 
-def _write(frame: DataFrame, path: str, **options: str) -> None:
-    """Replace the Delta table at `path` in one commit; ConcurrentWriteError when another job commits to it too."""
-    with committing(path):
-        frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").options(**options).save(path)
-
-
-def _read(spark: SparkSession, path: str, stage: str) -> DataFrame:
-    if not Path(path).exists() and "://" not in path:
-        raise InputError(f"{path} not found: run `film2vec {stage}` (or `film2vec run`) with the same --out first")
-    return spark.read.format("delta").load(path)
-
-
 def generate(spark: SparkSession, config: Config) -> dict:
     """Write the synthetic catalogue's events and metadata as Delta tables under DIR/synthetic.
 
@@ -89,12 +75,14 @@ def generate(spark: SparkSession, config: Config) -> dict:
 
     partitions = min(plan.chunks, int(spark.conf.get("spark.sql.shuffle.partitions")))
     chunks = spark.range(0, plan.chunks, 1, max(partitions, 1))
-    _write(chunks.mapInArrow(draw, "user_id long, asset_id long, viewed_at timestamp"), events)
-    _write(spark.createDataFrame(plan.assets_table()), assets)
+    tables.write(
+        config, chunks.mapInArrow(draw, "user_id long, asset_id long, viewed_at timestamp"), "synthetic/events"
+    )
+    tables.write(config, spark.createDataFrame(plan.assets_table()), "synthetic/assets")
     return {
         "events": events,
         "metadata": assets,
-        "views": spark.read.format("delta").load(events).count(),
+        "views": tables.read(spark, config, "synthetic/events").count(),
         "users": int(config.synthetic.users),
         "assets": int(config.synthetic.catalogue_size),
         "genres": int(config.synthetic.genres),
@@ -106,7 +94,7 @@ def events_source(spark: SparkSession, config: Config) -> tuple[str, str | None]
     if config.data.events:
         return config.data.events, config.data.metadata
     events, metadata = config.out("synthetic/events"), config.out("synthetic/assets")
-    if not (Path(events) / "_delta_log").is_dir():
+    if not tables.exists(spark, config, "synthetic/events"):
         generate(spark, config)
     return events, metadata
 
@@ -114,18 +102,18 @@ def events_source(spark: SparkSession, config: Config) -> tuple[str, str | None]
 def prepare_views(spark: SparkSession, config: Config) -> dict:
     """Validate the events into DIR/views, DIR/assets and DIR/rejects; stop when no view is valid."""
     events, metadata = events_source(spark, config)
-    found = ingest(spark, events, metadata, config.data.id_type)
-    _write(found.rejects, config.out("rejects"))
+    found = ingest(spark, events, metadata, config.data.id_type, columns_of(config.data))
+    tables.write(config, found.rejects, "rejects")
     summary = dict(found.summary)
     if summary["valid"] == 0:
         raise InputError(
             f"events at {events}: none of the {summary['rows']} rows is a valid view "
-            f"(rejected by reason: {summary['rejected_by_reason']}); see {config.out('rejects')}"
+            f"(rejected by reason: {summary['rejected_by_reason']}); see {tables.where(config, 'rejects')}"
         )
-    _write(found.assets, config.out("assets"))
-    assets = spark.read.format("delta").load(config.out("assets"))
-    _write(found.views.join(assets.select("asset_id", "asset_idx"), "asset_id"), config.out("views"))
-    views = spark.read.format("delta").load(config.out("views"))
+    tables.write(config, found.assets, "assets")
+    assets = tables.read(spark, config, "assets")
+    tables.write(config, found.views.join(assets.select("asset_id", "asset_idx"), "asset_id"), "views")
+    views = tables.read(spark, config, "views")
     _write_unviewed(spark, config, found.metadata)
     counts = views.agg(F.count("*").alias("views"), F.countDistinct("user_id").alias("users")).first()
     summary.update(
@@ -146,7 +134,7 @@ def count_pairs(spark: SparkSession, config: Config) -> dict:
         return count_new_pairs(spark, config)
     summary = {"ingest": prepare_views(spark, config)}
     settings = config.pairs
-    views = spark.read.format("delta").load(config.out("views"))
+    views = tables.read(spark, config, "views")
     if settings.max_user_views:
         views = cap_views(views, settings.max_user_views, config.seed)
     estimate = estimate_pairs(views)
@@ -156,18 +144,18 @@ def count_pairs(spark: SparkSession, config: Config) -> dict:
         f"{estimate.max_rows:,} rows ({estimate.max_bytes / 1e9:.2f} GB uncompressed)",
         flush=True,
     )
-    check_budget(estimate, settings.pair_budget, views, config.out("views"))
+    check_budget(estimate, settings.pair_budget, views, tables.where(config, "views"))
     pairs = _pair_counter(spark, config, estimate)(views)
     sparse = settings.max_neighbours > 0 or settings.min_co_views > 0
     if sparse:
         pairs = pairs.persist()
         full = pairs.agg(F.count("*").alias("rows"), F.sum("co_views").alias("weight")).first()
         pairs_kept = sparsify(pairs, settings.max_neighbours, settings.min_co_views)
-    record = _pairs_record(config, _version(spark, config.out("views")))
-    _write(pairs_kept if sparse else pairs, config.out("pairs"), userMetadata=record)
+    record = _pairs_record(config, tables.version(spark, config, "views"))
+    tables.write(config, pairs_kept if sparse else pairs, "pairs", userMetadata=record)
     if sparse:
         pairs.unpersist()
-    written = spark.read.format("delta").load(config.out("pairs"))
+    written = tables.read(spark, config, "pairs")
     stats = written.agg(
         F.count("*").alias("pairs"),
         F.countDistinct("asset_a").alias("assets_with_neighbours"),
@@ -179,7 +167,9 @@ def count_pairs(spark: SparkSession, config: Config) -> dict:
             "user, after --min-co-views); check that user ids are real (not one user per view)"
         )
     summary.update(
-        pairs=config.out("pairs"), pair_rows=stats["pairs"], assets_with_neighbours=stats["assets_with_neighbours"]
+        pairs=tables.where(config, "pairs"),
+        pair_rows=stats["pairs"],
+        assets_with_neighbours=stats["assets_with_neighbours"],
     )
     if sparse:
         summary.update(
@@ -197,17 +187,12 @@ def _pair_counter(
     `increment`, from views flagged `new` to the pairs those add)."""
     settings = config.pairs
     weighted = settings.user_weighting == "inverse"
-    assets = _read(spark, config.out("assets"), "pairs")
+    assets = tables.read(spark, config, "assets")
     if settings.pair_method == "join":
         return lambda views: pairs_by_join(views, assets, weighted, increment)
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
     buckets = gram_buckets(estimate, partitions, settings.gram_block_pairs)
     return lambda views: pairs_by_gram(views, assets, buckets, weighted, settings.gram_block_pairs, increment)
-
-
-def _version(spark: SparkSession, path: str) -> int:
-    """The latest version of a Delta table."""
-    return DeltaTable.forPath(spark, path).history(1).first()["version"]
 
 
 def _pairs_record(config: Config, views_version: int) -> str:
@@ -228,9 +213,9 @@ def _pairs_record(config: Config, views_version: int) -> str:
 
 def _pairs_counted(spark: SparkSession, config: Config) -> dict:
     """The record of the latest pair table write, checked against what an incremental count can update."""
-    _read(spark, config.out("pairs"), "pairs")
+    tables.read(spark, config, "pairs")
     written = (
-        DeltaTable.forPath(spark, config.out("pairs"))
+        tables.delta_table(spark, config, "pairs")
         .history()
         .where(F.col("userMetadata").contains(PAIRS_RECORD))
         .orderBy(F.desc("version"))
@@ -238,26 +223,26 @@ def _pairs_counted(spark: SparkSession, config: Config) -> dict:
     )
     if written is None:
         raise InputError(
-            f"{config.out('pairs')}: no record of the views it counts (written by an older film2vec); "
+            f"{tables.where(config, 'pairs')}: no record of the views it counts (written by an older film2vec); "
             "run `film2vec pairs` once without --new-events/--since"
         )
     record = json.loads(written["userMetadata"])[PAIRS_RECORD]
-    settings = config.pairs
+    settings, pairs = config.pairs, tables.where(config, "pairs")
     for name, now in (("max_user_views", settings.max_user_views), ("max_neighbours", settings.max_neighbours)):
         if record[name] or now:
             raise ConfigError(
                 f"flag --{name.replace('_', '-')}: new views can only be merged into exact counts (a capped history or "
-                f"a dropped pair cannot be updated); {config.out('pairs')} was counted with {name} = {record[name]}, "
+                f"a dropped pair cannot be updated); {pairs} was counted with {name} = {record[name]}, "
                 f"this run asks for {now}. Recount with `film2vec pairs`, or refresh with 0"
             )
     if record["min_co_views"] or settings.min_co_views:
         raise ConfigError(
-            f"flag --min-co-views: new views can only be merged into unsparsified counts; {config.out('pairs')} was "
+            f"flag --min-co-views: new views can only be merged into unsparsified counts; {pairs} was "
             f"counted with {record['min_co_views']}, this run asks for {settings.min_co_views}"
         )
     if record["user_weighting"] != settings.user_weighting:
         raise ConfigError(
-            f"flag --user-weighting: {config.out('pairs')} was counted with {record['user_weighting']!r}, this run "
+            f"flag --user-weighting: {pairs} was counted with {record['user_weighting']!r}, this run "
             f"asks for {settings.user_weighting!r}; give the same, or recount with `film2vec pairs`"
         )
     return record
@@ -278,14 +263,9 @@ def _moment(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _exists(path: str) -> bool:
-    """Whether a Delta table is there; remote paths are taken to exist (the stage that writes them ran)."""
-    return "://" in path or path.startswith("dbfs:") or (Path(path) / "_delta_log").is_dir()
-
-
 def _write_unviewed(spark: SparkSession, config: Config, metadata: DataFrame | None) -> None:
     """DIR/unviewed: the metadata's assets that no view in DIR/views names (empty without metadata)."""
-    views = _read(spark, config.out("views"), "pairs")
+    views = tables.read(spark, config, "views")
     if metadata is None:
         schema = T.StructType(
             [
@@ -297,7 +277,7 @@ def _write_unviewed(spark: SparkSession, config: Config, metadata: DataFrame | N
         metadata = spark.createDataFrame([], schema)
     viewed = views.select("asset_id").distinct()
     unviewed = metadata.select("asset_id", "title", "genres").dropDuplicates(["asset_id"])
-    _write(unviewed.join(viewed, "asset_id", "left_anti"), config.out("unviewed"))
+    tables.write(config, unviewed.join(viewed, "asset_id", "left_anti"), "unviewed")
 
 
 def _new_batch(spark: SparkSession, config: Config) -> tuple[DataFrame, DataFrame | None, dict]:
@@ -307,7 +287,7 @@ def _new_batch(spark: SparkSession, config: Config) -> tuple[DataFrame, DataFram
         source, metadata = config.data.new_events, config.data.metadata
     else:
         source, metadata = events_source(spark, config)
-    found = ingest(spark, source, metadata, config.data.id_type)
+    found = ingest(spark, source, metadata, config.data.id_type, columns_of(config.data))
     views = found.views
     if config.data.since:
         views = views.where(F.col("viewed_at") >= F.lit(_moment(config.data.since)))
@@ -317,8 +297,8 @@ def _new_batch(spark: SparkSession, config: Config) -> tuple[DataFrame, DataFram
 def _append_new_views(spark: SparkSession, config: Config, batch: DataFrame) -> None:
     """Append the batch's (user, asset) views that DIR/views lacks, in one commit. Known assets keep their
     asset_idx; new ones get the next indices in asset id order."""
-    path = config.out("views")
-    views = _read(spark, path, "pairs")
+    path = tables.where(config, "views")
+    views = tables.read(spark, config, "views")
     for column in ("user_id", "asset_id"):
         if batch.schema[column].dataType != views.schema[column].dataType:
             raise InputError(
@@ -332,24 +312,24 @@ def _append_new_views(spark: SparkSession, config: Config, batch: DataFrame) -> 
     added = added.withColumn("asset_idx", (F.lit(top) + F.row_number().over(Window.orderBy("asset_id"))).cast("int"))
     indexed = new.join(known.unionByName(added), "asset_id").select(*views.columns)
     if not indexed.isEmpty():
-        indexed.write.format("delta").mode("append").save(path)
+        tables.append(config, indexed, "views")
 
 
 def _rebuild_assets(spark: SparkSession, config: Config, metadata: DataFrame | None) -> None:
     """DIR/assets again from DIR/views (viewers per asset, indices as they are), titles and genres from the
     batch's metadata, else as they were; DIR/unviewed then loses the assets that now have views."""
-    views = _read(spark, config.out("views"), "pairs")
+    views = tables.read(spark, config, "views")
     counts = views.groupBy("asset_id", "asset_idx").agg(F.count("*").alias("views"))
-    labels = _read(spark, config.out("assets"), "pairs").select("asset_id", "title", "genres")
-    if _exists(config.out("unviewed")):
-        labels = labels.unionByName(_read(spark, config.out("unviewed"), "pairs").select(*labels.columns))
+    labels = tables.read(spark, config, "assets").select("asset_id", "title", "genres")
+    if tables.exists(spark, config, "unviewed"):
+        labels = labels.unionByName(tables.read(spark, config, "unviewed").select(*labels.columns))
     if metadata is not None:
         metadata = metadata.select(*labels.columns).dropDuplicates(["asset_id"])
         labels = metadata.unionByName(labels.join(metadata, "asset_id", "left_anti"))
     labels = labels.dropDuplicates(["asset_id"]).persist()
     try:
         rebuilt = counts.join(labels, "asset_id", "left").select("asset_idx", "asset_id", "views", "title", "genres")
-        _write(rebuilt, config.out("assets"))
+        tables.write(config, rebuilt, "assets")
         _write_unviewed(spark, config, labels)
     finally:
         labels.unpersist()
@@ -370,20 +350,20 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
     views_written = time.perf_counter()
     _rebuild_assets(spark, config, metadata)
     assets_written = time.perf_counter()
-    path = config.out("views")
-    version = _version(spark, path)
-    summary = {"ingest": ingest_summary, "views_version": version, "pairs": config.out("pairs")}
+    path = tables.where(config, "views")
+    version = tables.version(spark, config, "views")
+    summary = {"ingest": ingest_summary, "views_version": version, "pairs": tables.where(config, "pairs")}
     if version == counted["views_version"]:
         return {**summary, "new_views": 0, "users_with_new_views": 0, "new_assets": 0, "pair_rows_updated": 0}
-    commits = DeltaTable.forPath(spark, path).history().where(F.col("version") > counted["views_version"])
+    commits = tables.delta_table(spark, config, "views").history().where(F.col("version") > counted["views_version"])
     rewrites = commits.where((F.col("operation") != "WRITE") | (F.col("operationParameters")["mode"] != "Append"))
     if not rewrites.isEmpty():
         raise InputError(
-            f"{path} was rewritten since {config.out('pairs')} was counted (at version {counted['views_version']}, now "
-            f"{version}); recount with `film2vec pairs` without --new-events/--since"
+            f"{path} was rewritten since {summary['pairs']} was counted (at version {counted['views_version']}, "
+            f"now {version}); recount with `film2vec pairs` without --new-events/--since"
         )
-    then = spark.read.format("delta").option("versionAsOf", counted["views_version"]).load(path)
-    now = spark.read.format("delta").option("versionAsOf", version).load(path)
+    then = tables.read(spark, config, "views", version=counted["views_version"])
+    now = tables.read(spark, config, "views", version=version)
     added = now.join(then.select("user_id", "asset_id"), ["user_id", "asset_id"], "left_anti")
     users = added.select("user_id").distinct()
     after = now.join(users, "user_id", "left_semi")
@@ -398,13 +378,13 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
         increment = _pair_counter(spark, config, estimate, increment=True)(after)
     spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", _pairs_record(config, version))
     try:
-        DeltaTable.forPath(spark, config.out("pairs")).alias("pairs").merge(
+        tables.delta_table(spark, config, "pairs").alias("pairs").merge(
             increment.alias("increment"),
             "pairs.asset_a = increment.asset_a AND pairs.asset_b = increment.asset_b",
         ).whenMatchedUpdate(set={"co_views": "pairs.co_views + increment.co_views"}).whenNotMatchedInsertAll().execute()
     finally:
         spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
-    merged = DeltaTable.forPath(spark, config.out("pairs")).history(1).first()["operationMetrics"]
+    merged = tables.delta_table(spark, config, "pairs").history(1).first()["operationMetrics"]
     pairs_merged = time.perf_counter()
     stats = added.agg(F.count("*").alias("views"), F.countDistinct("user_id").alias("users")).first()
     new_assets = now.agg(F.max("asset_idx")).first()[0] - then.agg(F.max("asset_idx")).first()[0]
@@ -428,10 +408,10 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
 
 def season_sampler_for(spark: SparkSession, config: Config) -> SeasonSampler:
     """The configured walk over DIR/pairs (co-view walk) or DIR/views (bipartite walk)."""
-    assets = _read(spark, config.out("assets"), "pairs")
+    assets = tables.read(spark, config, "assets")
     if config.seasons.walk == "coview":
-        return season_sampler(config.seasons, config.seed, assets, pairs=_read(spark, config.out("pairs"), "pairs"))
-    return season_sampler(config.seasons, config.seed, assets, views=_read(spark, config.out("views"), "pairs"))
+        return season_sampler(config.seasons, config.seed, assets, pairs=tables.read(spark, config, "pairs"))
+    return season_sampler(config.seasons, config.seed, assets, views=tables.read(spark, config, "views"))
 
 
 def season_numbers(config: Config) -> range:
@@ -440,7 +420,7 @@ def season_numbers(config: Config) -> range:
 
 
 def _seasons_written(spark: SparkSession, config: Config, seasons: list[int]) -> dict:
-    written = _read(spark, config.out("seasons"), "sample").where(F.col("season").isin(seasons))
+    written = tables.read(spark, config, "seasons").where(F.col("season").isin(seasons))
     return {"seasons": config.out("seasons"), "season_numbers": seasons, "samples": written.count()}
 
 
@@ -505,7 +485,7 @@ def warm_start(config: Config, catalogue: pa.Table) -> WarmStart:
     if known.size == 0:
         raise InputError(
             f"flag --warm-start: {source} has a vector for none of the {catalogue.num_rows} assets in "
-            f"{config.out('assets')}"
+            f"{tables.where(config, 'assets')}"
         )
     genres = catalogue.column("genres").to_pylist()
     wanted = [genres[i] for i in new] if config.train.warm_new_assets == "labels" else [None] * len(new)
@@ -530,9 +510,9 @@ def _provisional_vectors(
     spark: SparkSession, config: Config, trained: pa.Table, trained_genres: list
 ) -> pa.Table | None:
     """Cold start: vectors from labels for DIR/unviewed's assets, marked source = 'metadata' (None when off)."""
-    if not config.train.cold_start or not _exists(config.out("unviewed")):
+    if not config.train.cold_start or not tables.exists(spark, config, "unviewed"):
         return None
-    unviewed = _read(spark, config.out("unviewed"), "pairs").select("asset_id", "genres").toArrow()
+    unviewed = tables.read(spark, config, "unviewed").select("asset_id", "genres").toArrow()
     known_vectors = np.stack(trained.column("vector").to_numpy(zero_copy_only=False))
     vectors, found = label_mean_vectors(known_vectors, trained_genres, unviewed.column("genres").to_pylist())
     ids = unviewed.column("asset_id").filter(pa.array(found)).cast(trained.schema.field("asset_id").type)
@@ -565,8 +545,8 @@ def train_vectors(
     `score_on_views` or a GenreP floor. The alias moves to the new version only when the figures clear the
     configured floors.
     """
-    assets = _read(spark, config.out("assets"), "pairs").orderBy("asset_idx")
-    trained = _read(spark, config.out("pairs"), "pairs").select(F.col("asset_a").alias("asset_id")).distinct()
+    assets = tables.read(spark, config, "assets").orderBy("asset_idx")
+    trained = tables.read(spark, config, "pairs").select(F.col("asset_a").alias("asset_id")).distinct()
     catalogue = assets.select("asset_idx", "asset_id", "views", "genres").toArrow()
     with_neighbours = (
         assets.where(F.col("views") >= config.train.min_views)
@@ -616,7 +596,7 @@ def train_vectors(
         provisional = _provisional_vectors(spark, config, embeddings, [genres[row] for row in rows])
         if provisional is not None:
             embeddings = pa.concat_tables((embeddings, provisional))
-        _write(spark.createDataFrame(embeddings), config.out("embeddings"))
+        tables.write(config, spark.createDataFrame(embeddings), "embeddings")
         figures = held_out.score(embeddings) if held_out else {}
         if not held_out and (score_on_views or config.tracking.alias_floor_genre_p > 0):
             vectors = np.zeros_like(result.vectors)
@@ -648,7 +628,7 @@ def train_vectors(
     if checkpoints:
         clear_checkpoint(checkpoints)
     return {
-        "embeddings": config.out("embeddings"),
+        "embeddings": tables.where(config, "embeddings"),
         "assets_with_vectors": len(rows),
         **extra,
         "resumed_seasons": result.resumed_seasons,
@@ -702,7 +682,7 @@ def split_events(spark: SparkSession, config: Config) -> tuple[HeldOut, dict[str
     is ordered by asset id alone. The split is a driver-side numpy function, so the views must fit there.
     """
     events, metadata = events_source(spark, config)
-    found = ingest(spark, events, metadata, config.data.id_type)
+    found = ingest(spark, events, metadata, config.data.id_type, columns_of(config.data))
     assets = found.assets.orderBy("asset_idx").select("asset_id", "title", "genres").toArrow()
     views = (
         found.views.join(found.assets.select("asset_id", "asset_idx"), "asset_id")
@@ -735,10 +715,11 @@ def evaluate(spark: SparkSession, config: Config) -> dict:
     held_out, tables = split_events(spark, config)
     summary: dict = {"users_evaluated": int(np.unique(held_out.split.test_user).size)}
     if config.evaluate.embeddings:
-        embeddings = _read(spark, config.evaluate.embeddings, "train").select("asset_id", "vector").toArrow()
+        embeddings = tables.read_input(spark, config.evaluate.embeddings, "embeddings", ("asset_id", "vector"))
+        embeddings = embeddings.select("asset_id", "vector").toArrow()
         return {**summary, "embeddings": config.evaluate.embeddings, "figures": held_out.score(embeddings)}
     for name, table in tables.items():
-        _write(spark.createDataFrame(table), config.out(f"split/{name}"))
+        tables.write(config, spark.createDataFrame(table), f"split/{name}")
     on_train = copy.deepcopy(config)
     on_train.data.events, on_train.data.metadata = config.out("split/train"), config.out("split/metadata")
     summary["pairs"] = count_pairs(spark, on_train)
@@ -791,11 +772,34 @@ def refresh(spark: SparkSession, config: Config) -> dict:
     warm = copy.deepcopy(config)
     warm.train.warm_start = config.train.warm_start or f"models:/{config.tracking.model_name}@{config.tracking.alias}"
     seasons = season_numbers(warm)
-    return {
-        "pairs": _timed(count_new_pairs, spark, warm),
-        "sample": _timed(sample, spark, warm, seasons),
-        "train": _timed(train_vectors, spark, warm, seasons, score_on_views=True),
-    }
+    summary = {"pairs": _timed(count_new_pairs, spark, warm)}
+    if config.refresh.compact:
+        summary["compact"] = _timed(compact, spark, config)
+    summary["sample"] = _timed(sample, spark, warm, seasons)
+    summary["train"] = _timed(train_vectors, spark, warm, seasons, score_on_views=True)
+    return summary
+
+
+COMPACTED_TABLES = ("views", "pairs")  # the tables a refresh appends to or merges into, night after night
+
+
+def compact(spark: SparkSession, config: Config) -> dict:
+    """OPTIMIZE the tables a refresh changes (the MERGE leaves small and rewritten files behind every night),
+    then VACUUM the files no version younger than --vacuum-retention-hours references."""
+    hours = config.refresh.vacuum_retention_hours
+    check = "spark.databricks.delta.retentionDurationCheck.enabled"
+    summary = {"vacuum_retention_hours": hours}
+    for table in COMPACTED_TABLES:
+        delta = tables.delta_table(spark, config, table)
+        optimized = delta.optimize().executeCompaction().first()["metrics"]
+        if hours < 168:  # Delta refuses a retention under its default unless the check is off for this call
+            spark.conf.set(check, "false")
+        try:
+            delta.vacuum(hours)
+        finally:
+            spark.conf.unset(check)
+        summary[table] = {"files_added": optimized["numFilesAdded"], "files_removed": optimized["numFilesRemoved"]}
+    return summary
 
 
 def describe(summary: dict) -> str:

@@ -35,6 +35,7 @@ from pyspark.sql import functions as F
 from film2vec.config import SeasonsConfig
 from film2vec.conflicts import committing
 from film2vec.events import InputError
+from film2vec.tables import NO_DELETION_VECTORS
 from film2vec.walks import (
     Negatives,
     Origins,
@@ -316,6 +317,7 @@ def write_season(samples: DataFrame, path: str, season: int) -> None:
         (
             samples.write.format("delta")
             .mode("overwrite")
+            .options(**NO_DELETION_VECTORS)
             .option("replaceWhere", f"season = {int(season)}")
             .partitionBy("season")
             .save(path)

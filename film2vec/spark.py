@@ -35,7 +35,7 @@ def platform_session() -> SparkSession | None:
     return None
 
 
-def _delta_version() -> str:
+def delta_version() -> str:
     from importlib.metadata import version
 
     return version("delta-spark")
@@ -57,10 +57,25 @@ def _remember_jars(spark: SparkSession, delta_version: str) -> None:
         JARS_RECORD.write_text(json.dumps({delta_version: jars}))
 
 
-def get_spark(config: SparkConfig | None = None, app_name: str = "film2vec", *, connect: bool = False) -> SparkSession:
+def metastore_options(folder: str) -> dict[str, str]:
+    """Spark settings of a persistent local Hive metastore (embedded Derby) and its warehouse under `folder`,
+    so that a table one film2vec command writes by name is found by the next (one process at a time: Derby)."""
+    root = Path(folder).expanduser().resolve()
+    return {
+        "spark.sql.catalogImplementation": "hive",
+        "spark.sql.warehouse.dir": str(root / "warehouse"),
+        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true",
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={root}",
+    }
+
+
+def get_spark(
+    config: SparkConfig | None = None, app_name: str = "film2vec", *, connect: bool = False, metastore: bool = False
+) -> SparkSession:
     """The platform's session when there is one, else a local session with Delta Lake configured.
 
-    With `connect`, the local session is a Spark Connect client of a server started on `config.master`: no
+    With `metastore`, the local session keeps named tables in the Hive metastore at `config.metastore`. With
+    `connect`, the local session is a Spark Connect client of a server started on `config.master`: no
     SparkContext, as on Databricks serverless (used to prove the job code is DataFrame-only).
     """
     session = platform_session()
@@ -82,15 +97,19 @@ def get_spark(config: SparkConfig | None = None, app_name: str = "film2vec", *, 
         # the partition column first: 1 s of a 12 s, 10M-sample season write on 2 cores
         .config("spark.sql.maxConcurrentOutputFileWriters", "4")
     )
-    delta_version = _delta_version()
-    jars = _remembered_jars(delta_version)
+    if metastore:
+        Path(config.metastore).expanduser().mkdir(parents=True, exist_ok=True)
+        for key, value in metastore_options(config.metastore).items():
+            builder = builder.config(key, value)
+    delta = delta_version()
+    jars = _remembered_jars(delta)
     if jars:
         session = builder.config("spark.jars", ",".join(jars)).getOrCreate()
     else:
         from delta import configure_spark_with_delta_pip
 
         session = configure_spark_with_delta_pip(builder).getOrCreate()
-        _remember_jars(session, delta_version)
+        _remember_jars(session, delta)
     if not connect:
         session.sparkContext.setLogLevel("ERROR")
     return session

@@ -1,12 +1,268 @@
-"""The tables of a run: where each one lives (a folder under --out, or a metastore name), how it is read,
-written, versioned and found. Every stage reaches its tables through here."""
+"""The tables of a run: where each one lives, how it is read, written, versioned and found.
+
+A table users read (views, assets, pairs, embeddings, neighbours, …) is a Delta folder under --out, or a
+managed Delta table `CATALOG.SCHEMA.NAME` in a metastore (Unity Catalog, Hive) when --schema is given.
+Scratch data (seasons, checkpoints, the evaluation split, the synthetic catalogue, plots) always lives at
+a path under --out: on Databricks a Volume. Every stage reaches its tables through here.
+
+Example::
+
+    tables.write(config, frame, "pairs")
+    pairs = tables.read(spark, config, "pairs")
+    tables.version(spark, config, "pairs")  # the Delta version just written
+"""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+from film2vec.errors import InputError
+
+if TYPE_CHECKING:
+    from delta.tables import DeltaTable
+    from pyspark.sql import DataFrame, SparkSession
+
+    from film2vec.config import Config
+
 REMOTE_PREFIXES = ("dbfs:",)
+
+# The tables users read, and the command that writes each (named in "not found" messages)
+USER_TABLES = {
+    "views": "pairs",
+    "assets": "pairs",
+    "unviewed": "pairs",
+    "rejects": "pairs",
+    "pairs": "pairs",
+    "embeddings": "train",
+    "neighbours": "train",
+    "user_vectors": "tastes",
+    "recommendations": "recommend",
+    "audit": "audit",
+    "clusters": "clusters",
+    "asset_clusters": "clusters",
+}
+# Tables a reader without Spark opens (delta-rs: the trainer, `film2vec similar`): created with deletion
+# vectors off, because delta-rs's pyarrow reader refuses tables whose protocol has them
+READ_WITHOUT_SPARK = ("seasons", "embeddings", "neighbours", "assets")
+NO_DELETION_VECTORS = {"delta.enableDeletionVectors": "false"}
+
+_PLAIN_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_QUOTED_PART = re.compile(r"`((?:[^`]|``)+)`")
 
 
 def is_remote(path: str) -> bool:
     """Whether a path names a store reached through a URI (s3://, abfss://, gs://, dbfs:/) rather than a local
     file system; such paths cannot be checked with the local file system and are taken to exist."""
     return "://" in path or path.startswith(REMOTE_PREFIXES)
+
+
+def name_parts(text: str, what: str) -> list[str]:
+    """The parts of a table or schema name (`a.b.c`, each part plain or `back-quoted`), or InputError."""
+    parts, rest = [], text.strip()
+    while True:
+        quoted = _QUOTED_PART.match(rest)
+        plain = _PLAIN_PART.match(rest)
+        if quoted:
+            parts.append(quoted.group(1).replace("``", "`"))
+            rest = rest[quoted.end() :]
+        elif plain:
+            parts.append(plain.group(0))
+            rest = rest[plain.end() :]
+        else:
+            break
+        if not rest.startswith("."):
+            break
+        rest = rest[1:]
+    if rest or not parts:
+        raise InputError(
+            f"{what} {text!r} is not a table name: give catalog.schema.table or schema.table, each part letters, "
+            "digits and _ (or `back-quoted`)"
+        )
+    return parts
+
+
+def quoted(parts: list[str]) -> str:
+    """A multi-part name with every part back-quoted, so no text of a user's reaches SQL unquoted."""
+    return ".".join("`" + part.replace("`", "``") + "`" for part in parts)
+
+
+def looks_like_table(text: str) -> bool:
+    """Whether --events (or another input) names a metastore table rather than a path: two or three name parts
+    and nothing on the local file system by that name."""
+    if is_remote(text) or "/" in text or "\\" in text or Path(text).exists():
+        return False
+    try:
+        return len(name_parts(text, "input")) in (2, 3)
+    except InputError:
+        return False
+
+
+def output_schema(config: Config) -> list[str] | None:
+    """The schema that receives the user tables (--catalog, --schema), as name parts; None: under --out."""
+    if not config.data.schema:
+        if config.data.catalog:
+            raise InputError("flag --catalog needs --schema: name the schema that receives the tables")
+        return None
+    parts = [*([config.data.catalog] if config.data.catalog else []), config.data.schema]
+    return [part for text in parts for part in name_parts(text, "flag --catalog/--schema")]
+
+
+def uses_metastore(config: Config) -> bool:
+    """Whether a run reads or writes any table by name (a local session then needs the Hive metastore)."""
+    inputs = (
+        config.data.events,
+        config.data.metadata,
+        config.data.new_events,
+        config.apps.labels,
+        config.apps.candidates,
+        config.evaluate.embeddings,
+    )
+    return bool(config.data.schema) or any(source and looks_like_table(source) for source in inputs)
+
+
+def named(config: Config, table: str) -> str | None:
+    """The quoted metastore name of a user table when outputs go to a schema, else None."""
+    schema = output_schema(config)
+    if schema is None or table not in USER_TABLES:
+        return None
+    return quoted([*schema, table])
+
+
+def where(config: Config, table: str) -> str:
+    """Where a table is, for people: its metastore name or its path."""
+    return named(config, table) or config.out(table)
+
+
+def _missing(config: Config, table: str) -> InputError:
+    stage = USER_TABLES.get(table, "sample" if table == "seasons" else "run")
+    return InputError(
+        f"{where(config, table)} not found: run `film2vec {stage}` (or `film2vec run`) with the same "
+        f"{'--catalog/--schema' if named(config, table) else '--out'} first"
+    )
+
+
+def exists(spark: SparkSession, config: Config, table: str) -> bool:
+    """Whether the table is there (a metastore name, a local folder, or a remote path Delta finds)."""
+    name = named(config, table)
+    if name:
+        return spark.catalog.tableExists(name)
+    path = config.out(table)
+    if is_remote(path):
+        from delta.tables import DeltaTable
+
+        return DeltaTable.isDeltaTable(spark, path)
+    return (Path(path) / "_delta_log").is_dir()
+
+
+def read(spark: SparkSession, config: Config, table: str, version: int | None = None) -> DataFrame:
+    """A table of the run (at a Delta version when given); InputError naming the command that writes it."""
+    if not exists(spark, config, table):
+        raise _missing(config, table)
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    name = named(config, table)
+    return reader.table(name) if name else reader.load(config.out(table))
+
+
+def write(config: Config, frame: DataFrame, table: str, **options: str) -> None:
+    """Replace a table in one Delta commit; ConcurrentWriteError when another job commits to it too.
+
+    Tables read without Spark are created with deletion vectors off, whatever the platform's default."""
+    from film2vec.conflicts import committing
+
+    if table in READ_WITHOUT_SPARK:
+        options = {**NO_DELETION_VECTORS, **options}
+    writer = frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").options(**options)
+    name = named(config, table)
+    with committing(where(config, table)):
+        if name:
+            writer.saveAsTable(name)
+        else:
+            writer.save(config.out(table))
+
+
+def append(config: Config, frame: DataFrame, table: str) -> None:
+    """Append rows to a table in one Delta commit."""
+    writer = frame.write.format("delta").mode("append")
+    name = named(config, table)
+    from film2vec.conflicts import committing
+
+    with committing(where(config, table)):
+        if name:
+            writer.saveAsTable(name)
+        else:
+            writer.save(config.out(table))
+
+
+def delta_table(spark: SparkSession, config: Config, table: str) -> DeltaTable:
+    """The Delta table handle (history, merge, optimize, vacuum)."""
+    from delta.tables import DeltaTable
+
+    if not exists(spark, config, table):
+        raise _missing(config, table)
+    name = named(config, table)
+    return DeltaTable.forName(spark, name) if name else DeltaTable.forPath(spark, config.out(table))
+
+
+def version(spark: SparkSession, config: Config, table: str) -> int:
+    """The latest version of a table."""
+    return delta_table(spark, config, table).history(1).first()["version"]
+
+
+def location(spark: SparkSession, config: Config, table: str) -> str:
+    """The folder that holds a table's files, for readers without Spark (delta-rs)."""
+    name = named(config, table)
+    if not name:
+        return config.out(table)
+    found = spark.sql(f"DESCRIBE DETAIL {name}").first()["location"]
+    return urlparse(found).path if found.startswith("file:") else found
+
+
+def read_input(spark: SparkSession, source: str, what: str, columns: tuple[str, ...]) -> DataFrame:
+    """A table a user names (metastore name, Delta folder, Parquet, or CSV with a header) holding `columns`;
+    errors name the source and `what`."""
+    if looks_like_table(source):
+        name = quoted(name_parts(source, what))
+        if not spark.catalog.tableExists(name):
+            raise InputError(f"{what} not found: no table {source} in the metastore, and no file of that name")
+        frame = spark.read.table(name)
+    else:
+        local = Path(source)
+        if not is_remote(source) and not local.exists():
+            raise InputError(f"{what} not found: {source} does not exist")
+        if is_remote(source) or (local / "_delta_log").is_dir():
+            frame = spark.read.format("delta").load(source)
+        elif source.endswith(".csv") or local.is_dir() and any(local.glob("*.csv")):
+            frame = spark.read.csv(source, header=True)
+        else:
+            frame = spark.read.parquet(source)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"{what} at {source}: missing column(s) {', '.join(missing)}; found {', '.join(frame.columns)}"
+        )
+    return frame
+
+
+def open_without_spark(path: str, what: str):
+    """A Delta table opened with delta-rs (no JVM), for the trainer and `film2vec similar`; a table whose
+    protocol delta-rs cannot read (deletion vectors turned on by hand or by a platform default) stops with
+    what to do instead of delta-rs's own error."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import DeltaProtocolError, TableNotFoundError
+
+    try:
+        return DeltaTable(path)
+    except TableNotFoundError:
+        raise InputError(f"{what} not found: no Delta table at {path}") from None
+    except DeltaProtocolError as error:
+        raise InputError(
+            f"{what} at {path} cannot be read without Spark: {error}. film2vec creates it with "
+            "delta.enableDeletionVectors = false; this copy has them on (set by hand, or by a platform default on "
+            "a table film2vec did not create). Delete the folder and rerun the stage that writes it, or run "
+            f"ALTER TABLE delta.`{path}` DROP FEATURE deletionVectors"
+        ) from None

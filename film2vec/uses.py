@@ -28,7 +28,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from sklearn.metrics import adjusted_rand_score
 
-from film2vec import tracking
+from film2vec import tables, tracking
 from film2vec.apps.audit import holdout_recovery, judge, label_matrix, label_votes
 from film2vec.apps.clusters import describe_clusters, kmeans
 from film2vec.apps.maps import map_coordinates
@@ -37,7 +37,6 @@ from film2vec.apps.similar import find_asset, neighbours
 from film2vec.apps.tastes import user_vectors
 from film2vec.config import Config, ConfigError
 from film2vec.events import InputError
-from film2vec.pipeline import _exists, _read, _write
 from film2vec.plots import plot_loss, plot_map, write_map_html
 from film2vec.serving import normalised
 
@@ -58,29 +57,14 @@ class Catalogue:
     label_names: tuple[str, ...]
 
 
-def read_table(spark: SparkSession, path: str, what: str, columns: tuple[str, ...]) -> DataFrame:
-    """A Delta table, Parquet or CSV (with a header) holding `columns`; errors name the path and `what`."""
-    local = Path(path)
-    remote = "://" in path or path.startswith("dbfs:")
-    if not remote and not local.exists():
-        raise InputError(f"{what} not found: {path} does not exist")
-    if remote or (local / "_delta_log").is_dir():
-        frame = spark.read.format("delta").load(path)
-    elif path.endswith(".csv") or local.is_dir() and any(local.glob("*.csv")):
-        frame = spark.read.csv(path, header=True)
-    else:
-        frame = spark.read.parquet(path)
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise InputError(f"{what} at {path}: missing column(s) {', '.join(missing)}; found {', '.join(frame.columns)}")
-    return frame
-
-
 def _labels(spark: SparkSession, config: Config, id_type: T.DataType) -> DataFrame:
     """asset_id, labels (array<string>) from --labels or DIR/assets; a text column is one label."""
-    source = config.apps.labels or config.out("assets")
     column = config.apps.label_column
-    frame = read_table(spark, source, "labels", ("asset_id",))
+    if config.apps.labels:
+        source = config.apps.labels
+        frame = tables.read_input(spark, source, "labels", ("asset_id",))
+    else:
+        source, frame = tables.where(config, "assets"), tables.read(spark, config, "assets")
     if column not in frame.columns:
         raise InputError(
             f"labels at {source}: no column {column!r} (found {', '.join(frame.columns)}); name one with --label-column"
@@ -97,10 +81,10 @@ def catalogue_assets(spark: SparkSession, config: Config) -> DataFrame:
     """asset_id, asset_idx, views, title of DIR/assets and of DIR/unviewed (no index, 0 views) when there is one,
     so that provisional vectors of assets not yet viewed find their titles."""
     columns = ("asset_id", "asset_idx", "views", "title")
-    assets = _read(spark, config.out("assets"), "pairs").select(*columns)
-    if not _exists(config.out("unviewed")):
+    assets = tables.read(spark, config, "assets").select(*columns)
+    if not tables.exists(spark, config, "unviewed"):
         return assets
-    unviewed = _read(spark, config.out("unviewed"), "pairs").select(
+    unviewed = tables.read(spark, config, "unviewed").select(
         "asset_id", F.lit(None).cast("int").alias("asset_idx"), F.lit(0).cast("long").alias("views"), "title"
     )
     return assets.unionByName(unviewed)
@@ -109,7 +93,7 @@ def catalogue_assets(spark: SparkSession, config: Config) -> DataFrame:
 def load_catalogue(spark: SparkSession, config: Config, provisional: bool = True) -> Catalogue:
     """Every asset with a vector (without provisional ones unless `provisional`), with its title, viewers and
     labels, collected to the driver; assets without views come last."""
-    embeddings = _read(spark, config.out("embeddings"), "train")
+    embeddings = tables.read(spark, config, "embeddings")
     if not provisional and "source" in embeddings.columns:
         embeddings = embeddings.where(F.col("source") != "metadata")
     assets = catalogue_assets(spark, config)
@@ -121,7 +105,9 @@ def load_catalogue(spark: SparkSession, config: Config, provisional: bool = True
         .toArrow()
     )
     if table.num_rows < 2:
-        raise InputError(f"{config.out('embeddings')}: {table.num_rows} asset(s) with a vector; need at least 2")
+        raise InputError(
+            f"{tables.where(config, 'embeddings')}: {table.num_rows} asset(s) with a vector; need at least 2"
+        )
     vectors = np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float64)
     label_lists = table.column("labels").to_pylist()
     matrix, names = label_matrix(label_lists)
@@ -170,14 +156,14 @@ def log_to_run(config: Config, metrics: dict | None = None, dicts: dict | None =
 
 def tastes(spark: SparkSession, config: Config) -> dict:
     """Write each user's taste vector to DIR/user_vectors."""
-    views = _read(spark, config.out("views"), "pairs")
-    embeddings = _read(spark, config.out("embeddings"), "train")
-    _write(user_vectors(views, embeddings, config.apps.half_life_days), config.out("user_vectors"))
-    written = spark.read.format("delta").load(config.out("user_vectors"))
+    views = tables.read(spark, config, "views")
+    embeddings = tables.read(spark, config, "embeddings")
+    tables.write(config, user_vectors(views, embeddings, config.apps.half_life_days), "user_vectors")
+    written = tables.read(spark, config, "user_vectors")
     stats = written.agg(F.count("*").alias("users"), F.mean("n_views").alias("mean_views")).first()
     run_id = log_to_run(config, {"taste_users": stats["users"]})
     return {
-        "user_vectors": config.out("user_vectors"),
+        "user_vectors": tables.where(config, "user_vectors"),
         "users": stats["users"],
         "mean_views_with_vectors": round(stats["mean_views"] or 0.0, 2),
         "half_life_days": config.apps.half_life_days,
@@ -187,13 +173,13 @@ def tastes(spark: SparkSession, config: Config) -> dict:
 
 def recommend(spark: SparkSession, config: Config) -> dict:
     """Rank the candidates for every user by taste, unwatched only, top N into DIR/recommendations."""
-    users = _read(spark, config.out("user_vectors"), "tastes")
-    views = _read(spark, config.out("views"), "pairs")
-    embeddings = _read(spark, config.out("embeddings"), "train")
+    users = tables.read(spark, config, "user_vectors")
+    views = tables.read(spark, config, "views")
+    embeddings = tables.read(spark, config, "embeddings")
     candidates = embeddings.join(catalogue_assets(spark, config).drop("title"), "asset_id")
     given = None
     if config.apps.candidates:
-        chosen = read_table(spark, config.apps.candidates, "candidates", ("asset_id",)).select(
+        chosen = tables.read_input(spark, config.apps.candidates, "candidates", ("asset_id",)).select(
             F.col("asset_id").cast(embeddings.schema["asset_id"].dataType).alias("asset_id")
         )
         given = chosen.distinct().count()
@@ -208,12 +194,12 @@ def recommend(spark: SparkSession, config: Config) -> dict:
     ranked = recommendations(
         spark, users, views, table.column("asset_id").combine_chunks(), unit, prior, config.apps.recommend_n
     )
-    _write(ranked, config.out("recommendations"))
-    written = spark.read.format("delta").load(config.out("recommendations"))
+    tables.write(config, ranked, "recommendations")
+    written = tables.read(spark, config, "recommendations")
     stats = written.agg(F.count("*").alias("rows"), F.countDistinct("user_id").alias("users")).first()
     run_id = log_to_run(config, {"recommended_users": stats["users"], "candidates": table.num_rows})
     return {
-        "recommendations": config.out("recommendations"),
+        "recommendations": tables.where(config, "recommendations"),
         "candidates_given": given if given is not None else "every asset with a vector",
         "candidates_with_vectors": table.num_rows,
         "users": stats["users"],
@@ -245,10 +231,10 @@ def audit(spark: SparkSession, config: Config) -> dict:
             "status": pa.array(verdict.status.astype(str)),
         }
     )
-    _write(spark.createDataFrame(table), config.out("audit"))
+    tables.write(config, spark.createDataFrame(table), "audit")
     statuses, counts = np.unique(verdict.status.astype(str), return_counts=True)
     by_status = dict(zip(statuses.tolist(), counts.tolist()))
-    summary = {"audit": config.out("audit"), "assets": table.num_rows, "by_status": by_status}
+    summary = {"audit": tables.where(config, "audit"), "assets": table.num_rows, "by_status": by_status}
     if config.apps.audit_holdout > 0:
         summary["holdout"] = holdout_recovery(
             catalogue.unit,
@@ -291,7 +277,8 @@ def clusters(spark: SparkSession, config: Config) -> dict:
         cluster["central_asset_ids"] = catalogue.asset_ids.take(pa.array(rows, pa.int64())).to_pylist()
         cluster["central_titles"] = [catalogue.titles[row] for row in rows]
     id_type = catalogue.asset_ids.type
-    _write(
+    tables.write(
+        config,
         spark.createDataFrame(
             pa.table(
                 {
@@ -301,7 +288,7 @@ def clusters(spark: SparkSession, config: Config) -> dict:
                 }
             )
         ),
-        config.out("asset_clusters"),
+        "asset_clusters",
     )
     schema = pa.schema(
         [
@@ -313,11 +300,11 @@ def clusters(spark: SparkSession, config: Config) -> dict:
             ("central_titles", pa.list_(pa.string())),
         ]
     )
-    _write(spark.createDataFrame(pa.Table.from_pylist(described, schema)), config.out("clusters"))
+    tables.write(config, spark.createDataFrame(pa.Table.from_pylist(described, schema)), "clusters")
     labelled = [row for row, found in enumerate(catalogue.label_lists) if found]
     summary = {
-        "clusters": config.out("clusters"),
-        "asset_clusters": config.out("asset_clusters"),
+        "clusters": tables.where(config, "clusters"),
+        "asset_clusters": tables.where(config, "asset_clusters"),
         "sizes": [cluster["size"] for cluster in described],
         # the first listed label stands for an asset's label; MovieLens lists genres alphabetically
         "ari_vs_first_label": round(
@@ -371,7 +358,7 @@ def draw_map(spark: SparkSession, config: Config) -> dict:
     """The 2-D map of the most viewed assets coloured by first label and by cluster, as PNG and HTML,
     plus the loss curve: in DIR/plots (local outputs) and in the MLflow run."""
     catalogue = load_catalogue(spark, config)
-    clustered = _read(spark, config.out("asset_clusters"), "clusters").toArrow()
+    clustered = tables.read(spark, config, "asset_clusters").toArrow()
     cluster_of = dict(zip(clustered.column("asset_id").to_pylist(), clustered.column("cluster").to_pylist()))
     shown = np.argsort(-catalogue.views, kind="stable")[: config.apps.map_assets]
     xy = map_coordinates(catalogue.unit[shown], config.seed)
@@ -383,7 +370,7 @@ def draw_map(spark: SparkSession, config: Config) -> dict:
         f"{catalogue.titles[row] or asset} | {', '.join(catalogue.label_lists[row] or [])} | {group}"
         for row, asset, group in zip(shown, ids, cluster)
     ]
-    remote = "://" in config.data.out or config.data.out.startswith("dbfs:")
+    remote = tables.is_remote(config.data.out)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) if remote else Path(config.out("plots"))
         folder.mkdir(parents=True, exist_ok=True)

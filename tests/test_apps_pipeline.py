@@ -13,7 +13,7 @@ from deltalake import DeltaTable
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import adjusted_rand_score
 
-from film2vec import cli, pipeline, uses
+from film2vec import cli, pipeline, tables, uses
 from film2vec.config import Config
 from film2vec.events import InputError
 from film2vec.synthetic import generate_catalogue
@@ -44,12 +44,12 @@ def finished(spark, tmp_path_factory):
         names[row] = []
     metadata = catalogue.assets_table().set_column(2, "genres", pa.array(names, pa.list_(pa.string())))
     config.data.events, config.data.metadata = config.out("given/events"), config.out("given/assets")
-    pipeline._write(spark.createDataFrame(catalogue.events_table()), config.data.events)
-    pipeline._write(spark.createDataFrame(metadata), config.data.metadata)
+    tables.write(config, spark.createDataFrame(catalogue.events_table()), "given/events")
+    tables.write(config, spark.createDataFrame(metadata), "given/assets")
     pipeline.run(spark, config)
     config.apps.candidates = config.out("given/candidates")
     candidate_ids = np.sort(rng.choice(catalogue.catalogue_ids, size=CANDIDATES, replace=False))
-    pipeline._write(spark.createDataFrame(pa.table({"asset_id": candidate_ids})), config.apps.candidates)
+    tables.write(config, spark.createDataFrame(pa.table({"asset_id": candidate_ids})), "given/candidates")
     config.apps.n_clusters = genres
     summary = uses.uses(spark, config)
     truth = {

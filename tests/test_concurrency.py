@@ -9,8 +9,9 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
+from film2vec import tables
+from film2vec.config import Config
 from film2vec.conflicts import ConcurrentWriteError
-from film2vec.pipeline import _write
 from film2vec.seasons import write_season
 
 ATTEMPTS = 10  # races until both writers read the table before either commits; the first one usually does
@@ -70,16 +71,21 @@ def test_two_writers_of_one_season_are_told_and_the_season_holds_one_of_them(spa
 
 
 def test_two_overwrites_of_the_pair_table_are_told(spark, tmp_path):
-    path = str(tmp_path / "pairs")
+    config = Config()
+    config.data.out = str(tmp_path)
+    path = config.out("pairs")
+
+    def write(frame) -> None:
+        tables.write(config, frame, "pairs")
 
     def pairs(co_views: int):
         return spark.range(1_000).select(
             F.col("id").alias("asset_a"), (F.col("id") + 1).alias("asset_b"), F.lit(co_views).alias("co_views")
         )
 
-    _write(pairs(0), path)
+    write(pairs(0))
     for _ in range(ATTEMPTS):
-        errors = race(lambda: _write(pairs(1), path), lambda: _write(pairs(2), path))
+        errors = race(lambda: write(pairs(1)), lambda: write(pairs(2)))
         if errors:
             break
     assert len(errors) == 1, errors if errors else f"no conflict in {ATTEMPTS} races"

@@ -19,14 +19,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 from deltalake import DeltaTable
 
 from film2vec.config import SeasonsConfig
 from film2vec.seasons import season_sampler
-
-for module in ("grpc", "grpc_status", "zstandard", "google.rpc"):
-    pytest.importorskip(module, reason="Spark Connect's client needs film2vec[connect]")
 
 SEASON, SEED = 1, 7
 SEASONS = SeasonsConfig(

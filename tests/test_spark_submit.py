@@ -1,15 +1,15 @@
 """A stage through the real spark-submit, as the README shows it: the film2vec wheel, the Delta jars and confs.
 
-The wheel is built from this checkout and installed into a folder that the job's Python sees first, so
-the test also proves that the wheel carries the conf/ profiles. `--name` differs from the name film2vec
-gives the sessions it builds, so the log shows that the job took spark-submit's session.
+The wheel is built from a clean copy of this checkout and installed into a folder of its own; the job's
+driver is a file outside the repository, and its Python (driver and workers) runs with -S, so neither the
+checkout nor the editable install can supply a module the wheel lacks. `--name` differs from the name
+film2vec gives the sessions it builds, so the log shows that the job took spark-submit's session.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -17,42 +17,23 @@ from pathlib import Path
 
 import numpy as np
 import pyspark
-import pytest
+from conftest import without_checkout
 from deltalake import DeltaTable
 
-from film2vec.spark import DELTA_CATALOG, DELTA_EXTENSION, JARS_RECORD, _delta_version
+from film2vec.spark import DELTA_CATALOG, DELTA_EXTENSION, JARS_RECORD, delta_version
 
 ROOT = Path(__file__).resolve().parent.parent
 SPARK_SUBMIT = Path(pyspark.__file__).parent / "bin" / "spark-submit"
-DELTA_PACKAGE = f"io.delta:delta-spark_4.1_2.13:{_delta_version()}"
+DELTA_PACKAGE = f"io.delta:delta-spark_4.1_2.13:{delta_version()}"
 
 
 def delta_jars_arguments() -> list[str]:
     """--jars with the jars film2vec remembered on its first start, else --packages (resolved from Maven)."""
     try:
-        jars = json.loads(JARS_RECORD.read_text())[_delta_version()]
+        jars = json.loads(JARS_RECORD.read_text())[delta_version()]
     except (OSError, ValueError, KeyError):
         return ["--packages", DELTA_PACKAGE]
     return ["--jars", ",".join(jars)]
-
-
-@pytest.fixture(scope="module")
-def installed_wheel(tmp_path_factory) -> Path:
-    """`pip wheel` of this checkout (as in the README), installed without dependencies into a folder."""
-    folder = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", folder / "dist", ROOT],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = (folder / "dist").glob("film2vec-*.whl")
-    target = folder / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", target, wheel],
-        check=True,
-        capture_output=True,
-    )
-    return target
 
 
 def test_count_pairs_job_under_spark_submit(tmp_path, installed_wheel):
@@ -61,9 +42,15 @@ def test_count_pairs_job_under_spark_submit(tmp_path, installed_wheel):
     events = tmp_path / "events.csv"
     events.write_text("user_id,asset_id\n" + "".join(f"{u},{a}\n" for u, a in sorted(views)))
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(installed_wheel), "PYSPARK_PYTHON": sys.executable}
-    for variable in ("PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET", "SPARK_REMOTE", "MLFLOW_TRACKING_URI"):
-        env.pop(variable, None)
+    python = tmp_path / "python-without-site"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    python.chmod(0o755)
+    driver = tmp_path / "count_pairs_job.py"  # what a user's job file holds: the wheel's entry point
+    driver.write_text(
+        "import sys\nimport film2vec\nfrom film2vec.cli import main\n"
+        "print('film2vec from', film2vec.__file__, file=sys.stderr)\nsys.exit(main(['pairs', *sys.argv[1:]]))\n"
+    )
+    env = {**without_checkout(installed_wheel), "PYSPARK_PYTHON": str(python), "PYSPARK_DRIVER_PYTHON": str(python)}
     command = [
         str(SPARK_SUBMIT),
         "--master",
@@ -79,7 +66,7 @@ def test_count_pairs_job_under_spark_submit(tmp_path, installed_wheel):
         f"spark.sql.catalog.spark_catalog={DELTA_CATALOG}",
         "--conf",
         "spark.sql.shuffle.partitions=2",
-        str(ROOT / "jobs" / "count_pairs.py"),
+        str(driver),
         "--profile",
         "cluster",
         "--events",
@@ -90,14 +77,7 @@ def test_count_pairs_job_under_spark_submit(tmp_path, installed_wheel):
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-4000:]
     assert "Submitted application: film2vec-submit-test" in done.stderr  # spark-submit's session, not a new one
-    imported = subprocess.run(
-        [sys.executable, "-c", "import film2vec; print(film2vec.__file__)"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    assert imported.stdout.strip().startswith(str(installed_wheel))
+    assert f"film2vec from {installed_wheel}" in done.stderr
     assert "without the C kernel" not in done.stderr  # the wheel carries the kernels' sources
     assert {"pair_kernel.c", "native_step.c"} <= {path.name for path in installed_wheel.rglob("*.c")}
 

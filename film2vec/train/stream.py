@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import torch
-from deltalake import DeltaTable
+
+from film2vec.tables import open_without_spark
 
 _DONE = object()
 
@@ -30,13 +31,15 @@ class SampleBatch:
 
 def read_season(path: str, season: int, rows_per_read: int = 262_144) -> Iterator[pa.RecordBatch]:
     """The season's (origin, target, negatives) Arrow batches, reading only its partition's files."""
-    dataset = DeltaTable(path).to_pyarrow_dataset(file_pruning_predicate=[("season", "=", str(season))])
+    table = open_without_spark(path, f"season {season}")
+    dataset = table.to_pyarrow_dataset(file_pruning_predicate=[("season", "=", str(season))])
     yield from dataset.to_batches(columns=["origin", "target", "negatives"], batch_size=rows_per_read)
 
 
 def season_rows(path: str, season: int) -> int:
     """Number of samples in one season (from the Delta log's file statistics when available)."""
-    dataset = DeltaTable(path).to_pyarrow_dataset(file_pruning_predicate=[("season", "=", str(season))])
+    table = open_without_spark(path, f"season {season}")
+    dataset = table.to_pyarrow_dataset(file_pruning_predicate=[("season", "=", str(season))])
     return dataset.count_rows()
 
 

@@ -1,0 +1,79 @@
+"""The wheel users install, tested where only it is importable: every module, the resources, the command."""
+
+from __future__ import annotations
+
+import configparser
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT, without_checkout
+
+PACKAGE = ROOT / "film2vec"
+
+
+def test_the_wheel_holds_every_module_and_resource(installed_wheel):
+    shipped = {path.relative_to(installed_wheel).as_posix() for path in installed_wheel.rglob("*") if path.is_file()}
+    modules = {path.relative_to(ROOT).as_posix() for path in PACKAGE.rglob("*.py")}
+    assert modules <= shipped, f"missing from the wheel: {sorted(modules - shipped)}"
+    sources = {path.relative_to(ROOT).as_posix() for path in PACKAGE.rglob("*.c")}
+    assert sources and sources <= shipped
+    profiles = {f"film2vec/conf/{path.name}" for path in (ROOT / "conf").glob("*.yaml")}
+    assert profiles and profiles <= shipped
+
+
+def test_every_module_imports_from_the_wheel_alone(installed_wheel, tmp_path):
+    modules = sorted(
+        ".".join(path.relative_to(installed_wheel).with_suffix("").parts).removesuffix(".__init__")
+        for path in (installed_wheel / "film2vec").rglob("*.py")
+    )
+    script = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "import film2vec; print(film2vec.__file__)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('__editable__')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", script],
+        env=without_checkout(installed_wheel),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    where, editable = done.stdout.split("\n")[:2]
+    assert Path(where).is_relative_to(installed_wheel) and editable == "[]"
+
+
+def test_the_console_script_of_the_wheel_prints_its_help(installed_wheel, tmp_path):
+    (dist_info,) = installed_wheel.glob("film2vec-*.dist-info")
+    entry_points = configparser.ConfigParser()
+    entry_points.read(dist_info / "entry_points.txt")
+    module, _, function = entry_points["console_scripts"]["film2vec"].partition(":")
+    script = f"import sys; sys.argv[0] = 'film2vec'; from {module} import {function}; sys.exit({function}())"
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", script, "--help"],
+        env=without_checkout(installed_wheel),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("usage: film2vec") and "similar" in done.stdout
+
+
+def test_installing_the_wheel_on_a_spark_runtime_pulls_no_second_spark(installed_wheel):
+    (dist_info,) = installed_wheel.glob("film2vec-*.dist-info")
+    requirements = [
+        line.removeprefix("Requires-Dist: ")
+        for line in (dist_info / "METADATA").read_text().splitlines()
+        if line.startswith("Requires-Dist: ")
+    ]
+    always = {requirement.split(";")[0].split("[")[0] for requirement in requirements if "extra ==" not in requirement}
+    names = {re.split(r"[<>=!~ ]", requirement)[0].lower() for requirement in always}
+    assert {"torch", "mlflow", "deltalake", "numpy", "pandas", "pyarrow"} <= names
+    assert not names & {"pyspark", "delta-spark"}
+    spark_extra = [r for r in requirements if r.endswith(('extra == "spark"', "extra == 'spark'"))]
+    assert {re.split(r"[<>=!~ ]", r)[0] for r in spark_extra} == {"pyspark", "delta-spark"}
