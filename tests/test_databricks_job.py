@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import re
 from graphlib import TopologicalSorter
 from pathlib import Path
@@ -13,6 +12,7 @@ import yaml
 from film2vec.cli import COMMANDS, config_from, parser
 
 ROOT = Path(__file__).resolve().parent.parent
+ENTRY_POINTS = re.sub(r"\s", "", (ROOT / "setup.py").read_text().split("console_scripts")[1].split("]")[0])
 BUNDLE = yaml.safe_load((ROOT / "databricks.yml").read_text())
 RESOURCE_FILES = sorted(path for pattern in BUNDLE["include"] for path in ROOT.glob(pattern))
 JOB_FILES = {
@@ -25,12 +25,13 @@ TASKS = {task["task_key"]: task for task in JOB["tasks"]}
 EVERY_TASK = [(name, task) for name, (_, job) in sorted(JOB_FILES.items()) for task in job["tasks"]]
 
 
-def stage_of(entry_point: Path) -> str:
-    """The film2vec command a jobs/ file runs: the first item of the list it passes to film2vec.cli.main."""
-    for node in ast.walk(ast.parse(entry_point.read_text())):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "main":
-            return node.args[0].elts[0].value
-    raise AssertionError(f"{entry_point} does not call film2vec.cli.main")
+def wheel_command(task: dict) -> tuple[str, list[str]]:
+    """The film2vec command a python_wheel_task runs and its flags; the entry point is the wheel's console script."""
+    wheel_task = task["python_wheel_task"]
+    assert wheel_task["package_name"] == "film2vec"
+    assert f"{wheel_task['entry_point']}=" in ENTRY_POINTS
+    command, *flags = wheel_task["parameters"]
+    return command, flags
 
 
 def resolved(parameter: str, job: dict = JOB) -> str:
@@ -41,41 +42,57 @@ def resolved(parameter: str, job: dict = JOB) -> str:
     return re.sub(r"\$\{var\.(\w+)\}", lambda m: str(variables[m.group(1)]), with_job)
 
 
-def test_tasks_run_the_stages_in_order():
+def test_tasks_run_the_stages_in_order_and_promotion_waits_for_validation():
     graph = {key: {d["task_key"] for d in task.get("depends_on", [])} for key, task in TASKS.items()}
-    assert graph == {"pairs": set(), "sample": {"pairs"}, "train": {"sample"}}
-    assert list(TopologicalSorter(graph).static_order()) == ["pairs", "sample", "train"]  # raises on a cycle
+    assert graph == {
+        "pairs": set(),
+        "sample": {"pairs"},
+        "train": {"sample"},
+        "evaluate": set(),
+        "validate": {"train", "evaluate"},
+        "promote": {"validate"},
+        "uses": {"promote"},
+    }
+    order = list(TopologicalSorter(graph).static_order())  # raises on a cycle
+    assert order.index("train") < order.index("validate") < order.index("promote") < order.index("uses")
     clusters = {cluster["job_cluster_key"] for cluster in JOB["job_clusters"]}
     assert all(task["job_cluster_key"] in clusters for task in TASKS.values())
 
 
 @pytest.mark.parametrize("job_name, task", EVERY_TASK, ids=[f"{name}.{t['task_key']}" for name, t in EVERY_TASK])
-def test_task_entry_point_exists_and_accepts_its_parameters(job_name, task):
-    job_file, job = JOB_FILES[job_name]
-    task = task["spark_python_task"]
-    entry_point = (job_file.parent / task["python_file"]).resolve()
-    assert entry_point.is_file() and entry_point.parent == ROOT / "jobs"
-    command = stage_of(entry_point)
+def test_task_runs_a_command_that_accepts_its_parameters(job_name, task):
+    _, job = JOB_FILES[job_name]
+    command, flags = wheel_command(task)
     assert command in COMMANDS
-    parameters = [resolved(parameter, job) for parameter in task["parameters"]]
+    parameters = [resolved(parameter, job) for parameter in flags]
     arguments = parser().parse_args([command, *parameters])  # SystemExit on an unknown flag
     config = config_from(arguments)  # ConfigError on a value the profile or a flag does not allow
     assert arguments.profile == "databricks"
-    assert config.data.out == BUNDLE["variables"]["out"]["default"]
+    assert config.data.out.startswith(BUNDLE["variables"]["out"]["default"])
 
 
-def test_stage_tasks_match_their_entry_points():
-    stages = {key: stage_of(JOB_FILE.parent / task["spark_python_task"]["python_file"]) for key, task in TASKS.items()}
-    assert stages == {"pairs": "pairs", "sample": "sample", "train": "train"}
+def test_only_the_job_moves_the_alias_and_evaluation_keeps_to_its_own_tables():
+    configs = {}
+    for key, task in TASKS.items():
+        command, flags = wheel_command(task)
+        configs[key] = config_from(parser().parse_args([command, *[resolved(flag) for flag in flags]]))
+    assert configs["train"].tracking.move_alias == "by_promote"
+    assert configs["evaluate"].tracking.move_alias == "by_promote"
+    assert configs["evaluate"].tracking.model_name != configs["train"].tracking.model_name
+    assert not configs["evaluate"].data.schema and configs["evaluate"].data.out != configs["train"].data.out
+    assert configs["validate"].tracking.evaluation_model == configs["evaluate"].tracking.model_name
+    assert configs["validate"].tracking.alias_floor_recall > 0 and configs["validate"].tracking.alias_floor_genre_p > 0
+    assert {configs[key].data.schema for key in ("pairs", "sample", "train", "uses")} == {"film2vec"}
 
 
 def test_refresh_job_runs_the_refresh_on_a_paused_nightly_schedule():
     job_file, job = JOB_FILES["film2vec_refresh"]
     (task,) = job["tasks"]
-    assert stage_of(job_file.parent / task["spark_python_task"]["python_file"]) == "refresh"
-    parameters = [resolved(parameter, job) for parameter in task["spark_python_task"]["parameters"]]
-    config = config_from(parser().parse_args(["refresh", *parameters]))
+    command, flags = wheel_command(task)
+    assert command == "refresh"
+    config = config_from(parser().parse_args(["refresh", *[resolved(flag, job) for flag in flags]]))
     assert config.data.new_events == BUNDLE["variables"]["new_events"]["default"]
+    assert config.refresh.compact
     assert job["schedule"]["pause_status"] == "PAUSED" and job["schedule"]["timezone_id"] == "UTC"
     assert task["job_cluster_key"] in {cluster["job_cluster_key"] for cluster in job["job_clusters"]}
 

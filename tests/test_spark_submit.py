@@ -77,7 +77,7 @@ def test_count_pairs_job_under_spark_submit(tmp_path, installed_wheel):
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-4000:]
     assert "Submitted application: film2vec-submit-test" in done.stderr  # spark-submit's session, not a new one
-    assert f"film2vec from {installed_wheel}" in done.stderr
+    assert f"film2vec from {installed_wheel}" in done.stdout  # spark-submit passes the driver's stderr to stdout
     assert "without the C kernel" not in done.stderr  # the wheel carries the kernels' sources
     assert {"pair_kernel.c", "native_step.c"} <= {path.name for path in installed_wheel.rglob("*.c")}
 

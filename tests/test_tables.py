@@ -1,0 +1,105 @@
+"""The table layer: names (hostile ones refused or quoted), deletion vectors as Databricks turns them on, and
+the refresh's compaction."""
+
+from __future__ import annotations
+
+import pytest
+from deltalake import DeltaTable
+from pyspark.sql import functions as F
+
+from film2vec import pipeline, tables
+from film2vec.config import Config
+from film2vec.errors import InputError
+from film2vec.seasons import write_season
+from film2vec.train.stream import read_season
+
+DELETION_VECTORS_BY_DEFAULT = "spark.databricks.delta.properties.defaults.enableDeletionVectors"
+
+
+@pytest.mark.parametrize(
+    "text, parts",
+    [
+        ("shop.views", ["shop", "views"]),
+        ("main.shop.views", ["main", "shop", "views"]),
+        ("`my shop`.`views; DROP TABLE x`", ["my shop", "views; DROP TABLE x"]),
+        ("`it``s`.views", ["it`s", "views"]),
+    ],
+)
+def test_names_split_into_parts_and_are_quoted_back_whole(text, parts):
+    assert tables.name_parts(text, "events") == parts
+    assert tables.name_parts(tables.quoted(parts), "events") == parts
+
+
+@pytest.mark.parametrize("text", ["shop.views; DROP TABLE x", "shop.'views'", "shop views", "shop..views", "`a", ""])
+def test_names_that_are_not_names_are_refused(text):
+    with pytest.raises(InputError, match="is not a table name"):
+        tables.name_parts(text, "events")
+    assert not tables.looks_like_table(text)
+
+
+def test_a_path_is_never_taken_for_a_table_name(tmp_path):
+    (tmp_path / "events.csv").write_text("user_id,asset_id\n")
+    assert not tables.looks_like_table(str(tmp_path / "events.csv"))
+    assert not tables.looks_like_table("s3://bucket/events")
+    assert tables.looks_like_table("shop.events") and tables.looks_like_table("main.shop.events")
+
+
+def test_a_schema_of_a_user_is_quoted_into_every_table_name():
+    config = Config()
+    config.data.catalog, config.data.schema = "main", "`film2vec; x`"
+    assert tables.named(config, "pairs") == "`main`.`film2vec; x`.`pairs`"
+    assert tables.named(config, "seasons") is None  # scratch stays at a path
+
+
+def test_tables_read_without_spark_keep_deletion_vectors_off_whatever_the_platform_default(spark, tmp_path):
+    samples = spark.range(40).select(
+        F.lit(0).alias("season"),
+        F.col("id").cast("int").alias("origin"),
+        (F.col("id") + 1).cast("int").alias("target"),
+        F.array(F.lit(1), F.lit(2)).alias("negatives"),
+    )
+    config = Config()
+    config.data.out = str(tmp_path)
+    spark.conf.set(DELETION_VECTORS_BY_DEFAULT, "true")  # as Databricks creates new tables
+    try:
+        write_season(samples, config.out("seasons"), 0)
+        tables.write(
+            config, spark.createDataFrame([(1, [0.5, 0.5])], "asset_id long, vector array<float>"), "embeddings"
+        )
+        samples.write.format("delta").save(str(tmp_path / "by_default"))
+    finally:
+        spark.conf.unset(DELETION_VECTORS_BY_DEFAULT)
+    for table in ("seasons", "embeddings"):
+        properties = {
+            row.key: row.value for row in spark.sql(f"SHOW TBLPROPERTIES delta.`{config.out(table)}`").collect()
+        }
+        assert properties["delta.enableDeletionVectors"] == "false"
+    assert sum(batch.num_rows for batch in read_season(config.out("seasons"), 0)) == 40
+    assert DeltaTable(config.out("embeddings")).to_pyarrow_table().num_rows == 1
+
+    spark.sql(f"DELETE FROM delta.`{tmp_path / 'by_default'}` WHERE origin < 5")  # a deletion vector, not a rewrite
+    with pytest.raises(InputError, match=r"cannot be read without Spark.*enableDeletionVectors = false"):
+        list(read_season(str(tmp_path / "by_default"), 0))
+    assert spark.read.format("delta").load(str(tmp_path / "by_default")).count() == 35  # Spark reads it
+
+
+def test_compaction_merges_small_files_and_vacuum_removes_the_unreferenced(spark, tmp_path):
+    config = Config()
+    config.data.out = str(tmp_path)
+    config.refresh.vacuum_retention_hours = 0.0
+    pairs = spark.range(100).select(
+        F.col("id").alias("asset_a"), F.col("id").alias("asset_b"), F.lit(1).alias("co_views")
+    )
+    tables.write(config, pairs.repartition(4), "pairs")
+    views = spark.range(10).select(F.col("id").alias("user_id"), F.col("id").alias("asset_id"))
+    tables.write(config, views, "views")
+    for _ in range(3):
+        tables.append(config, views.repartition(2), "views")
+    before = {table: len(DeltaTable(config.out(table)).file_uris()) for table in ("pairs", "views")}
+    summary = pipeline.compact(spark, config)
+    after = {table: len(DeltaTable(config.out(table)).file_uris()) for table in ("pairs", "views")}
+    assert after == {"pairs": 1, "views": 1} and before["views"] > 1
+    assert summary["views"]["files_removed"] == before["views"]
+    on_disk = [path for path in (tmp_path / "views").glob("*.parquet")]
+    assert len(on_disk) == 1  # vacuumed: only the compacted file is left
+    assert tables.read(spark, config, "views").count() == 40
