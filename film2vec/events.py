@@ -101,7 +101,7 @@ class Ingested:
     metadata: DataFrame | None = None  # usable metadata rows (asset_id, title, genres), viewed or not
 
 
-def _spark_reason(error: Exception) -> str:
+def spark_reason(error: Exception) -> str:
     """The line of a Spark error that says what went wrong: the innermost Java cause, else the first line."""
     java = getattr(error, "java_exception", None)
     if java is not None:
@@ -118,7 +118,7 @@ def _reading(where: str) -> Iterator[None]:
     try:
         yield
     except SPARK_ERRORS as error:
-        raise InputError(f"{where}: Spark cannot read it: {_spark_reason(error)}") from error
+        raise InputError(f"{where}: Spark cannot read it: {spark_reason(error)}") from error
 
 
 @dataclass(frozen=True)

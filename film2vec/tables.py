@@ -168,6 +168,23 @@ def read(spark: SparkSession, config: Config, table: str, version: int | None = 
     return reader.table(name) if name else reader.load(config.out(table))
 
 
+def ensure_schema(spark: SparkSession, config: Config) -> None:
+    """Create the output schema when it is missing; InputError when it is missing and cannot be created (on
+    Unity Catalog that takes the CREATE SCHEMA privilege, often an admin's)."""
+    from film2vec.events import SPARK_ERRORS, spark_reason
+
+    schema = quoted(output_schema(config))
+    if spark.catalog.databaseExists(schema):
+        return
+    try:
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    except SPARK_ERRORS as error:
+        raise InputError(
+            f"schema {schema} does not exist and film2vec could not create it ({spark_reason(error)}); create it "
+            "or ask for the privilege, or name another with --catalog/--schema"
+        ) from None
+
+
 def write(config: Config, frame: DataFrame, table: str, **options: str) -> None:
     """Replace a table in one Delta commit; ConcurrentWriteError when another job commits to it too.
 
@@ -178,6 +195,8 @@ def write(config: Config, frame: DataFrame, table: str, **options: str) -> None:
         options = {**NO_DELETION_VECTORS, **options}
     writer = frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").options(**options)
     name = named(config, table)
+    if name:
+        ensure_schema(frame.sparkSession, config)
     with committing(where(config, table)):
         if name:
             writer.saveAsTable(name)
