@@ -26,6 +26,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
+from film2vec.errors import InputError
+
 ML_100K_GENRES = (
     "unknown",
     "Action",
@@ -64,10 +66,6 @@ MAX_STRING_ID = 512
 EARLIEST_SECONDS, LATEST_SECONDS = -62_135_596_800, 253_402_300_799
 SPARK_ERRORS = (PySparkException, Py4JJavaError)
 ID_COLUMNS = ("user_id", "asset_id")
-
-
-class InputError(ValueError):
-    """Input that film2vec cannot use; the message names the path and the problem."""
 
 
 @dataclass(frozen=True)
