@@ -13,14 +13,11 @@ from contextlib import contextmanager
 
 import delta.exceptions
 
+from film2vec.errors import ConcurrentWriteError
 from film2vec.events import SPARK_ERRORS
 
 # Delta's conflict exceptions by class name, and the error classes of their messages (DELTA_CONCURRENT_APPEND…)
 CONFLICT_MARKERS = (*delta.exceptions.__all__, "DELTA_CONCURRENT_", "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED")
-
-
-class ConcurrentWriteError(RuntimeError):
-    """Another job committed to the same table while this one was writing it."""
 
 
 def is_conflict(error: BaseException) -> bool:

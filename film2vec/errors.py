@@ -1,6 +1,12 @@
-"""The errors film2vec raises for people: pure, so any module (pure numerics, the CLI) can raise or catch them
-without importing Spark."""
+"""The errors film2vec reports to people, apart from the modules that raise them so that the command line
+can catch them without importing Spark, Delta or torch."""
+
+from __future__ import annotations
 
 
 class InputError(ValueError):
     """Input that film2vec cannot use; the message names the path and the problem."""
+
+
+class ConcurrentWriteError(RuntimeError):
+    """Another job committed to the same table while this one was writing it."""

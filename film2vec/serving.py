@@ -11,20 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-
-def normalised(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length; zero rows stay zero."""
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
-
-
-def top_neighbours(unit: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, cosines) of each row's k nearest other rows, best first; ties go to the lower index."""
-    scores = unit[rows] @ unit.T
-    scores[np.arange(len(rows)), rows] = -np.inf
-    k = min(k, unit.shape[0] - 1)
-    order = np.lexsort((np.broadcast_to(np.arange(unit.shape[0]), scores.shape), -scores), axis=1)[:, :k]
-    return order, np.take_along_axis(scores, order, axis=1)
+from film2vec.nearest import normalised, top_neighbours
 
 
 class SimilarAssets(mlflow.pyfunc.PythonModel):

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from deltalake import write_deltalake
 
+from film2vec import cli
 from film2vec.apps.audit import holdout_recovery, judge, label_matrix, label_votes
 from film2vec.apps.clusters import describe_clusters, kmeans
 from film2vec.apps.recommend import popularity_prior, rank_candidates, recommendations
@@ -126,6 +132,53 @@ def test_find_asset_by_id_title_and_part_of_title():
     assert find_asset("Toy Story", ids, titles, views) == (1, [0])  # the most viewed match wins
     with pytest.raises(InputError, match="'Heat'"):
         find_asset("Heat", ids, titles, views)
+
+
+def lookup_tables(out: Path, with_neighbours: bool = True) -> None:
+    """DIR/assets (three titles) and DIR/neighbours as training leaves them, written without Spark."""
+    titles = ["Alpha", "Beta", "Alphabet"]
+    write_deltalake(out / "assets", pa.table({"asset_id": [1, 2, 3], "title": titles, "views": [5, 9, 2]}))
+    if with_neighbours:
+        neighbours = {"asset_id": [1, 1, 2, 2, 3, 3], "rank": [1, 2] * 3, "neighbour_id": [3, 2, 1, 3, 1, 2]}
+        write_deltalake(out / "neighbours", pa.table({**neighbours, "score": [0.9, 0.2, 0.5, 0.1, 0.9, 0.4]}))
+
+
+def test_similar_prints_the_neighbours_table_rows_of_the_asset_found(tmp_path: Path, capsys):
+    lookup_tables(tmp_path)
+    assert cli.main(["similar", "alph", "--out", str(tmp_path)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["asset_id"], printed["title"], printed["also_matched"]) == (1, "Alpha", ["Alphabet"])
+    assert printed["neighbours"] == [
+        {"rank": 1, "asset_id": 3, "title": "Alphabet", "score": 0.9},
+        {"rank": 2, "asset_id": 2, "title": "Beta", "score": 0.2},
+    ]
+    assert cli.main(["similar", "2", "--top-k", "1", "--out", str(tmp_path)]) == 0
+    assert [n["title"] for n in json.loads(capsys.readouterr().out)["neighbours"]] == ["Alpha"]
+
+
+def test_similar_names_the_missing_table_and_the_unknown_asset(tmp_path: Path, capsys):
+    lookup_tables(tmp_path, with_neighbours=False)
+    assert cli.main(["similar", "Alpha", "--out", str(tmp_path)]) == 2
+    assert f"{tmp_path / 'neighbours'} not found: `film2vec train`" in capsys.readouterr().err
+    lookup_tables(tmp_path / "full")
+    assert cli.main(["similar", "Heat", "--out", str(tmp_path / "full")]) == 2
+    assert "'Heat'" in capsys.readouterr().err
+
+
+def test_help_and_similar_import_neither_spark_nor_torch_nor_mlflow(tmp_path: Path):
+    lookup_tables(tmp_path)
+    script = f"""
+import contextlib, io, sys
+from film2vec import cli
+with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):
+    cli.main(["--help"])
+    assert cli.main(["similar", "Beta", "--out", {str(tmp_path)!r}]) == 0
+print(sorted({{m.split(".")[0] for m in sys.modules}} & {{"pyspark", "torch", "mlflow", "sklearn", "py4j", "delta"}}))
+"""
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_exact_search_by_default_and_approximate_agrees():

@@ -14,8 +14,10 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import adjusted_rand_score
 
 from film2vec import cli, pipeline, tables, uses
+from film2vec.apps.similar import similar
 from film2vec.config import Config
 from film2vec.events import InputError
+from film2vec.neighbours import neighbours_table
 from film2vec.synthetic import generate_catalogue
 
 MISLABELLED_SHARE = 0.05
@@ -120,19 +122,28 @@ def test_map_files_are_valid_and_logged(finished):
     assert {"uses/map.png", "uses/map.html", "uses/loss.png", "uses/audit.json"} <= logged
 
 
-def test_similar_prints_neighbours_of_the_same_genre(finished, capsys):
+@pytest.fixture(scope="module")
+def neighbours_written(spark, finished):
+    """DIR/neighbours from the run's vectors, as training writes it."""
     config, _, _ = finished
+    embeddings = pipeline._read(spark, config.out("embeddings"), "train")
+    pipeline._write(neighbours_table(embeddings, config.tracking.top_k), config.out("neighbours"))
+    return config
+
+
+def test_similar_prints_neighbours_of_the_same_genre(neighbours_written, capsys):
+    config = neighbours_written
     assert cli.main(["similar", "comedy #1", "--out", config.data.out]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["title"] == "Comedy #1" and printed["search"] == "exact"
-    assert len(printed["neighbours"]) == config.tracking.top_k
+    assert printed["title"] == "Comedy #1"
+    assert [n["rank"] for n in printed["neighbours"]] == list(range(1, config.tracking.top_k + 1))
     # chance: under 2 of 10; the most popular title has the least genre-pure neighbours
     assert sum(n["title"].startswith("Comedy #") for n in printed["neighbours"]) >= 4
     scores = [n["score"] for n in printed["neighbours"]]
     assert scores == sorted(scores, reverse=True)
 
 
-def test_missing_candidates_and_unknown_titles_are_named(spark, finished):
+def test_missing_candidates_and_unknown_titles_are_named(spark, finished, neighbours_written):
     config, _, _ = finished
     config = Config(data=config.data)
     config.apps.candidates = config.out("no-such-rail")
@@ -140,4 +151,4 @@ def test_missing_candidates_and_unknown_titles_are_named(spark, finished):
         uses.recommend(spark, config)
     config.apps.similar_to = "no such film"
     with pytest.raises(InputError, match="'no such film'"):
-        uses.similar(spark, config)
+        similar(config)

@@ -1,16 +1,22 @@
 """Similar assets for one query: find the asset by id or title, then its nearest neighbours by cosine.
 
-Exact search (one matrix-vector product) is the default; above a size threshold an approximate FAISS
-HNSW index answers instead (`pip install faiss-cpu`, the `ann` extra), as exact search then costs a
-full pass over the catalogue per query.
+`film2vec similar` looks the neighbours up in DIR/neighbours, which training writes, reading the Delta
+tables with delta-rs (no Spark, no JVM), so that one lookup takes about a second. `neighbours` searches
+vectors held in memory instead: exact (one matrix-vector product), or approximate with a FAISS HNSW index
+(`pip install faiss-cpu`, the `ann` extra) above a size threshold.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
 
-from film2vec.events import InputError
-from film2vec.serving import top_neighbours
+from film2vec.config import Config, ConfigError
+from film2vec.errors import InputError
+from film2vec.nearest import top_neighbours
 
 HNSW_LINKS = 32  # graph degree of the HNSW index: recall against memory
 HNSW_SEARCH_DEPTH = 128  # candidates explored per query: recall against time
@@ -55,3 +61,47 @@ def neighbours(
     if method == "approximate" or method == "auto" and len(unit) > approximate_above:
         return (*approximate_neighbours(unit, rows, k), "approximate")
     return (*top_neighbours(unit, rows, k), "exact")
+
+
+def read_delta(path: str, written_by: str) -> DeltaTable:
+    """The Delta table at `path`; when there is none, an InputError that names the command writing it."""
+    try:
+        return DeltaTable(path)
+    except TableNotFoundError:
+        raise InputError(
+            f"{path} not found: `film2vec {written_by}` (or `film2vec run`) writes it; run it with the same --out"
+        ) from None
+
+
+def catalogue_titles(config: Config) -> pa.Table:
+    """asset_id, title, views of DIR/assets, then of DIR/unviewed (0 views) when there is one, so that
+    provisional vectors of assets not yet viewed are found by their titles too."""
+    assets = read_delta(config.out("assets"), "pairs").to_pyarrow_table(columns=["asset_id", "title", "views"])
+    if not DeltaTable.is_deltatable(config.out("unviewed")):
+        return assets
+    unviewed = DeltaTable(config.out("unviewed")).to_pyarrow_table(columns=["asset_id", "title"])
+    views = pa.repeat(pa.scalar(0, assets.schema.field("views").type), unviewed.num_rows)
+    return pa.concat_tables([assets, unviewed.append_column("views", views).cast(assets.schema)])
+
+
+def similar(config: Config) -> dict:
+    """The asset named by id or title (`film2vec similar QUERY`) and its `--top-k` nearest neighbours with
+    titles and cosine scores, as the neighbours table holds them."""
+    if not config.apps.similar_to:
+        raise ConfigError("film2vec similar: name an asset by id or title, e.g. `film2vec similar 'Toy Story'`")
+    neighbours = read_delta(config.out("neighbours"), "train")
+    assets = catalogue_titles(config)
+    ids, titles = assets.column("asset_id").to_pylist(), assets.column("title").to_pylist()
+    row, others = find_asset(config.apps.similar_to, ids, titles, assets.column("views").to_numpy())
+    wanted = (ds.field("asset_id") == ids[row]) & (ds.field("rank") <= config.tracking.top_k)
+    found = neighbours.to_pyarrow_dataset().to_table(filter=wanted, columns=["rank", "neighbour_id", "score"])
+    title_of = dict(zip(ids, titles))
+    return {
+        "asset_id": ids[row],
+        "title": titles[row],
+        "also_matched": [titles[other] for other in others[:5]],
+        "neighbours": [
+            {"rank": rank, "asset_id": other, "title": title_of.get(other), "score": round(score, 4)}
+            for rank, other, score in sorted(zip(*(found.column(c).to_pylist() for c in found.column_names)))
+        ],
+    }

@@ -1,0 +1,87 @@
+"""Nearest neighbours by cosine: pure numpy kernels, no Spark, shared by the served model and the Spark job.
+
+One rule orders neighbours everywhere: the higher cosine first, ties to the lower catalogue position. `top_k`
+holds it; `block_neighbours` applies it within one block of candidates, `merge_blocks` across blocks, and
+`top_neighbours` over a whole catalogue held in memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def normalised(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; zero rows stay zero."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+
+def cosines(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """queries x candidates dot products of unit rows, in the inputs' precision.
+
+    Summed in float64 and then rounded, so that equal vectors score bit-for-bit equal wherever they sit in a
+    matrix (BLAS may sum the edge of a tile in another order) and exact ties stay ties across blocks."""
+    products = queries.astype(np.float64, copy=False) @ candidates.astype(np.float64, copy=False).T
+    return products.astype(np.result_type(queries, candidates), copy=False)
+
+
+def top_k(scores: np.ndarray, positions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, scores) of each row's k highest scores, best first; ties go to the lower position.
+
+    `positions` (per column, or per cell) are the catalogue positions of the candidates. A row with fewer
+    than k scores above -inf is filled with -inf entries, which callers drop: -inf marks a non-candidate."""
+    k = min(k, scores.shape[1])
+    positions = np.broadcast_to(positions, scores.shape)
+    kept = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    if 0 < k < scores.shape[1]:
+        # Only the scores at or above each row's k-th best can be chosen: keep the fewest columns that hold
+        # them all (ties at the k-th score included), then order those few exactly.
+        kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
+        width = int((scores >= kth).sum(axis=1).max())
+        if width < scores.shape[1]:
+            kept = np.argpartition(-scores, width - 1, axis=1)[:, :width]
+    kept_scores = np.take_along_axis(scores, kept, axis=1)
+    order = np.lexsort((np.take_along_axis(positions, kept, axis=1), -kept_scores), axis=1)[:, :k]
+    return np.take_along_axis(kept, order, axis=1), np.take_along_axis(kept_scores, order, axis=1)
+
+
+def block_neighbours(
+    queries: np.ndarray, query_positions: np.ndarray, candidates: np.ndarray, candidate_positions: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, cosines): each query's k nearest candidates among unit rows, best first, itself left out.
+
+    Positions are catalogue positions (query and candidate rows at one position are one asset). Where a
+    query has fewer than k candidates, the rest of its row holds -inf."""
+    scores = cosines(queries, candidates)
+    scores[np.equal.outer(query_positions, candidate_positions)] = -np.inf
+    return top_k(scores, candidate_positions, k)
+
+
+def merge_blocks(
+    owners: np.ndarray, positions: np.ndarray, scores: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(picked, rank): the k best candidates of each owner among its candidates from every block.
+
+    The inputs are flat and parallel: the owner (a query's position), the candidate's position and score.
+    `picked` indexes them, owner by owner in ascending order, best first; `rank` counts 1, 2, … per owner."""
+    by_owner = np.argsort(owners, kind="stable")
+    _, starts, counts = np.unique(owners[by_owner], return_index=True, return_counts=True)
+    rows = np.repeat(np.arange(len(counts)), counts)
+    columns = np.arange(len(by_owner)) - np.repeat(starts, counts)
+    width = int(counts.max(initial=0))
+    grid_scores = np.full((len(counts), width), -np.inf, dtype=scores.dtype)
+    grid_positions = np.full((len(counts), width), np.iinfo(np.int64).max, dtype=np.int64)
+    grid_index = np.full((len(counts), width), -1, dtype=np.int64)
+    grid_scores[rows, columns] = scores[by_owner]
+    grid_positions[rows, columns] = positions[by_owner]
+    grid_index[rows, columns] = by_owner
+    chosen, best = top_k(grid_scores, grid_positions, k)
+    found = best > -np.inf
+    rank = np.broadcast_to(np.arange(1, chosen.shape[1] + 1), chosen.shape)
+    return np.take_along_axis(grid_index, chosen, axis=1)[found], rank[found]
+
+
+def top_neighbours(unit: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, cosines) of each row's k nearest other rows, best first; ties go to the lower index."""
+    k = min(k, unit.shape[0] - 1)
+    return block_neighbours(unit[rows], np.asarray(rows), unit, np.arange(unit.shape[0]), k)

@@ -1,0 +1,126 @@
+"""The neighbours table: the numpy kernels on hand-checkable arrays, then the Spark job against brute force."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from film2vec.nearest import block_neighbours, merge_blocks, normalised, top_k, top_neighbours
+
+
+def reference_top_k(scores: np.ndarray, positions: np.ndarray, k: int) -> np.ndarray:
+    """Every row fully sorted by (-score, position): the rule spelled out, to check the partial selection."""
+    positions = np.broadcast_to(positions, scores.shape)
+    rows = zip(scores, positions)
+    return np.array([sorted(range(scores.shape[1]), key=lambda c: (-row[c], at[c]))[:k] for row, at in rows])
+
+
+def test_top_k_orders_by_score_then_lower_position():
+    scores = np.array([[0.5, 0.9, 0.5, 0.1], [0.2, 0.2, 0.2, 0.2]])
+    columns, best = top_k(scores, np.array([3, 0, 1, 2]), 2)
+    assert columns.tolist() == [[1, 2], [1, 2]]
+    assert best.tolist() == [[0.9, 0.5], [0.2, 0.2]]
+
+
+@pytest.mark.parametrize("k", [1, 3, 7, 12, 40])
+def test_top_k_matches_a_full_sort_with_many_ties(k):
+    rng = np.random.default_rng(k)
+    scores = rng.integers(0, 4, size=(30, 12)).astype(np.float32)  # a handful of values: ties everywhere
+    positions = rng.permutation(12)
+    columns, best = top_k(scores, positions, k)
+    expected = reference_top_k(scores, positions, k)
+    assert np.array_equal(columns, expected)
+    assert np.array_equal(best, np.take_along_axis(scores, expected, axis=1))
+
+
+def test_block_neighbours_leaves_each_query_out_and_marks_missing_candidates():
+    unit = normalised(np.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0]]))
+    columns, scores = block_neighbours(unit, np.arange(3), unit, np.arange(3), 3)
+    assert columns[:, :2].tolist() == [[1, 2], [0, 2], [1, 0]]
+    assert np.isneginf(scores[:, 2]).all()  # two other assets only
+
+
+def test_merge_blocks_keeps_each_owners_best_across_blocks():
+    owners = np.array([5, 2, 5, 2, 5, 2])
+    positions = np.array([9, 1, 0, 7, 3, 4])
+    scores = np.array([0.8, 0.1, 0.8, 0.6, 0.9, 0.6])
+    picked, rank = merge_blocks(owners, positions, scores, 2)
+    assert list(zip(owners[picked], positions[picked], rank)) == [(2, 4, 1), (2, 7, 2), (5, 3, 1), (5, 0, 2)]
+
+
+def test_blocks_then_merge_equal_the_whole_matrix():
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(23, 4)).astype(np.float32)
+    vectors[[4, 11, 19]] = vectors[8]  # exact ties across blocks
+    unit = normalised(vectors)
+    expected, expected_scores = top_neighbours(unit, np.arange(23), 5)
+    found = []
+    for start in range(0, 23, 6):
+        for other in range(0, 23, 6):
+            queries, candidates = np.arange(start, min(start + 6, 23)), np.arange(other, min(other + 6, 23))
+            columns, scores = block_neighbours(unit[queries], queries, unit[candidates], candidates, 5)
+            rows, slots = np.nonzero(scores > -np.inf)
+            found.append((queries[rows], candidates[columns[rows, slots]], scores[rows, slots]))
+    owners, positions, scores = (np.concatenate(part) for part in zip(*found))
+    picked, rank = merge_blocks(owners, positions, scores, 5)
+    assert np.array_equal(positions[picked].reshape(23, 5), expected)
+    assert np.array_equal(scores[picked].reshape(23, 5), expected_scores)
+    assert np.array_equal(rank.reshape(23, 5), np.tile(np.arange(1, 6), (23, 1)))
+
+
+def spark_neighbours(spark, asset_ids: np.ndarray, vectors: np.ndarray, k: int, block_rows: int) -> pa.Table:
+    """neighbours_table over (asset_id, vector), sorted by asset and rank."""
+    from film2vec.neighbours import neighbours_table
+
+    embeddings = pa.table({"asset_id": asset_ids, "vector": list(vectors.astype(np.float32))})
+    embeddings = embeddings.cast(pa.schema([("asset_id", pa.int64()), ("vector", pa.list_(pa.float32()))]))
+    found = neighbours_table(spark.createDataFrame(embeddings), k, block_rows).toArrow()
+    return found.sort_by([("asset_id", "ascending"), ("rank", "ascending")])
+
+
+def brute_force(asset_ids: np.ndarray, vectors: np.ndarray, k: int) -> dict[str, list]:
+    """The same columns from top_neighbours over the whole matrix, assets in asset_id order."""
+    order = np.argsort(asset_ids)
+    ids, unit = asset_ids[order], normalised(vectors[order].astype(np.float32))
+    found, scores = top_neighbours(unit, np.arange(len(ids)), k)
+    return {
+        "asset_id": np.repeat(ids, found.shape[1]).tolist(),
+        "rank": np.tile(np.arange(1, found.shape[1] + 1), len(ids)).tolist(),
+        "neighbour_id": ids[found].ravel().tolist(),
+        "score": scores.ravel().tolist(),
+    }
+
+
+def shuffled_catalogue(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ids out of order (so positions come from sorting them) and random vectors."""
+    rng = np.random.default_rng(seed)
+    return rng.permutation(np.arange(1_000, 1_000 + 3 * size, 3)), rng.normal(size=(size, 8)).astype(np.float32)
+
+
+def test_spark_table_matches_brute_force_over_several_blocks(spark):
+    asset_ids, vectors = shuffled_catalogue(230, 0)
+    assert spark_neighbours(spark, asset_ids, vectors, 7, 50).to_pydict() == brute_force(asset_ids, vectors, 7)
+
+
+def test_spark_table_breaks_exact_ties_by_the_lower_asset_id(spark):
+    asset_ids, vectors = shuffled_catalogue(230, 1)
+    rng = np.random.default_rng(2)
+    for group in rng.choice(230, size=(6, 5), replace=False):  # 6 vectors held by 5 assets each, across blocks
+        vectors[group] = vectors[group[0]]
+    found = spark_neighbours(spark, asset_ids, vectors, 7, 50)
+    assert found.to_pydict() == brute_force(asset_ids, vectors, 7)
+    first = found.filter(pc.equal(found.column("asset_id"), int(asset_ids[group[0]]))).to_pydict()
+    assert first["neighbour_id"][:4] == sorted(asset_ids[group[1:]].tolist())  # four exact ties, lower id first
+
+
+def test_spark_table_with_k_at_least_the_catalogue_and_with_two_assets(spark):
+    asset_ids, vectors = shuffled_catalogue(12, 3)
+    for k in (11, 30):
+        found = spark_neighbours(spark, asset_ids, vectors, k, 5)
+        assert found.num_rows == 12 * 11
+        assert found.to_pydict() == brute_force(asset_ids, vectors, k)
+    pair = spark_neighbours(spark, np.array([7, 3]), np.array([[1.0, 0.0], [0.6, 0.8]]), 7, 1).to_pydict()
+    assert pair["asset_id"] == [3, 7] and pair["neighbour_id"] == [7, 3] and pair["rank"] == [1, 1]
+    assert pair["score"] == pytest.approx([0.6, 0.6])
