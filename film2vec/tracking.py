@@ -1,8 +1,8 @@
 """MLflow: where runs go, what a training run logs, and the registered similar-assets model.
 
-With MLFLOW_TRACKING_URI set, runs and models go to that server. Without it, film2vec keeps a local
-store under the output folder: tracking and registry in DIR/mlflow.db (SQLite), artifacts in
-DIR/mlartifacts.
+With MLFLOW_TRACKING_URI set, runs go to that server and models to MLflow's registry for it (Unity Catalog
+on Databricks; MLFLOW_REGISTRY_URI when the user set one). Without it, film2vec keeps a local store under a
+local output folder: tracking and registry in DIR/mlflow.db (SQLite), artifacts in DIR/mlartifacts.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from mlflow.tracking import MlflowClient
 
 from film2vec.config import Config, ConfigError, TrackingConfig
 from film2vec.serving import SimilarAssets
+from film2vec.tables import is_remote
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+FUSE_PREFIXES = ("/Volumes/", "/dbfs/")  # Databricks mounts of remote storage, where SQLite cannot live
 EMBEDDINGS_FILE = "embeddings.parquet"
 OPTIMISER_STATE_FILE = "optimiser_state.parquet"
 
@@ -47,18 +49,32 @@ _LOCAL_URIS: set[str] = set()  # stores film2vec chose; mlflow.set_tracking_uri 
 
 
 def use_store(out_dir: str) -> Store:
-    """Point MLflow at MLFLOW_TRACKING_URI when the user set it, else at the SQLite store under `out_dir`."""
+    """Point MLflow at MLFLOW_TRACKING_URI when the user set it, else at the SQLite store under `out_dir`.
+
+    A server keeps MLflow's registry for it (databricks-uc for `databricks`) or the user's
+    MLFLOW_REGISTRY_URI; only the local store registers models in itself. Raises ConfigError when `out_dir`
+    is remote and no server is set, since the local store is a SQLite file in a local folder.
+    """
     given = os.environ.get("MLFLOW_TRACKING_URI")
+    registry = os.environ.get("MLFLOW_REGISTRY_URI")
+    if registry in _LOCAL_URIS:  # exported by set_registry_uri for a local store chosen earlier in this process
+        del os.environ["MLFLOW_REGISTRY_URI"]
+        registry = None
     if given and given not in _LOCAL_URIS:
         store = Store(given, None)
     else:
+        if is_remote(out_dir) or out_dir.startswith(FUSE_PREFIXES):
+            raise ConfigError(
+                f"--out {out_dir} is remote and MLFLOW_TRACKING_URI is not set: without a tracking server, "
+                "film2vec keeps MLflow's runs and models in a SQLite file in a local output folder. "
+                "Set MLFLOW_TRACKING_URI (`databricks` on Databricks, or your MLflow server's URL)."
+            )
         root = Path(out_dir).resolve()
         store = Store(f"sqlite:///{root / 'mlflow.db'}", str(root / "mlartifacts"))
         _LOCAL_URIS.add(store.uri)
     mlflow.set_tracking_uri(store.uri)
-    # set_registry_uri exports MLFLOW_REGISTRY_URI too: a local store set here must not pin the next one's registry
-    registry = os.environ.get("MLFLOW_REGISTRY_URI")
-    mlflow.set_registry_uri(registry if registry and registry not in _LOCAL_URIS else store.uri)
+    # None (no registry of film2vec's choosing) lets MLflow derive the registry from the tracking server
+    mlflow.set_registry_uri(registry or (store.uri if store.artifacts else None))
     return store
 
 
