@@ -17,14 +17,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.types.schema import Array, ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
+from film2vec import serving
 from film2vec.config import Config, ConfigError, TrackingConfig
-from film2vec.serving import SimilarAssets
 from film2vec.tables import is_remote
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+MODEL_CODE = Path(serving.__file__)  # the file MLflow logs as the model: it imports no film2vec
 FUSE_PREFIXES = ("/Volumes/", "/dbfs/")  # Databricks mounts of remote storage, where SQLite cannot live
 EMBEDDINGS_FILE = "embeddings.parquet"
 OPTIMISER_STATE_FILE = "optimiser_state.parquet"
@@ -164,39 +165,82 @@ def alias_decision(figures: dict[str, float], tracking: TrackingConfig) -> Alias
     return AliasDecision(True, "; ".join(checked) if checked else "no floor configured")
 
 
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A similar-assets model as logged (its MLflow LoggedModel id) and registered (name and version)."""
+
+    name: str
+    version: str
+    model_id: str
+
+    @property
+    def uri(self) -> str:
+        """models:/NAME/VERSION, the registered version."""
+        return f"models:/{self.name}/{self.version}"
+
+
+_MLFLOW_TYPES = {
+    pa.int64(): DataType.long,
+    pa.int32(): DataType.integer,
+    pa.string(): DataType.string,
+    pa.large_string(): DataType.string,
+}
+
+
+def model_signature(asset_id_type: pa.DataType, top_k: int) -> ModelSignature:
+    """The served model's input (asset_id), output and params (k, return_vectors), typed explicitly so MLflow
+    infers nothing (and warns about nothing) from an example."""
+    if asset_id_type not in _MLFLOW_TYPES:
+        raise ConfigError(f"asset_id is {asset_id_type}; the similar-assets model serves int32, int64 or string ids")
+    asset_id = _MLFLOW_TYPES[asset_id_type]
+    outputs = Schema(
+        [
+            ColSpec(asset_id, "asset_id"),
+            ColSpec(DataType.boolean, "known"),
+            ColSpec(DataType.boolean, "provisional"),
+            ColSpec(Array(asset_id), "neighbours"),
+            ColSpec(Array(DataType.double), "scores"),
+            ColSpec(Array(DataType.float), "vector", required=False),  # with return_vectors
+        ]
+    )
+    params = ParamSchema(
+        [ParamSpec("k", DataType.integer, top_k), ParamSpec("return_vectors", DataType.boolean, False)]
+    )
+    return ModelSignature(Schema([ColSpec(asset_id, "asset_id")]), outputs, params)
+
+
 def log_similar_assets_model(
     embeddings: pa.Table,
     staging_dir: Path,
     tracking: TrackingConfig,
     move_alias: bool = True,
     optimiser_state: pa.Table | None = None,
-):
+    figures: dict[str, float] | None = None,
+) -> RegisteredModel:
     """Log the pyfunc model in the active run, register it and, when `move_alias`, point the alias at the new
-    version. The optimiser state (asset_id, accumulator) travels with the model for warm starts to continue."""
+    version. The model is film2vec/serving.py as code over the embeddings artifact; the optimiser state
+    (asset_id, accumulator) travels with it for warm starts to continue. The requirements pin the versions it
+    was logged (and its input example checked) with. `figures` go to the run and to the logged model, so each
+    registered version shows its own."""
     path = staging_dir / EMBEDDINGS_FILE
     pq.write_table(embeddings, path)
     artifacts = {"embeddings": str(path)}
     if optimiser_state is not None:
         artifacts["optimiser_state"] = str(staging_dir / OPTIMISER_STATE_FILE)
         pq.write_table(optimiser_state, artifacts["optimiser_state"])
-    first = embeddings.column("asset_id")[0].as_py()
-    example = pd.DataFrame({"asset_id": [first]})
-    model = SimilarAssets(tracking.top_k)
-    context = type("Context", (), {"artifacts": {"embeddings": str(path)}})()
-    model.load_context(context)
-    params = {"k": tracking.top_k, "return_vectors": False}
-    signature = infer_signature(example, model.predict(context, example, params), params=params)
     info = mlflow.pyfunc.log_model(
         name="model",
-        python_model=model,
+        python_model=str(MODEL_CODE),
         artifacts=artifacts,
-        code_paths=[str(PACKAGE_DIR)],
-        signature=signature,
-        input_example=example,
-        pip_requirements=[f"mlflow=={mlflow.__version__}", "numpy", "pandas", "pyarrow"],
+        model_config={"top_k": tracking.top_k},
+        signature=model_signature(embeddings.schema.field("asset_id").type, tracking.top_k),
+        input_example=pd.DataFrame({"asset_id": embeddings.column("asset_id")[:1].to_pylist()}),
+        pip_requirements=[f"{package.__name__}=={package.__version__}" for package in (mlflow, np, pd, pa)],
         registered_model_name=tracking.model_name,
     )
-    version = info.registered_model_version
+    if figures:
+        mlflow.log_metrics(figures, model_id=info.model_id)
+    version = str(info.registered_model_version)
     if move_alias:
         MlflowClient().set_registered_model_alias(tracking.model_name, tracking.alias, version)
-    return version
+    return RegisteredModel(tracking.model_name, version, info.model_id)

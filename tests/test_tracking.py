@@ -1,12 +1,29 @@
-"""The MLflow store: each local output folder keeps its own runs and registry; a server keeps MLflow's registry."""
+"""The MLflow store (each local output folder keeps its own runs and registry; a server keeps MLflow's registry)
+and the registered similar-assets model served in a separate process."""
 
 from __future__ import annotations
 
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
 
-from film2vec.config import ConfigError
-from film2vec.tracking import use_store
+from film2vec.config import ConfigError, TrackingConfig
+from film2vec.tracking import (
+    embeddings_table,
+    experiment_id,
+    log_similar_assets_model,
+    model_tables,
+    use_store,
+)
 
 
 @pytest.fixture
@@ -53,3 +70,60 @@ def test_remote_output_without_a_tracking_server_is_refused(tmp_path, no_server,
         use_store(out)
     assert out in str(refused.value) and "SQLite" in str(refused.value) and "databricks" in str(refused.value)
     assert not any(tmp_path.iterdir())  # no ./s3:/... store was made
+
+
+def brute_force_neighbours(vectors: np.ndarray, row: int, k: int) -> list[int]:
+    """Rows by cosine to `row` (itself left out), best first, the lower row first on a tie."""
+    cosine = vectors @ vectors[row] / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(vectors[row]))
+    return sorted((other for other in range(len(vectors)) if other != row), key=lambda other: (-cosine[other], other))[
+        :k
+    ]
+
+
+def test_registered_model_is_served_by_mlflow_in_a_separate_process(tmp_path, no_server):
+    vectors = np.random.default_rng(7).standard_normal((50, 8)).astype(np.float32)
+    asset_ids = np.arange(1000, 1050, dtype=np.int64)
+    embeddings = embeddings_table(pa.array(asset_ids), vectors)
+    optimiser_state = pa.table({"asset_id": asset_ids, "accumulator": np.linspace(0.0, 1.0, 50)})
+    tracking = TrackingConfig(model_name="similar_assets", alias="champion", top_k=10)
+    figures = {"recall_at_20": 0.25, "genre_p_at_10": 0.8}
+    store = use_store(str(tmp_path / "out"))
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    with mlflow.start_run(experiment_id=experiment_id("serving", store)) as run:
+        registered = log_similar_assets_model(embeddings, staging, tracking, True, optimiser_state, figures)
+    assert registered.uri == "models:/similar_assets/1"
+    assert model_tables(registered.uri) == (embeddings, optimiser_state)  # what a warm start reads back
+    # the run's figures are on the logged model too, so each registered version shows its own
+    assert {m.key: m.value for m in mlflow.get_logged_model(registered.model_id).metrics} == figures
+    assert {key: mlflow.get_run(run.info.run_id).data.metrics[key] for key in figures} == figures
+
+    queried = [1000, 1017, 1049, -1]
+    request = {"dataframe_split": {"columns": ["asset_id"], "data": [[a] for a in queried]}, "params": {"k": 5}}
+    (tmp_path / "input.json").write_text(json.dumps(request))
+    command = [sys.executable, "-m", "mlflow", "models", "predict", "-m", "models:/similar_assets@champion"]
+    command += ["--env-manager", "local", "-i", "input.json", "-t", "json", "-o", "out.json"]
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env |= {"MLFLOW_TRACKING_URI": store.uri, "PYTHONPROFILEIMPORTTIME": "1"}  # each import, to stderr
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
+    assert "mlflow.pyfunc" in loaded and not {name for name in loaded if name.split(".")[0] == "film2vec"}
+    served = json.loads((tmp_path / "out.json").read_text())["predictions"]
+
+    assert [answer["known"] for answer in served] == [True, True, True, False]
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    for answer, asset in zip(served[:3], queried):
+        expected = brute_force_neighbours(vectors, asset - 1000, 5)
+        assert answer["neighbours"] == asset_ids[expected].tolist()
+        assert answer["scores"] == pytest.approx(unit[expected] @ unit[asset - 1000], abs=1e-5)
+    assert served[3]["neighbours"] == [] and served[3]["scores"] == []
+
+    folder = Path(mlflow.artifacts.download_artifacts(f"models:/{registered.model_id}"))
+    assert not (folder / "python_model.pkl").exists() and not (folder / "code").exists()
+    code = ast.parse((folder / "serving.py").read_text())
+    imported = {alias.name for node in ast.walk(code) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(code) if isinstance(node, ast.ImportFrom)}
+    assert {name.split(".")[0] for name in imported} == {"__future__", "mlflow", "numpy", "pandas", "pyarrow"}
+    requirements = (folder / "requirements.txt").read_text().split()
+    assert requirements == [f"{p.__name__}=={p.__version__}" for p in (mlflow, np, pd, pa)]
