@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from mlflow.data.delta_dataset_source import DeltaDatasetSource
+from mlflow.data.meta_dataset import MetaDataset
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import Array, ColSpec, DataType, ParamSchema, ParamSpec, Schema
@@ -163,6 +165,22 @@ def alias_decision(figures: dict[str, float], tracking: TrackingConfig) -> Alias
             return AliasDecision(False, f"{figure} = {value:.4f} is below the floor {floor}; the alias stays")
     checked = [f"{figure} = {figures[figure]:.4f} >= {floor}" for figure, floor in floors.items() if floor > 0]
     return AliasDecision(True, "; ".join(checked) if checked else "no floor configured")
+
+
+class DeltaSource(DeltaDatasetSource):
+    """MLflow's Delta table source, keeping version 0: DeltaDatasetSource.to_dict leaves a falsy version out."""
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "delta_table_version": self.delta_table_version}
+
+
+def log_input_tables(tables: dict[str, tuple[str, int]]) -> None:
+    """Record on the active run each input Delta table, by name -> (path or metastore table name, version read),
+    so the run says which data it learnt from. A location with a '/' is a path, else a metastore name."""
+    for name, (location, version) in tables.items():
+        where = {"path": location} if "/" in location else {"delta_table_name": location}
+        source = DeltaSource(**where, delta_table_version=version)
+        mlflow.log_input(MetaDataset(source, name=name), context="training")
 
 
 @dataclass(frozen=True)

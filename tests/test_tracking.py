@@ -1,5 +1,5 @@
-"""The MLflow store (each local output folder keeps its own runs and registry; a server keeps MLflow's registry)
-and the registered similar-assets model served in a separate process."""
+"""The MLflow store (each local output folder keeps its own runs and registry; a server keeps MLflow's registry),
+the input tables a run records, and the registered similar-assets model served in a separate process."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from film2vec.config import ConfigError, TrackingConfig
 from film2vec.tracking import (
     embeddings_table,
     experiment_id,
+    log_input_tables,
     log_similar_assets_model,
     model_tables,
     use_store,
@@ -70,6 +71,21 @@ def test_remote_output_without_a_tracking_server_is_refused(tmp_path, no_server,
         use_store(out)
     assert out in str(refused.value) and "SQLite" in str(refused.value) and "databricks" in str(refused.value)
     assert not any(tmp_path.iterdir())  # no ./s3:/... store was made
+
+
+def test_run_records_its_input_delta_tables_and_versions(tmp_path, no_server):
+    store = use_store(str(tmp_path))
+    tables = {"views": (str(tmp_path / "views"), 0), "pairs": ("spark_catalog.film2vec.pairs", 7)}
+    with mlflow.start_run(experiment_id=experiment_id("inputs", store)) as run:
+        log_input_tables(tables)
+    recorded = {
+        given.dataset.name: (given.dataset.source_type, json.loads(given.dataset.source))
+        for given in mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+    }
+    assert recorded == {
+        "views": ("delta_table", {"path": str(tmp_path / "views"), "delta_table_version": 0}),
+        "pairs": ("delta_table", {"delta_table_name": "spark_catalog.film2vec.pairs", "delta_table_version": 7}),
+    }
 
 
 def brute_force_neighbours(vectors: np.ndarray, row: int, k: int) -> list[int]:
