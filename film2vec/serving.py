@@ -1,11 +1,15 @@
 """The registered model: given asset ids, each one's most similar assets by cosine, with scores.
 
-Only numpy, pandas and pyarrow are needed at load time, so consumers can load it with
-`mlflow.pyfunc.load_model("models:/<name>@<alias>")` without Spark or torch.
+This file is itself what MLflow logs as the model (models from code): MLflow runs it and serves the
+SimilarAssets it hands to `mlflow.models.set_model`, loading the embeddings from the model's artifacts, so
+nothing is pickled. It imports only mlflow, numpy, pandas and pyarrow, never film2vec: consumers load it with
+`mlflow.pyfunc.load_model("models:/<name>@<alias>")` without film2vec, Spark or torch. The rest of film2vec
+imports the top-k rule from here, so the served model and the library rank alike.
 """
 
 from __future__ import annotations
 
+import mlflow.models
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
@@ -15,12 +19,11 @@ from film2vec.nearest import normalised, top_neighbours
 
 
 class SimilarAssets(mlflow.pyfunc.PythonModel):
-    """pyfunc model over the embeddings artifact (Parquet: asset_id, vector)."""
-
-    def __init__(self, top_k: int = 10) -> None:
-        self.top_k = top_k
+    """pyfunc model over the embeddings artifact (Parquet: asset_id, vector[, source]); the default k is the
+    model config's `top_k`."""
 
     def load_context(self, context) -> None:
+        self.top_k = int(context.model_config["top_k"])
         table = pq.read_table(context.artifacts["embeddings"])
         self.asset_ids = table.column("asset_id").to_numpy(zero_copy_only=False)
         self.vectors = np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
@@ -57,3 +60,7 @@ class SimilarAssets(mlflow.pyfunc.PythonModel):
         if params.get("return_vectors", False):
             result["vector"] = [self.vectors[r].tolist() if r >= 0 else [] for r in rows]
         return result
+
+
+if __name__ != "film2vec.serving":  # MLflow runs this file under a name of its own; importing film2vec sets nothing
+    mlflow.models.set_model(SimilarAssets())

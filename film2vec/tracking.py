@@ -1,8 +1,8 @@
 """MLflow: where runs go, what a training run logs, and the registered similar-assets model.
 
-With MLFLOW_TRACKING_URI set, runs and models go to that server. Without it, film2vec keeps a local
-store under the output folder: tracking and registry in DIR/mlflow.db (SQLite), artifacts in
-DIR/mlartifacts.
+With MLFLOW_TRACKING_URI set, runs go to that server and models to MLflow's registry for it (Unity Catalog
+on Databricks; MLFLOW_REGISTRY_URI when the user set one). Without it, film2vec keeps a local store under a
+local output folder: tracking and registry in DIR/mlflow.db (SQLite), artifacts in DIR/mlartifacts.
 """
 
 from __future__ import annotations
@@ -17,13 +17,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from mlflow.models import infer_signature
+from mlflow.data.delta_dataset_source import DeltaDatasetSource
+from mlflow.data.meta_dataset import MetaDataset
+from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.types.schema import Array, ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
+from film2vec import serving
 from film2vec.config import Config, ConfigError, TrackingConfig
-from film2vec.serving import SimilarAssets
+from film2vec.tables import is_remote
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+MODEL_CODE = Path(serving.__file__)  # the file MLflow logs as the model: it imports no film2vec
+FUSE_PREFIXES = ("/Volumes/", "/dbfs/")  # Databricks mounts of remote storage, where SQLite cannot live
 EMBEDDINGS_FILE = "embeddings.parquet"
 OPTIMISER_STATE_FILE = "optimiser_state.parquet"
 
@@ -47,18 +52,32 @@ _LOCAL_URIS: set[str] = set()  # stores film2vec chose; mlflow.set_tracking_uri 
 
 
 def use_store(out_dir: str) -> Store:
-    """Point MLflow at MLFLOW_TRACKING_URI when the user set it, else at the SQLite store under `out_dir`."""
+    """Point MLflow at MLFLOW_TRACKING_URI when the user set it, else at the SQLite store under `out_dir`.
+
+    A server keeps MLflow's registry for it (databricks-uc for `databricks`) or the user's
+    MLFLOW_REGISTRY_URI; only the local store registers models in itself. Raises ConfigError when `out_dir`
+    is remote and no server is set, since the local store is a SQLite file in a local folder.
+    """
     given = os.environ.get("MLFLOW_TRACKING_URI")
+    registry = os.environ.get("MLFLOW_REGISTRY_URI")
+    if registry in _LOCAL_URIS:  # exported by set_registry_uri for a local store chosen earlier in this process
+        del os.environ["MLFLOW_REGISTRY_URI"]
+        registry = None
     if given and given not in _LOCAL_URIS:
         store = Store(given, None)
     else:
+        if is_remote(out_dir) or out_dir.startswith(FUSE_PREFIXES):
+            raise ConfigError(
+                f"--out {out_dir} is remote and MLFLOW_TRACKING_URI is not set: without a tracking server, "
+                "film2vec keeps MLflow's runs and models in a SQLite file in a local output folder. "
+                "Set MLFLOW_TRACKING_URI (`databricks` on Databricks, or your MLflow server's URL)."
+            )
         root = Path(out_dir).resolve()
         store = Store(f"sqlite:///{root / 'mlflow.db'}", str(root / "mlartifacts"))
         _LOCAL_URIS.add(store.uri)
     mlflow.set_tracking_uri(store.uri)
-    # set_registry_uri exports MLFLOW_REGISTRY_URI too: a local store set here must not pin the next one's registry
-    registry = os.environ.get("MLFLOW_REGISTRY_URI")
-    mlflow.set_registry_uri(registry if registry and registry not in _LOCAL_URIS else store.uri)
+    # None (no registry of film2vec's choosing) lets MLflow derive the registry from the tracking server
+    mlflow.set_registry_uri(registry or (store.uri if store.artifacts else None))
     return store
 
 
@@ -148,39 +167,98 @@ def alias_decision(figures: dict[str, float], tracking: TrackingConfig) -> Alias
     return AliasDecision(True, "; ".join(checked) if checked else "no floor configured")
 
 
+class DeltaSource(DeltaDatasetSource):
+    """MLflow's Delta table source, keeping version 0: DeltaDatasetSource.to_dict leaves a falsy version out."""
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "delta_table_version": self.delta_table_version}
+
+
+def log_input_tables(tables: dict[str, tuple[str, int]]) -> None:
+    """Record on the active run each input Delta table, by name -> (path or metastore table name, version read),
+    so the run says which data it learnt from. A location with a '/' is a path, else a metastore name."""
+    for name, (location, version) in tables.items():
+        where = {"path": location} if "/" in location else {"delta_table_name": location}
+        source = DeltaSource(**where, delta_table_version=version)
+        mlflow.log_input(MetaDataset(source, name=name), context="training")
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A similar-assets model as logged (its MLflow LoggedModel id) and registered (name and version)."""
+
+    name: str
+    version: str
+    model_id: str
+
+    @property
+    def uri(self) -> str:
+        """models:/NAME/VERSION, the registered version."""
+        return f"models:/{self.name}/{self.version}"
+
+
+_MLFLOW_TYPES = {
+    pa.int64(): DataType.long,
+    pa.int32(): DataType.integer,
+    pa.string(): DataType.string,
+    pa.large_string(): DataType.string,
+}
+
+
+def model_signature(asset_id_type: pa.DataType, top_k: int) -> ModelSignature:
+    """The served model's input (asset_id), output and params (k, return_vectors), typed explicitly so MLflow
+    infers nothing (and warns about nothing) from an example."""
+    if asset_id_type not in _MLFLOW_TYPES:
+        raise ConfigError(f"asset_id is {asset_id_type}; the similar-assets model serves int32, int64 or string ids")
+    asset_id = _MLFLOW_TYPES[asset_id_type]
+    outputs = Schema(
+        [
+            ColSpec(asset_id, "asset_id"),
+            ColSpec(DataType.boolean, "known"),
+            ColSpec(DataType.boolean, "provisional"),
+            ColSpec(Array(asset_id), "neighbours"),
+            ColSpec(Array(DataType.double), "scores"),
+            ColSpec(Array(DataType.float), "vector", required=False),  # with return_vectors
+        ]
+    )
+    params = ParamSchema(
+        [ParamSpec("k", DataType.integer, top_k), ParamSpec("return_vectors", DataType.boolean, False)]
+    )
+    return ModelSignature(Schema([ColSpec(asset_id, "asset_id")]), outputs, params)
+
+
 def log_similar_assets_model(
     embeddings: pa.Table,
     staging_dir: Path,
     tracking: TrackingConfig,
     move_alias: bool = True,
     optimiser_state: pa.Table | None = None,
-):
+    figures: dict[str, float] | None = None,
+) -> RegisteredModel:
     """Log the pyfunc model in the active run, register it and, when `move_alias`, point the alias at the new
-    version. The optimiser state (asset_id, accumulator) travels with the model for warm starts to continue."""
+    version. The model is film2vec/serving.py as code over the embeddings artifact; the optimiser state
+    (asset_id, accumulator) travels with it for warm starts to continue. The requirements pin the versions it
+    was logged (and its input example checked) with. `figures` go to the run and to the logged model, so each
+    registered version shows its own."""
     path = staging_dir / EMBEDDINGS_FILE
     pq.write_table(embeddings, path)
     artifacts = {"embeddings": str(path)}
     if optimiser_state is not None:
         artifacts["optimiser_state"] = str(staging_dir / OPTIMISER_STATE_FILE)
         pq.write_table(optimiser_state, artifacts["optimiser_state"])
-    first = embeddings.column("asset_id")[0].as_py()
-    example = pd.DataFrame({"asset_id": [first]})
-    model = SimilarAssets(tracking.top_k)
-    context = type("Context", (), {"artifacts": {"embeddings": str(path)}})()
-    model.load_context(context)
-    params = {"k": tracking.top_k, "return_vectors": False}
-    signature = infer_signature(example, model.predict(context, example, params), params=params)
     info = mlflow.pyfunc.log_model(
         name="model",
-        python_model=model,
+        python_model=str(MODEL_CODE),
         artifacts=artifacts,
-        code_paths=[str(PACKAGE_DIR)],
-        signature=signature,
-        input_example=example,
-        pip_requirements=[f"mlflow=={mlflow.__version__}", "numpy", "pandas", "pyarrow"],
+        model_config={"top_k": tracking.top_k},
+        signature=model_signature(embeddings.schema.field("asset_id").type, tracking.top_k),
+        input_example=pd.DataFrame({"asset_id": embeddings.column("asset_id")[:1].to_pylist()}),
+        pip_requirements=[f"{package.__name__}=={package.__version__}" for package in (mlflow, np, pd, pa)],
         registered_model_name=tracking.model_name,
     )
-    version = info.registered_model_version
+    if figures:
+        mlflow.log_metrics(figures, model_id=info.model_id)
+    version = str(info.registered_model_version)
     if move_alias:
         MlflowClient().set_registered_model_alias(tracking.model_name, tracking.alias, version)
-    return version
+    return RegisteredModel(tracking.model_name, version, info.model_id)

@@ -1,16 +1,145 @@
-"""The MLflow store: each local output folder keeps its own runs and its own model registry."""
+"""The MLflow store (each local output folder keeps its own runs and registry; a server keeps MLflow's registry),
+the input tables a run records, and the registered similar-assets model served in a separate process."""
 
 from __future__ import annotations
 
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
 
-from film2vec.tracking import use_store
+from film2vec.config import ConfigError, TrackingConfig
+from film2vec.tracking import (
+    embeddings_table,
+    experiment_id,
+    log_input_tables,
+    log_similar_assets_model,
+    model_tables,
+    use_store,
+)
 
 
-def test_each_local_store_gets_its_own_registry(tmp_path, monkeypatch):
+@pytest.fixture
+def no_server(monkeypatch):
+    """No tracking server or registry set by the user; MLflow's process-wide URIs are put back afterwards."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    yield monkeypatch
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+
+
+def test_each_local_store_gets_its_own_registry(tmp_path, no_server):
     first = use_store(str(tmp_path / "history"))
     assert mlflow.get_registry_uri() == first.uri
     second = use_store(str(tmp_path / "refresh"))  # e.g. a benchmark's second output folder in the same process
     assert mlflow.get_tracking_uri() == mlflow.get_registry_uri() == second.uri != first.uri
+
+
+def test_a_tracking_server_keeps_mlflows_registry_for_it(tmp_path, no_server):
+    use_store(str(tmp_path / "local"))  # a local store chosen earlier in the process must not pin the registry
+    no_server.setenv("MLFLOW_TRACKING_URI", "databricks")
+    store = use_store("/Volumes/main/default/film2vec/out")
+    assert store.uri == mlflow.get_tracking_uri() == "databricks" and store.artifacts is None
+    assert mlflow.get_registry_uri() == "databricks-uc"  # Unity Catalog, MLflow's default for Databricks
+
+
+def test_a_registry_the_user_set_is_honoured(tmp_path, no_server):
+    use_store(str(tmp_path / "local"))
+    no_server.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
+    no_server.setenv("MLFLOW_REGISTRY_URI", "http://registry.example:5000")
+    use_store("s3://bucket/film2vec/out")
+    assert mlflow.get_tracking_uri() == "http://tracking.example:5000"
+    assert mlflow.get_registry_uri() == "http://registry.example:5000"
+
+
+@pytest.mark.parametrize(
+    "out", ["s3://bucket/film2vec/out", "dbfs:/film2vec/out", "/Volumes/main/default/film2vec/out", "/dbfs/film2vec"]
+)
+def test_remote_output_without_a_tracking_server_is_refused(tmp_path, no_server, out):
+    no_server.chdir(tmp_path)
+    use_store(str(tmp_path / "local"))  # its URI, exported to MLFLOW_TRACKING_URI, is not a server the user set
+    with pytest.raises(ConfigError, match="MLFLOW_TRACKING_URI") as refused:
+        use_store(out)
+    assert out in str(refused.value) and "SQLite" in str(refused.value) and "databricks" in str(refused.value)
+    assert not any(tmp_path.iterdir())  # no ./s3:/... store was made
+
+
+def test_run_records_its_input_delta_tables_and_versions(tmp_path, no_server):
+    store = use_store(str(tmp_path))
+    tables = {"views": (str(tmp_path / "views"), 0), "pairs": ("spark_catalog.film2vec.pairs", 7)}
+    with mlflow.start_run(experiment_id=experiment_id("inputs", store)) as run:
+        log_input_tables(tables)
+    recorded = {
+        given.dataset.name: (given.dataset.source_type, json.loads(given.dataset.source))
+        for given in mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+    }
+    assert recorded == {
+        "views": ("delta_table", {"path": str(tmp_path / "views"), "delta_table_version": 0}),
+        "pairs": ("delta_table", {"delta_table_name": "spark_catalog.film2vec.pairs", "delta_table_version": 7}),
+    }
+
+
+def brute_force_neighbours(vectors: np.ndarray, row: int, k: int) -> list[int]:
+    """Rows by cosine to `row` (itself left out), best first, the lower row first on a tie."""
+    cosine = vectors @ vectors[row] / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(vectors[row]))
+    return sorted((other for other in range(len(vectors)) if other != row), key=lambda other: (-cosine[other], other))[
+        :k
+    ]
+
+
+def test_registered_model_is_served_by_mlflow_in_a_separate_process(tmp_path, no_server):
+    vectors = np.random.default_rng(7).standard_normal((50, 8)).astype(np.float32)
+    asset_ids = np.arange(1000, 1050, dtype=np.int64)
+    embeddings = embeddings_table(pa.array(asset_ids), vectors)
+    optimiser_state = pa.table({"asset_id": asset_ids, "accumulator": np.linspace(0.0, 1.0, 50)})
+    tracking = TrackingConfig(model_name="similar_assets", alias="champion", top_k=10)
+    figures = {"recall_at_20": 0.25, "genre_p_at_10": 0.8}
+    store = use_store(str(tmp_path / "out"))
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    with mlflow.start_run(experiment_id=experiment_id("serving", store)) as run:
+        registered = log_similar_assets_model(embeddings, staging, tracking, True, optimiser_state, figures)
+    assert registered.uri == "models:/similar_assets/1"
+    assert model_tables(registered.uri) == (embeddings, optimiser_state)  # what a warm start reads back
+    # the run's figures are on the logged model too, so each registered version shows its own
+    assert {m.key: m.value for m in mlflow.get_logged_model(registered.model_id).metrics} == figures
+    assert {key: mlflow.get_run(run.info.run_id).data.metrics[key] for key in figures} == figures
+
+    queried = [1000, 1017, 1049, -1]
+    request = {"dataframe_split": {"columns": ["asset_id"], "data": [[a] for a in queried]}, "params": {"k": 5}}
+    (tmp_path / "input.json").write_text(json.dumps(request))
+    command = [sys.executable, "-m", "mlflow", "models", "predict", "-m", "models:/similar_assets@champion"]
+    command += ["--env-manager", "local", "-i", "input.json", "-t", "json", "-o", "out.json"]
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env |= {"MLFLOW_TRACKING_URI": store.uri, "PYTHONPROFILEIMPORTTIME": "1"}  # each import, to stderr
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
+    assert "mlflow.pyfunc" in loaded and not {name for name in loaded if name.split(".")[0] == "film2vec"}
+    served = json.loads((tmp_path / "out.json").read_text())["predictions"]
+
+    assert [answer["known"] for answer in served] == [True, True, True, False]
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    for answer, asset in zip(served[:3], queried):
+        expected = brute_force_neighbours(vectors, asset - 1000, 5)
+        assert answer["neighbours"] == asset_ids[expected].tolist()
+        assert answer["scores"] == pytest.approx(unit[expected] @ unit[asset - 1000], abs=1e-5)
+    assert served[3]["neighbours"] == [] and served[3]["scores"] == []
+
+    folder = Path(mlflow.artifacts.download_artifacts(f"models:/{registered.model_id}"))
+    assert not (folder / "python_model.pkl").exists() and not (folder / "code").exists()
+    code = ast.parse((folder / "serving.py").read_text())
+    imported = {alias.name for node in ast.walk(code) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(code) if isinstance(node, ast.ImportFrom)}
+    assert {name.split(".")[0] for name in imported} == {"__future__", "mlflow", "numpy", "pandas", "pyarrow"}
+    requirements = (folder / "requirements.txt").read_text().split()
+    assert requirements == [f"{p.__name__}=={p.__version__}" for p in (mlflow, np, pd, pa)]
