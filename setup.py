@@ -34,12 +34,11 @@ setup(
         "spark": ["pyspark==4.1.1", "delta-spark==4.3.1"],
         # the Spark Connect client (pyspark's own "connect" extra): Databricks serverless, tests/test_connect.py
         "connect": ["grpcio>=1.76", "grpcio-status>=1.76", "googleapis-common-protos>=1.71", "zstandard>=0.25"],
-        "ann": ["faiss-cpu>=1.8"],  # the approximate index of `film2vec similar` on large catalogues
         # gensim is the reference the trainer benchmark compares against, never used by film2vec itself.
         "bench": ["gensim>=4.3"],
         # everything the suite exercises, so no test is skipped for a missing package
         "test": [
-            "film2vec[spark,connect,ann]",
+            "film2vec[spark,connect]",
             "pytest>=8",
             "hypothesis>=6.100",
             "ruff>=0.15",

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import yaml
 
 from film2vec.config import ConfigError, apply, field_specs, load_profile
-from film2vec.errors import ConcurrentWriteError, InputError
+from film2vec.errors import ConcurrentWriteError, FloorsNotCleared, InputError
 
 
 class Command(NamedTuple):
@@ -65,6 +65,17 @@ COMMANDS = {
         "draw the 2-D map (PNG, HTML) and the loss curve into DIR/plots and the MLflow run", "film2vec.uses:draw_map"
     ),
     "uses": Command("tastes, recommend, audit, clusters and map in turn", "film2vec.uses:uses"),
+    "validate": Command(
+        "check the newest registered version against the alias floors (with --evaluation-model's held-out "
+        "figures); exit 3 when it fails",
+        "film2vec.tracking:validate",
+        spark=False,
+    ),
+    "promote": Command(
+        "move the alias to the newest registered version once `validate` passed it; exit 3 otherwise",
+        "film2vec.tracking:promote",
+        spark=False,
+    ),
 }
 
 
@@ -132,6 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, InputError, ConcurrentWriteError) as error:
         print(f"film2vec {arguments.command}: {error}", file=sys.stderr)
         return 2
+    except FloorsNotCleared as error:
+        print(f"film2vec {arguments.command}: {error}", file=sys.stderr)
+        return 3
     print(json.dumps(summary, indent=2, default=str))
     if "figures" in summary:
         print(json.dumps(summary["figures"]))

@@ -257,7 +257,24 @@ class TrackingConfig:
     experiment: str = setting("film2vec", "MLflow experiment name")
     model_name: str = setting("film2vec", "Registered model name")
     alias: str = setting("champion", "Alias given to the newly registered version")
-    top_k: int = setting(10, "Neighbours the served model returns by default", low=1, high=10_000)
+    top_k: int = setting(
+        10,
+        "Neighbours the served model returns by default, and each asset's rows in the neighbours table",
+        low=1,
+        high=10_000,
+    )
+    move_alias: str = setting(
+        "when_floors_clear",
+        "when_floors_clear: training moves the alias to the new version when its figures clear the floors; "
+        "by_promote: training only registers it, and `film2vec validate` then `film2vec promote` move the alias "
+        "(the Databricks job's gated deployment)",
+        choices=("when_floors_clear", "by_promote"),
+    )
+    evaluation_model: str | None = setting(
+        None,
+        "`validate`: the registered model `film2vec evaluate` logged its held-out figures under (its latest "
+        "version's figures count); none: only the new version's own figures (GenreP@10 over all views)",
+    )
     alias_floor_recall: float = setting(
         0.0,
         "The alias moves to a new version only if its held-out Recall@20 reaches this; 0: no floor",
@@ -304,14 +321,6 @@ class AppsConfig:
     n_clusters: int = setting(20, "k of k-means on the unit vectors", low=2, high=100_000)
     central_assets: int = setting(5, "Most central assets listed per cluster", low=1, high=1_000)
     similar_to: str | None = setting(None, "Asset id or title whose neighbours `film2vec similar` prints")
-    similar_method: str = setting(
-        "auto",
-        "Neighbour search: exact, approximate (FAISS HNSW), or auto: approximate above --approximate-above",
-        choices=("auto", "exact", "approximate"),
-    )
-    approximate_above: int = setting(
-        1_000_000, "Catalogue size above which `auto` search uses the approximate index", low=1, high=10_000_000_000
-    )
     map_assets: int = setting(
         20_000, "Most-viewed assets placed on the 2-D map (t-SNE cost grows with it)", low=10, high=10_000_000
     )

@@ -10,3 +10,7 @@ class InputError(ValueError):
 
 class ConcurrentWriteError(RuntimeError):
     """Another job committed to the same table while this one was writing it."""
+
+
+class FloorsNotCleared(RuntimeError):
+    """A new model version's figures are below the configured floors, so the alias stays where it is."""

@@ -37,6 +37,7 @@ from film2vec.config import Config, ConfigError
 from film2vec.evaluate import Split, genre_precision, split_views
 from film2vec.evaluate import evaluate as evaluate_vectors
 from film2vec.events import InputError, columns_of, ingest
+from film2vec.neighbours import neighbours_table
 from film2vec.pairs import (
     PairEstimate,
     cap_views,
@@ -55,6 +56,8 @@ from film2vec.train.checkpoint import clear as clear_checkpoint
 from film2vec.train.trainer import StartingRows, train
 from film2vec.warm import label_mean_vectors, median_cosine
 
+TRAINED_FROM = ("assets", "pairs", "seasons")  # the Delta tables a training run records as its inputs
+FIGURES_TAG = "film2vec.figures_from"  # run tag: "held-out split" (film2vec evaluate) or "all views"
 # Key of the pair table's commit metadata: the version of DIR/views its counts are of, and how they were counted
 PAIRS_RECORD = "film2vec_pairs"
 
@@ -590,15 +593,18 @@ def train_vectors(
             checkpoints=checkpoints,
             start=warm.starting_rows() if warm else None,
         )
+        tracking.log_input_tables(
+            {table: (tables.where(config, table), tables.version(spark, config, table)) for table in TRAINED_FROM}
+        )
         rows = with_neighbours.column("asset_idx").to_numpy()
         embeddings = tracking.embeddings_table(catalogue.column("asset_id").take(rows), result.vectors[rows])
         genres = catalogue.column("genres").to_pylist()
         provisional = _provisional_vectors(spark, config, embeddings, [genres[row] for row in rows])
         if provisional is not None:
             embeddings = pa.concat_tables((embeddings, provisional))
-        tables.write(config, spark.createDataFrame(embeddings), "embeddings")
         figures = held_out.score(embeddings) if held_out else {}
-        if not held_out and (score_on_views or config.tracking.alias_floor_genre_p > 0):
+        deferred = config.tracking.move_alias == "by_promote"
+        if not held_out and (score_on_views or deferred or config.tracking.alias_floor_genre_p > 0):
             vectors = np.zeros_like(result.vectors)
             vectors[rows] = result.vectors[rows]
             figures["genre_p_at_10"] = _genre_precision_on_views(catalogue, vectors)
@@ -610,17 +616,30 @@ def train_vectors(
                 "median_cosine_to_previous": median_cosine(warm.previous[kept], result.vectors[warm.known_rows[kept]]),
             }
             mlflow.log_metric("warm_start_median_cosine", extra["warm_start"]["median_cosine_to_previous"])
-        mlflow.log_metrics({**figures, "provisional_vectors": extra["provisional_vectors"]})
+        mlflow.log_metric("provisional_vectors", extra["provisional_vectors"])
         decision = tracking.alias_decision(figures, config.tracking)
-        mlflow.set_tags({"alias_moved": str(decision.moved).lower(), "alias_decision": decision.reason})
+        if deferred:
+            decision = tracking.AliasDecision(False, "left to `film2vec validate` and `film2vec promote`")
+        figures_from = "held-out split" if held_out else "all views"
+        mlflow.set_tags(
+            {"alias_moved": str(decision.moved).lower(), "alias_decision": decision.reason, FIGURES_TAG: figures_from}
+        )
         plot_loss(result.history, Path(tmp) / "loss.png")
         mlflow.log_artifact(str(Path(tmp) / "loss.png"), "plots")
         optimiser_state = pa.table(
             {"asset_id": catalogue.column("asset_id").take(rows), "accumulator": result.accumulators[rows]}
         )
-        version = tracking.log_similar_assets_model(
-            embeddings, Path(tmp), config.tracking, decision.moved, optimiser_state
+        registered = tracking.log_similar_assets_model(
+            embeddings, Path(tmp), config.tracking, decision.moved, optimiser_state, figures
         )
+        written = spark.createDataFrame(embeddings).withColumns(
+            {"model_version": F.lit(int(registered.version)), "run_id": F.lit(run.info.run_id)}
+        )
+        tables.write(config, written, "embeddings")
+        neighbours = neighbours_table(
+            tables.read(spark, config, "embeddings").select("asset_id", "vector"), config.tracking.top_k
+        )
+        tables.write(config, neighbours.withColumn("model_version", F.lit(int(registered.version))), "neighbours")
         mlflow.log_dict(
             {"device": result.device, "assets": len(rows), "resumed_seasons": result.resumed_seasons, **extra},
             "training.json",
@@ -633,13 +652,15 @@ def train_vectors(
         **extra,
         "resumed_seasons": result.resumed_seasons,
         **({"figures": figures} if figures else {}),
+        "neighbours": tables.where(config, "neighbours"),
         "run_id": run.info.run_id,
-        "model": f"models:/{config.tracking.model_name}/{version}",
+        "model": registered.uri,
+        "model_id": registered.model_id,
         "alias": {
             "name": config.tracking.alias,
             "moved": decision.moved,
             "reason": decision.reason,
-            "figures_from": "held-out split" if held_out else "all views",
+            "figures_from": figures_from,
         },
         "tracking_uri": store.uri,
         "mlflow_ui": store.ui_command,

@@ -2,9 +2,10 @@
 
 This file is itself what MLflow logs as the model (models from code): MLflow runs it and serves the
 SimilarAssets it hands to `mlflow.models.set_model`, loading the embeddings from the model's artifacts, so
-nothing is pickled. It imports only mlflow, numpy, pandas and pyarrow, never film2vec: consumers load it with
-`mlflow.pyfunc.load_model("models:/<name>@<alias>")` without film2vec, Spark or torch. The rest of film2vec
-imports the top-k rule from here, so the served model and the library rank alike.
+nothing is pickled. It imports only mlflow, numpy, pandas, pyarrow and film2vec/nearest.py (numpy alone), which
+the model carries in its code/ folder, never the film2vec package: consumers load it with
+`mlflow.pyfunc.load_model("models:/<name>@<alias>")` without film2vec, Spark or torch, and the served model
+ranks by the same top-k rule as the library and the neighbours table.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from film2vec.nearest import normalised, top_neighbours
+try:  # served by MLflow: film2vec/nearest.py travels beside this file in the model's code/ folder
+    from nearest import normalised, top_neighbours
+except ImportError:  # inside film2vec
+    from film2vec.nearest import normalised, top_neighbours
 
 
 class SimilarAssets(mlflow.pyfunc.PythonModel):

@@ -33,7 +33,6 @@ from film2vec.apps.audit import holdout_recovery, judge, label_matrix, label_vot
 from film2vec.apps.clusters import describe_clusters, kmeans
 from film2vec.apps.maps import map_coordinates
 from film2vec.apps.recommend import popularity_prior, recommendations
-from film2vec.apps.similar import find_asset, neighbours
 from film2vec.apps.tastes import user_vectors
 from film2vec.config import Config, ConfigError
 from film2vec.events import InputError
@@ -319,29 +318,6 @@ def clusters(spark: SparkSession, config: Config) -> dict:
         {"clusters.json": {**summary, "described": described}},
     )
     return summary
-
-
-def similar(spark: SparkSession, config: Config) -> dict:
-    """The asset named by id or title (`film2vec similar QUERY`) and its nearest neighbours with scores."""
-    if not config.apps.similar_to:
-        raise ConfigError("film2vec similar: name an asset by id or title, e.g. `film2vec similar 'Toy Story'`")
-    catalogue = load_catalogue(spark, config)
-    ids = catalogue.asset_ids.to_pylist()
-    row, others = find_asset(config.apps.similar_to, ids, catalogue.titles, catalogue.views)
-    apps = config.apps
-    found, cosines, method = neighbours(
-        catalogue.unit, np.array([row]), config.tracking.top_k, apps.similar_method, apps.approximate_above
-    )
-    return {
-        "asset_id": ids[row],
-        "title": catalogue.titles[row],
-        "also_matched": [catalogue.titles[other] for other in others[:5]],
-        "search": method,
-        "neighbours": [
-            {"asset_id": ids[other], "title": catalogue.titles[other], "score": round(float(score), 4)}
-            for other, score in zip(found[0], cosines[0])
-        ],
-    }
 
 
 def _loss_history(run_id: str) -> list:

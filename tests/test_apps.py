@@ -18,11 +18,11 @@ from film2vec import cli
 from film2vec.apps.audit import holdout_recovery, judge, label_matrix, label_votes
 from film2vec.apps.clusters import describe_clusters, kmeans
 from film2vec.apps.recommend import popularity_prior, rank_candidates, recommendations
-from film2vec.apps.similar import approximate_neighbours, find_asset, neighbours
+from film2vec.apps.similar import find_asset
 from film2vec.apps.tastes import SECONDS_PER_DAY, taste_vectors, user_vectors
 from film2vec.events import InputError
 from film2vec.plots import plot_map, write_map_html
-from film2vec.serving import normalised, top_neighbours
+from film2vec.serving import normalised
 
 
 def unit_rows(count: int, dim: int, seed: int) -> np.ndarray:
@@ -179,23 +179,6 @@ print(sorted({{m.split(".")[0] for m in sys.modules}} & {{"pyspark", "torch", "m
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
     assert done.stdout.strip() == "[]"
-
-
-def test_exact_search_by_default_and_approximate_agrees():
-    unit = unit_rows(500, 16, 8)
-    rows = np.arange(0, 500, 25)
-    found, cosines, method = neighbours(unit, rows, 10, "auto", approximate_above=1_000)
-    assert method == "exact"
-    exact, _ = top_neighbours(unit, rows, 10)
-    assert found.tolist() == exact.tolist()
-    pytest.importorskip("faiss")
-    found, cosines, method = neighbours(unit, rows, 10, "auto", approximate_above=100)
-    assert method == "approximate"
-    assert not (found == rows[:, None]).any()
-    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found.tolist(), exact.tolist())])
-    assert recall >= 0.9
-    np.testing.assert_allclose(cosines, np.einsum("id,ikd->ik", unit[rows], unit[found]), atol=1e-5)
-    assert approximate_neighbours(unit, rows, 3)[0].shape == (len(rows), 3)
 
 
 def test_map_files_are_a_png_and_an_html_page(tmp_path: Path):

@@ -17,7 +17,7 @@ from film2vec import cli, pipeline, tables, uses
 from film2vec.apps.similar import similar
 from film2vec.config import Config
 from film2vec.events import InputError
-from film2vec.neighbours import neighbours_table
+from film2vec.nearest import normalised, top_neighbours
 from film2vec.synthetic import generate_catalogue
 
 MISLABELLED_SHARE = 0.05
@@ -122,17 +122,33 @@ def test_map_files_are_valid_and_logged(finished):
     assert {"uses/map.png", "uses/map.html", "uses/loss.png", "uses/audit.json"} <= logged
 
 
-@pytest.fixture(scope="module")
-def neighbours_written(spark, finished):
-    """DIR/neighbours from the run's vectors, as training writes it."""
+def test_the_run_writes_every_assets_neighbours_as_brute_force_ranks_them(finished):
     config, _, _ = finished
-    embeddings = pipeline._read(spark, config.out("embeddings"), "train")
-    pipeline._write(neighbours_table(embeddings, config.tracking.top_k), config.out("neighbours"))
-    return config
+    embeddings = table(config, "embeddings").sort_values("asset_id", ignore_index=True)
+    neighbours = table(config, "neighbours")
+    unit = normalised(np.stack(embeddings.vector.to_numpy()))
+    order, cosine = top_neighbours(unit, np.arange(len(unit)), config.tracking.top_k)
+    expected = {
+        (asset, rank + 1): (embeddings.asset_id[order[row, rank]], cosine[row, rank])
+        for row, asset in enumerate(embeddings.asset_id)
+        for rank in range(config.tracking.top_k)
+    }
+    found = {
+        (a, r): (n, s)
+        for a, r, n, s in zip(neighbours.asset_id, neighbours["rank"], neighbours.neighbour_id, neighbours.score)
+    }
+    assert found.keys() == expected.keys()
+    assert all(
+        found[key][0] == expected[key][0] and found[key][1] == pytest.approx(expected[key][1], abs=1e-5)
+        for key in found
+    )
+    version = MlflowClient(f"sqlite:///{config.out('mlflow.db')}").get_model_version_by_alias("film2vec", "champion")
+    assert set(neighbours.model_version) == set(embeddings.model_version) == {int(version.version)}
+    assert set(embeddings.run_id) == {version.run_id}
 
 
-def test_similar_prints_neighbours_of_the_same_genre(neighbours_written, capsys):
-    config = neighbours_written
+def test_similar_prints_neighbours_of_the_same_genre(finished, capsys):
+    config, _, _ = finished
     assert cli.main(["similar", "comedy #1", "--out", config.data.out]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["title"] == "Comedy #1"
@@ -143,7 +159,7 @@ def test_similar_prints_neighbours_of_the_same_genre(neighbours_written, capsys)
     assert scores == sorted(scores, reverse=True)
 
 
-def test_missing_candidates_and_unknown_titles_are_named(spark, finished, neighbours_written):
+def test_missing_candidates_and_unknown_titles_are_named(spark, finished):
     config, _, _ = finished
     config = Config(data=config.data)
     config.apps.candidates = config.out("no-such-rail")

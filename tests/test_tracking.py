@@ -16,14 +16,19 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from film2vec import cli
+from film2vec.cli import config_from, parser
 from film2vec.config import ConfigError, TrackingConfig
+from film2vec.errors import FloorsNotCleared
 from film2vec.tracking import (
+    VALIDATION_TAG,
     embeddings_table,
     experiment_id,
     log_input_tables,
     log_similar_assets_model,
     model_tables,
     use_store,
+    validate,
 )
 
 
@@ -136,10 +141,51 @@ def test_registered_model_is_served_by_mlflow_in_a_separate_process(tmp_path, no
     assert served[3]["neighbours"] == [] and served[3]["scores"] == []
 
     folder = Path(mlflow.artifacts.download_artifacts(f"models:/{registered.model_id}"))
-    assert not (folder / "python_model.pkl").exists() and not (folder / "code").exists()
-    code = ast.parse((folder / "serving.py").read_text())
-    imported = {alias.name for node in ast.walk(code) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module for node in ast.walk(code) if isinstance(node, ast.ImportFrom)}
-    assert {name.split(".")[0] for name in imported} == {"__future__", "mlflow", "numpy", "pandas", "pyarrow"}
+    assert not (folder / "python_model.pkl").exists()
+    assert sorted(path.name for path in (folder / "code").iterdir()) == ["nearest.py"]  # no film2vec package
+    for code, allowed in (
+        (folder / "serving.py", {"__future__", "mlflow", "numpy", "pandas", "pyarrow", "nearest", "film2vec"}),
+        (folder / "code" / "nearest.py", {"__future__", "numpy"}),
+    ):
+        tree = ast.parse(code.read_text())
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert {name.split(".")[0] for name in imported} <= allowed
     requirements = (folder / "requirements.txt").read_text().split()
     assert requirements == [f"{p.__name__}=={p.__version__}" for p in (mlflow, np, pd, pa)]
+
+
+def register(store, tracking: TrackingConfig, staging: Path, figures: dict[str, float]) -> str:
+    """A version of `tracking.model_name` logged with `figures`, the alias left where it was."""
+    staging.mkdir(exist_ok=True)
+    vectors = np.random.default_rng(3).standard_normal((12, 4)).astype(np.float32)
+    with mlflow.start_run(experiment_id=experiment_id("gate", store)):
+        found = log_similar_assets_model(embeddings_table(pa.array(np.arange(12)), vectors), staging, tracking, False)
+        mlflow.log_metrics(figures)
+    return found.version
+
+
+def test_validate_gates_promotion_on_the_floors_with_the_held_out_figures(tmp_path, no_server):
+    out = str(tmp_path / "out")
+    store = use_store(out)
+    evaluation = TrackingConfig(model_name="film2vec_evaluation")
+    register(store, evaluation, tmp_path / "e", {"recall_at_20": 0.12, "ndcg_at_20": 0.07, "genre_p_at_10": 0.1})
+    served = TrackingConfig(model_name="film2vec")
+    first = register(store, served, tmp_path / "a", {"genre_p_at_10": 0.8})
+    gate = [
+        "--out", out, "--evaluation-model", "film2vec_evaluation", "--alias-floor-recall", "0.1",
+        "--alias-floor-genre-p", "0.7",
+    ]  # fmt: skip
+    assert cli.main(["validate", *gate]) == 0  # recall from the held-out model, GenreP@10 the version's own
+    assert cli.main(["promote", "--out", out]) == 0
+    client = mlflow.MlflowClient()
+    assert client.get_model_version_by_alias("film2vec", "champion").version == first
+
+    second = register(store, served, tmp_path / "b", {"genre_p_at_10": 0.5})
+    assert cli.main(["promote", "--out", out]) == 3  # not validated yet
+    assert cli.main(["validate", *gate]) == 3
+    assert client.get_model_version("film2vec", second).tags[VALIDATION_TAG] == "failed"
+    assert cli.main(["promote", "--out", out]) == 3
+    assert client.get_model_version_by_alias("film2vec", "champion").version == first
+    with pytest.raises(FloorsNotCleared, match="genre_p_at_10 = 0.5000 is below the floor 0.7"):
+        validate(config_from(parser().parse_args(["validate", *gate])))
