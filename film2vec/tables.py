@@ -23,7 +23,7 @@ from film2vec.errors import InputError
 
 if TYPE_CHECKING:
     from delta.tables import DeltaTable
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 
     from film2vec.config import Config
 
@@ -189,27 +189,24 @@ def write(config: Config, frame: DataFrame, table: str, **options: str) -> None:
     """Replace a table in one Delta commit; ConcurrentWriteError when another job commits to it too.
 
     Tables read without Spark are created with deletion vectors off, whatever the platform's default."""
-    from film2vec.conflicts import committing
-
     if table in READ_WITHOUT_SPARK:
         options = {**NO_DELETION_VECTORS, **options}
     writer = frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").options(**options)
-    name = named(config, table)
-    if name:
-        ensure_schema(frame.sparkSession, config)
-    with committing(where(config, table)):
-        if name:
-            writer.saveAsTable(name)
-        else:
-            writer.save(config.out(table))
+    _commit(config, frame.sparkSession, writer, table)
 
 
 def append(config: Config, frame: DataFrame, table: str) -> None:
     """Append rows to a table in one Delta commit."""
-    writer = frame.write.format("delta").mode("append")
-    name = named(config, table)
+    _commit(config, frame.sparkSession, frame.write.format("delta").mode("append"), table)
+
+
+def _commit(config: Config, spark: SparkSession, writer: DataFrameWriter, table: str) -> None:
+    """Run a Delta write to the table's name or path; a commit conflict becomes ConcurrentWriteError."""
     from film2vec.conflicts import committing
 
+    name = named(config, table)
+    if name:
+        ensure_schema(spark, config)
     with committing(where(config, table)):
         if name:
             writer.saveAsTable(name)
@@ -275,7 +272,10 @@ def open_without_spark(path: str, what: str):
     from deltalake.exceptions import DeltaProtocolError, TableNotFoundError
 
     try:
-        return DeltaTable(path)
+        table = DeltaTable(path)
+        if "deletionVectors" in (table.protocol().reader_features or ()):
+            raise DeltaProtocolError("its protocol has the reader feature deletionVectors, which delta-rs refuses")
+        return table
     except TableNotFoundError:
         raise InputError(f"{what} not found: no Delta table at {path}") from None
     except DeltaProtocolError as error:

@@ -179,13 +179,13 @@ def test_validate_gates_promotion_on_the_floors_with_the_held_out_figures(tmp_pa
     assert cli.main(["validate", *gate]) == 0  # recall from the held-out model, GenreP@10 the version's own
     assert cli.main(["promote", "--out", out]) == 0
     client = mlflow.MlflowClient()
-    assert client.get_model_version_by_alias("film2vec", "champion").version == first
+    assert str(client.get_model_version_by_alias("film2vec", "champion").version) == first
 
     second = register(store, served, tmp_path / "b", {"genre_p_at_10": 0.5})
     assert cli.main(["promote", "--out", out]) == 3  # not validated yet
     assert cli.main(["validate", *gate]) == 3
     assert client.get_model_version("film2vec", second).tags[VALIDATION_TAG] == "failed"
     assert cli.main(["promote", "--out", out]) == 3
-    assert client.get_model_version_by_alias("film2vec", "champion").version == first
+    assert str(client.get_model_version_by_alias("film2vec", "champion").version) == first
     with pytest.raises(FloorsNotCleared, match="genre_p_at_10 = 0.5000 is below the floor 0.7"):
         validate(config_from(parser().parse_args(["validate", *gate])))
