@@ -48,7 +48,8 @@ print(json.dumps(found))
 """
 
 USER_TABLES = (
-    "views,assets,rejects,unviewed,pairs,embeddings,user_vectors,recommendations,audit,clusters,asset_clusters"
+    "views,assets,rejects,unviewed,pairs,embeddings,neighbours,user_vectors,recommendations,audit,clusters,"
+    "asset_clusters"
 )
 
 
@@ -106,6 +107,7 @@ def test_events_from_a_metastore_table_and_every_output_by_name_in_a_later_proce
     assert found["assets"]["rows"] == len({asset for _, asset in views})
     assert found["unviewed"]["rows"] == 15 - found["assets"]["rows"]
     assert found["embeddings"]["rows"] == found["assets"]["rows"]
+    assert found["neighbours"]["rows"] == found["embeddings"]["rows"] * min(10, found["embeddings"]["rows"] - 1)
     assert found["user_vectors"]["rows"] == 40
     assert not (tmp_path / "out" / "pairs").exists()  # the user tables went to the schema, not under --out
     assert (tmp_path / "out" / "seasons" / "_delta_log").is_dir()  # scratch stays at the path
