@@ -733,13 +733,13 @@ def evaluate(spark: SparkSession, config: Config) -> dict:
     events under DIR, logging the figures to the training run; with `--embeddings TABLE` it scores that
     table instead of training. The figures are under "figures".
     """
-    held_out, tables = split_events(spark, config)
+    held_out, split_tables = split_events(spark, config)
     summary: dict = {"users_evaluated": int(np.unique(held_out.split.test_user).size)}
     if config.evaluate.embeddings:
         embeddings = tables.read_input(spark, config.evaluate.embeddings, "embeddings", ("asset_id", "vector"))
         embeddings = embeddings.select("asset_id", "vector").toArrow()
         return {**summary, "embeddings": config.evaluate.embeddings, "figures": held_out.score(embeddings)}
-    for name, table in tables.items():
+    for name, table in split_tables.items():
         tables.write(config, spark.createDataFrame(table), f"split/{name}")
     on_train = copy.deepcopy(config)
     on_train.data.events, on_train.data.metadata = config.out("split/train"), config.out("split/metadata")
