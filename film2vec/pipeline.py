@@ -818,7 +818,8 @@ def side_by_side(summary: dict) -> str:
     """film2vec's and the baseline's figures and wall times as a small table for the terminal."""
     baseline = summary["baseline"]
     names = list(summary["figures"])
-    rows = [("film2vec", summary["figures"], summary.get("film2vec_seconds"))]
+    scored = "--embeddings" if "embeddings" in summary else "film2vec"
+    rows = [(scored, summary["figures"], summary.get("film2vec_seconds"))]
     rows.append((f"{baseline['method']} item factors", baseline["figures"], baseline["seconds"]))
     rows.append((f"{baseline['method']} recommend()", baseline["recommend_figures"], None))
     lines = [f"{'':<22}" + "".join(f"{name:>15}" for name in [*names, "seconds"])]

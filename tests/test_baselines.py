@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from film2vec import cli, pipeline, tracking
-from film2vec.baselines import fit_als, index_users
+from film2vec.baselines import als_vectors, fit_als, index_users
 from film2vec.config import EvaluateConfig
 
 SMALL = ["--users", "300", "--catalogue-size", "60", "--genres", "4", "--views-per-user", "12", "--dim", "8"]
@@ -54,6 +54,21 @@ def test_fit_als_indexes_users_densely_and_leaves_unseen_assets_without_a_vector
     assert sorted(factors.users.tolist()) == [0, 1, 2] and sorted(factors.assets.tolist()) == [0, 1, 3]
     assets = factors.asset_matrix(5)
     assert assets.shape == (5, 4) and not assets[[2, 4]].any() and assets[[0, 1, 3]].any(axis=1).all()
+
+
+def test_als_vectors_fit_every_view_and_write_item_factors_evaluate_can_score(spark, als_on_split):
+    config, held_out, _ = als_on_split
+    every_view = cli.config_from(
+        cli.parser().parse_args(
+            ["evaluate", "--out", config.data.out, "--events", config.out("synthetic/events"), *SMALL]
+        )
+    )
+    summary = als_vectors(spark, every_view)
+    assert summary["assets_with_vectors"] == len(held_out.asset_ids) == 60
+    assert summary["users_with_vectors"] == 300
+    item_factors = spark.read.format("delta").load(summary["embeddings"]).toArrow()
+    assert sorted(item_factors.column("asset_id").to_pylist()) == sorted(held_out.asset_ids.to_pylist())
+    assert held_out.score(item_factors)["genre_p_at_10"] > 0.6  # planted genres: chance is about 0.25
 
 
 def test_a_baseline_that_is_not_there_is_refused_before_spark_starts(capsys):
