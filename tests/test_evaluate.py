@@ -299,7 +299,8 @@ def test_evaluate_names_a_missing_embeddings_table(evaluated, capsys):
     config, _ = evaluated
     argv = ["evaluate", "--out", config.data.out, "--embeddings", config.out("nowhere"), *SMALL]
     assert cli.main(argv) == 2
-    assert "nowhere not found" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "embeddings not found" in error and config.out("nowhere") in error
 
 
 # A factor model's own recommender (ALS's user · item factors): the same ranking with a learnt user vector.
