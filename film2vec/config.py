@@ -250,6 +250,18 @@ class EvaluateConfig:
     embeddings: str | None = setting(
         None, "`film2vec evaluate`: score this embeddings table (asset_id, vector) instead of training on the split"
     )
+    baseline: str | None = setting(
+        None,
+        "`film2vec evaluate`: also train this baseline on the same split's train views and score it with the same "
+        "protocol, side by side with wall times; als: Spark MLlib implicit ALS, rank --dim, its item factors as the "
+        "vectors (and its own user-factor ranking as recommend_* figures); none: film2vec alone",
+        choices=("als",),
+    )
+    als_iterations: int = setting(15, "ALS baseline: alternating least-squares iterations (maxIter)", low=1, high=1_000)
+    als_reg_param: float = setting(0.05, "ALS baseline: L2 regularisation (regParam)", low=0.0, high=1_000.0)
+    als_alpha: float = setting(
+        1.0, "ALS baseline: confidence of a view, 1 + alpha (implicit feedback; a view counts 1)", low=0.0, high=1e6
+    )
 
 
 @dataclass
@@ -418,7 +430,7 @@ def check_value(section: str, name: str, value: Any, source: str) -> Any:
         value = _coerce(value, kind)
     except TypeError:
         raise ConfigError(f"{source}: '{key}' is {value!r}; allowed: {_allowed(meta, kind)}") from None
-    bad = (meta.get("choices") and value not in meta["choices"]) or (
+    bad = (value is not None and meta.get("choices") and value not in meta["choices"]) or (
         isinstance(value, (int, float))
         and (
             (meta.get("low") is not None and value < meta["low"])

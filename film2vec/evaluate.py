@@ -12,7 +12,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,13 +78,65 @@ def next_watch(vectors: np.ndarray, split: Split, k: int = 20, *, block_cells: i
     min(test views, k) hits. Users are scored in blocks of at most `block_cells` scores (memory ~24 B each).
     Returns nan for both when no user has test views.
     """
+    unit, has_vector = _unit_rows(vectors, split)
+
+    def taste(users: np.ndarray, view_start: np.ndarray, views: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        found = np.zeros((len(users), candidates.shape[1]))
+        watched = views > 0
+        if watched.any():
+            # reduceat over the users who watched something: their starts bound exactly their own views.
+            found[watched] = np.add.reduceat(candidates, view_start[watched], axis=0)
+        return found
+
+    return _rank_for_users(unit, has_vector, taste, split, k, block_cells)
+
+
+def next_watch_of_user_vectors(
+    user_vectors: np.ndarray, vectors: np.ndarray, split: Split, k: int = 20, *, block_cells: int = 1 << 23
+) -> dict[str, float]:
+    """Recall@k and NDCG@k of a factor model's own recommender: candidates ranked by the dot product of the
+    user's vector (row = user code) with theirs, excluding the user's train assets.
+
+    The same ranking, exclusions, ties and metrics as next_watch, only the query differs: a learnt user
+    vector instead of the mean of the train assets' unit vectors, and raw (not unit) asset vectors, as
+    ALS's recommendForAllUsers scores. A user without a vector (a zero row) gets candidates by id.
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    user_vectors = np.asarray(user_vectors, dtype=np.float64)
+    _, has_vector = _unit_rows(vectors, split)
+    if user_vectors.ndim != 2 or user_vectors.shape[1] != vectors.shape[1]:
+        raise ValueError(f"user_vectors must be (users, {vectors.shape[1]}), got shape {user_vectors.shape}")
+    largest = int(split.test_user.max()) if split.test_user.size else -1
+    if largest >= len(user_vectors):
+        raise ValueError(f"user code {largest} is in the split but user_vectors has only {len(user_vectors)} rows")
+    candidates = np.where(has_vector[:, None], vectors, 0.0)
+
+    def own_vector(users: np.ndarray, view_start: np.ndarray, views: np.ndarray, _watched: np.ndarray) -> np.ndarray:
+        return user_vectors[users]
+
+    return _rank_for_users(candidates, has_vector, own_vector, split, k, block_cells)
+
+
+def _rank_for_users(
+    candidates: np.ndarray,
+    has_vector: np.ndarray,
+    query: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+    split: Split,
+    k: int,
+    block_cells: int,
+) -> dict[str, float]:
+    """Rank the catalogue for each user with test views by query(users, view_start, views, their train
+    assets' candidate rows) @ candidate rows, excluding train assets; Recall@k and NDCG@k averaged over users.
+
+    `users` are the block's user codes, and user i's train assets are rows view_start[i] : view_start[i] +
+    views[i] of the last argument. Assets without a vector rank below every other and above excluded ones.
+    """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    unit, has_vector = _unit_rows(vectors, split)
     catalogue = np.unique(np.concatenate((split.train_asset, split.test_asset)))
-    column_of_asset = np.full(len(unit), -1, dtype=np.int64)
+    column_of_asset = np.full(len(candidates), -1, dtype=np.int64)
     column_of_asset[catalogue] = np.arange(len(catalogue))
-    catalogue_unit = unit[catalogue]
+    catalogue_rows = candidates[catalogue]
     no_vector_columns = np.flatnonzero(~has_vector[catalogue])
 
     by_test_user = np.argsort(split.test_user, kind="stable")
@@ -115,12 +167,7 @@ def next_watch(vectors: np.ndarray, split: Split, k: int = 20, *, block_cells: i
         view_start = np.cumsum(views) - views
         row_of_view = np.repeat(np.arange(len(views)), views)
         view_columns = train_column[np.arange(views.sum()) + np.repeat(train_start[block] - view_start, views)]
-        taste = np.zeros((len(views), catalogue_unit.shape[1]))
-        watched = views > 0
-        if watched.any():
-            # reduceat over the users who watched something: their starts bound exactly their own views.
-            taste[watched] = np.add.reduceat(catalogue_unit[view_columns], view_start[watched], axis=0)
-        scores = taste @ catalogue_unit.T
+        scores = query(users[block], view_start, views, catalogue_rows[view_columns]) @ catalogue_rows.T
         scores[:, no_vector_columns] = _NO_VECTOR_SCORE
         scores[row_of_view, view_columns] = -np.inf
         ranked = top_columns(scores, top_k)

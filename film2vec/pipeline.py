@@ -33,8 +33,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from film2vec import tables, tracking
+from film2vec.baselines import fit_als
 from film2vec.config import Config, ConfigError
-from film2vec.evaluate import Split, genre_precision, split_views
+from film2vec.evaluate import Split, genre_precision, next_watch_of_user_vectors, split_views
 from film2vec.evaluate import evaluate as evaluate_vectors
 from film2vec.events import InputError, columns_of, ingest
 from film2vec.neighbours import neighbours_table
@@ -684,6 +685,15 @@ class HeldOut:
 
     def score(self, embeddings: pa.Table) -> dict[str, float]:
         """The protocol's figures of an (asset_id, vector) table; catalogue assets it lacks have no vector."""
+        return evaluate_vectors(self._vectors(embeddings), self.split, self.genres)
+
+    def score_recommender(self, user_vectors: np.ndarray, embeddings: pa.Table) -> dict[str, float]:
+        """Next-watch figures of a factor model's own ranking, user vector · asset vector: `user_vectors` has a
+        row per user code of the split, `embeddings` the asset vectors as an (asset_id, vector) table."""
+        return next_watch_of_user_vectors(user_vectors, self._vectors(embeddings), self.split)
+
+    def _vectors(self, embeddings: pa.Table) -> np.ndarray:
+        """An (asset_id, vector) table as a matrix with a row per asset code, zero where it has no vector."""
         ids = pd.Index(self.asset_ids.to_pandas())
         rows = ids.get_indexer(embeddings.column("asset_id").to_pandas())
         known = rows >= 0
@@ -692,7 +702,7 @@ class HeldOut:
         found = np.stack(embeddings.column("vector").to_numpy(zero_copy_only=False)[known])
         vectors = np.zeros((len(ids), found.shape[1]))
         vectors[rows[known]] = found
-        return evaluate_vectors(vectors, self.split, self.genres)
+        return vectors
 
 
 def split_events(spark: SparkSession, config: Config) -> tuple[HeldOut, dict[str, pa.Table]]:
@@ -731,22 +741,92 @@ def evaluate(spark: SparkSession, config: Config) -> dict:
 
     Writes DIR/split/{train,test,metadata}, then runs pairs, sample and train with the train views as the
     events under DIR, logging the figures to the training run; with `--embeddings TABLE` it scores that
-    table instead of training. The figures are under "figures".
+    table instead of training. The figures are under "figures". With --baseline als, Spark ALS is trained on
+    the same train views and scored by the same code: its figures and both wall times are under "baseline"
+    and "film2vec_seconds", logged to the training run as als_* metrics, and printed side by side.
     """
-    held_out, tables = split_events(spark, config)
+    held_out, split_tables = split_events(spark, config)
     summary: dict = {"users_evaluated": int(np.unique(held_out.split.test_user).size)}
     if config.evaluate.embeddings:
         embeddings = tables.read_input(spark, config.evaluate.embeddings, "embeddings", ("asset_id", "vector"))
         embeddings = embeddings.select("asset_id", "vector").toArrow()
-        return {**summary, "embeddings": config.evaluate.embeddings, "figures": held_out.score(embeddings)}
-    for name, table in tables.items():
+        summary.update(embeddings=config.evaluate.embeddings, figures=held_out.score(embeddings))
+        if config.evaluate.baseline:
+            summary["baseline"] = als_baseline(spark, config, held_out)
+            print(side_by_side(summary), flush=True)
+        return summary
+    started = time.perf_counter()
+    for name, table in split_tables.items():
         tables.write(config, spark.createDataFrame(table), f"split/{name}")
     on_train = copy.deepcopy(config)
     on_train.data.events, on_train.data.metadata = config.out("split/train"), config.out("split/metadata")
     summary["pairs"] = count_pairs(spark, on_train)
     summary["sample"] = sample(spark, on_train)
     summary["train"] = train_vectors(spark, on_train, held_out=held_out)
-    return {**summary, "split": config.out("split"), "figures": summary["train"]["figures"]}
+    summary.update(split=config.out("split"), figures=summary["train"]["figures"])
+    if not config.evaluate.baseline:
+        return summary
+    summary["film2vec_seconds"] = round(time.perf_counter() - started, 1)
+    summary["baseline"] = als_baseline(spark, config, held_out)
+    with mlflow.start_run(run_id=summary["train"]["run_id"]):
+        baseline = summary["baseline"]
+        mlflow.log_metrics(
+            {
+                **{f"als_{name}": value for name, value in baseline["figures"].items()},
+                **{f"als_recommend_{name}": value for name, value in baseline["recommend_figures"].items()},
+                "als_seconds": baseline["seconds"],
+                "film2vec_seconds": summary["film2vec_seconds"],
+            }
+        )
+    print(side_by_side(summary), flush=True)
+    return summary
+
+
+def als_baseline(spark: SparkSession, config: Config, held_out: HeldOut) -> dict:
+    """Spark ALS (rank --dim) on the split's train views, scored by the protocol: its item factors as the
+    vectors ("figures"), and its own ranking by user · item factors ("recommend_figures"); "seconds" is the
+    wall time of both, fitting included. The item factors are written to DIR/split/als_embeddings, a table
+    `film2vec evaluate --embeddings` scores to the same figures."""
+    started = time.perf_counter()
+    split = held_out.split
+    train_views = pa.table(
+        {"user_idx": split.train_user.astype(np.int32), "asset_idx": split.train_asset.astype(np.int32)}
+    )
+    factors = fit_als(spark.createDataFrame(train_views), config.train.dim, config.evaluate, config.seed)
+    items = tracking.embeddings_table(held_out.asset_ids.take(factors.assets), factors.asset_vectors)
+    users = factors.user_matrix(int(split.train_user.max()) + 1)
+    figures = held_out.score(items)
+    recommend_figures = held_out.score_recommender(users, items)
+    seconds = round(time.perf_counter() - started, 1)
+    tables.write(config, spark.createDataFrame(items), "split/als_embeddings")
+    return {
+        "method": "als",
+        "figures": figures,
+        "recommend_figures": recommend_figures,
+        "seconds": seconds,
+        "embeddings": config.out("split/als_embeddings"),
+        "settings": {
+            "rank": config.train.dim,
+            "iterations": config.evaluate.als_iterations,
+            "reg_param": config.evaluate.als_reg_param,
+            "alpha": config.evaluate.als_alpha,
+        },
+    }
+
+
+def side_by_side(summary: dict) -> str:
+    """film2vec's and the baseline's figures and wall times as a small table for the terminal."""
+    baseline = summary["baseline"]
+    names = list(summary["figures"])
+    scored = "--embeddings" if "embeddings" in summary else "film2vec"
+    rows = [(scored, summary["figures"], summary.get("film2vec_seconds"))]
+    rows.append((f"{baseline['method']} item factors", baseline["figures"], baseline["seconds"]))
+    rows.append((f"{baseline['method']} recommend()", baseline["recommend_figures"], None))
+    lines = [f"{'':<22}" + "".join(f"{name:>15}" for name in [*names, "seconds"])]
+    for label, figures, seconds in rows:
+        cells = [f"{figures[name]:>15.4f}" if name in figures else f"{'':>15}" for name in names]
+        lines.append(f"{label:<22}" + "".join(cells) + (f"{seconds:>15.1f}" if seconds is not None else ""))
+    return "\n".join(lines)
 
 
 def run(spark: SparkSession, config: Config) -> dict:

@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 
 from film2vec import cli, pipeline, tracking
-from film2vec.evaluate import Split, evaluate, genre_precision, next_watch, split_views, top_columns
+from film2vec.evaluate import (
+    Split,
+    evaluate,
+    genre_precision,
+    next_watch,
+    next_watch_of_user_vectors,
+    split_views,
+    top_columns,
+)
 
 LOG2_3 = math.log2(3)
 
@@ -291,4 +299,35 @@ def test_evaluate_names_a_missing_embeddings_table(evaluated, capsys):
     config, _ = evaluated
     argv = ["evaluate", "--out", config.data.out, "--embeddings", config.out("nowhere"), *SMALL]
     assert cli.main(argv) == 2
-    assert "nowhere not found" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "embeddings not found" in error and config.out("nowhere") in error
+
+
+# A factor model's own recommender (ALS's user · item factors): the same ranking with a learnt user vector.
+
+
+def test_user_vectors_rank_by_raw_dot_product_excluding_train_assets() -> None:
+    # user 0 (train a0) has the user vector (0, 1): raw dot with PLANE is a6 2, a1 1, a2 1, a5 1, a4 0, a3 -1;
+    # a1 and a2 tie at 1 -> a1 first. top-2 a6 a1; test {a1}: hit at rank 2 -> recall 1, DCG 1/log2(3).
+    # user 1 has no vector (zero row): candidates come by id, a0 a2 (a1 is its train asset); test {a2}: rank 2.
+    split = make_split({0: [0], 1: [1]}, {0: [1], 1: [2]}, catalogue=7)
+    users = np.array([[0.0, 1.0], [0.0, 0.0]])
+    metrics = next_watch_of_user_vectors(users, PLANE, split, k=2)
+    assert metrics == {"recall_at_2": 1.0, "ndcg_at_2": pytest.approx(1 / LOG2_3)}
+
+
+def test_user_vectors_summing_the_train_unit_vectors_give_next_watch() -> None:
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(40, 5))
+    vectors[7] = 0.0  # an asset without a vector ranks last in both
+    split = split_views(rng.integers(0, 30, 600), rng.integers(0, 40, 600))
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-300)
+    tastes = np.zeros((30, 5))
+    np.add.at(tastes, split.train_user, unit[split.train_asset])
+    by_users = next_watch_of_user_vectors(tastes, unit, split, k=10, block_cells=100)
+    assert by_users == pytest.approx(next_watch(vectors, split, k=10))
+
+
+def test_user_vectors_must_cover_the_test_users() -> None:
+    with pytest.raises(ValueError, match="user code 1"):
+        next_watch_of_user_vectors(np.ones((1, 2)), PLANE, make_split({0: [0], 1: [0]}, {1: [2]}, catalogue=7))

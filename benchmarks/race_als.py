@@ -1,0 +1,143 @@
+"""The race against Spark MLlib ALS: both as whole processes on the same events, then both figures.
+
+    python -m benchmarks.race_als --out DIR [--datasets movielens synthetic] [--views 5000000]
+        [--catalogue-size 10000] [--genres 10] [--views-per-user 30] [--dim 64] [--no-figures]
+
+Per dataset, one fresh process each, one after the other:
+  1. `film2vec run --events E`: film2vec's vectors from every view (timed);
+  2. `python -m benchmarks.race_als als --events E`: Spark ALS's item factors from every view, the same events
+     read and validated by film2vec's reader (film2vec.baselines.als_vectors; timed);
+  3. `film2vec evaluate --baseline als --events E`: both models on the protocol's held-out split, scored by the
+     same code (skipped with --no-figures).
+The datasets are MovieLens latest-small (../shared/data/ml-latest-small from the repository root) and a synthetic
+catalogue of the project's generator with --views views (written once by `film2vec generate`, not timed).
+Prints each process's wall time, film2vec's time over ALS's, and the figures side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+MOVIELENS = REPOSITORY.parent / "shared" / "data" / "ml-latest-small"
+FIGURES = ("recall_at_20", "ndcg_at_20", "genre_p_at_10")
+
+
+def timed(command: list[str]) -> tuple[float, str]:
+    """Run a command from the repository root; its wall time and output. Stops the race when it fails."""
+    print("$ " + " ".join(command), flush=True)
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"failed with exit {done.returncode} after {seconds:.0f} s:\n{done.stdout[-4000:]}")
+    return seconds, done.stdout
+
+
+def printed_summary(output: str) -> dict:
+    """The summary JSON a film2vec command prints: from a line `{` to the last line `}`."""
+    lines = output.splitlines()
+    last = len(lines) - 1 - lines[::-1].index("}")
+    return json.loads("\n".join(lines[lines.index("{") : last + 1]))
+
+
+def synthetic_events(out: Path, arguments: argparse.Namespace) -> list[str]:
+    """Write the synthetic catalogue once (views ≈ users × views per user) and return its --events flags."""
+    folder = out / "synthetic-data"
+    users = max(2, round(arguments.views / arguments.views_per_user))
+    flags = ["--users", str(users), "--catalogue-size", str(arguments.catalogue_size)]
+    flags += ["--genres", str(arguments.genres), "--views-per-user", str(arguments.views_per_user)]
+    if not (folder / "synthetic" / "events" / "_delta_log").is_dir():
+        seconds, output = timed([sys.executable, "-m", "film2vec.cli", "generate", "--out", str(folder), *flags])
+        print(f"generated {printed_summary(output)['views']:,} views in {seconds:.0f} s", flush=True)
+    return ["--events", str(folder / "synthetic" / "events"), "--metadata", str(folder / "synthetic" / "assets")]
+
+
+def race(name: str, events: list[str], out: Path, arguments: argparse.Namespace) -> dict:
+    """Both whole processes on the events, then (unless --no-figures) the protocol's figures of both."""
+    common = [*events, "--dim", str(arguments.dim), "--seed", str(arguments.seed)]
+    film2vec_seconds, _ = timed(
+        [sys.executable, "-m", "film2vec.cli", "run", "--out", str(out / name / "film2vec"), *common]
+    )
+    als_seconds, _ = timed(
+        [sys.executable, "-m", "benchmarks.race_als", "als", "--out", str(out / name / "als"), *common]
+    )
+    result = {"film2vec_run_seconds": film2vec_seconds, "als_seconds": als_seconds}
+    if not arguments.no_figures:
+        _, output = timed(
+            [
+                *[sys.executable, "-m", "film2vec.cli", "evaluate", "--baseline", "als"],
+                *["--out", str(out / name / "evaluate"), *common],
+            ]
+        )
+        summary = printed_summary(output)
+        result.update(
+            film2vec=summary["figures"],
+            als=summary["baseline"]["figures"],
+            als_recommend=summary["baseline"]["recommend_figures"],
+            evaluate_seconds={"film2vec": summary["film2vec_seconds"], "als": summary["baseline"]["seconds"]},
+        )
+    return result
+
+
+def report(name: str, result: dict) -> str:
+    """One dataset's race as a table: wall times, their ratio, and the figures when measured."""
+    ratio = result["film2vec_run_seconds"] / result["als_seconds"]
+    rows = [
+        ("film2vec", result["film2vec_run_seconds"], result.get("film2vec", {})),
+        ("Spark ALS item factors", result["als_seconds"], result.get("als", {})),
+        ("Spark ALS recommend()", math.nan, result.get("als_recommend", {})),
+    ]
+    lines = [f"## {name}: film2vec run / ALS = {ratio:.2f}x"]
+    lines.append(f"{'':<24}{'whole process s':>16}" + "".join(f"{figure:>15}" for figure in FIGURES))
+    for label, seconds, figures in rows:
+        cells = "".join(f"{figures.get(figure, math.nan):>15.4f}" for figure in FIGURES)
+        lines.append(f"{label:<24}" + (f"{seconds:>16.1f}" if math.isfinite(seconds) else " " * 16) + cells)
+    return "\n".join(lines)
+
+
+def als_process(flags: list[str]) -> None:
+    """The ALS side of the race as a whole process: Spark started, events read, ALS fitted, factors written."""
+    from film2vec import cli
+    from film2vec.baselines import als_vectors
+    from film2vec.spark import get_spark
+    from film2vec.tables import uses_metastore
+
+    config = cli.config_from(cli.parser().parse_args(["evaluate", *flags]))
+    print(json.dumps(als_vectors(get_spark(config.spark, metastore=uses_metastore(config)), config), indent=2))
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["als"]:
+        als_process(sys.argv[2:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="folder for every process's outputs")
+    parser.add_argument("--datasets", nargs="+", default=["movielens", "synthetic"], choices=["movielens", "synthetic"])
+    parser.add_argument("--views", type=int, default=5_000_000, help="synthetic views (default: the issue's 5M)")
+    parser.add_argument("--catalogue-size", type=int, default=10_000, help="synthetic assets")
+    parser.add_argument("--genres", type=int, default=10, help="synthetic planted genres")
+    parser.add_argument("--views-per-user", type=float, default=30.0, help="synthetic mean views per user")
+    parser.add_argument("--dim", type=int, default=64, help="film2vec's --dim and ALS's rank")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-figures", action="store_true", help="time the two processes only, skip evaluate")
+    arguments = parser.parse_args()
+    out = Path(arguments.out).resolve()
+    results = {}
+    for name in arguments.datasets:
+        if name == "movielens" and not (MOVIELENS / "ratings.csv").is_file():
+            raise SystemExit(f"MovieLens latest-small not found at {MOVIELENS}")
+        events = ["--events", str(MOVIELENS)] if name == "movielens" else synthetic_events(out, arguments)
+        results[name] = race(name, events, out, arguments)
+        print(report(name, results[name]), flush=True)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

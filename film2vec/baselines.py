@@ -1,0 +1,110 @@
+"""Baselines that film2vec's vectors are measured against: Spark MLlib implicit ALS, the tool a Spark team has.
+
+ALS factors the user × asset view matrix (every view a 1, confidence 1 + alpha); its item factors are asset
+vectors too, so the protocol scores them as it scores film2vec's (pipeline.HeldOut). Spark does the fitting
+through the DataFrame API; the factors come back to the driver as numpy rows keyed by index.
+
+Example::
+
+    factors = fit_als(interactions, rank=64, settings=config.evaluate, seed=0)  # user_idx, asset_idx columns
+    factors.asset_matrix(assets)  # (assets, 64): row = asset_idx, zero for an asset ALS never saw
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pyspark.ml.recommendation import ALS
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from film2vec import tables
+from film2vec.config import Config, ConfigError, EvaluateConfig
+from film2vec.events import columns_of, ingest
+from film2vec.tracking import embeddings_table
+
+
+@dataclass(frozen=True)
+class Factors:
+    """ALS's learnt vectors: users[i] is the index of user_vectors[i], assets[i] that of asset_vectors[i]."""
+
+    users: np.ndarray
+    user_vectors: np.ndarray
+    assets: np.ndarray
+    asset_vectors: np.ndarray
+
+    def user_matrix(self, rows: int) -> np.ndarray:
+        """User vectors with row = user index, zero for a user ALS has no factor of."""
+        return _matrix(self.users, self.user_vectors, rows)
+
+    def asset_matrix(self, rows: int) -> np.ndarray:
+        """Asset vectors with row = asset_idx, zero for an asset ALS has no factor of."""
+        return _matrix(self.assets, self.asset_vectors, rows)
+
+
+def _matrix(index: np.ndarray, vectors: np.ndarray, rows: int) -> np.ndarray:
+    matrix = np.zeros((rows, vectors.shape[1]), dtype=vectors.dtype)
+    matrix[index] = vectors
+    return matrix
+
+
+def index_users(views: DataFrame) -> DataFrame:
+    """The views with user_idx: dense int indices 0..n-1 of user_id in id order (ALS takes int ids only)."""
+    users = views.select("user_id").distinct()
+    users = users.withColumn("user_idx", (F.row_number().over(Window.orderBy("user_id")) - 1).cast("int"))
+    return views.join(users, "user_id")
+
+
+def fit_als(interactions: DataFrame, rank: int, settings: EvaluateConfig, seed: int) -> Factors:
+    """Implicit ALS on (user_idx, asset_idx) views, one row per view; its user and item factors.
+
+    Every view is a rating of 1, so a view's confidence is 1 + settings.als_alpha (Hu, Koren and Volinsky's
+    implicit feedback), unviewed pairs are preferences of 0 at confidence 1.
+    """
+    als = ALS(
+        rank=rank,
+        maxIter=settings.als_iterations,
+        regParam=settings.als_reg_param,
+        alpha=settings.als_alpha,
+        implicitPrefs=True,
+        userCol="user_idx",
+        itemCol="asset_idx",
+        ratingCol="viewed",
+        seed=seed,
+    )
+    views = interactions.select(
+        F.col("user_idx").cast("int"), F.col("asset_idx").cast("int"), F.lit(1.0).cast("float").alias("viewed")
+    )
+    model = als.fit(views)
+    users, user_vectors = _rows(model.userFactors)
+    assets, asset_vectors = _rows(model.itemFactors)
+    return Factors(users, user_vectors, assets, asset_vectors)
+
+
+def _rows(factors: DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """An ALS factor table (id, features) as (ids, float32 matrix)."""
+    table = factors.select("id", "features").toArrow()
+    ids = table.column("id").to_numpy().astype(np.int64)
+    features = table.column("features").combine_chunks()
+    return ids, features.flatten().to_numpy().astype(np.float32).reshape(len(ids), -1)
+
+
+def als_vectors(spark: SparkSession, config: Config) -> dict:
+    """ALS's counterpart of `film2vec run`, for a race of whole processes: the events validated as film2vec
+    validates them, ALS (rank --dim) fitted on every view, its item factors written to DIR/als_embeddings
+    (asset_id, vector), a table `film2vec evaluate --embeddings` can score."""
+    if not config.data.events:
+        raise ConfigError("ALS vectors: give the events to fit on, --events PATH")
+    found = ingest(spark, config.data.events, config.data.metadata, config.data.id_type, columns_of(config.data))
+    views = found.views.join(found.assets.select("asset_id", "asset_idx"), "asset_id")
+    factors = fit_als(index_users(views), config.train.dim, config.evaluate, config.seed)
+    asset_ids = found.assets.orderBy("asset_idx").select("asset_id").toArrow().column("asset_id")
+    items = embeddings_table(asset_ids.take(factors.assets), factors.asset_vectors)
+    tables.write(config, spark.createDataFrame(items), "als_embeddings")
+    return {
+        "events": config.data.events,
+        "users_with_vectors": len(factors.users),
+        "assets_with_vectors": len(factors.assets),
+        "embeddings": config.out("als_embeddings"),
+    }
