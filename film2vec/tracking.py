@@ -54,13 +54,16 @@ _LOCAL_URIS: set[str] = set()  # stores film2vec chose; mlflow.set_tracking_uri 
 
 
 def use_store(out_dir: str) -> Store:
-    """Point MLflow at MLFLOW_TRACKING_URI when the user set it, else at the SQLite store under `out_dir`.
+    """Point MLflow at MLFLOW_TRACKING_URI when the user set it (on Databricks, the workspace when nobody did),
+    else at the SQLite store under `out_dir`.
 
     A server keeps MLflow's registry for it (databricks-uc for `databricks`) or the user's
     MLFLOW_REGISTRY_URI; only the local store registers models in itself. Raises ConfigError when `out_dir`
     is remote and no server is set, since the local store is a SQLite file in a local folder.
     """
     given = os.environ.get("MLFLOW_TRACKING_URI")
+    if not given and "DATABRICKS_RUNTIME_VERSION" in os.environ:
+        given = "databricks"  # a notebook or job on Databricks tracks to its workspace unless told otherwise
     registry = os.environ.get("MLFLOW_REGISTRY_URI")
     if registry in _LOCAL_URIS:  # exported by set_registry_uri for a local store chosen earlier in this process
         del os.environ["MLFLOW_REGISTRY_URI"]
