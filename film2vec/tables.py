@@ -285,3 +285,19 @@ def open_without_spark(path: str, what: str):
             "a table film2vec did not create). Delete the folder and rerun the stage that writes it, or run "
             f"ALTER TABLE delta.`{path}` DROP FEATURE deletionVectors"
         ) from None
+
+
+def files_without_spark(path: str, what: str, partition: tuple[str, str] | None = None) -> list[str]:
+    """The data files of a Delta table's current version (of one partition, (column, value), when given), listed
+    by delta-rs without Spark, for pyarrow to read: scanning through delta-rs's own file system leaves threads
+    that can abort the process at exit (delta-io/delta-rs#2184)."""
+    filters = [(partition[0], "=", partition[1])] if partition else None
+    return open_without_spark(path, what).file_uris(partition_filters=filters)
+
+
+def read_without_spark(path: str, what: str, columns: list[str], where=None):
+    """Rows of an unpartitioned Delta table as an Arrow table, read without Spark; `where` is a
+    pyarrow.dataset filter."""
+    import pyarrow.dataset as ds
+
+    return ds.dataset(files_without_spark(path, what), format="parquet").to_table(columns=columns, filter=where)

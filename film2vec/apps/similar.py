@@ -14,7 +14,7 @@ import pyarrow.dataset as ds
 
 from film2vec.config import Config, ConfigError
 from film2vec.errors import InputError
-from film2vec.tables import open_without_spark
+from film2vec.tables import read_without_spark
 
 
 def find_asset(query: str, asset_ids: list, titles: list, views: np.ndarray) -> tuple[int, list[int]]:
@@ -32,10 +32,11 @@ def find_asset(query: str, asset_ids: list, titles: list, views: np.ndarray) -> 
     raise InputError(f"no asset has the id or a title matching {query!r}; try part of a title")
 
 
-def _written(config: Config, table: str, stage: str):
-    """A table of the run under --out, opened without Spark; when missing, an InputError naming its command."""
+def _written(config: Config, table: str, stage: str, columns: list[str], where=None) -> pa.Table:
+    """Rows of a table of the run under --out, read without Spark; when missing, an InputError naming its
+    command."""
     try:
-        return open_without_spark(config.out(table), table)
+        return read_without_spark(config.out(table), table, columns, where)
     except InputError:
         raise InputError(
             f"{config.out(table)} not found: `film2vec {stage}` (or `film2vec run`) writes it; run it with the same "
@@ -46,11 +47,9 @@ def _written(config: Config, table: str, stage: str):
 def catalogue_titles(config: Config) -> pa.Table:
     """asset_id, title, views of DIR/assets, then of DIR/unviewed (0 views) when there is one, so that
     provisional vectors of assets not yet viewed are found by their titles too."""
-    assets = _written(config, "assets", "pairs").to_pyarrow_table(columns=["asset_id", "title", "views"])
+    assets = _written(config, "assets", "pairs", ["asset_id", "title", "views"])
     try:
-        unviewed = open_without_spark(config.out("unviewed"), "unviewed").to_pyarrow_table(
-            columns=["asset_id", "title"]
-        )
+        unviewed = read_without_spark(config.out("unviewed"), "unviewed", ["asset_id", "title"])
     except InputError:
         return assets
     views = pa.repeat(pa.scalar(0, assets.schema.field("views").type), unviewed.num_rows)
@@ -64,12 +63,11 @@ def similar(config: Config) -> dict:
         raise ConfigError("film2vec similar: name an asset by id or title, e.g. `film2vec similar 'Toy Story'`")
     if config.data.schema:
         return similar_from_model(config)
-    neighbours = _written(config, "neighbours", "train")
     assets = catalogue_titles(config)
     ids, titles = assets.column("asset_id").to_pylist(), assets.column("title").to_pylist()
     row, others = find_asset(config.apps.similar_to, ids, titles, assets.column("views").to_numpy())
     wanted = (ds.field("asset_id") == ids[row]) & (ds.field("rank") <= config.tracking.top_k)
-    found = neighbours.to_pyarrow_dataset().to_table(filter=wanted, columns=["rank", "neighbour_id", "score"])
+    found = _written(config, "neighbours", "train", ["rank", "neighbour_id", "score"], wanted)
     title_of = dict(zip(ids, titles))
     return {
         "asset_id": ids[row],

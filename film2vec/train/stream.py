@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.dataset
 import torch
 
-from film2vec.tables import open_without_spark
+from film2vec.tables import files_without_spark
 
 _DONE = object()
 
@@ -29,18 +30,23 @@ class SampleBatch:
     negatives: torch.Tensor
 
 
+def _season_files(path: str, season: int) -> pa.dataset.Dataset | None:
+    """The season's partition as a pyarrow dataset over the files delta-rs lists; None when it has none."""
+    files = files_without_spark(path, f"season {season}", ("season", str(season)))
+    return pa.dataset.dataset(files, format="parquet") if files else None
+
+
 def read_season(path: str, season: int, rows_per_read: int = 262_144) -> Iterator[pa.RecordBatch]:
     """The season's (origin, target, negatives) Arrow batches, reading only its partition's files."""
-    table = open_without_spark(path, f"season {season}")
-    dataset = table.to_pyarrow_dataset(file_pruning_predicate=[("season", "=", str(season))])
-    yield from dataset.to_batches(columns=["origin", "target", "negatives"], batch_size=rows_per_read)
+    dataset = _season_files(path, season)
+    if dataset is not None:
+        yield from dataset.to_batches(columns=["origin", "target", "negatives"], batch_size=rows_per_read)
 
 
 def season_rows(path: str, season: int) -> int:
-    """Number of samples in one season (from the Delta log's file statistics when available)."""
-    table = open_without_spark(path, f"season {season}")
-    dataset = table.to_pyarrow_dataset(file_pruning_predicate=[("season", "=", str(season))])
-    return dataset.count_rows()
+    """Number of samples in one season (from its files' Parquet footers)."""
+    dataset = _season_files(path, season)
+    return dataset.count_rows() if dataset is not None else 0
 
 
 def _arrays(batches: list[pa.RecordBatch]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
