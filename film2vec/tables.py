@@ -297,7 +297,12 @@ def files_without_spark(path: str, what: str, partition: tuple[str, str] | None 
 
 def read_without_spark(path: str, what: str, columns: list[str], where=None):
     """Rows of an unpartitioned Delta table as an Arrow table, read without Spark; `where` is a
-    pyarrow.dataset filter."""
+    pyarrow.dataset filter. A table without rows keeps its schema."""
+    import pyarrow as pa
     import pyarrow.dataset as ds
 
-    return ds.dataset(files_without_spark(path, what), format="parquet").to_table(columns=columns, filter=where)
+    table = open_without_spark(path, what)
+    files = table.file_uris()
+    if not files:
+        return pa.schema(table.schema().to_arrow()).empty_table().select(columns)
+    return ds.dataset(files, format="parquet").to_table(columns=columns, filter=where)
