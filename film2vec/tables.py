@@ -46,7 +46,7 @@ USER_TABLES = {
 }
 # Tables a reader without Spark opens (delta-rs: the trainer, `film2vec similar`): created with deletion
 # vectors off, because delta-rs's pyarrow reader refuses tables whose protocol has them
-READ_WITHOUT_SPARK = ("seasons", "embeddings", "neighbours", "assets")
+READ_WITHOUT_SPARK = ("seasons", "embeddings", "neighbours", "assets", "unviewed")
 NO_DELETION_VECTORS = {"delta.enableDeletionVectors": "false"}
 
 _PLAIN_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -55,7 +55,7 @@ _QUOTED_PART = re.compile(r"`((?:[^`]|``)+)`")
 
 def is_remote(path: str) -> bool:
     """Whether a path names a store reached through a URI (s3://, abfss://, gs://, dbfs:/) rather than a local
-    file system; such paths cannot be checked with the local file system and are taken to exist."""
+    file system, so that only Spark (or a client of that store) can tell what is there."""
     return "://" in path or path.startswith(REMOTE_PREFIXES)
 
 
