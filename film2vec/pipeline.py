@@ -539,15 +539,16 @@ def train_vectors(
     held_out: HeldOut | None = None,
     score_on_views: bool = False,
 ) -> dict:
-    """Train on the seasons, log the run to MLflow, write DIR/embeddings and register the model.
+    """Train on the seasons, log the run to MLflow, register the model, then write DIR/embeddings and
+    DIR/neighbours (each asset's --top-k nearest), both stamped with the registered version.
 
     `seasons` defaults to all configured ones (--warm-seasons of them when warm-starting); `film2vec run`
     passes a SeasonFeed that yields each season once it is written. Each finished season is checkpointed in
     DIR/checkpoints (a local output folder), so a killed run started again resumes after its last finished
     season; the checkpoint goes once the run is written. With `held_out`, the protocol's figures of the new
     vectors are logged to the run and returned; without it, GenreP@10 over all views is, with
-    `score_on_views` or a GenreP floor. The alias moves to the new version only when the figures clear the
-    configured floors.
+    `score_on_views`, a GenreP floor or a deferred alias (--move-alias by_promote). The alias moves to the
+    new version only when the figures clear the configured floors, or later by `film2vec promote`.
     """
     assets = tables.read(spark, config, "assets").orderBy("asset_idx")
     trained = tables.read(spark, config, "pairs").select(F.col("asset_a").alias("asset_id")).distinct()
