@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
 
 from film2vec.errors import InputError
 
@@ -227,15 +226,6 @@ def delta_table(spark: SparkSession, config: Config, table: str) -> DeltaTable:
 def version(spark: SparkSession, config: Config, table: str) -> int:
     """The latest version of a table."""
     return delta_table(spark, config, table).history(1).first()["version"]
-
-
-def location(spark: SparkSession, config: Config, table: str) -> str:
-    """The folder that holds a table's files, for readers without Spark (delta-rs)."""
-    name = named(config, table)
-    if not name:
-        return config.out(table)
-    found = spark.sql(f"DESCRIBE DETAIL {name}").first()["location"]
-    return urlparse(found).path if found.startswith("file:") else found
 
 
 def read_input(spark: SparkSession, source: str, what: str, columns: tuple[str, ...]) -> DataFrame:
