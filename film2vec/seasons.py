@@ -20,6 +20,7 @@ Two walks:
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
@@ -42,6 +43,7 @@ from film2vec.walks import (
     bipartite_samples,
     bipartite_users,
     coview_samples,
+    draw_keys,
     origin_chunks,
     origin_streams,
     samples_by_member,
@@ -49,9 +51,15 @@ from film2vec.walks import (
     unigram_cumulative,
 )
 
-SAMPLE_SCHEMA = "season int, origin int, target int, negatives array<int>"
+SAMPLE_SCHEMA = "season int, draw bigint, origin int, target int, negatives array<int>"
 SAMPLE_ARROW_SCHEMA = pa.schema(
-    [("season", pa.int32()), ("origin", pa.int32()), ("target", pa.int32()), ("negatives", pa.list_(pa.int32()))]
+    [
+        ("season", pa.int32()),
+        ("draw", pa.int64()),
+        ("origin", pa.int32()),
+        ("target", pa.int32()),
+        ("negatives", pa.list_(pa.int32())),
+    ]
 )
 SAMPLES_PER_CHUNK = 1 << 13  # samples made per kernel call: the kernels' arrays stay in the CPU caches
 
@@ -102,12 +110,15 @@ def user_bucket(partitions: int):
     return F.pmod(F.hash("user_id"), F.lit(partitions))
 
 
-def _sample_batch(season: int, origin: np.ndarray, target: np.ndarray, negatives: np.ndarray) -> pa.RecordBatch:
+def _sample_batch(
+    season: int, origin: np.ndarray, sample: np.ndarray, target: np.ndarray, negatives: np.ndarray
+) -> pa.RecordBatch:
     flat = pa.array(negatives.astype(np.int32, copy=False).ravel())
     count = negatives.shape[1]
     return pa.RecordBatch.from_arrays(
         [
             pa.array(np.full(len(origin), season, dtype=np.int32)),
+            pa.array(draw_keys(origin, sample)),
             pa.array(origin.astype(np.int32, copy=False)),
             pa.array(target.astype(np.int32, copy=False)),
             pa.ListArray.from_arrays(pa.array(np.arange(0, len(flat) + 1, count, dtype=np.int32)), flat),
@@ -223,7 +234,11 @@ def bipartite_second_step(key: np.uint64, season: int, negatives: Negatives):
 
 @dataclass(frozen=True)
 class SeasonSampler:
-    """A walk's lists (cached in Spark) with its origins and negatives: makes any season's samples."""
+    """A walk's lists (cached in Spark) with its origins and negatives: makes any season's samples.
+
+    `drawn_from` is the provenance every season it writes records (see `provenance`): the sampler's
+    settings, the seed and the versions of the tables its lists were read from.
+    """
 
     walk: str
     seed: int
@@ -232,26 +247,36 @@ class SeasonSampler:
     origin_lists: DataFrame
     user_lists: DataFrame | None = None
     partitions: int = 1
+    drawn_from: dict | None = None
 
     def samples(self, season: int) -> DataFrame:
-        """Season `season`'s samples (lazy; nothing runs until written)."""
+        """Season `season`'s samples in draw order within each partition (lazy; nothing runs until written).
+
+        Files of any partitioning then hold sorted runs of one order, which the trainer merges (see
+        film2vec.train.stream.read_season): the same rows in the same order on any cluster.
+        """
         key = stream_key(self.seed, season)
         if self.walk == "coview":
-            return self.origin_lists.mapInArrow(coview_step(key, season, self.origins, self.negatives), SAMPLE_SCHEMA)
-        user_type = self.user_lists.schema["user_id"].dataType.simpleString()
-        choice_schema = f"user_id {user_type}, origin int, samples array<int>"
-        choices = self.origin_lists.mapInArrow(
-            bipartite_first_step(key, self.origins, self.negatives.count), choice_schema
-        ).withColumn("bucket", user_bucket(self.partitions))
-        return (
-            choices.groupBy("bucket")
-            .cogroup(self.user_lists.groupBy("bucket"))
-            .applyInArrow(bipartite_second_step(key, season, self.negatives), SAMPLE_SCHEMA)
-        )
+            samples = self.origin_lists.mapInArrow(
+                coview_step(key, season, self.origins, self.negatives), SAMPLE_SCHEMA
+            )
+        else:
+            user_type = self.user_lists.schema["user_id"].dataType.simpleString()
+            choice_schema = f"user_id {user_type}, origin int, samples array<int>"
+            choices = self.origin_lists.mapInArrow(
+                bipartite_first_step(key, self.origins, self.negatives.count), choice_schema
+            ).withColumn("bucket", user_bucket(self.partitions))
+            samples = (
+                choices.groupBy("bucket")
+                .cogroup(self.user_lists.groupBy("bucket"))
+                .applyInArrow(bipartite_second_step(key, season, self.negatives), SAMPLE_SCHEMA)
+            )
+        # season first: the Delta writer, which orders rows by the partition column, keeps this order
+        return samples.sortWithinPartitions("season", "draw")
 
     def write(self, season: int, path: str) -> None:
-        """Sample season `season` and replace it in the Delta table at `path`."""
-        write_season(self.samples(season), path, season)
+        """Sample season `season` and replace it in the Delta table at `path`, recording how it was drawn."""
+        write_season(self.samples(season), path, season, {**(self.drawn_from or {}), "season": season})
 
     def release(self) -> None:
         """Drop the cached lists."""
@@ -308,20 +333,58 @@ def sampling_plan(config: SeasonsConfig, catalogue_views: np.ndarray, origin_vie
     return origins, Negatives(config.negatives, len(catalogue_views), cumulative)
 
 
-def write_season(samples: DataFrame, path: str, season: int) -> None:
-    """Replace season `season` of the Delta table at `path` atomically (other seasons untouched).
+def write_season(samples: DataFrame, path: str, season: int, provenance: dict | None = None) -> None:
+    """Replace season `season` of the Delta table at `path` atomically (other seasons untouched), with its
+    provenance in the commit's metadata. Optimized writes stay off: they would reshuffle the sorted runs.
 
     Raises ConcurrentWriteError when another job commits to the table between this write's read and commit.
     """
+    writer = (
+        samples.write.format("delta")
+        .mode("overwrite")
+        .options(**NO_DELETION_VECTORS)
+        .option("optimizeWrite", "false")
+        .option("replaceWhere", f"season = {int(season)}")
+        .partitionBy("season")
+    )
+    if provenance is not None:
+        writer = writer.option("userMetadata", json.dumps({SEASON_RECORD: provenance}, sort_keys=True))
     with committing(f"season {season} of {path}"):
-        (
-            samples.write.format("delta")
-            .mode("overwrite")
-            .options(**NO_DELETION_VECTORS)
-            .option("replaceWhere", f"season = {int(season)}")
-            .partitionBy("season")
-            .save(path)
-        )
+        writer.save(path)
+
+
+SEASON_RECORD = "film2vec_season"  # the key of a season's provenance in its Delta commit's userMetadata
+
+
+def sampler_settings(config: SeasonsConfig, seed: int) -> dict:
+    """The settings that decide a season's rows, and only those (not how many seasons, nor the partitions)."""
+    settings = {
+        "seed": seed,
+        "walk": config.walk,
+        "origins_per_asset": config.origins_per_asset,
+        "origin_distribution": config.origin_distribution,
+        "negatives": config.negatives,
+        "negative_distribution": config.negative_distribution,
+    }
+    if config.origin_distribution == "views":
+        settings["origin_exponent"] = config.origin_exponent
+    if config.negative_distribution == "unigram":
+        settings["unigram_exponent"] = config.unigram_exponent
+    return settings
+
+
+def provenance(config: SeasonsConfig, seed: int, input_versions: dict[str, int]) -> dict:
+    """How a season is drawn: the sampler's settings and the Delta versions of the tables it reads."""
+    return {"settings": sampler_settings(config, seed), "inputs": dict(sorted(input_versions.items()))}
+
+
+def setting_differences(drawn: dict, expected: dict) -> list[str]:
+    """What differs between the settings a season was drawn with and the expected ones, one phrase each."""
+    return [
+        f"{name} = {drawn.get(name)!r} there, {expected.get(name)!r} here"
+        for name in sorted(set(drawn) | set(expected))
+        if drawn.get(name) != expected.get(name)
+    ]
 
 
 class SeasonFeed:

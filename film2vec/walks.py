@@ -112,6 +112,12 @@ def sample_rows(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return row, np.arange(len(row), dtype=np.int64) - starts[row]
 
 
+def draw_keys(origins: np.ndarray, sample: np.ndarray) -> np.ndarray:
+    """Each sample's place in its season: origin · 2**32 + its number within the origin. Unique in a season and
+    a function of the draw alone, so ordering by it gives the same rows in the same order on any cluster."""
+    return (origins.astype(np.int64) << np.int64(32)) | sample.astype(np.int64)
+
+
 def coview_targets(
     states: np.ndarray, row: np.ndarray, offsets: np.ndarray, neighbours: np.ndarray, co_views: np.ndarray
 ) -> np.ndarray:
@@ -237,12 +243,13 @@ def coview_samples(
     co_views: np.ndarray,
     negatives: Negatives,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(origin, target, negatives[n, count]) for a block of origins: the co-view walk, counts[i] from origin i."""
+    """(origin, sample number, target, negatives[n, count]) for a block of origins: the co-view walk, counts[i]
+    samples from origin i, in origin order then sample number."""
     row, sample = sample_rows(counts)
     origin = origins[row]
     states = sample_states(origin_streams(key, origins)[row], sample, negatives.count)
     target = coview_targets(states, row, offsets, neighbours, co_views)
-    return origin, target, negatives.draw(states, origin, target)
+    return origin, sample, target, negatives.draw(states, origin, target)
 
 
 def bipartite_users(
@@ -280,10 +287,11 @@ def bipartite_samples(
     assets: np.ndarray,
     negatives: Negatives,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The second step and the negatives: each sample's user list is assets[list_start:list_start + list_size].
+    """The second step and the negatives: (origin, sample number, target, negatives[n, count]), each sample's
+    user list being assets[list_start:list_start + list_size].
 
     The target is uniform among the user's assets other than the origin.
     """
     states = sample_states(origin_streams(key, origins), sample, negatives.count)
     target = other_members(states, list_start, list_size, assets, origins)
-    return origins, target, negatives.draw(states, origins, target)
+    return origins, sample, target, negatives.draw(states, origins, target)

@@ -63,7 +63,7 @@ def test_bipartite_walk_in_spark_equals_the_kernels_in_one_process(catalogue, tm
     per_origin = 3000
     sampler(catalogue, seed=3, walk="bipartite", origins_per_asset=per_origin, negatives=2).write(0, path)
     rows = season_rows(path, 0)
-    origin, target, negatives = bipartite_season(VIEWS, 6, per_origin)
+    origin, _, target, negatives = bipartite_season(VIEWS, 6, per_origin)
     assert rows == sorted(zip(origin.tolist(), target.tolist(), map(tuple, negatives.tolist())))
     transition = bipartite_transition(VIEWS, 6)
     from_d = np.bincount([t for o, t, _ in rows if o == 3], minlength=6)

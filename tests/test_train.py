@@ -33,6 +33,7 @@ def season_table(season: int, rows: int, n_assets: int, negatives: int, rng) -> 
     return pa.table(
         {
             "season": pa.array(np.full(rows, season, dtype=np.int32)),
+            "draw": pa.array(np.arange(rows, dtype=np.int64)),  # the file's rows in draw order, as sample writes them
             "origin": pa.array(origin.astype(np.int32)),
             "target": pa.array(target.astype(np.int32)),
             "negatives": pa.ListArray.from_arrays(offsets, flat),

@@ -12,6 +12,7 @@ from film2vec.walks import (
     bipartite_samples,
     bipartite_users,
     coview_samples,
+    draw_keys,
     origin_chunks,
     origin_streams,
     samples_by_member,
@@ -38,7 +39,7 @@ def coview_season(season: int, per_origin: int, negatives: int = 5, seed: int = 
 
 def test_coview_targets_follow_co_view_proportions():
     draws = 50_000
-    origin, target, _ = coview_season(0, draws)
+    origin, _, target, _ = coview_season(0, draws)
     first = target[origin == 4]
     observed = np.array([(first == n).sum() for n in NEIGHBOURS[:5]])
     expected = CO_VIEWS[:5] / CO_VIEWS[:5].sum() * draws
@@ -82,7 +83,7 @@ def bipartite_season(views: dict[int, list[int]], n_assets: int, per_origin: int
 
 def test_bipartite_walk_follows_its_transition_formula():
     per_origin = 20_000
-    origin, target, negatives = bipartite_season(VIEWS, 6, per_origin)
+    origin, _, target, negatives = bipartite_season(VIEWS, 6, per_origin)
     transition = bipartite_transition(VIEWS, 6)
     assert set(origin) == {0, 1, 2, 3, 4}  # asset 5's only viewer watched nothing else
     np.testing.assert_allclose(transition[:5].sum(axis=1), 1.0)
@@ -115,7 +116,7 @@ def test_bipartite_walk_is_a_function_of_seed_and_season():
     first, again, other = (bipartite_season(VIEWS, 6, 100, season) for season in (0, 0, 1))
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(first[1], other[1])
+    assert not np.array_equal(first[2], other[2])
 
 
 def test_uniform_negatives_are_uniform_over_the_other_assets():
@@ -174,8 +175,18 @@ def test_same_season_same_samples_other_season_fresh_ones():
     first, again, other = coview_season(0, 200), coview_season(0, 200), coview_season(1, 200)
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(first[1], other[1])
     assert not np.array_equal(first[2], other[2])
+    assert not np.array_equal(first[3], other[3])
+
+
+def test_draw_keys_order_samples_by_origin_then_number_and_are_unique():
+    origin, sample, _, _ = coview_season(0, 30)
+    keys = draw_keys(origin, sample)
+    assert len(np.unique(keys)) == len(keys)
+    for origin_index in ORIGINS:
+        assert np.all(np.diff(keys[origin == origin_index]) == 1)  # an origin's samples in number order
+    np.testing.assert_array_equal(keys >> 32, origin)
+    np.testing.assert_array_equal(keys & (2**32 - 1), sample)
 
 
 def test_a_block_split_anywhere_gives_the_same_samples():

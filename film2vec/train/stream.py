@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.dataset
 import torch
 
+from film2vec.errors import InputError
 from film2vec.tables import files_without_spark
 
 _DONE = object()
@@ -30,23 +31,55 @@ class SampleBatch:
     negatives: torch.Tensor
 
 
-def _season_files(path: str, season: int) -> pa.dataset.Dataset | None:
-    """The season's partition as a pyarrow dataset over the files delta-rs lists; None when it has none."""
-    files = files_without_spark(path, f"season {season}", ("season", str(season)))
-    return pa.dataset.dataset(files, format="parquet") if files else None
+SEASON_COLUMNS = ["draw", "origin", "target", "negatives"]
+
+
+def _season_files(path: str, season: int) -> list[str]:
+    """The files of the season's partition, as delta-rs lists them."""
+    return files_without_spark(path, f"season {season}", ("season", str(season)))
+
+
+def _sorted_batches(file: str, rows_per_read: int) -> Iterator[pa.RecordBatch]:
+    """A season file's batches, checked to run in draw order (as `film2vec sample` writes them)."""
+    last = -1
+    for batch in pa.dataset.dataset(file, format="parquet").to_batches(
+        columns=SEASON_COLUMNS, batch_size=rows_per_read
+    ):
+        if not batch.num_rows:
+            continue
+        draw = batch.column("draw").to_numpy()
+        if draw[0] <= last or np.any(draw[1:] <= draw[:-1]):
+            raise InputError(f"{file}: rows are not in draw order; redraw the season with `film2vec sample`")
+        last = draw[-1]
+        yield batch
 
 
 def read_season(path: str, season: int, rows_per_read: int = 262_144) -> Iterator[pa.RecordBatch]:
-    """The season's (origin, target, negatives) Arrow batches, reading only its partition's files."""
-    dataset = _season_files(path, season)
-    if dataset is not None:
-        yield from dataset.to_batches(columns=["origin", "target", "negatives"], batch_size=rows_per_read)
+    """The season's (draw, origin, target, negatives) Arrow batches in draw order, whatever the files' number and
+    order: each file is a sorted run, and the runs are merged a block at a time (memory: a batch per file)."""
+    runs = [_sorted_batches(file, rows_per_read) for file in _season_files(path, season)]
+    heads = {index: batch for index, run in enumerate(runs) if (batch := next(run, None)) is not None}
+    while heads:
+        bound = min(batch.column("draw")[-1].as_py() for batch in heads.values())  # every row up to it is here
+        taken = []
+        for index, batch in list(heads.items()):
+            cut = int(np.searchsorted(batch.column("draw").to_numpy(), bound, side="right"))
+            taken.append(batch.slice(0, cut))
+            if cut < batch.num_rows:
+                heads[index] = batch.slice(cut)
+            elif (following := next(runs[index], None)) is not None:
+                heads[index] = following
+            else:
+                del heads[index]
+        block = pa.Table.from_batches(taken).combine_chunks()
+        order = np.argsort(block.column("draw").to_numpy(), kind="stable")
+        yield from block.take(order).to_batches()
 
 
 def season_rows(path: str, season: int) -> int:
     """Number of samples in one season (from its files' Parquet footers)."""
-    dataset = _season_files(path, season)
-    return dataset.count_rows() if dataset is not None else 0
+    files = _season_files(path, season)
+    return pa.dataset.dataset(files, format="parquet").count_rows() if files else 0
 
 
 def _arrays(batches: list[pa.RecordBatch]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
