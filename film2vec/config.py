@@ -483,3 +483,48 @@ def field_specs() -> list[tuple[str, dataclasses.Field, Any]]:
         hints = typing.get_type_hints(owner)
         specs.extend((section, f, hints[f.name]) for f in dataclasses.fields(owner))
     return specs
+
+
+def reference_markdown() -> str:
+    """docs/configuration.md: every setting with its flag, allowed values, default and help text, read from the
+    fields themselves (`tests/test_docs.py` keeps the file equal to this). Regenerate it with
+    `python -m film2vec.config > docs/configuration.md`."""
+    local = load_profile("local")
+    lines = [
+        "# Configuration reference",
+        "",
+        "<!-- Generated from film2vec/config.py: python -m film2vec.config > docs/configuration.md -->",
+        "",
+        "Every setting is a key of a profile (`conf/local.yaml`, `conf/cluster.yaml`, `conf/databricks.yaml`, or a",
+        "YAML file given to `--profile`) and a flag of every `film2vec` command; a flag overrides the profile. A key",
+        "`section.name` is written in YAML as `name` under `section:`. The default is the `local` profile's value",
+        "(the CLI's profile unless `--profile` names another); where the built-in default of `film2vec/config.py`",
+        "differs, it is given too (it applies when a profile leaves the key out). `null` means none.",
+    ]
+    for section in ("", *SECTIONS):
+        lines += ["", f"## {section or 'Top level'}", ""]
+        values = getattr(local, section) if section else local
+        for owner, spec, kind in field_specs():
+            if owner != section:
+                continue
+            key = f"{section}.{spec.name}" if section else spec.name
+            allowed = _allowed(spec.metadata, kind)
+            if spec.metadata.get("choices") and type(None) in typing.get_args(kind):
+                allowed += ", or null"
+            default = f"default `{_yaml_text(getattr(values, spec.name))}`"
+            if getattr(values, spec.name) != spec.default:
+                default += f" (built-in `{_yaml_text(spec.default)}`)"
+            flag = "--" + spec.name.replace("_", "-")
+            lines.append(f"- **`{key}`** (`{flag}`): {allowed}; {default}. {spec.metadata['help']}")
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_text(value: Any) -> str:
+    """A setting's value as it is written in a profile or a flag."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return str(value)
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")
