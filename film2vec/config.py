@@ -224,6 +224,11 @@ class TrainConfig:
         "run id; new assets start from the mean vector of assets sharing a label",
     )
     warm_seasons: int = setting(1, "Seasons trained (and drawn by `refresh`) when warm-starting", low=1, high=10_000)
+    allow_season_mismatch: bool = setting(
+        False,
+        "`train`: train on seasons drawn with other sampler settings or from older inputs than this configuration's "
+        "(stopping is the default; the difference is recorded in the MLflow run and the embeddings' commit)",
+    )
     warm_learning_rate: float = setting(
         0.1,
         "Learning rate at the start of a warm-started run. The model's row-wise Adagrad accumulators come with "

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
+import shlex
 import tempfile
 import time
 import warnings
@@ -34,7 +36,8 @@ from pyspark.sql import types as T
 
 from film2vec import tables, tracking
 from film2vec.baselines import fit_als
-from film2vec.config import Config, ConfigError
+from film2vec.config import Config, ConfigError, SeasonsConfig
+from film2vec.conflicts import committing
 from film2vec.evaluate import Split, genre_precision, next_watch_of_user_vectors, split_views
 from film2vec.evaluate import evaluate as evaluate_vectors
 from film2vec.events import InputError, columns_of, ingest
@@ -51,12 +54,23 @@ from film2vec.pairs import (
     sparsify,
 )
 from film2vec.plots import plot_loss
-from film2vec.seasons import SeasonFeed, SeasonSampler, season_sampler
+from film2vec.seasons import (
+    SEASON_RECORD,
+    SeasonFeed,
+    SeasonSampler,
+    provenance,
+    sampler_settings,
+    season_sampler,
+    setting_differences,
+)
 from film2vec.synthetic import plan_catalogue
 from film2vec.train.checkpoint import clear as clear_checkpoint
 from film2vec.train.trainer import StartingRows, train
 from film2vec.warm import label_mean_vectors, median_cosine
 
+log = logging.getLogger(__name__)
+EMBEDDINGS_RECORD = "film2vec_embeddings"  # the key of the embeddings' (and neighbours') provenance in their commits
+SEASON_MISMATCH_TAG = "film2vec.season_mismatch"  # on a run trained with --allow-season-mismatch: what differed
 TRAINED_FROM = ("assets", "pairs", "seasons")  # the Delta tables a training run records as its inputs
 FIGURES_TAG = "film2vec.figures_from"  # run tag: "held-out split" (film2vec evaluate) or "all views"
 # Key of the pair table's commit metadata: the version of DIR/views its counts are of, and how they were counted
@@ -155,7 +169,7 @@ def count_pairs(spark: SparkSession, config: Config) -> dict:
         pairs = pairs.persist()
         full = pairs.agg(F.count("*").alias("rows"), F.sum("co_views").alias("weight")).first()
         pairs_kept = sparsify(pairs, settings.max_neighbours, settings.min_co_views)
-    record = _pairs_record(config, tables.version(spark, config, "views"))
+    record = _pairs_record(spark, config, tables.version(spark, config, "views"))
     tables.write(config, pairs_kept if sparse else pairs, "pairs", userMetadata=record)
     if sparse:
         pairs.unpersist()
@@ -199,13 +213,15 @@ def _pair_counter(
     return lambda views: pairs_by_gram(views, assets, buckets, weighted, settings.gram_block_pairs, increment)
 
 
-def _pairs_record(config: Config, views_version: int) -> str:
-    """The commit metadata of a pair table write: which views it counts and the settings that shaped it."""
+def _pairs_record(spark: SparkSession, config: Config, views_version: int) -> str:
+    """The commit metadata of a pair table write: which views (and assets) it counts and the settings that
+    shaped it."""
     settings = config.pairs
     return json.dumps(
         {
             PAIRS_RECORD: {
                 "views_version": views_version,
+                "assets_version": tables.version(spark, config, "assets"),
                 "user_weighting": settings.user_weighting,
                 "max_user_views": settings.max_user_views,
                 "max_neighbours": settings.max_neighbours,
@@ -217,20 +233,13 @@ def _pairs_record(config: Config, views_version: int) -> str:
 
 def _pairs_counted(spark: SparkSession, config: Config) -> dict:
     """The record of the latest pair table write, checked against what an incremental count can update."""
-    tables.read(spark, config, "pairs")
-    written = (
-        tables.delta_table(spark, config, "pairs")
-        .history()
-        .where(F.col("userMetadata").contains(PAIRS_RECORD))
-        .orderBy(F.desc("version"))
-        .first()
-    )
-    if written is None:
+    records = tables.commit_records(spark, config, "pairs", PAIRS_RECORD)
+    if not records:
         raise InputError(
-            f"{tables.where(config, 'pairs')}: no record of the views it counts (written by an older film2vec); "
+            f"{tables.where(config, 'pairs')}: no record of the views it counts; "
             "run `film2vec pairs` once without --new-events/--since"
         )
-    record = json.loads(written["userMetadata"])[PAIRS_RECORD]
+    record = records[0][1]
     settings, pairs = config.pairs, tables.where(config, "pairs")
     for name, now in (("max_user_views", settings.max_user_views), ("max_neighbours", settings.max_neighbours)):
         if record[name] or now:
@@ -380,7 +389,7 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
         flagged = added.select("user_id", "asset_id", F.lit(True).alias("new"))
         after = after.join(flagged, ["user_id", "asset_id"], "left").fillna(False, ["new"])
         increment = _pair_counter(spark, config, estimate, increment=True)(after)
-    spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", _pairs_record(config, version))
+    spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", _pairs_record(spark, config, version))
     try:
         tables.delta_table(spark, config, "pairs").alias("pairs").merge(
             increment.alias("increment"),
@@ -410,12 +419,22 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
     }
 
 
+def walk_inputs(config: Config) -> tuple[str, str]:
+    """The tables the configured walk draws from: the assets and DIR/pairs (co-view) or DIR/views (bipartite)."""
+    return ("assets", "pairs" if config.seasons.walk == "coview" else "views")
+
+
 def season_sampler_for(spark: SparkSession, config: Config) -> SeasonSampler:
-    """The configured walk over DIR/pairs (co-view walk) or DIR/views (bipartite walk)."""
-    assets = tables.read(spark, config, "assets")
-    if config.seasons.walk == "coview":
-        return season_sampler(config.seasons, config.seed, assets, pairs=tables.read(spark, config, "pairs"))
-    return season_sampler(config.seasons, config.seed, assets, views=tables.read(spark, config, "views"))
+    """The configured walk over its input tables, read at their current versions, which its seasons record."""
+    versions = {table: tables.version(spark, config, table) for table in walk_inputs(config)}
+    frames = {table: tables.read(spark, config, table, version=version) for table, version in versions.items()}
+    return season_sampler(
+        config.seasons,
+        config.seed,
+        frames.pop("assets"),
+        **frames,
+        drawn_from=provenance(config.seasons, config.seed, versions),
+    )
 
 
 def season_numbers(config: Config) -> range:
@@ -428,16 +447,95 @@ def _seasons_written(spark: SparkSession, config: Config, seasons: list[int]) ->
     return {"seasons": config.out("seasons"), "season_numbers": seasons, "samples": written.count()}
 
 
+def _season_text(numbers: list[int]) -> str:
+    """Season numbers for a message: "season 3", "seasons 1–9", "seasons 0, 2, 5"."""
+    if len(numbers) == 1:
+        return f"season {numbers[0]}"
+    if numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"seasons {numbers[0]}–{numbers[-1]}"
+    return "seasons " + ", ".join(map(str, numbers))
+
+
+def drop_other_seasons(spark: SparkSession, config: Config, seasons: list[int]) -> list[int]:
+    """Delete the seasons of DIR/seasons other than `seasons`, so that no later stage reads rows drawn by
+    another run (a `sample` of fewer seasons, another walk); returns the numbers deleted."""
+    if not tables.exists(spark, config, "seasons"):
+        return []
+    table = tables.delta_table(spark, config, "seasons")
+    others = ~F.col("season").isin(seasons)
+    surplus = sorted(row["season"] for row in table.toDF().where(others).select("season").distinct().collect())
+    if surplus:
+        with committing(f"{_season_text(surplus)} of {tables.where(config, 'seasons')}"):
+            table.delete(others)
+        log.info("removed %s of %s, drawn by an earlier run", _season_text(surplus), tables.where(config, "seasons"))
+    return surplus
+
+
 def sample(spark: SparkSession, config: Config, seasons: range | None = None) -> dict:
-    """Write the configured seasons of samples to DIR/seasons, each replacing only itself."""
+    """Write the configured seasons of samples to DIR/seasons, each replacing only itself, and delete any
+    other season the table holds."""
     seasons = list(seasons if seasons is not None else season_numbers(config))
+    removed = drop_other_seasons(spark, config, seasons)
     sampler = season_sampler_for(spark, config)
     try:
         for season in seasons:
             sampler.write(season, config.out("seasons"))
     finally:
         sampler.release()
-    return _seasons_written(spark, config, seasons)
+    return {**_seasons_written(spark, config, seasons), "removed_seasons": removed}
+
+
+def _redraw_command(config: Config, seasons: list[int]) -> str:
+    """The `film2vec sample` command that draws `seasons` with this configuration."""
+    flags = [f"--out {shlex.quote(config.data.out)}", f"--seasons {max(seasons) + 1}"]
+    if config.data.schema:
+        flags.append(f"--schema {shlex.quote(config.data.schema)}")
+    defaults = sampler_settings(SeasonsConfig(), 0)
+    for name, value in sampler_settings(config.seasons, config.seed).items():
+        if defaults.get(name) != value:
+            flags.append(f"--{name.replace('_', '-')} {value}")
+    return "film2vec sample " + " ".join(flags)
+
+
+def season_mismatch(spark: SparkSession, config: Config, seasons: list[int]) -> str | None:
+    """None when every season was drawn with this configuration from the current rows of its inputs (their
+    Delta versions, compactions aside); otherwise what differs, per group of seasons, and how to redraw them."""
+    path = tables.where(config, "seasons")
+    present = set()
+    if tables.exists(spark, config, "seasons"):
+        present = {row["season"] for row in tables.read(spark, config, "seasons").select("season").distinct().collect()}
+    missing = [season for season in seasons if season not in present]
+    records: dict[int, dict] = {}
+    for _, record in tables.commit_records(spark, config, "seasons", SEASON_RECORD) if present else []:
+        records.setdefault(record["season"], record)
+    expected = sampler_settings(config.seasons, config.seed)
+    changed: dict[tuple[str, int], list[int]] = {}
+    problems: dict[str, list[int]] = {}
+    for season in seasons:
+        if season in missing:
+            continue
+        record = records.get(season)
+        if record is None:
+            problems.setdefault("there is no record of how they were drawn", []).append(season)
+            continue
+        found = setting_differences(record["settings"], expected)
+        for table, version in sorted(record["inputs"].items()):
+            if (table, version) not in changed:
+                changed[table, version] = tables.changed_since(spark, config, table, version)
+            if changed[table, version]:
+                found.append(f"{table} changed since (version {version} there, {changed[table, version][-1]} now)")
+        if found:
+            problems.setdefault("; ".join(found), []).append(season)
+    lines = [f"{_season_text(missing)} missing from {path}"] if missing else []
+    lines += [f"{_season_text(numbers)} of {path}: {what}" for what, numbers in problems.items()]
+    if not lines:
+        return None
+    return (
+        "the seasons to train on were not drawn with this configuration from the current inputs:\n  "
+        + "\n  ".join(lines)
+        + f"\nRedraw them with `{_redraw_command(config, seasons)}`, or train on them as they are with "
+        "--allow-season-mismatch true (the run records it)"
+    )
 
 
 @dataclass(frozen=True)
@@ -566,6 +664,15 @@ def train_vectors(
         config.train.warm_start, config.train.learning_rate = warm.source, config.train.warm_learning_rate
     n_seasons = len(season_numbers(config))
     seasons = seasons if seasons is not None else season_numbers(config)
+    mismatch = None
+    if not isinstance(seasons, SeasonFeed):  # a feed's seasons are drawn now, by this configuration
+        seasons = list(seasons)
+        mismatch = season_mismatch(spark, config, seasons)
+        if mismatch and not config.train.allow_season_mismatch:
+            raise InputError(mismatch)
+        if mismatch:
+            log.warning("training anyway (--allow-season-mismatch): %s", mismatch)
+    trained_seasons = list(seasons.seasons if isinstance(seasons, SeasonFeed) else seasons)
     checkpoints = config.out("checkpoints") if Path(config.out("checkpoints")).is_absolute() else None  # local only
     with (
         mlflow.start_run(experiment_id=tracking.experiment_id(config.tracking.experiment, store)) as run,
@@ -595,9 +702,10 @@ def train_vectors(
             checkpoints=checkpoints,
             start=warm.starting_rows() if warm else None,
         )
-        tracking.log_input_tables(
-            {table: (tables.where(config, table), tables.version(spark, config, table)) for table in TRAINED_FROM}
-        )
+        versions = {table: tables.version(spark, config, table) for table in TRAINED_FROM}
+        tracking.log_input_tables({table: (tables.where(config, table), versions[table]) for table in TRAINED_FROM})
+        if mismatch:
+            mlflow.set_tag(SEASON_MISMATCH_TAG, mismatch)
         rows = with_neighbours.column("asset_idx").to_numpy()
         embeddings = tracking.embeddings_table(catalogue.column("asset_id").take(rows), result.vectors[rows])
         genres = catalogue.column("genres").to_pylist()
@@ -637,11 +745,23 @@ def train_vectors(
         written = spark.createDataFrame(embeddings).withColumns(
             {"model_version": F.lit(int(registered.version)), "run_id": F.lit(run.info.run_id)}
         )
-        tables.write(config, written, "embeddings")
+        record = json.dumps(
+            {
+                EMBEDDINGS_RECORD: {
+                    "seasons": trained_seasons,
+                    "inputs": versions,
+                    "model_version": int(registered.version),
+                    "run_id": run.info.run_id,
+                    "season_mismatch": mismatch,
+                }
+            }
+        )
+        tables.write(config, written, "embeddings", userMetadata=record)
         neighbours = neighbours_table(
             tables.read(spark, config, "embeddings").select("asset_id", "vector"), config.tracking.top_k
         )
-        tables.write(config, neighbours.withColumn("model_version", F.lit(int(registered.version))), "neighbours")
+        neighbours = neighbours.withColumn("model_version", F.lit(int(registered.version)))
+        tables.write(config, neighbours, "neighbours", userMetadata=record)
         mlflow.log_dict(
             {"device": result.device, "assets": len(rows), "resumed_seasons": result.resumed_seasons, **extra},
             "training.json",
@@ -653,6 +773,7 @@ def train_vectors(
         "assets_with_vectors": len(rows),
         **extra,
         "resumed_seasons": result.resumed_seasons,
+        **({"season_mismatch": mismatch} if mismatch else {}),
         **({"figures": figures} if figures else {}),
         "neighbours": tables.where(config, "neighbours"),
         "run_id": run.info.run_id,
@@ -842,6 +963,7 @@ def run(spark: SparkSession, config: Config) -> dict:
         summary["train"] = _timed(train_vectors, spark, config)
         return summary
     seasons = list(season_numbers(config))
+    removed = drop_other_seasons(spark, config, seasons)
     sampler = season_sampler_for(spark, config)
 
     def log_wait(season: int, seconds: float) -> None:
@@ -856,7 +978,11 @@ def run(spark: SparkSession, config: Config) -> dict:
     mlflow.MlflowClient().log_metric(
         trained["run_id"], "waited_for_samples_seconds_total", trained["waited_for_samples_seconds"]
     )
-    summary["sample"] = {**_seasons_written(spark, config, seasons), "seconds": round(feed.sampling_seconds, 1)}
+    summary["sample"] = {
+        **_seasons_written(spark, config, seasons),
+        "removed_seasons": removed,
+        "seconds": round(feed.sampling_seconds, 1),
+    }
     summary["train"] = trained
     return summary
 

@@ -295,8 +295,10 @@ def season_sampler(
     assets: DataFrame,
     pairs: DataFrame | None = None,
     views: DataFrame | None = None,
+    drawn_from: dict | None = None,
 ) -> SeasonSampler:
-    """Prepare the configured walk (pairs for `coview`, views for `bipartite`), origins and negatives.
+    """Prepare the configured walk (pairs for `coview`, views for `bipartite`), origins and negatives;
+    `drawn_from` is the provenance its seasons record.
 
     Raises InputError when the catalogue is too small or no asset has anywhere to walk to.
     """
@@ -315,7 +317,7 @@ def season_sampler(
     origins, negatives = sampling_plan(
         config, catalogue_views, origin_lists.select("views").toArrow().column("views").to_numpy()
     )
-    return SeasonSampler(config.walk, seed, origins, negatives, origin_lists, user_lists, partitions)
+    return SeasonSampler(config.walk, seed, origins, negatives, origin_lists, user_lists, partitions, drawn_from)
 
 
 def sampling_plan(config: SeasonsConfig, catalogue_views: np.ndarray, origin_views: np.ndarray) -> tuple:

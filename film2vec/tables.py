@@ -228,6 +228,35 @@ def version(spark: SparkSession, config: Config, table: str) -> int:
     return delta_table(spark, config, table).history(1).first()["version"]
 
 
+def commit_records(spark: SparkSession, config: Config, table: str, key: str) -> list[tuple[int, dict]]:
+    """(version, record) of each commit of the table whose userMetadata is a JSON object holding `key` (the
+    provenance a stage writes with its rows), newest first."""
+    import json
+
+    from pyspark.sql import functions as F
+
+    commits = (
+        delta_table(spark, config, table)
+        .history()
+        .where(F.col("userMetadata").contains(json.dumps(key)))
+        .select("version", "userMetadata")
+        .orderBy(F.desc("version"))
+        .collect()
+    )
+    return [(commit["version"], json.loads(commit["userMetadata"])[key]) for commit in commits]
+
+
+ROWS_KEPT = ("OPTIMIZE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES")  # operations that keep the rows
+
+
+def changed_since(spark: SparkSession, config: Config, table: str, version: int) -> list[int]:
+    """The versions after `version` whose commits changed the table's rows (a compaction or vacuum does not)."""
+    from pyspark.sql import functions as F
+
+    later = delta_table(spark, config, table).history().where(F.col("version") > version)
+    return sorted(commit["version"] for commit in later.where(~F.col("operation").isin(*ROWS_KEPT)).collect())
+
+
 def read_input(spark: SparkSession, source: str, what: str, columns: tuple[str, ...]) -> DataFrame:
     """A table a user names (metastore name, Delta folder, Parquet, or CSV with a header) holding `columns`;
     errors name the source and `what`."""
