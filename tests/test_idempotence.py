@@ -1,14 +1,25 @@
-"""The same seed and config give identical Delta tables and, on the CPU, identical embeddings."""
+"""The same seed and config give identical Delta tables and, on the CPU, identical embeddings, on any partitioning."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import json
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pytest
 from deltalake import DeltaTable
 
 from film2vec import pipeline
-from film2vec.config import Config
+from film2vec.config import Config, TrainConfig
+from film2vec.train.stream import read_season
+from film2vec.train.trainer import train
 
 
 def small_run(spark, out: str) -> Config:
@@ -41,3 +52,71 @@ def test_same_seed_and_config_give_identical_tables_and_embeddings(spark, tmp_pa
     assert vectors[0].column("asset_id").equals(vectors[1].column("asset_id"))
     first_vectors, second_vectors = (np.stack(v.column("vector").to_numpy(zero_copy_only=False)) for v in vectors)
     assert np.array_equal(first_vectors, second_vectors)  # bit for bit, not approximately
+
+
+COALESCE = "spark.sql.adaptive.coalescePartitions.enabled"
+DRAW_IN_ANOTHER_PROCESS = """
+import json, sys
+from film2vec import pipeline
+from film2vec.config import Config, apply
+from film2vec.spark import get_spark
+
+config = apply(Config(), json.loads(sys.argv[1]), "the test's settings")
+pipeline.sample(get_spark(config.spark), config)
+"""
+
+
+def season_stream(config: Config, season: int) -> pa.Table:
+    """The season's rows in the order the trainer reads them."""
+    return pa.Table.from_batches(list(read_season(config.out("seasons"), season)))
+
+
+@pytest.mark.parametrize("walk", ["bipartite", "coview"])
+def test_a_season_is_the_same_rows_in_the_same_order_on_any_partitioning_and_trains_the_same_vectors(
+    spark, tmp_path, walk
+):
+    """Shuffle partitions, sample partitions and local[1] against local[2] change how the rows are split into
+    files, never which rows a season has, their order, or the vectors trained on them."""
+    source = Config()
+    source.data.out = str(tmp_path / "source")
+    source.synthetic.users, source.synthetic.catalogue_size, source.synthetic.views_per_user = 400, 80, 12
+    pipeline.count_pairs(spark, source)
+    settings = {"seasons": 2, "origins_per_asset": 40, "walk": walk}
+    variants = {"local[2], shuffle 2, sample 3": (2, 3), "local[2], shuffle 7, sample 5": (7, 5)}
+    if walk == "bipartite":
+        variants["local[1], shuffle 1, sample 1"] = (1, 1)
+    drawn = {}
+    for name, (shuffle, partitions) in variants.items():
+        config = copy.deepcopy(source)
+        config.data.out = str(tmp_path / f"{shuffle}-{partitions}")
+        for table in ("views", "assets", "pairs"):
+            shutil.copytree(source.out(table), config.out(table))  # the same Delta versions too
+        config.seasons = dataclasses.replace(config.seasons, **settings, sample_partitions=partitions)
+        if name.startswith("local[1]"):
+            given = {
+                "data": {"out": config.data.out},
+                "spark": {"master": "local[1]", "shuffle_partitions": shuffle},
+                "seasons": {**settings, "sample_partitions": partitions},
+            }
+            subprocess.run([sys.executable, "-c", DRAW_IN_ANOTHER_PROCESS, json.dumps(given)], check=True)
+        else:
+            spark.conf.set("spark.sql.shuffle.partitions", str(shuffle))
+            spark.conf.set(COALESCE, "false")  # small data would otherwise end in one partition whatever the settings
+            try:
+                pipeline.sample(spark, config)
+            finally:
+                spark.conf.set("spark.sql.shuffle.partitions", "2")
+                spark.conf.unset(COALESCE)
+        drawn[name] = config
+    files = {name: len(list(Path(config.out("seasons")).glob("season=0/*.parquet"))) for name, config in drawn.items()}
+    assert len(set(files.values())) > 1, files  # the rows were split differently
+
+    first, *others = drawn.values()
+    train_config = TrainConfig(dim=8, batch_size=128, shuffle_buffer=1_500, device="cpu")
+    n_assets = source.synthetic.catalogue_size
+    expected = train(first.out("seasons"), [0, 1], n_assets, train_config, seed=5).vectors
+    for config in others:
+        for season in (0, 1):
+            assert season_stream(config, season).equals(season_stream(first, season)), (config.data.out, season)
+        vectors = train(config.out("seasons"), [0, 1], n_assets, train_config, seed=5).vectors
+        assert np.array_equal(vectors, expected)  # bit for bit

@@ -96,15 +96,19 @@ def _arrays(batches: list[pa.RecordBatch]) -> tuple[np.ndarray, np.ndarray, np.n
 def shuffled_batches(
     batches: Iterator[pa.RecordBatch], batch_size: int, buffer_rows: int, rng: np.random.Generator
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Minibatches of (origin, target, negatives), shuffled within buffers of about `buffer_rows` rows."""
+    """Minibatches of (origin, target, negatives), shuffled within buffers of `buffer_rows` consecutive rows
+    (the last one shorter): the same rows give the same minibatches however the reader cut them into batches."""
     buffer: list[pa.RecordBatch] = []
     held = 0
     for batch in batches:
-        buffer.append(batch)
-        held += batch.num_rows
-        if held >= buffer_rows:
+        while held + batch.num_rows >= buffer_rows:
+            fits = buffer_rows - held
+            buffer.append(batch.slice(0, fits))
             yield from _shuffle_split(buffer, batch_size, rng)
-            buffer, held = [], 0
+            buffer, held, batch = [], 0, batch.slice(fits)
+        if batch.num_rows:
+            buffer.append(batch)
+            held += batch.num_rows
     if held:
         yield from _shuffle_split(buffer, batch_size, rng)
 
