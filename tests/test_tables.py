@@ -51,9 +51,33 @@ def test_a_schema_of_a_user_is_quoted_into_every_table_name():
     assert tables.named(config, "seasons") is None  # scratch stays at a path
 
 
+def test_paths_and_column_names_with_quotes_backticks_semicolons_and_spaces_reach_the_right_data(spark, tmp_path):
+    """No text of a user's reaches SQL unquoted: such names are data to film2vec, and the counts come out exact."""
+    folder = tmp_path / 'it\'s; a `folder` with "spaces"'
+    folder.mkdir()
+    user, asset = "who's; watching", "`what` -- it is"
+    watched = {"u1": ["a", "b", "c"], "u2": ["a", "b"], "u3": ["b", "c"]}
+    lines = [f'"{user}","{asset}"'] + [f"{who},{what}" for who, assets in watched.items() for what in assets]
+    (folder / "views.csv").write_text("\n".join(lines) + "\n")
+    config = Config()
+    config.data.events, config.data.out = str(folder / "views.csv"), str(folder / "out; DROP TABLE x")
+    config.data.user_col, config.data.asset_col = user, asset
+    pipeline.count_pairs(spark, config)
+    pairs = {(row.asset_a, row.asset_b): row.co_views for row in tables.read(spark, config, "pairs").collect()}
+    brute = {}
+    for assets in watched.values():
+        for a in assets:
+            for b in assets:
+                if a != b:
+                    brute[a, b] = brute.get((a, b), 0) + 1
+    assert pairs == brute
+    assert (folder / "out; DROP TABLE x" / "pairs" / "_delta_log").is_dir()
+
+
 def test_tables_read_without_spark_keep_deletion_vectors_off_whatever_the_platform_default(spark, tmp_path):
     samples = spark.range(40).select(
         F.lit(0).alias("season"),
+        F.col("id").alias("draw"),
         F.col("id").cast("int").alias("origin"),
         (F.col("id") + 1).cast("int").alias("target"),
         F.array(F.lit(1), F.lit(2)).alias("negatives"),
