@@ -497,9 +497,10 @@ def _redraw_command(config: Config, seasons: list[int]) -> str:
     return "film2vec sample " + " ".join(flags)
 
 
-def season_mismatch(spark: SparkSession, config: Config, seasons: list[int]) -> str | None:
-    """None when every season was drawn with this configuration from the current rows of its inputs (their
-    Delta versions, compactions aside); otherwise what differs, per group of seasons, and how to redraw them."""
+def season_mismatch(spark: SparkSession, config: Config, seasons: list[int]) -> tuple[str | None, list[int]]:
+    """(None, []) when every season is there and was drawn with this configuration from the current rows of
+    its inputs (their Delta versions, compactions aside); otherwise what differs or is missing, per group of
+    seasons, and how to redraw them, with the missing seasons."""
     path = tables.where(config, "seasons")
     present = set()
     if tables.exists(spark, config, "seasons"):
@@ -529,12 +530,13 @@ def season_mismatch(spark: SparkSession, config: Config, seasons: list[int]) -> 
     lines = [f"{_season_text(missing)} missing from {path}"] if missing else []
     lines += [f"{_season_text(numbers)} of {path}: {what}" for what, numbers in problems.items()]
     if not lines:
-        return None
+        return None, []
     return (
         "the seasons to train on were not drawn with this configuration from the current inputs:\n  "
         + "\n  ".join(lines)
         + f"\nRedraw them with `{_redraw_command(config, seasons)}`, or train on them as they are with "
-        "--allow-season-mismatch true (the run records it)"
+        "--allow-season-mismatch true (the run records it)",
+        missing,
     )
 
 
@@ -667,8 +669,8 @@ def train_vectors(
     mismatch = None
     if not isinstance(seasons, SeasonFeed):  # a feed's seasons are drawn now, by this configuration
         seasons = list(seasons)
-        mismatch = season_mismatch(spark, config, seasons)
-        if mismatch and not config.train.allow_season_mismatch:
+        mismatch, missing = season_mismatch(spark, config, seasons)
+        if mismatch and (missing or not config.train.allow_season_mismatch):  # no flag trains on missing rows
             raise InputError(mismatch)
         if mismatch:
             log.warning("training anyway (--allow-season-mismatch): %s", mismatch)

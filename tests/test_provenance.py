@@ -66,6 +66,10 @@ def test_a_train_after_a_sample_of_another_walk_stops_and_says_what_differs_and_
     assert f"season 0 of {seasons}: walk = 'coview' there, 'bipartite' here" in message
     assert f"`film2vec sample --out {tmp_path} --seasons 3 --origins-per-asset 20`" in message
     assert not tables.exists(spark, config, "embeddings")  # stopped before anything was written
+    config.train.allow_season_mismatch = True
+    with pytest.raises(InputError, match="seasons 1–2 missing"):  # no flag trains on rows that are not there
+        pipeline.train_vectors(spark, config)
+    config.train.allow_season_mismatch = False
 
     pipeline.sample(spark, config)  # the command the message gives
     assert "season_mismatch" not in pipeline.train_vectors(spark, config)
@@ -77,7 +81,7 @@ def test_seasons_from_older_views_stop_train_unless_allowed_and_then_the_run_rec
     pipeline.count_pairs(spark, config)
     pipeline.sample(spark, config)
     pipeline.compact(spark, config)  # OPTIMIZE and VACUUM keep the rows: no reason to redraw
-    assert pipeline.season_mismatch(spark, config, [0, 1]) is None
+    assert pipeline.season_mismatch(spark, config, [0, 1]) == (None, [])
 
     before = tables.version(spark, config, "views")
     pipeline.count_pairs(spark, config)  # the views are written again under the seasons
