@@ -11,25 +11,10 @@ bar is 2 s a help.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def timed(arguments: list[str], repeats: int) -> list[float]:
-    """Wall seconds of `python -m film2vec.cli ARGUMENTS`, `repeats` times, from this checkout."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    seconds = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "film2vec.cli", *arguments], env=env, check=True, capture_output=True)
-        seconds.append(time.perf_counter() - started)
-    return seconds
+from benchmarks.bench_similar import timed_runs
+from film2vec.cli import parser
 
 
 def shown_flags(command: argparse.ArgumentParser) -> tuple[int, int]:
@@ -43,17 +28,15 @@ def main() -> None:
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     options.add_argument("--repeats", type=int, default=3)
     repeats = options.parse_args().repeats
-    from film2vec.cli import parser
-
     (commands,) = [action for action in parser()._actions if isinstance(action, argparse._SubParsersAction)]
-    every = timed(["--help"], repeats)
+    every = timed_runs(["--help"], repeats)
     print(
         f"{'film2vec --help':<32} median {statistics.median(every):5.2f} s   each "
         + " ".join(f"{s:.2f}" for s in every)
     )
     flags, settings = {}, {}
     for name, command in commands.choices.items():
-        seconds = timed([name, "--help"], repeats)
+        seconds = timed_runs([name, "--help"], repeats)
         flags[name], settings[name] = shown_flags(command)
         each = " ".join(f"{s:.2f}" for s in seconds)
         print(f"{'film2vec ' + name + ' --help':<32} median {statistics.median(seconds):5.2f} s   each {each}", end="")
