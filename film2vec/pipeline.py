@@ -763,13 +763,13 @@ def evaluate(spark: SparkSession, config: Config) -> dict:
     """
     held_out, split_tables = split_events(spark, config)
     summary: dict = {"users_evaluated": int(np.unique(held_out.split.test_user).size)}
-    log.info("split: the last views of %s users held out", f"{summary['users_evaluated']:,}")
+    log.info("split: the last views of %s users held out for testing", f"{summary['users_evaluated']:,}")
     if config.evaluate.embeddings:
         embeddings = tables.read_input(spark, config.evaluate.embeddings, "embeddings", ("asset_id", "vector"))
         embeddings = embeddings.select("asset_id", "vector").toArrow()
         summary.update(embeddings=config.evaluate.embeddings, figures=held_out.score(embeddings))
         if config.evaluate.baseline:
-            summary["baseline"] = _timed("baseline (Spark ALS)", als_baseline, spark, config, held_out)
+            summary["baseline"] = als_baseline(spark, config, held_out)
         return summary
     started = time.perf_counter()
     for name, table in split_tables.items():
@@ -783,7 +783,7 @@ def evaluate(spark: SparkSession, config: Config) -> dict:
     if not config.evaluate.baseline:
         return summary
     summary["film2vec_seconds"] = round(time.perf_counter() - started, 1)
-    summary["baseline"] = _timed("baseline (Spark ALS)", als_baseline, spark, config, held_out)
+    summary["baseline"] = als_baseline(spark, config, held_out)
     with mlflow.start_run(run_id=summary["train"]["run_id"]):
         baseline = summary["baseline"]
         mlflow.log_metrics(
@@ -802,6 +802,7 @@ def als_baseline(spark: SparkSession, config: Config, held_out: HeldOut) -> dict
     vectors ("figures"), and its own ranking by user · item factors ("recommend_figures"); "seconds" is the
     wall time of both, fitting included. The item factors are written to DIR/split/als_embeddings, a table
     `film2vec evaluate --embeddings` scores to the same figures."""
+    log.info("baseline: Spark ALS on the same train views …")
     started = time.perf_counter()
     split = held_out.split
     train_views = pa.table(
@@ -813,6 +814,7 @@ def als_baseline(spark: SparkSession, config: Config, held_out: HeldOut) -> dict
     figures = held_out.score(items)
     recommend_figures = held_out.score_recommender(users, items)
     seconds = round(time.perf_counter() - started, 1)
+    log.info("baseline done in %.1f s", seconds)
     tables.write(config, spark.createDataFrame(items), "split/als_embeddings")
     return {
         "method": "als",
