@@ -12,7 +12,11 @@ setup(
     packages=[*find_packages(include=["film2vec", "film2vec.*"]), "film2vec.conf"],
     package_dir={"film2vec.conf": "conf"},  # the profiles travel in the wheel, for spark-submit and Databricks
     # the C kernels are built from their sources on the user's machine (film2vec/native.py)
-    package_data={"film2vec": ["pair_kernel.c"], "film2vec.conf": ["*.yaml"], "film2vec.train": ["native_step.c"]},
+    package_data={
+        "film2vec": ["pair_kernel.c", "log4j2.properties"],
+        "film2vec.conf": ["*.yaml"],
+        "film2vec.train": ["native_step.c"],
+    },
     include_package_data=True,
     # Spark comes with the platform on a cluster (Databricks, EMR, Dataproc): PySpark and delta-spark are the
     # `spark` extra, so installing the wheel there never pulls a second Spark beside the runtime's.

@@ -79,22 +79,27 @@ def main() -> None:
     for millions in arguments.sizes:
         out = Path(arguments.out) / f"{millions:g}M"
         users = round(millions * 1e6 / arguments.views_per_user)
-        flags = [
+        common = [
             f"--out={out}",
+            f"--driver-memory={arguments.driver_memory}",
+            f"--shuffle-partitions={arguments.shuffle_partitions}",
+        ]
+        catalogue = [
             f"--users={users}",
             f"--catalogue-size={arguments.catalogue_size}",
             f"--views-per-user={arguments.views_per_user}",
-            f"--driver-memory={arguments.driver_memory}",
-            f"--shuffle-partitions={arguments.shuffle_partitions}",
-            f"--sample-partitions={arguments.shuffle_partitions}",
-            "--seasons=1",
         ]
+        flags = {  # each stage's own settings; pairs prints its summary (--json) for the counts below
+            "generate": [*common, *catalogue],
+            "pairs": [*common, *catalogue, "--json"],
+            "sample": [*common, f"--sample-partitions={arguments.shuffle_partitions}", "--seasons=1"],
+        }
         print(f"\n{millions:g}M events: {users:,} users, {arguments.catalogue_size:,} assets", flush=True)
         results[millions] = {}
         for stage in arguments.stages:
             runs = []
             for _ in range(arguments.repeats):
-                runs.append(measured([sys.executable, "-m", "film2vec.cli", stage, *flags]))
+                runs.append(measured([sys.executable, "-m", "film2vec.cli", stage, *flags[stage]]))
             seconds = statistics.median(run[0] for run in runs)
             peak = max(run[1] for run in runs)
             results[millions][stage] = (seconds, peak)

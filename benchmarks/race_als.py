@@ -30,21 +30,14 @@ FIGURES = ("recall_at_20", "ndcg_at_20", "genre_p_at_10")
 
 
 def timed(command: list[str]) -> tuple[float, str]:
-    """Run a command from the repository root; its wall time and output. Stops the race when it fails."""
+    """Run a command from the repository root; its wall time and stdout. Stops the race when it fails."""
     print("$ " + " ".join(command), flush=True)
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    done = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
-        raise SystemExit(f"failed with exit {done.returncode} after {seconds:.0f} s:\n{done.stdout[-4000:]}")
+        raise SystemExit(f"failed with exit {done.returncode} after {seconds:.0f} s:\n{done.stderr[-4000:]}")
     return seconds, done.stdout
-
-
-def printed_summary(output: str) -> dict:
-    """The summary JSON a film2vec command prints: from a line `{` to the last line `}`."""
-    lines = output.splitlines()
-    last = len(lines) - 1 - lines[::-1].index("}")
-    return json.loads("\n".join(lines[lines.index("{") : last + 1]))
 
 
 def synthetic_events(out: Path, arguments: argparse.Namespace) -> list[str]:
@@ -54,8 +47,10 @@ def synthetic_events(out: Path, arguments: argparse.Namespace) -> list[str]:
     flags = ["--users", str(users), "--catalogue-size", str(arguments.catalogue_size)]
     flags += ["--genres", str(arguments.genres), "--views-per-user", str(arguments.views_per_user)]
     if not (folder / "synthetic" / "events" / "_delta_log").is_dir():
-        seconds, output = timed([sys.executable, "-m", "film2vec.cli", "generate", "--out", str(folder), *flags])
-        print(f"generated {printed_summary(output)['views']:,} views in {seconds:.0f} s", flush=True)
+        seconds, output = timed(
+            [sys.executable, "-m", "film2vec.cli", "generate", "--out", str(folder), *flags, "--json"]
+        )
+        print(f"generated {json.loads(output)['views']:,} views in {seconds:.0f} s", flush=True)
     return ["--events", str(folder / "synthetic" / "events"), "--metadata", str(folder / "synthetic" / "assets")]
 
 
@@ -72,11 +67,11 @@ def race(name: str, events: list[str], out: Path, arguments: argparse.Namespace)
     if not arguments.no_figures:
         _, output = timed(
             [
-                *[sys.executable, "-m", "film2vec.cli", "evaluate", "--baseline", "als"],
+                *[sys.executable, "-m", "film2vec.cli", "evaluate", "--baseline", "als", "--json"],
                 *["--out", str(out / name / "evaluate"), *common],
             ]
         )
-        summary = printed_summary(output)
+        summary = json.loads(output)
         result.update(
             film2vec=summary["figures"],
             als=summary["baseline"]["figures"],

@@ -113,6 +113,7 @@ def events_source(spark: SparkSession, config: Config) -> tuple[str, str | None]
         return config.data.events, config.data.metadata
     events, metadata = config.out("synthetic/events"), config.out("synthetic/assets")
     if not tables.exists(spark, config, "synthetic/events"):
+        log.info("no --events: drawing the synthetic catalogue into %s", config.out("synthetic"))
         generate(spark, config)
     return events, metadata
 
@@ -157,10 +158,12 @@ def count_pairs(spark: SparkSession, config: Config) -> dict:
         views = cap_views(views, settings.max_user_views, config.seed)
     estimate = estimate_pairs(views)
     summary["estimate"] = estimate.summary()
-    print(
-        f"pairs: about {estimate.raw_pairs:,} raw pairs from {estimate.users:,} users; the table has at most "
-        f"{estimate.max_rows:,} rows ({estimate.max_bytes / 1e9:.2f} GB uncompressed)",
-        flush=True,
+    log.info(
+        "pairs: about %s raw pairs from %s users; the table has at most %s rows (%.2f GB uncompressed)",
+        f"{estimate.raw_pairs:,}",
+        f"{estimate.users:,}",
+        f"{estimate.max_rows:,}",
+        estimate.max_bytes / 1e9,
     )
     check_budget(estimate, settings.pair_budget, views, tables.where(config, "views"))
     pairs = _pair_counter(spark, config, estimate)(views)
@@ -480,6 +483,7 @@ def sample(spark: SparkSession, config: Config, seasons: range | None = None) ->
     try:
         for season in seasons:
             sampler.write(season, config.out("seasons"))
+            log.info("season %d sampled", season)
     finally:
         sampler.release()
     return {**_seasons_written(spark, config, seasons), "removed_seasons": removed}
@@ -687,10 +691,12 @@ def train_vectors(
                 {"loss": report.loss, "samples_per_second": report.samples_per_second, "season": report.season},
                 step=report.step,
             )
-            print(
-                f"season {report.season} epoch {report.epoch + 1}: loss {report.loss:.4f}, "
-                f"{report.samples_per_second:,.0f} samples/s",
-                flush=True,
+            log.info(
+                "season %d epoch %d: loss %.4f, %s samples/s",
+                report.season,
+                report.epoch + 1,
+                report.loss,
+                f"{report.samples_per_second:,.0f}",
             )
 
         result = train(
@@ -729,7 +735,8 @@ def train_vectors(
             }
             mlflow.log_metric("warm_start_median_cosine", extra["warm_start"]["median_cosine_to_previous"])
         mlflow.log_metric("provisional_vectors", extra["provisional_vectors"])
-        decision = tracking.alias_decision(figures, config.tracking)
+        floors = tracking.alias_decision(figures, config.tracking)
+        decision = floors
         if deferred:
             decision = tracking.AliasDecision(False, "left to `film2vec validate` and `film2vec promote`")
         figures_from = "held-out split" if held_out else "all views"
@@ -786,16 +793,20 @@ def train_vectors(
             "moved": decision.moved,
             "reason": decision.reason,
             "figures_from": figures_from,
+            "floors": {"cleared": floors.moved, "reason": floors.reason},  # `--fail-on-floors` exits 5 unless cleared
         },
         "tracking_uri": store.uri,
         "mlflow_ui": store.ui_command,
     }
 
 
-def _timed(stage, *arguments, **options) -> dict:
+def _timed(name: str, stage: Callable[..., dict], *arguments, **options) -> dict:
+    """Run a stage, logging its start and its wall time, which its summary gets as "seconds"."""
+    log.info("%s …", name)
     started = time.perf_counter()
     summary = stage(*arguments, **options)
     summary["seconds"] = round(time.perf_counter() - started, 1)
+    log.info("%s done in %.1f s", name, summary["seconds"])
     return summary
 
 
@@ -867,26 +878,27 @@ def evaluate(spark: SparkSession, config: Config) -> dict:
     events under DIR, logging the figures to the training run; with `--embeddings TABLE` it scores that
     table instead of training. The figures are under "figures". With --baseline als, Spark ALS is trained on
     the same train views and scored by the same code: its figures and both wall times are under "baseline"
-    and "film2vec_seconds", logged to the training run as als_* metrics, and printed side by side.
+    and "film2vec_seconds", logged to the training run as als_* metrics (`film2vec evaluate` prints both side
+    by side).
     """
     held_out, split_tables = split_events(spark, config)
     summary: dict = {"users_evaluated": int(np.unique(held_out.split.test_user).size)}
+    log.info("split: the last views of %s users held out for testing", f"{summary['users_evaluated']:,}")
     if config.evaluate.embeddings:
         embeddings = tables.read_input(spark, config.evaluate.embeddings, "embeddings", ("asset_id", "vector"))
         embeddings = embeddings.select("asset_id", "vector").toArrow()
         summary.update(embeddings=config.evaluate.embeddings, figures=held_out.score(embeddings))
         if config.evaluate.baseline:
             summary["baseline"] = als_baseline(spark, config, held_out)
-            print(side_by_side(summary), flush=True)
         return summary
     started = time.perf_counter()
     for name, table in split_tables.items():
         tables.write(config, spark.createDataFrame(table), f"split/{name}")
     on_train = copy.deepcopy(config)
     on_train.data.events, on_train.data.metadata = config.out("split/train"), config.out("split/metadata")
-    summary["pairs"] = count_pairs(spark, on_train)
-    summary["sample"] = sample(spark, on_train)
-    summary["train"] = train_vectors(spark, on_train, held_out=held_out)
+    summary["pairs"] = _timed("pairs", count_pairs, spark, on_train)
+    summary["sample"] = _timed("sample", sample, spark, on_train)
+    summary["train"] = _timed("train", train_vectors, spark, on_train, held_out=held_out)
     summary.update(split=config.out("split"), figures=summary["train"]["figures"])
     if not config.evaluate.baseline:
         return summary
@@ -902,7 +914,6 @@ def evaluate(spark: SparkSession, config: Config) -> dict:
                 "film2vec_seconds": summary["film2vec_seconds"],
             }
         )
-    print(side_by_side(summary), flush=True)
     return summary
 
 
@@ -911,6 +922,7 @@ def als_baseline(spark: SparkSession, config: Config, held_out: HeldOut) -> dict
     vectors ("figures"), and its own ranking by user · item factors ("recommend_figures"); "seconds" is the
     wall time of both, fitting included. The item factors are written to DIR/split/als_embeddings, a table
     `film2vec evaluate --embeddings` scores to the same figures."""
+    log.info("baseline: Spark ALS on the same train views …")
     started = time.perf_counter()
     split = held_out.split
     train_views = pa.table(
@@ -922,6 +934,7 @@ def als_baseline(spark: SparkSession, config: Config, held_out: HeldOut) -> dict
     figures = held_out.score(items)
     recommend_figures = held_out.score_recommender(users, items)
     seconds = round(time.perf_counter() - started, 1)
+    log.info("baseline done in %.1f s", seconds)
     tables.write(config, spark.createDataFrame(items), "split/als_embeddings")
     return {
         "method": "als",
@@ -938,31 +951,16 @@ def als_baseline(spark: SparkSession, config: Config, held_out: HeldOut) -> dict
     }
 
 
-def side_by_side(summary: dict) -> str:
-    """film2vec's and the baseline's figures and wall times as a small table for the terminal."""
-    baseline = summary["baseline"]
-    names = list(summary["figures"])
-    scored = "--embeddings" if "embeddings" in summary else "film2vec"
-    rows = [(scored, summary["figures"], summary.get("film2vec_seconds"))]
-    rows.append((f"{baseline['method']} item factors", baseline["figures"], baseline["seconds"]))
-    rows.append((f"{baseline['method']} recommend()", baseline["recommend_figures"], None))
-    lines = [f"{'':<22}" + "".join(f"{name:>15}" for name in [*names, "seconds"])]
-    for label, figures, seconds in rows:
-        cells = [f"{figures[name]:>15.4f}" if name in figures else f"{'':>15}" for name in names]
-        lines.append(f"{label:<22}" + "".join(cells) + (f"{seconds:>15.1f}" if seconds is not None else ""))
-    return "\n".join(lines)
-
-
 def run(spark: SparkSession, config: Config) -> dict:
     """The whole pipeline: ingest and pairs, seasons, training, registration; each stage timed.
 
     With pipelined_seasons, season k + 1 is sampled while the trainer trains on season k; the seconds the
     trainer waited for samples go to MLflow (`waited_for_samples_seconds`, step = season) and the summary.
     """
-    summary = {"pairs": _timed(count_pairs, spark, config)}
+    summary = {"pairs": _timed("pairs", count_pairs, spark, config)}
     if not config.seasons.pipelined_seasons:
-        summary["sample"] = _timed(sample, spark, config)
-        summary["train"] = _timed(train_vectors, spark, config)
+        summary["sample"] = _timed("sample", sample, spark, config)
+        summary["train"] = _timed("train", train_vectors, spark, config)
         return summary
     seasons = list(season_numbers(config))
     removed = drop_other_seasons(spark, config, seasons)
@@ -973,7 +971,9 @@ def run(spark: SparkSession, config: Config) -> dict:
 
     try:
         with SeasonFeed(lambda season: sampler.write(season, config.out("seasons")), seasons, log_wait) as feed:
-            trained = _timed(train_vectors, spark, config, seasons=feed)
+            trained = _timed(
+                "sample and train (season k + 1 drawn while k trains)", train_vectors, spark, config, seasons=feed
+            )
     finally:
         sampler.release()
     trained["waited_for_samples_seconds"] = round(sum(feed.waited.values()), 1)
@@ -1002,11 +1002,11 @@ def refresh(spark: SparkSession, config: Config) -> dict:
     warm = copy.deepcopy(config)
     warm.train.warm_start = config.train.warm_start or f"models:/{config.tracking.model_name}@{config.tracking.alias}"
     seasons = season_numbers(warm)
-    summary = {"pairs": _timed(count_new_pairs, spark, warm)}
+    summary = {"pairs": _timed("merge new views", count_new_pairs, spark, warm)}
     if config.refresh.compact:
-        summary["compact"] = _timed(compact, spark, config)
-    summary["sample"] = _timed(sample, spark, warm, seasons)
-    summary["train"] = _timed(train_vectors, spark, warm, seasons, score_on_views=True)
+        summary["compact"] = _timed("compact", compact, spark, config)
+    summary["sample"] = _timed("sample", sample, spark, warm, seasons)
+    summary["train"] = _timed("train (warm start)", train_vectors, spark, warm, seasons, score_on_views=True)
     return summary
 
 

@@ -3,7 +3,8 @@
 Under spark-submit, on Databricks or over Spark Connect the platform owns the session (master, jars,
 memory); film2vec only takes it. Started locally, film2vec builds one with the Delta SQL extension and
 catalog and the delta-spark jars. Those are resolved from Maven Central once; their local paths are then
-remembered so later sessions (tests, reruns) start without a dependency resolution.
+remembered so later sessions (tests, reruns) start without a dependency resolution. Spark's own logging is
+kept to errors (film2vec/log4j2.properties), so that its start-up notes do not bury a command's progress.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from film2vec.config import SparkConfig
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 JARS_RECORD = Path.home() / ".cache" / "film2vec" / "delta-jars.json"
+QUIET_LOG4J = Path(__file__).with_name("log4j2.properties")  # Spark's own logging: errors only
 
 
 def platform_session() -> SparkSession | None:
@@ -97,10 +99,14 @@ def get_spark(
         # the partition column first: 1 s of a 12 s, 10M-sample season write on 2 cores
         .config("spark.sql.maxConcurrentOutputFileWriters", "4")
     )
+    java = [f"-Dlog4j2.configurationFile={QUIET_LOG4J.as_uri()}"]
     if metastore:
         Path(config.metastore).expanduser().mkdir(parents=True, exist_ok=True)
-        for key, value in metastore_options(config.metastore).items():
+        options = metastore_options(config.metastore)
+        java.append(options.pop("spark.driver.extraJavaOptions"))
+        for key, value in options.items():
             builder = builder.config(key, value)
+    builder = builder.config("spark.driver.extraJavaOptions", " ".join(java))
     delta = delta_version()
     jars = _remembered_jars(delta)
     if jars:

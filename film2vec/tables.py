@@ -101,12 +101,17 @@ def looks_like_table(text: str) -> bool:
 
 def output_schema(config: Config) -> list[str] | None:
     """The schema that receives the user tables (--catalog, --schema), as name parts; None: under --out."""
+    from film2vec.config import ConfigError
+
     if not config.data.schema:
         if config.data.catalog:
-            raise InputError("flag --catalog needs --schema: name the schema that receives the tables")
+            raise ConfigError("flag --catalog needs --schema: name the schema that receives the tables")
         return None
     parts = [*([config.data.catalog] if config.data.catalog else []), config.data.schema]
-    return [part for text in parts for part in name_parts(text, "flag --catalog/--schema")]
+    try:
+        return [part for text in parts for part in name_parts(text, "flag --catalog/--schema")]
+    except InputError as error:  # a flag's value, not the data: a usage error
+        raise ConfigError(str(error)) from None
 
 
 def uses_metastore(config: Config) -> bool:

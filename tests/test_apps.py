@@ -20,6 +20,7 @@ from film2vec.apps.clusters import describe_clusters, kmeans
 from film2vec.apps.recommend import popularity_prior, rank_candidates, recommendations
 from film2vec.apps.similar import find_asset
 from film2vec.apps.tastes import SECONDS_PER_DAY, taste_vectors, user_vectors
+from film2vec.errors import ExitCode
 from film2vec.events import InputError
 from film2vec.plots import plot_map, write_map_html
 from film2vec.serving import normalised
@@ -145,23 +146,23 @@ def lookup_tables(out: Path, with_neighbours: bool = True) -> None:
 
 def test_similar_prints_the_neighbours_table_rows_of_the_asset_found(tmp_path: Path, capsys):
     lookup_tables(tmp_path)
-    assert cli.main(["similar", "alph", "--out", str(tmp_path)]) == 0
+    assert cli.main(["similar", "alph", "--out", str(tmp_path), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert (printed["asset_id"], printed["title"], printed["also_matched"]) == (1, "Alpha", ["Alphabet"])
     assert printed["neighbours"] == [
         {"rank": 1, "asset_id": 3, "title": "Alphabet", "score": 0.9},
         {"rank": 2, "asset_id": 2, "title": "Beta", "score": 0.2},
     ]
-    assert cli.main(["similar", "2", "--top-k", "1", "--out", str(tmp_path)]) == 0
+    assert cli.main(["similar", "2", "--top-k", "1", "--out", str(tmp_path), "--json"]) == 0
     assert [n["title"] for n in json.loads(capsys.readouterr().out)["neighbours"]] == ["Alpha"]
 
 
 def test_similar_names_the_missing_table_and_the_unknown_asset(tmp_path: Path, capsys):
     lookup_tables(tmp_path, with_neighbours=False)
-    assert cli.main(["similar", "Alpha", "--out", str(tmp_path)]) == 2
+    assert cli.main(["similar", "Alpha", "--out", str(tmp_path)]) == ExitCode.BAD_INPUT
     assert f"{tmp_path / 'neighbours'} not found: `film2vec train`" in capsys.readouterr().err
     lookup_tables(tmp_path / "full")
-    assert cli.main(["similar", "Heat", "--out", str(tmp_path / "full")]) == 2
+    assert cli.main(["similar", "Heat", "--out", str(tmp_path / "full")]) == ExitCode.BAD_INPUT
     assert "'Heat'" in capsys.readouterr().err
 
 

@@ -149,7 +149,7 @@ def test_the_run_writes_every_assets_neighbours_as_brute_force_ranks_them(finish
 
 def test_similar_prints_neighbours_of_the_same_genre(finished, capsys):
     config, _, _ = finished
-    assert cli.main(["similar", "comedy #1", "--out", config.data.out]) == 0
+    assert cli.main(["similar", "comedy #1", "--out", config.data.out, "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["title"] == "Comedy #1"
     assert [n["rank"] for n in printed["neighbours"]] == list(range(1, config.tracking.top_k + 1))

@@ -76,15 +76,16 @@ def test_a_baseline_that_is_not_there_is_refused_before_spark_starts(capsys):
     assert "one of als" in capsys.readouterr().err
 
 
-def test_evaluate_with_baseline_als_prints_both_and_logs_als_to_the_run(als_on_split, capsys):
+def test_evaluate_with_baseline_als_prints_both_and_logs_als_to_the_run(als_on_split, capsys, tmp_path):
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     config, _, _ = als_on_split  # its --out: the synthetic catalogue is there already
     trainer = ["--seasons", "1", "--origins-per-asset", "50", "--batch-size", "256", "--learning-rate", "0.5"]
     argv = ["evaluate", "--out", config.data.out, "--baseline", "als", "--als-iterations", "5", *SMALL, *trainer]
-    assert cli.main(argv) == 0
-    lines = capsys.readouterr().out.splitlines()
-    summary = json.loads("\n".join(lines[lines.index("{") : len(lines) - 1]))
-    assert json.loads(lines[-1]) == summary["figures"]  # the last line stays film2vec's figures
+    assert cli.main([*argv, "--summary", str(tmp_path / "summary.json")]) == 0
+    lines = capsys.readouterr().out.splitlines()  # the result for people: the figures side by side
+    summary = json.loads((tmp_path / "summary.json").read_text())  # and the whole summary in the file
+    figures = "   ".join(f"{name} {value:.4f}" for name, value in summary["figures"].items())
+    assert f"{'figures':<12} {figures}" in lines
     baseline = summary["baseline"]
     assert baseline["method"] == "als" and baseline["settings"]["iterations"] == 5
     assert baseline["seconds"] > 0 and summary["film2vec_seconds"] > 0

@@ -6,6 +6,7 @@ import pytest
 
 from film2vec.cli import config_from, main, parser
 from film2vec.config import CONF_DIR, ConfigError, load_profile
+from film2vec.errors import ExitCode
 
 
 @pytest.mark.parametrize("profile", sorted(p.stem for p in CONF_DIR.glob("*.yaml")))
@@ -34,11 +35,11 @@ def test_bad_profile_names_file_key_and_allowed(tmp_path, text, message):
     assert message in str(error.value)
 
 
-def test_flags_override_the_profile_and_are_validated():
-    config = config_from(parser().parse_args(["train", "--dim", "32", "--learning-rate", "0.1", "--events", "x.csv"]))
-    assert (config.train.dim, config.train.learning_rate, config.data.events) == (32, 0.1, "x.csv")
-    with pytest.raises(ConfigError, match="flag --negatives: 'seasons.negatives' is -1"):
-        config_from(parser().parse_args(["sample", "--negatives", "-1"]))
+def test_flags_override_the_profile_and_are_validated(capsys):
+    config = config_from(parser().parse_args(["train", "--dim", "32", "--learning-rate", "0.1", "--out", "x"]))
+    assert (config.train.dim, config.train.learning_rate, config.data.out) == (32, 0.1, "x")
+    assert main(["sample", "--negatives", "-1"]) == ExitCode.USAGE
+    assert "argument --negatives: 'seasons.negatives' is -1; allowed: int >= 1 <= 1000" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="profile 'nowhere' not found"):
         load_profile("nowhere")
 

@@ -9,6 +9,7 @@ is the previous one, whole, and that a rerun completes and gives what a clean ru
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+import yaml
 from deltalake import DeltaTable
 from scipy import sparse
 
@@ -53,13 +55,14 @@ def configured(out: Path) -> Config:
 
 
 def start(command: str, out: Path, *more: str) -> subprocess.Popen:
-    """`film2vec COMMAND` on `out` with SETTINGS, as a child in its own process group (python and its JVM)."""
-    flags = [f"--{name.replace('_', '-')}={value}" for name, value in SETTINGS.items()]
+    """`film2vec COMMAND` on `out` with SETTINGS (as a profile: each command reads its part), as a child in its
+    own process group (python and its JVM)."""
+    profile = out.with_name(f"{out.name}.yaml")
+    profile.write_text(yaml.safe_dump(dataclasses.asdict(configured(out))))
     environment = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
     return subprocess.Popen(
-        [sys.executable, "-m", "film2vec.cli", command, f"--out={out}", "--master=local[2]", "--driver-memory=1g"]
-        + flags
-        + list(more),
+        [sys.executable, "-m", "film2vec.cli", command, f"--profile={profile}", "--master=local[2]"]
+        + ["--driver-memory=1g", *more],
         cwd=REPOSITORY,
         env=environment,
         stdout=subprocess.PIPE,

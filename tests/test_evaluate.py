@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from film2vec import cli, pipeline, tracking
+from film2vec.errors import ExitCode
 from film2vec.evaluate import (
     Split,
     evaluate,
@@ -287,18 +288,18 @@ def test_evaluate_beats_random_vectors_and_logs_the_figures_to_the_run(spark, ev
     assert {key: run.data.metrics[key] for key in figures} == pytest.approx(figures)
 
 
-def test_evaluate_scores_a_given_embeddings_table_and_prints_json_last(evaluated, capsys):
+def test_evaluate_scores_a_given_embeddings_table_and_prints_the_figures(evaluated, capsys):
     config, summary = evaluated
-    argv = ["evaluate", "--out", config.data.out, "--embeddings", config.out("embeddings"), *SMALL]
+    argv = ["evaluate", "--out", config.data.out, "--embeddings", config.out("embeddings"), *SMALL, "--json"]
     assert cli.main(argv) == 0
-    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert printed == pytest.approx(summary["figures"])
+    printed = json.loads(capsys.readouterr().out)  # with --json, stdout is the summary and nothing else
+    assert printed["figures"] == pytest.approx(summary["figures"])
 
 
 def test_evaluate_names_a_missing_embeddings_table(evaluated, capsys):
     config, _ = evaluated
     argv = ["evaluate", "--out", config.data.out, "--embeddings", config.out("nowhere"), *SMALL]
-    assert cli.main(argv) == 2
+    assert cli.main(argv) == ExitCode.BAD_INPUT
     error = capsys.readouterr().err
     assert "embeddings not found" in error and config.out("nowhere") in error
 

@@ -13,8 +13,11 @@ from collections import Counter
 
 import numpy as np
 
-SMALL = ["--seasons", "1", "--origins-per-asset", "30", "--negatives", "3", "--dim", "8", "--batch-size", "256"]
-SPARK = ["--master", "local[2]", "--shuffle-partitions", "2", "--driver-memory", "1g", "--sample-partitions", "2"]
+from film2vec.errors import ExitCode
+
+SMALL = ["--seasons", "1", "--origins-per-asset", "30", "--negatives", "3", "--sample-partitions", "2", "--dim", "8"]
+SMALL += ["--batch-size", "256"]
+SPARK = ["--master", "local[2]", "--shuffle-partitions", "2", "--driver-memory", "1g"]
 
 MAKE_INPUTS = """
 import sys
@@ -83,15 +86,15 @@ def test_events_from_a_metastore_table_and_every_output_by_name_in_a_later_proce
         MAKE_INPUTS, metastore, ";".join(f"{u},{a},{1_700_000_000 + i}" for i, (u, a) in enumerate(rows)), cwd=tmp_path
     )
 
-    names = [
+    events = [
         "--events", "shop.watch_log", "--user-col", "viewer", "--asset-col", "item", "--time-col", "watched",
         "--metadata", "spark_catalog.shop.items", "--title-col", "name", "--genres-col", "labels",
-        "--catalog", "spark_catalog", "--schema", "film2vec_out", "--metastore", metastore,
-        "--out", str(tmp_path / "out"),
     ]  # fmt: skip
-    ran = film2vec("run", *names, *SMALL, *SPARK, cwd=tmp_path)
+    outputs = ["--catalog", "spark_catalog", "--schema", "film2vec_out", "--metastore", metastore]
+    outputs += ["--out", str(tmp_path / "out")]
+    ran = film2vec("run", *events, *outputs, *SMALL, *SPARK, cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr[-4000:]
-    used = film2vec("uses", *names, *SPARK, "--n-clusters", "2", "--map-assets", "10", cwd=tmp_path)
+    used = film2vec("uses", *outputs, *SPARK, "--n-clusters", "2", "--map-assets", "10", cwd=tmp_path)
     assert used.returncode == 0, used.stderr[-4000:]
 
     found = json.loads(python(READ_BY_NAME, metastore, USER_TABLES, cwd=tmp_path).splitlines()[-1])
@@ -116,10 +119,10 @@ def test_events_from_a_metastore_table_and_every_output_by_name_in_a_later_proce
 def test_a_missing_table_and_a_hostile_schema_are_refused_clearly(tmp_path):
     metastore = str(tmp_path / "metastore")
     missing = film2vec("pairs", "--events", "shop.nothing_here", "--metastore", metastore, *SPARK, cwd=tmp_path)
-    assert missing.returncode == 2
+    assert missing.returncode == ExitCode.BAD_INPUT
     assert "events shop.nothing_here: no such table in the metastore" in missing.stderr
     hostile = film2vec(
         "pairs", "--events", "shop.nothing_here", "--schema", "x; DROP TABLE y", "--metastore", metastore, cwd=tmp_path
     )
-    assert hostile.returncode == 2
+    assert hostile.returncode == ExitCode.USAGE
     assert "'x; DROP TABLE y' is not a table name" in hostile.stderr

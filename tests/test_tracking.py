@@ -19,7 +19,7 @@ import pytest
 from film2vec import cli
 from film2vec.cli import config_from, parser
 from film2vec.config import ConfigError, TrackingConfig
-from film2vec.errors import FloorsNotCleared
+from film2vec.errors import ExitCode, FloorsNotCleared
 from film2vec.tracking import (
     VALIDATION_TAG,
     embeddings_table,
@@ -182,10 +182,10 @@ def test_validate_gates_promotion_on_the_floors_with_the_held_out_figures(tmp_pa
     assert str(client.get_model_version_by_alias("film2vec", "champion").version) == first
 
     second = register(store, served, tmp_path / "b", {"genre_p_at_10": 0.5})
-    assert cli.main(["promote", "--out", out]) == 3  # not validated yet
-    assert cli.main(["validate", *gate]) == 3
+    assert cli.main(["promote", "--out", out]) == ExitCode.FLOORS  # not validated yet
+    assert cli.main(["validate", *gate]) == ExitCode.FLOORS
     assert client.get_model_version("film2vec", second).tags[VALIDATION_TAG] == "failed"
-    assert cli.main(["promote", "--out", out]) == 3
+    assert cli.main(["promote", "--out", out]) == ExitCode.FLOORS
     assert str(client.get_model_version_by_alias("film2vec", "champion").version) == first
     with pytest.raises(FloorsNotCleared, match="genre_p_at_10 = 0.5000 is below the floor 0.7"):
         validate(config_from(parser().parse_args(["validate", *gate])))

@@ -21,6 +21,7 @@ def test_the_wheel_holds_every_module_and_resource(installed_wheel):
     assert sources and sources <= shipped
     profiles = {f"film2vec/conf/{path.name}" for path in (ROOT / "conf").glob("*.yaml")}
     assert profiles and profiles <= shipped
+    assert "film2vec/log4j2.properties" in shipped  # Spark's logging when film2vec starts Spark
 
 
 def test_every_module_imports_from_the_wheel_alone(installed_wheel, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import sys
 import time
 import warnings
@@ -24,6 +25,8 @@ from film2vec.native import NativeUnavailable
 from film2vec.train import checkpoint
 from film2vec.train.model import AssetVectors
 from film2vec.train.stream import prefetched, read_season, season_rows, shuffled_batches
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -247,7 +250,7 @@ def _train_epoch(
         unit="samples",
         unit_scale=True,
         leave=False,
-        disable=not sys.stderr.isatty(),
+        disable=not sys.stderr.isatty() or not log.isEnabledFor(logging.INFO),  # a terminal, progress on
         desc=f"season {season} epoch {epoch + 1}/{config.epochs_per_season}",
     )
     for batch in prefetched(source, device, config.prefetch):
