@@ -89,7 +89,8 @@ def every(section: str, *but: str) -> frozenset[str]:
     return frozenset(key for key, s in SETTINGS.items() if s.section == section and s.name not in but)
 
 
-# What each command reads, by the code it runs (film2vec/pipeline.py, uses.py, tracking.py, apps/similar.py)
+# What each command reads, by the code it runs (ingest.py, pairs.py, seasons.py, training.py,
+# evaluation.py, pipeline.py, uses.py, tracking.py, apps/similar.py)
 SESSION = frozenset({"spark.master", "spark.shuffle_partitions", "spark.driver_memory"})  # a session film2vec starts
 TABLES = frozenset({"data.out", "data.catalog", "data.schema", "spark.metastore"})  # the run's tables, path or name
 EVENTS = {  # read and validated by events.ingest; without --events, the synthetic catalogue drawn on first use
@@ -98,7 +99,7 @@ EVENTS = {  # read and validated by events.ingest; without --events, the synthet
     *("data.metadata_asset_col", "data.title_col", "data.genres_col"),
 } | every("synthetic")
 NEW_VIEWS = frozenset({"data.new_events", "data.since"})  # a batch merged into the tables (count_new_pairs)
-# the seasons drawn: --seasons, or --warm-seasons when warm-starting (pipeline.season_numbers)
+# the seasons drawn: --seasons, or --warm-seasons when warm-starting (seasons.season_numbers)
 SAMPLING = {"seed", "train.warm_start", "train.warm_seasons"} | every("seasons", "pipelined_seasons")
 TRAINING = {"seed", "seasons.seasons"} | every("train") | every("tracking", "evaluation_model")
 USES_RUN = SESSION | TABLES | {"apps.run_id", "tracking.experiment"}  # the MLflow run uses log to
@@ -134,14 +135,14 @@ class Command(NamedTuple):
 COMMANDS = {
     "generate": Command(
         "write the synthetic catalogue (events and metadata) under --out",
-        "film2vec.pipeline:generate",
+        "film2vec.ingest:generate",
         SESSION | {"seed", "data.out"} | every("synthetic"),
     ),
-    "pairs": Command("validate events, then count co-views into DIR/pairs", "film2vec.pipeline:count_pairs", PAIRS),
-    "sample": Command("draw the seasons of samples into DIR/seasons", "film2vec.pipeline:sample", SAMPLE),
+    "pairs": Command("validate events, then count co-views into DIR/pairs", "film2vec.pairs:count_pairs", PAIRS),
+    "sample": Command("draw the seasons of samples into DIR/seasons", "film2vec.seasons:sample", SAMPLE),
     "train": Command(
         "train vectors, log to MLflow, write DIR/embeddings, register the model",
-        "film2vec.pipeline:train_vectors",
+        "film2vec.training:train_vectors",
         TRAIN,
         trains=True,
     ),
@@ -158,7 +159,7 @@ COMMANDS = {
     "evaluate": Command(
         "split the events per user (last 5 views held out), train on the rest (or score --embeddings), "
         "print the figures",
-        "film2vec.pipeline:evaluate",
+        "film2vec.evaluation:evaluate",
         (PAIRS - NEW_VIEWS) | SAMPLE | TRAIN | every("evaluate"),
         trains=True,
     ),
