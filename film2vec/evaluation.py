@@ -100,6 +100,12 @@ def evaluate(spark: SparkSession, config: Config) -> dict:
     the same train views and scored by the same code: its figures and both wall times are under "baseline"
     and "film2vec_seconds", logged to the training run as als_* metrics (`film2vec evaluate` prints both side
     by side).
+
+    Example::
+
+        from film2vec import config, spark, evaluation
+        settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
+        evaluation.evaluate(spark.get_spark(settings.spark), settings)
     """
     held_out, split_tables = split_events(spark, config)
     summary: dict = {"users_evaluated": int(np.unique(held_out.split.test_user).size)}

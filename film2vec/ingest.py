@@ -25,6 +25,12 @@ def generate(spark: SparkSession, config: Config) -> dict:
 
     The events are drawn by Spark, a chunk of users per task (plan_catalogue), so no process ever holds more
     than a chunk of them and the catalogue can be as large as the cluster's disks.
+
+    Example::
+
+        from film2vec import config, spark, ingest
+        settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
+        ingest.generate(spark.get_spark(settings.spark), settings)
     """
     plan = plan_catalogue(config.synthetic, config.seed)
     events, assets = config.out("synthetic/events"), config.out("synthetic/assets")

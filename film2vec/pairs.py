@@ -470,6 +470,12 @@ def count_pairs(spark: SparkSession, config: Config) -> dict:
     """Ingest the events, estimate the cost (stopping when over budget), then write the co-view table DIR/pairs.
 
     With --new-events or --since, the new views are merged into the existing tables instead (count_new_pairs).
+
+    Example::
+
+        from film2vec import config, spark, pairs
+        settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
+        pairs.count_pairs(spark.get_spark(settings.spark), settings)
     """
     if config.data.new_events or config.data.since:
         return count_new_pairs(spark, config)
@@ -593,6 +599,13 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
     Each table changes in one Delta commit, views first. The pair table's commit records the views version
     it counts, so the pair increment is always the views added since (Delta time travel): a run stopped
     between the commits is completed by the next one, and a batch given twice adds nothing.
+
+    Example::
+
+        from film2vec import config, spark, pairs
+        settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
+        settings.data.new_events = "/tmp/f2v-new-views"
+        pairs.count_new_pairs(spark.get_spark(settings.spark), settings)
     """
     started = time.perf_counter()
     counted = _pairs_counted(spark, config)

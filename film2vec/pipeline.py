@@ -46,6 +46,12 @@ def run(spark: SparkSession, config: Config) -> dict:
 
     With pipelined_seasons, season k + 1 is sampled while the trainer trains on season k; the seconds the
     trainer waited for samples go to MLflow (`waited_for_samples_seconds`, step = season) and the summary.
+
+    Example::
+
+        from film2vec import config, spark, pipeline
+        settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
+        pipeline.run(spark.get_spark(settings.spark), settings)
     """
     summary = {"pairs": timed("pairs", count_pairs, spark, config)}
     if not config.seasons.pipelined_seasons:
@@ -86,6 +92,13 @@ def refresh(spark: SparkSession, config: Config) -> dict:
 
     The figures are GenreP@10 over all views (no held-out split here); a --alias-floor-recall therefore
     blocks every refresh (see `film2vec evaluate` and benchmarks/bench_refresh.py for next-watch figures).
+
+    Example::
+
+        from film2vec import config, spark, pipeline
+        settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
+        settings.data.new_events = "/tmp/f2v-new-views"
+        pipeline.refresh(spark.get_spark(settings.spark), settings)
     """
     if not (config.data.new_events or config.data.since):
         raise ConfigError("film2vec refresh: give the new views, --new-events PATH or --since TIME")

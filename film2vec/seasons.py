@@ -504,7 +504,14 @@ def drop_other_seasons(spark: SparkSession, config: Config, seasons: list[int]) 
 
 def sample(spark: SparkSession, config: Config, seasons: range | None = None) -> dict:
     """Write the configured seasons of samples to DIR/seasons, each replacing only itself, and delete any
-    other season the table holds."""
+    other season the table holds.
+
+    Example::
+
+        from film2vec import config, spark, seasons
+        settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
+        seasons.sample(spark.get_spark(settings.spark), settings)
+    """
     seasons = list(seasons if seasons is not None else season_numbers(config))
     removed = drop_other_seasons(spark, config, seasons)
     sampler = season_sampler_for(spark, config)

@@ -151,6 +151,12 @@ def train_vectors(
     vectors are logged to the run and returned; without it, GenreP@10 over all views is, with
     `score_on_views`, a GenreP floor or a deferred alias (--move-alias by_promote). The alias moves to the
     new version only when the figures clear the configured floors, or later by `film2vec promote`.
+
+    Example::
+
+        from film2vec import config, spark, training
+        settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
+        training.train_vectors(spark.get_spark(settings.spark), settings)
     """
     assets = tables.read(spark, config, "assets").orderBy("asset_idx")
     trained = tables.read(spark, config, "pairs").select(F.col("asset_a").alias("asset_id")).distinct()
