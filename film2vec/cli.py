@@ -29,7 +29,6 @@ import logging
 import os
 import sys
 import time
-import types
 import typing
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -38,7 +37,16 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from film2vec.config import Config, ConfigError, apply, check_value, field_specs, load_profile
+from film2vec.config import (
+    Config,
+    ConfigError,
+    apply,
+    check_value,
+    field_specs,
+    load_profile,
+    parsed_text,
+    type_options,
+)
 from film2vec.errors import ConcurrentWriteError, ExitCode, FloorsNotCleared, InputError
 
 log = logging.getLogger("film2vec.cli")  # by name: run as `python -m film2vec.cli`, __name__ is __main__
@@ -220,36 +228,13 @@ def _not_read(what: str, key: str, command: str) -> str:
     return f"{what} is not read by {command}; it is read by: {', '.join(readers(key))}"
 
 
-def _options(kind: Any) -> tuple:
-    return typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else (kind,)
-
-
-BOOLEANS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
-
-
-def _parsed(text: str, options: tuple) -> Any:
-    """Flag text as the first of the field's types it reads as; the text itself when none (check_value says why)."""
-    word = text.strip().lower()
-    if type(None) in options and word in ("null", "none", "~"):
-        return None
-    for option in options:
-        if option is bool and word in BOOLEANS:
-            return BOOLEANS[word]
-        if option in (int, float):
-            with contextlib.suppress(ValueError):
-                return option(text)
-        if option is str:
-            return text
-    return text
-
-
 def typed(setting: Setting) -> Callable[[str], Any]:
     """The argparse type of a setting's flag: its text as the field's type, checked against its choices and
     range as a profile value is (`--dim many` stops with what --dim allows)."""
 
     def value(text: str) -> Any:
         try:
-            return check_value(setting.section, setting.name, _parsed(text, _options(setting.kind)), "flag")
+            return check_value(setting.section, setting.name, parsed_text(text, type_options(setting.kind)), "flag")
         except ConfigError as error:
             raise argparse.ArgumentTypeError(str(error).removeprefix("flag: ")) from None
 
@@ -314,7 +299,7 @@ def shown(value: Any) -> str:
 
 
 def _metavar(setting: Setting) -> str:
-    options = _options(setting.kind)
+    options = type_options(setting.kind)
     choices = [*(setting.meta.get("choices") or ())]
     if bool in options:
         choices = ["true", "false"]

@@ -49,7 +49,16 @@ dbutils.widgets.text("epochs_per_season", "2", "Passes over each season")
 
 config = config_from_widgets(
     dbutils.widgets,
-    ["profile", "out", "events", "users", "catalogue_size", "seasons", "origins_per_asset", "dim", "epochs_per_season"],
+    {
+        "out": "data.out",
+        "events": "data.events",
+        "users": "synthetic.users",
+        "catalogue_size": "synthetic.catalogue_size",
+        "seasons": "seasons.seasons",
+        "origins_per_asset": "seasons.origins_per_asset",
+        "dim": "train.dim",
+        "epochs_per_season": "train.epochs_per_season",
+    },
 )
 spark = get_spark(config.spark)
 print(f"writing under {config.out('')}")
