@@ -30,6 +30,7 @@ from deltalake import DeltaTable
 from benchmarks.movielens import MOVIELENS
 from film2vec import pipeline
 from film2vec.config import Config, SeasonsConfig, TrainConfig
+from film2vec.evaluation import HeldOut, split_events
 from film2vec.spark import get_spark
 
 
@@ -42,7 +43,7 @@ def time_split(train: pa.Table, share: float) -> tuple[pa.Table, pa.Table]:
     return train.take(pa.array(order[:cut])), train.take(pa.array(order[cut:]))
 
 
-def score(held_out: pipeline.HeldOut, config: Config) -> dict[str, float]:
+def score(held_out: HeldOut, config: Config) -> dict[str, float]:
     embeddings = DeltaTable(config.out("embeddings")).to_pyarrow_table(columns=["asset_id", "vector"])
     return {name: round(value, 4) for name, value in held_out.score(embeddings).items()}
 
@@ -82,7 +83,7 @@ def main() -> None:
     config.seasons.origins_per_asset = arguments.origins_per_asset
     config.train.epochs_per_season = arguments.epochs_per_season
     spark = get_spark(config.spark)
-    held_out, tables = pipeline.split_events(spark, config)
+    held_out, tables = split_events(spark, config)
     history, batch = time_split(tables["train"], arguments.history_share)
     inputs = {"history": history, "batch": batch, "train": tables["train"], "metadata": tables["metadata"]}
     if not reuse:

@@ -93,7 +93,8 @@ def main() -> None:
     parser.add_argument("--sample-partitions", type=int, default=2)
     arguments = parser.parse_args()
 
-    from film2vec import pipeline
+    from film2vec.pairs import count_pairs
+    from film2vec.seasons import season_sampler_for
     from film2vec.spark import get_spark
 
     config = Config()
@@ -102,11 +103,11 @@ def main() -> None:
     config.seasons.sample_partitions = arguments.sample_partitions
     spark = get_spark(config.spark)
     if not (Path(config.out("pairs")) / "_delta_log").is_dir():
-        pipeline.count_pairs(spark, config)
-    sampler = pipeline.season_sampler_for(spark, config)
+        count_pairs(spark, config)
+    sampler = season_sampler_for(spark, config)
     n_origins = sampler.origin_lists.count()
     config.seasons.origins_per_asset = -(-arguments.samples // n_origins)
-    sampler = pipeline.season_sampler_for(spark, config)
+    sampler = season_sampler_for(spark, config)
     for lists in (sampler.origin_lists, sampler.user_lists):  # cached once per run, for every season: built untimed
         if lists is not None:
             lists.count()

@@ -29,7 +29,6 @@ import logging
 import os
 import sys
 import time
-import types
 import typing
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -38,7 +37,16 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from film2vec.config import Config, ConfigError, apply, check_value, field_specs, load_profile
+from film2vec.config import (
+    Config,
+    ConfigError,
+    apply,
+    check_value,
+    field_specs,
+    load_profile,
+    parsed_text,
+    type_options,
+)
 from film2vec.errors import ConcurrentWriteError, ExitCode, FloorsNotCleared, InputError
 
 log = logging.getLogger("film2vec.cli")  # by name: run as `python -m film2vec.cli`, __name__ is __main__
@@ -89,7 +97,8 @@ def every(section: str, *but: str) -> frozenset[str]:
     return frozenset(key for key, s in SETTINGS.items() if s.section == section and s.name not in but)
 
 
-# What each command reads, by the code it runs (film2vec/pipeline.py, uses.py, tracking.py, apps/similar.py)
+# What each command reads, by the code it runs (ingest.py, pairs.py, seasons.py, training.py,
+# evaluation.py, pipeline.py, uses.py, tracking.py, apps/similar.py)
 SESSION = frozenset({"spark.master", "spark.shuffle_partitions", "spark.driver_memory"})  # a session film2vec starts
 TABLES = frozenset({"data.out", "data.catalog", "data.schema", "spark.metastore"})  # the run's tables, path or name
 EVENTS = {  # read and validated by events.ingest; without --events, the synthetic catalogue drawn on first use
@@ -98,7 +107,7 @@ EVENTS = {  # read and validated by events.ingest; without --events, the synthet
     *("data.metadata_asset_col", "data.title_col", "data.genres_col"),
 } | every("synthetic")
 NEW_VIEWS = frozenset({"data.new_events", "data.since"})  # a batch merged into the tables (count_new_pairs)
-# the seasons drawn: --seasons, or --warm-seasons when warm-starting (pipeline.season_numbers)
+# the seasons drawn: --seasons, or --warm-seasons when warm-starting (seasons.season_numbers)
 SAMPLING = {"seed", "train.warm_start", "train.warm_seasons"} | every("seasons", "pipelined_seasons")
 TRAINING = {"seed", "seasons.seasons"} | every("train") | every("tracking", "evaluation_model")
 USES_RUN = SESSION | TABLES | {"apps.run_id", "tracking.experiment"}  # the MLflow run uses log to
@@ -134,14 +143,14 @@ class Command(NamedTuple):
 COMMANDS = {
     "generate": Command(
         "write the synthetic catalogue (events and metadata) under --out",
-        "film2vec.pipeline:generate",
+        "film2vec.ingest:generate",
         SESSION | {"seed", "data.out"} | every("synthetic"),
     ),
-    "pairs": Command("validate events, then count co-views into DIR/pairs", "film2vec.pipeline:count_pairs", PAIRS),
-    "sample": Command("draw the seasons of samples into DIR/seasons", "film2vec.pipeline:sample", SAMPLE),
+    "pairs": Command("validate events, then count co-views into DIR/pairs", "film2vec.pairs:count_pairs", PAIRS),
+    "sample": Command("draw the seasons of samples into DIR/seasons", "film2vec.seasons:sample", SAMPLE),
     "train": Command(
         "train vectors, log to MLflow, write DIR/embeddings, register the model",
-        "film2vec.pipeline:train_vectors",
+        "film2vec.training:train_vectors",
         TRAIN,
         trains=True,
     ),
@@ -158,7 +167,7 @@ COMMANDS = {
     "evaluate": Command(
         "split the events per user (last 5 views held out), train on the rest (or score --embeddings), "
         "print the figures",
-        "film2vec.pipeline:evaluate",
+        "film2vec.evaluation:evaluate",
         (PAIRS - NEW_VIEWS) | SAMPLE | TRAIN | every("evaluate"),
         trains=True,
     ),
@@ -219,36 +228,13 @@ def _not_read(what: str, key: str, command: str) -> str:
     return f"{what} is not read by {command}; it is read by: {', '.join(readers(key))}"
 
 
-def _options(kind: Any) -> tuple:
-    return typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else (kind,)
-
-
-BOOLEANS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
-
-
-def _parsed(text: str, options: tuple) -> Any:
-    """Flag text as the first of the field's types it reads as; the text itself when none (check_value says why)."""
-    word = text.strip().lower()
-    if type(None) in options and word in ("null", "none", "~"):
-        return None
-    for option in options:
-        if option is bool and word in BOOLEANS:
-            return BOOLEANS[word]
-        if option in (int, float):
-            with contextlib.suppress(ValueError):
-                return option(text)
-        if option is str:
-            return text
-    return text
-
-
 def typed(setting: Setting) -> Callable[[str], Any]:
     """The argparse type of a setting's flag: its text as the field's type, checked against its choices and
     range as a profile value is (`--dim many` stops with what --dim allows)."""
 
     def value(text: str) -> Any:
         try:
-            return check_value(setting.section, setting.name, _parsed(text, _options(setting.kind)), "flag")
+            return check_value(setting.section, setting.name, parsed_text(text, type_options(setting.kind)), "flag")
         except ConfigError as error:
             raise argparse.ArgumentTypeError(str(error).removeprefix("flag: ")) from None
 
@@ -313,7 +299,7 @@ def shown(value: Any) -> str:
 
 
 def _metavar(setting: Setting) -> str:
-    options = _options(setting.kind)
+    options = type_options(setting.kind)
     choices = [*(setting.meta.get("choices") or ())]
     if bool in options:
         choices = ["true", "false"]

@@ -7,6 +7,7 @@ allowed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import types
@@ -417,6 +418,31 @@ def _coerce(value: Any, kind: Any) -> Any:
         if option in (str, bool) and isinstance(value, option):
             return value
     raise TypeError
+
+
+def type_options(kind: Any) -> tuple:
+    """The types a field of type `kind` takes: each member of a union, or the type itself."""
+    return typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else (kind,)
+
+
+BOOLEANS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def parsed_text(text: str, options: tuple) -> Any:
+    """Text (a flag, a widget) as the first of the field's types it reads as; the text itself when none
+    (check_value says why)."""
+    word = text.strip().lower()
+    if type(None) in options and word in ("null", "none", "~"):
+        return None
+    for option in options:
+        if option is bool and word in BOOLEANS:
+            return BOOLEANS[word]
+        if option in (int, float):
+            with contextlib.suppress(ValueError):
+                return option(text)
+        if option is str:
+            return text
+    return text
 
 
 def check_value(section: str, name: str, value: Any, source: str) -> Any:

@@ -9,12 +9,12 @@ tables and saves figures as PNG files under FILM2VEC_NOTEBOOK_PLOTS (default ./n
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import typing
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from film2vec.cli import config_from, parser
-from film2vec.config import Config, ConfigError
+from film2vec.config import Config, ConfigError, apply, load_profile, parsed_text, type_options
 
 
 def widget_variable(name: str) -> str:
@@ -69,15 +69,25 @@ def local_display(item: Any) -> None:
     print(item)
 
 
-def config_from_widgets(widgets: Any, names: Sequence[str], command: str = "run") -> Config:
-    """The config the widgets describe: each widget is the flag of the same name (empty ones are skipped).
+def config_from_widgets(widgets: Any, settings: Mapping[str, str], profile: str = "profile") -> Config:
+    """The config the widgets describe: the profile the `profile` widget names, then each widget in `settings`
+    (widget name → setting key, e.g. {"dim": "train.dim"}) read as that setting (empty ones are skipped).
 
-    The values go through the CLI's parser and validation, so a bad widget stops with the message a bad
-    flag gives.
+    A widget's text is read and checked as a flag's is, so a bad widget stops with the message a bad flag gives.
+
+    Example::
+
+        from film2vec import notebook
+        config = notebook.config_from_widgets(dbutils.widgets, {"out": "data.out", "dim": "train.dim"})
     """
-    argv = [command]
-    for name in names:
-        value = widgets.get(name)
-        if value.strip():
-            argv += ["--" + name.replace("_", "-"), value]
-    return config_from(parser().parse_args(argv))
+    config = load_profile(widgets.get(profile))
+    for name, key in settings.items():
+        text = widgets.get(name)
+        if not text.strip():
+            continue
+        section, _, field = key.rpartition(".")
+        owner = type(getattr(config, section)) if section else Config
+        kind = typing.get_type_hints(owner).get(field, str)  # an unknown key: apply says which keys there are
+        value = parsed_text(text, type_options(kind))
+        apply(config, {section: {field: value}} if section else {field: value}, f"widget '{name}' ({key})")
+    return config

@@ -16,20 +16,28 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import json
+import logging
 import math
+import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from scipy import sparse
 
+from film2vec import tables
+from film2vec.config import Config, ConfigError
 from film2vec.events import InputError
+from film2vec.ingest import append_new_views, new_batch, prepare_views, rebuild_assets
 from film2vec.native import NativeUnavailable, build
+
+log = logging.getLogger(__name__)
 
 ROW_BYTES = 24  # two 8-byte ids and an 8-byte count, uncompressed: the table-size estimate's unit
 OUTPUT_BATCH_ROWS = 1 << 20
@@ -452,3 +460,233 @@ def sparsify(pairs: DataFrame, max_neighbours: int, min_co_views: float) -> Data
         return kept
     best = Window.partitionBy("asset_a").orderBy(F.desc("co_views"), "asset_b")
     return kept.withColumn("rank", F.row_number().over(best)).where(F.col("rank") <= max_neighbours).drop("rank")
+
+
+# Key of the pair table's commit metadata: the version of DIR/views its counts are of, and how they were counted
+PAIRS_RECORD = "film2vec_pairs"
+
+
+def count_pairs(spark: SparkSession, config: Config) -> dict:
+    """Ingest the events, estimate the cost (stopping when over budget), then write the co-view table DIR/pairs.
+
+    With --new-events or --since, the new views are merged into the existing tables instead (count_new_pairs).
+
+    Example::
+
+        from film2vec import config, spark, pairs
+        settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
+        pairs.count_pairs(spark.get_spark(settings.spark), settings)
+    """
+    if config.data.new_events or config.data.since:
+        return count_new_pairs(spark, config)
+    summary = {"ingest": prepare_views(spark, config)}
+    settings = config.pairs
+    views = tables.read(spark, config, "views")
+    if settings.max_user_views:
+        views = cap_views(views, settings.max_user_views, config.seed)
+    estimate = estimate_pairs(views)
+    summary["estimate"] = estimate.summary()
+    log.info(
+        "pairs: about %s raw pairs from %s users; the table has at most %s rows (%.2f GB uncompressed)",
+        f"{estimate.raw_pairs:,}",
+        f"{estimate.users:,}",
+        f"{estimate.max_rows:,}",
+        estimate.max_bytes / 1e9,
+    )
+    check_budget(estimate, settings.pair_budget, views, tables.where(config, "views"))
+    pairs = _pair_counter(spark, config, estimate)(views)
+    sparse = settings.max_neighbours > 0 or settings.min_co_views > 0
+    if sparse:
+        pairs = pairs.persist()
+        full = pairs.agg(F.count("*").alias("rows"), F.sum("co_views").alias("weight")).first()
+        pairs_kept = sparsify(pairs, settings.max_neighbours, settings.min_co_views)
+    record = _pairs_record(spark, config, tables.version(spark, config, "views"))
+    tables.write(config, pairs_kept if sparse else pairs, "pairs", userMetadata=record)
+    if sparse:
+        pairs.unpersist()
+    written = tables.read(spark, config, "pairs")
+    stats = written.agg(
+        F.count("*").alias("pairs"),
+        F.countDistinct("asset_a").alias("assets_with_neighbours"),
+        F.sum("co_views").alias("weight"),
+    ).first()
+    if stats["pairs"] == 0:
+        raise InputError(
+            f"events at {summary['ingest']['source']}: no pair of assets is left (two assets watched by the same "
+            "user, after --min-co-views); check that user ids are real (not one user per view)"
+        )
+    summary.update(
+        pairs=tables.where(config, "pairs"),
+        pair_rows=stats["pairs"],
+        assets_with_neighbours=stats["assets_with_neighbours"],
+    )
+    if sparse:
+        summary.update(
+            pair_rows_before_sparsifying=full["rows"],
+            share_of_edges_kept=round(stats["pairs"] / full["rows"], 4),
+            share_of_weight_kept=round(float(stats["weight"]) / float(full["weight"]), 4),
+        )
+    return summary
+
+
+def _pair_counter(
+    spark: SparkSession, config: Config, estimate: PairEstimate, increment: bool = False
+) -> Callable[[DataFrame], DataFrame]:
+    """The configured counting method, as a function from views to the co-view table of those views (with
+    `increment`, from views flagged `new` to the pairs those add)."""
+    settings = config.pairs
+    weighted = settings.user_weighting == "inverse"
+    assets = tables.read(spark, config, "assets")
+    if settings.pair_method == "join":
+        return lambda views: pairs_by_join(views, assets, weighted, increment)
+    partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    buckets = gram_buckets(estimate, partitions, settings.gram_block_pairs)
+    return lambda views: pairs_by_gram(views, assets, buckets, weighted, settings.gram_block_pairs, increment)
+
+
+def _pairs_record(spark: SparkSession, config: Config, views_version: int) -> str:
+    """The commit metadata of a pair table write: which views (and assets) it counts and the settings that
+    shaped it."""
+    settings = config.pairs
+    return json.dumps(
+        {
+            PAIRS_RECORD: {
+                "views_version": views_version,
+                "assets_version": tables.version(spark, config, "assets"),
+                "user_weighting": settings.user_weighting,
+                "max_user_views": settings.max_user_views,
+                "max_neighbours": settings.max_neighbours,
+                "min_co_views": settings.min_co_views,
+            }
+        }
+    )
+
+
+def _pairs_counted(spark: SparkSession, config: Config) -> dict:
+    """The record of the latest pair table write, checked against what an incremental count can update."""
+    records = tables.commit_records(spark, config, "pairs", PAIRS_RECORD)
+    if not records:
+        raise InputError(
+            f"{tables.where(config, 'pairs')}: no record of the views it counts; "
+            "run `film2vec pairs` once without --new-events/--since"
+        )
+    record = records[0][1]
+    settings, pairs = config.pairs, tables.where(config, "pairs")
+    for name, now in (("max_user_views", settings.max_user_views), ("max_neighbours", settings.max_neighbours)):
+        if record[name] or now:
+            raise ConfigError(
+                f"flag --{name.replace('_', '-')}: new views can only be merged into exact counts (a capped history or "
+                f"a dropped pair cannot be updated); {pairs} was counted with {name} = {record[name]}, "
+                f"this run asks for {now}. Recount with `film2vec pairs`, or refresh with 0"
+            )
+    if record["min_co_views"] or settings.min_co_views:
+        raise ConfigError(
+            f"flag --min-co-views: new views can only be merged into unsparsified counts; {pairs} was "
+            f"counted with {record['min_co_views']}, this run asks for {settings.min_co_views}"
+        )
+    if record["user_weighting"] != settings.user_weighting:
+        raise ConfigError(
+            f"flag --user-weighting: {pairs} was counted with {record['user_weighting']!r}, this run "
+            f"asks for {settings.user_weighting!r}; give the same, or recount with `film2vec pairs`"
+        )
+    return record
+
+
+def count_new_pairs(spark: SparkSession, config: Config) -> dict:
+    """Merge a batch of new views into DIR/views, DIR/assets and DIR/pairs; the pair table then equals a full
+    recount of all the views.
+
+    Each table changes in one Delta commit, views first. The pair table's commit records the views version
+    it counts, so the pair increment is always the views added since (Delta time travel): a run stopped
+    between the commits is completed by the next one, and a batch given twice adds nothing.
+
+    Example::
+
+        from film2vec import config, spark, pairs
+        settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
+        settings.data.new_events = "/tmp/f2v-new-views"
+        pairs.count_new_pairs(spark.get_spark(settings.spark), settings)
+    """
+    started = time.perf_counter()
+    counted = _pairs_counted(spark, config)
+    batch, metadata, ingest_summary = new_batch(spark, config)
+    append_new_views(spark, config, batch)
+    views_written = time.perf_counter()
+    rebuild_assets(spark, config, metadata)
+    assets_written = time.perf_counter()
+    path = tables.where(config, "views")
+    version = tables.version(spark, config, "views")
+    summary = {"ingest": ingest_summary, "views_version": version, "pairs": tables.where(config, "pairs")}
+    if version == counted["views_version"]:
+        return {**summary, "new_views": 0, "users_with_new_views": 0, "new_assets": 0, "pair_rows_updated": 0}
+    commits = tables.delta_table(spark, config, "views").history().where(F.col("version") > counted["views_version"])
+    rewrites = commits.where((F.col("operation") != "WRITE") | (F.col("operationParameters")["mode"] != "Append"))
+    if not rewrites.isEmpty():
+        raise InputError(
+            f"{path} was rewritten since {summary['pairs']} was counted (at version {counted['views_version']}, "
+            f"now {version}); recount with `film2vec pairs` without --new-events/--since"
+        )
+    then = tables.read(spark, config, "views", version=counted["views_version"])
+    now = tables.read(spark, config, "views", version=version)
+    added = now.join(then.select("user_id", "asset_id"), ["user_id", "asset_id"], "left_anti")
+    users = added.select("user_id").distinct()
+    after = now.join(users, "user_id", "left_semi")
+    estimate = estimate_pairs(after)
+    check_budget(estimate, config.pairs.pair_budget, after, path)
+    if config.pairs.user_weighting == "inverse":  # a user's weight changes with n: their old pairs change too
+        count = _pair_counter(spark, config, estimate)
+        increment = pair_increment(count(then.join(users, "user_id", "left_semi")), count(after))
+    else:
+        flagged = added.select("user_id", "asset_id", F.lit(True).alias("new"))
+        after = after.join(flagged, ["user_id", "asset_id"], "left").fillna(False, ["new"])
+        increment = _pair_counter(spark, config, estimate, increment=True)(after)
+    spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", _pairs_record(spark, config, version))
+    try:
+        tables.delta_table(spark, config, "pairs").alias("pairs").merge(
+            increment.alias("increment"),
+            "pairs.asset_a = increment.asset_a AND pairs.asset_b = increment.asset_b",
+        ).whenMatchedUpdate(set={"co_views": "pairs.co_views + increment.co_views"}).whenNotMatchedInsertAll().execute()
+    finally:
+        spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
+    merged = tables.delta_table(spark, config, "pairs").history(1).first()["operationMetrics"]
+    pairs_merged = time.perf_counter()
+    stats = added.agg(F.count("*").alias("views"), F.countDistinct("user_id").alias("users")).first()
+    new_assets = now.agg(F.max("asset_idx")).first()[0] - then.agg(F.max("asset_idx")).first()[0]
+    return {
+        **summary,
+        "new_views": stats["views"],
+        "users_with_new_views": stats["users"],
+        "new_assets": int(new_assets),
+        "pair_rows_updated": int(merged.get("numTargetRowsUpdated", 0)),
+        "pair_rows_inserted": int(merged.get("numTargetRowsInserted", 0)),
+        "pair_rows_rewritten_unchanged": int(merged.get("numTargetRowsCopied", 0)),
+        "seconds_by_step": {
+            "append_views": round(views_written - started, 1),
+            "rebuild_assets": round(assets_written - views_written, 1),
+            "count_and_merge_pairs": round(pairs_merged - assets_written, 1),
+            "of_which_merge_scan": round(int(merged.get("scanTimeMs", 0)) / 1000, 1),
+            "of_which_merge_rewrite": round(int(merged.get("rewriteTimeMs", 0)) / 1000, 1),
+        },
+    }
+
+
+COMPACTED_TABLES = ("views", "pairs")  # the tables a refresh appends to or merges into, night after night
+
+
+def compact(spark: SparkSession, config: Config) -> dict:
+    """OPTIMIZE the tables a refresh changes (the MERGE leaves small and rewritten files behind every night),
+    then VACUUM the files no version younger than --vacuum-retention-hours references."""
+    hours = config.refresh.vacuum_retention_hours
+    check = "spark.databricks.delta.retentionDurationCheck.enabled"
+    summary = {"vacuum_retention_hours": hours}
+    for table in COMPACTED_TABLES:
+        delta = tables.delta_table(spark, config, table)
+        optimized = delta.optimize().executeCompaction().first()["metrics"]
+        if hours < 168:  # Delta refuses a retention under its default unless the check is off for this call
+            spark.conf.set(check, "false")
+        try:
+            delta.vacuum(hours)
+        finally:
+            spark.conf.unset(check)
+        summary[table] = {"files_added": optimized["numFilesAdded"], "files_removed": optimized["numFilesRemoved"]}
+    return summary

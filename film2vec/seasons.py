@@ -21,7 +21,9 @@ Two walks:
 from __future__ import annotations
 
 import json
+import logging
 import queue
+import shlex
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -30,10 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from film2vec.config import SeasonsConfig
+from film2vec import tables
+from film2vec.config import Config, SeasonsConfig
 from film2vec.conflicts import committing
 from film2vec.events import InputError
 from film2vec.tables import NO_DELETION_VECTORS
@@ -50,6 +53,8 @@ from film2vec.walks import (
     stream_key,
     unigram_cumulative,
 )
+
+log = logging.getLogger(__name__)
 
 SAMPLE_SCHEMA = "season int, draw bigint, origin int, target int, negatives array<int>"
 SAMPLE_ARROW_SCHEMA = pa.schema(
@@ -443,3 +448,132 @@ class SeasonFeed:
             if self._on_wait:
                 self._on_wait(season, self.waited[season])
             yield season
+
+
+def walk_inputs(config: Config) -> tuple[str, str]:
+    """The tables the configured walk draws from: the assets and DIR/pairs (co-view) or DIR/views (bipartite)."""
+    return ("assets", "pairs" if config.seasons.walk == "coview" else "views")
+
+
+def season_sampler_for(spark: SparkSession, config: Config) -> SeasonSampler:
+    """The configured walk over its input tables, read at their current versions, which its seasons record."""
+    versions = {table: tables.version(spark, config, table) for table in walk_inputs(config)}
+    frames = {table: tables.read(spark, config, table, version=version) for table, version in versions.items()}
+    return season_sampler(
+        config.seasons,
+        config.seed,
+        frames.pop("assets"),
+        **frames,
+        drawn_from=provenance(config.seasons, config.seed, versions),
+    )
+
+
+def season_numbers(config: Config) -> range:
+    """The seasons a run draws and trains: --seasons of them, or --warm-seasons when warm-starting."""
+    return range(config.train.warm_seasons if config.train.warm_start else config.seasons.seasons)
+
+
+def seasons_written(spark: SparkSession, config: Config, seasons: list[int]) -> dict:
+    written = tables.read(spark, config, "seasons").where(F.col("season").isin(seasons))
+    return {"seasons": config.out("seasons"), "season_numbers": seasons, "samples": written.count()}
+
+
+def _season_text(numbers: list[int]) -> str:
+    """Season numbers for a message: "season 3", "seasons 1–9", "seasons 0, 2, 5"."""
+    if len(numbers) == 1:
+        return f"season {numbers[0]}"
+    if numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"seasons {numbers[0]}–{numbers[-1]}"
+    return "seasons " + ", ".join(map(str, numbers))
+
+
+def drop_other_seasons(spark: SparkSession, config: Config, seasons: list[int]) -> list[int]:
+    """Delete the seasons of DIR/seasons other than `seasons`, so that no later stage reads rows drawn by
+    another run (a `sample` of fewer seasons, another walk); returns the numbers deleted."""
+    if not tables.exists(spark, config, "seasons"):
+        return []
+    table = tables.delta_table(spark, config, "seasons")
+    others = ~F.col("season").isin(seasons)
+    surplus = sorted(row["season"] for row in table.toDF().where(others).select("season").distinct().collect())
+    if surplus:
+        with committing(f"{_season_text(surplus)} of {tables.where(config, 'seasons')}"):
+            table.delete(others)
+        log.info("removed %s of %s, drawn by an earlier run", _season_text(surplus), tables.where(config, "seasons"))
+    return surplus
+
+
+def sample(spark: SparkSession, config: Config, seasons: range | None = None) -> dict:
+    """Write the configured seasons of samples to DIR/seasons, each replacing only itself, and delete any
+    other season the table holds.
+
+    Example::
+
+        from film2vec import config, spark, seasons
+        settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
+        seasons.sample(spark.get_spark(settings.spark), settings)
+    """
+    seasons = list(seasons if seasons is not None else season_numbers(config))
+    removed = drop_other_seasons(spark, config, seasons)
+    sampler = season_sampler_for(spark, config)
+    try:
+        for season in seasons:
+            sampler.write(season, config.out("seasons"))
+            log.info("season %d sampled", season)
+    finally:
+        sampler.release()
+    return {**seasons_written(spark, config, seasons), "removed_seasons": removed}
+
+
+def _redraw_command(config: Config, seasons: list[int]) -> str:
+    """The `film2vec sample` command that draws `seasons` with this configuration."""
+    flags = [f"--out {shlex.quote(config.data.out)}", f"--seasons {max(seasons) + 1}"]
+    if config.data.schema:
+        flags.append(f"--schema {shlex.quote(config.data.schema)}")
+    defaults = sampler_settings(SeasonsConfig(), 0)
+    for name, value in sampler_settings(config.seasons, config.seed).items():
+        if defaults.get(name) != value:
+            flags.append(f"--{name.replace('_', '-')} {value}")
+    return "film2vec sample " + " ".join(flags)
+
+
+def season_mismatch(spark: SparkSession, config: Config, seasons: list[int]) -> tuple[str | None, list[int]]:
+    """(None, []) when every season is there and was drawn with this configuration from the current rows of
+    its inputs (their Delta versions, compactions aside); otherwise what differs or is missing, per group of
+    seasons, and how to redraw them, with the missing seasons."""
+    path = tables.where(config, "seasons")
+    present = set()
+    if tables.exists(spark, config, "seasons"):
+        present = {row["season"] for row in tables.read(spark, config, "seasons").select("season").distinct().collect()}
+    missing = [season for season in seasons if season not in present]
+    records: dict[int, dict] = {}
+    for _, record in tables.commit_records(spark, config, "seasons", SEASON_RECORD) if present else []:
+        records.setdefault(record["season"], record)
+    expected = sampler_settings(config.seasons, config.seed)
+    changed: dict[tuple[str, int], list[int]] = {}
+    problems: dict[str, list[int]] = {}
+    for season in seasons:
+        if season in missing:
+            continue
+        record = records.get(season)
+        if record is None:
+            problems.setdefault("there is no record of how they were drawn", []).append(season)
+            continue
+        found = setting_differences(record["settings"], expected)
+        for table, version in sorted(record["inputs"].items()):
+            if (table, version) not in changed:
+                changed[table, version] = tables.changed_since(spark, config, table, version)
+            if changed[table, version]:
+                found.append(f"{table} changed since (version {version} there, {changed[table, version][-1]} now)")
+        if found:
+            problems.setdefault("; ".join(found), []).append(season)
+    lines = [f"{_season_text(missing)} missing from {path}"] if missing else []
+    lines += [f"{_season_text(numbers)} of {path}: {what}" for what, numbers in problems.items()]
+    if not lines:
+        return None, []
+    return (
+        "the seasons to train on were not drawn with this configuration from the current inputs:\n  "
+        + "\n  ".join(lines)
+        + f"\nRedraw them with `{_redraw_command(config, seasons)}`, or train on them as they are with "
+        "--allow-season-mismatch true (the run records it)",
+        missing,
+    )

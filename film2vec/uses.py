@@ -154,7 +154,14 @@ def log_to_run(config: Config, metrics: dict | None = None, dicts: dict | None =
 
 
 def tastes(spark: SparkSession, config: Config) -> dict:
-    """Write each user's taste vector to DIR/user_vectors."""
+    """Write each user's taste vector to DIR/user_vectors.
+
+    Example::
+
+        from film2vec import config, spark, uses
+        settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
+        uses.tastes(spark.get_spark(settings.spark), settings)
+    """
     views = tables.read(spark, config, "views")
     embeddings = tables.read(spark, config, "embeddings")
     tables.write(config, user_vectors(views, embeddings, config.apps.half_life_days), "user_vectors")
@@ -171,7 +178,14 @@ def tastes(spark: SparkSession, config: Config) -> dict:
 
 
 def recommend(spark: SparkSession, config: Config) -> dict:
-    """Rank the candidates for every user by taste, unwatched only, top N into DIR/recommendations."""
+    """Rank the candidates for every user by taste, unwatched only, top N into DIR/recommendations.
+
+    Example::
+
+        from film2vec import config, spark, uses
+        settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
+        uses.recommend(spark.get_spark(settings.spark), settings)
+    """
     users = tables.read(spark, config, "user_vectors")
     views = tables.read(spark, config, "views")
     embeddings = tables.read(spark, config, "embeddings")
@@ -210,7 +224,14 @@ def recommend(spark: SparkSession, config: Config) -> dict:
 def audit(spark: SparkSession, config: Config) -> dict:
     """Vote every asset's labels from its neighbours into DIR/audit; optionally measure on hidden labels.
 
-    Provisional vectors are left out: they are made of their own labels, so their vote would be circular."""
+    Provisional vectors are left out: they are made of their own labels, so their vote would be circular.
+
+    Example::
+
+        from film2vec import config, spark, uses
+        settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
+        uses.audit(spark.get_spark(settings.spark), settings)
+    """
     catalogue = load_catalogue(spark, config, provisional=False)
     if not catalogue.label_names:
         raise InputError(f"no asset with a vector has a label in column {config.apps.label_column!r}; nothing to vote")
@@ -265,7 +286,14 @@ def audit(spark: SparkSession, config: Config) -> dict:
 
 
 def clusters(spark: SparkSession, config: Config) -> dict:
-    """k-means on the unit vectors: DIR/asset_clusters per asset, DIR/clusters described per cluster."""
+    """k-means on the unit vectors: DIR/asset_clusters per asset, DIR/clusters described per cluster.
+
+    Example::
+
+        from film2vec import config, spark, uses
+        settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
+        uses.clusters(spark.get_spark(settings.spark), settings)
+    """
     catalogue = load_catalogue(spark, config)
     clustering = kmeans(catalogue.unit, config.apps.n_clusters, config.seed)
     described = describe_clusters(

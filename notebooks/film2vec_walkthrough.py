@@ -4,8 +4,9 @@
 # MAGIC
 # MAGIC From view events to a vector per asset: validate the views, count co-views, draw seasons of
 # MAGIC samples, train, ask the registered model for similar assets, evaluate, and put the vectors to use
-# MAGIC (tastes, recommendations, audit, clusters, a map). Every cell calls the film2vec
-# MAGIC library (`film2vec.pipeline`); the widgets above are its flags (job parameters when run as a job).
+# MAGIC (tastes, recommendations, audit, clusters, a map). Every cell calls a stage function of the film2vec
+# MAGIC library (`film2vec.pairs`, `seasons`, `training`, `evaluation`, `uses`); the widgets above are its
+# MAGIC settings (job parameters when run as a job).
 # MAGIC
 # MAGIC On Databricks, attach the film2vec wheel as a cluster library (README, "Databricks") and pick the
 # MAGIC `databricks` profile. Elsewhere, run it as plain Python: `python notebooks/film2vec_walkthrough.py`
@@ -20,9 +21,14 @@ import mlflow
 import pandas as pd
 from pyspark.sql import functions as F
 
-from film2vec import pipeline, uses
+from film2vec import uses
+from film2vec.evaluation import evaluate
 from film2vec.notebook import config_from_widgets
+from film2vec.pairs import count_pairs
+from film2vec.pipeline import describe
+from film2vec.seasons import sample
 from film2vec.spark import get_spark
+from film2vec.training import train_vectors
 
 if "dbutils" not in globals():  # outside Databricks: film2vec's stand-ins for the notebook globals
     from film2vec.notebook import LocalDbutils, local_display
@@ -43,7 +49,16 @@ dbutils.widgets.text("epochs_per_season", "2", "Passes over each season")
 
 config = config_from_widgets(
     dbutils.widgets,
-    ["profile", "out", "events", "users", "catalogue_size", "seasons", "origins_per_asset", "dim", "epochs_per_season"],
+    {
+        "out": "data.out",
+        "events": "data.events",
+        "users": "synthetic.users",
+        "catalogue_size": "synthetic.catalogue_size",
+        "seasons": "seasons.seasons",
+        "origins_per_asset": "seasons.origins_per_asset",
+        "dim": "train.dim",
+        "epochs_per_season": "train.epochs_per_season",
+    },
 )
 spark = get_spark(config.spark)
 print(f"writing under {config.out('')}")
@@ -58,8 +73,8 @@ print(f"writing under {config.out('')}")
 
 # COMMAND ----------
 
-pairs_summary = pipeline.count_pairs(spark, config)
-print(pipeline.describe(pairs_summary))
+pairs_summary = count_pairs(spark, config)
+print(describe(pairs_summary))
 assets = spark.read.format("delta").load(config.out("assets"))
 pairs = spark.read.format("delta").load(config.out("pairs"))
 display(assets.orderBy(F.desc("views")))
@@ -97,8 +112,8 @@ display(
 
 # COMMAND ----------
 
-seasons_summary = pipeline.sample(spark, config)
-print(pipeline.describe(seasons_summary))
+seasons_summary = sample(spark, config)
+print(describe(seasons_summary))
 seasons = spark.read.format("delta").load(config.out("seasons"))
 display(seasons.groupBy("season").count().orderBy("season"))
 display(seasons.where(F.col("season") == 0).limit(10))
@@ -112,8 +127,8 @@ display(seasons.where(F.col("season") == 0).limit(10))
 
 # COMMAND ----------
 
-train_summary = pipeline.train_vectors(spark, config)
-print(pipeline.describe(train_summary))
+train_summary = train_vectors(spark, config)
+print(describe(train_summary))
 loss = mlflow.MlflowClient().get_metric_history(train_summary["run_id"], "loss")
 figure, axis = plt.subplots(figsize=(7, 4))
 axis.plot([point.step for point in loss], [point.value for point in loss], marker="o")
@@ -154,7 +169,7 @@ display(
 
 evaluation_config = copy.deepcopy(config)
 evaluation_config.data.out = config.out("evaluation")
-evaluation = pipeline.evaluate(spark, evaluation_config)
+evaluation = evaluate(spark, evaluation_config)
 display(pd.DataFrame([evaluation["figures"]]))
 
 # COMMAND ----------
@@ -167,7 +182,7 @@ display(pd.DataFrame([evaluation["figures"]]))
 
 # COMMAND ----------
 
-print(pipeline.describe(uses.uses(spark, config)))
+print(describe(uses.uses(spark, config)))
 display(spark.read.format("delta").load(config.out("recommendations")).limit(10))
 display(spark.read.format("delta").load(config.out("clusters")).limit(10))
 figure, axis = plt.subplots(figsize=(8, 8))

@@ -9,9 +9,10 @@ import mlflow
 import numpy as np
 import pytest
 
-from film2vec import cli, pipeline, tracking
+from film2vec import cli, tracking
 from film2vec.baselines import als_vectors, fit_als, index_users
 from film2vec.config import EvaluateConfig
+from film2vec.evaluation import als_baseline, split_events
 
 SMALL = ["--users", "300", "--catalogue-size", "60", "--genres", "4", "--views-per-user", "12", "--dim", "8"]
 
@@ -21,8 +22,8 @@ def als_on_split(spark, tmp_path_factory):
     """The split of a small synthetic catalogue and the ALS baseline's summary on it (no film2vec training)."""
     out = str(tmp_path_factory.mktemp("als"))
     config = cli.config_from(cli.parser().parse_args(["evaluate", "--out", out, *SMALL]))
-    held_out, _ = pipeline.split_events(spark, config)
-    return config, held_out, pipeline.als_baseline(spark, config, held_out)
+    held_out, _ = split_events(spark, config)
+    return config, held_out, als_baseline(spark, config, held_out)
 
 
 def test_als_figures_are_the_protocols_figures_of_its_item_factors(spark, als_on_split):

@@ -24,9 +24,11 @@ import yaml
 from deltalake import DeltaTable
 from scipy import sparse
 
-from film2vec import pipeline
 from film2vec.config import Config
+from film2vec.pairs import count_pairs
+from film2vec.seasons import sample
 from film2vec.train.checkpoint import CHECKPOINT_FILE
+from film2vec.training import train_vectors
 
 pytestmark = pytest.mark.slow
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -102,8 +104,8 @@ def finished(spark, tmp_path_factory) -> Config:
     """A complete pairs and seasons run, written by the shared session; each test leaves it complete again."""
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     config = configured(tmp_path_factory.mktemp("crash") / "out")
-    pipeline.count_pairs(spark, config)
-    pipeline.sample(spark, config)
+    count_pairs(spark, config)
+    sample(spark, config)
     return config
 
 
@@ -116,7 +118,7 @@ def test_killed_while_writing_leaves_the_previous_version_and_a_rerun_completes(
     kill_when(child, lambda: bool(data_files(path) - existing), f"a new data file in {path}")
     assert data_files(path) - existing, "the kill came before any data file was written"
     assert snapshot(str(path)) == before  # the uncommitted files are not part of any version
-    {"pairs": pipeline.count_pairs, "sample": pipeline.sample}[stage](spark, finished)
+    {"pairs": count_pairs, "sample": sample}[stage](spark, finished)
     version, rows = snapshot(str(path))
     assert version > before[0] and rows == before[1]  # a rerun commits exactly what the clean run wrote
 
@@ -125,7 +127,7 @@ def test_killed_trainer_resumes_from_its_last_season_checkpoint(spark, finished)
     checkpoint = Path(finished.out("checkpoints")) / CHECKPOINT_FILE
     child = start("train", Path(finished.data.out))
     kill_when(child, checkpoint.is_file, "a season checkpoint")
-    resumed = pipeline.train_vectors(spark, finished)
+    resumed = train_vectors(spark, finished)
     assert 1 <= len(resumed["resumed_seasons"]) < SETTINGS["seasons"]
     assert resumed["resumed_seasons"] == list(range(len(resumed["resumed_seasons"])))
     done = len(resumed["resumed_seasons"])

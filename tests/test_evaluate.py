@@ -10,7 +10,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from film2vec import cli, pipeline, tracking
+from film2vec import cli, evaluation, tracking
 from film2vec.errors import ExitCode
 from film2vec.evaluate import (
     Split,
@@ -259,7 +259,7 @@ def evaluated(spark, tmp_path_factory):
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     out = str(tmp_path_factory.mktemp("evaluate"))
     config = cli.config_from(cli.parser().parse_args(["evaluate", "--out", out, *SMALL]))
-    return config, pipeline.evaluate(spark, config)
+    return config, evaluation.evaluate(spark, config)
 
 
 def test_evaluate_splits_the_events_and_trains_on_train_only(spark, evaluated):
@@ -278,7 +278,7 @@ def test_evaluate_beats_random_vectors_and_logs_the_figures_to_the_run(spark, ev
     config, summary = evaluated
     figures = summary["figures"]
     assert set(figures) == {"recall_at_20", "ndcg_at_20", "genre_p_at_10"}
-    held_out, _ = pipeline.split_events(spark, config)
+    held_out, _ = evaluation.split_events(spark, config)
     ids = held_out.asset_ids
     random_vectors = np.random.default_rng(0).normal(size=(len(ids), 16))
     chance = held_out.score(tracking.embeddings_table(ids, random_vectors))

@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 
 from film2vec.config import Config
 from film2vec.events import InputError, detect_layout, ingest, read_metadata
-from film2vec.pipeline import prepare_views
+from film2vec.ingest import prepare_views
 
 ML_LATEST_SMALL = Path("/work/shared/data/ml-latest-small")
 

@@ -25,9 +25,10 @@ from deltalake import DeltaTable, write_deltalake
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from film2vec import pipeline
 from film2vec.config import Config
 from film2vec.events import InputError
+from film2vec.pairs import count_pairs
+from film2vec.seasons import sample
 
 ORIGINS_PER_ASSET = 3
 NEGATIVES = 2
@@ -248,28 +249,28 @@ def check(spark, found: Events, root: Path) -> None:
     if found.wrong_type:
         event("a column of the wrong type")
         with pytest.raises(InputError, match=rf"events at {re.escape(config.data.events)}: column {found.wrong_type}"):
-            pipeline.count_pairs(spark, config)
+            count_pairs(spark, config)
         return
     if not found.rows:
         event("no rows")
         with pytest.raises(InputError, match=rf"events at {re.escape(config.data.events)}: no rows"):
-            pipeline.count_pairs(spark, config)
+            count_pairs(spark, config)
         return
     if not views:
         event("every row rejected")
         with pytest.raises(
             InputError, match=rf"events at {re.escape(config.data.events)}: none of the {len(found.rows)}"
         ):
-            pipeline.count_pairs(spark, config)
+            count_pairs(spark, config)
         assert_rejects(config, bad_rows)
         return
     if not pairs:
         event("no pair")
         with pytest.raises(InputError, match="no pair of assets is left"):
-            pipeline.count_pairs(spark, config)
+            count_pairs(spark, config)
         assert_rejects(config, bad_rows)
         return
-    summary = pipeline.count_pairs(spark, config)
+    summary = count_pairs(spark, config)
     assert summary["ingest"]["valid"] == len(found.rows) - bad_rows
     assert summary["ingest"]["rejected"] == bad_rows
     assert_rejects(config, bad_rows)
@@ -279,10 +280,10 @@ def check(spark, found: Events, root: Path) -> None:
     if len(assets) < 3:
         event("fewer than 3 assets")
         with pytest.raises(InputError, match="negatives need at least 3"):
-            pipeline.sample(spark, config, range(1))
+            sample(spark, config, range(1))
         return
     event("a season written")
-    pipeline.sample(spark, config, range(1))
+    sample(spark, config, range(1))
     check_season(config, pairs, assets)
 
 

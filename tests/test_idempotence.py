@@ -16,10 +16,12 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from film2vec import pipeline
 from film2vec.config import Config, TrainConfig
+from film2vec.pairs import count_pairs
+from film2vec.seasons import sample
 from film2vec.train.stream import read_season
 from film2vec.train.trainer import train
+from film2vec.training import train_vectors
 
 
 def small_run(spark, out: str) -> Config:
@@ -30,9 +32,9 @@ def small_run(spark, out: str) -> Config:
     config.seasons.seasons, config.seasons.origins_per_asset, config.seasons.sample_partitions = 2, 30, 3
     config.train.dim, config.train.epochs_per_season, config.train.batch_size = 8, 2, 256
     config.train.device, config.train.shuffle_buffer = "cpu", 2_000  # several buffers per season
-    pipeline.count_pairs(spark, config)
-    pipeline.sample(spark, config)
-    pipeline.train_vectors(spark, config)
+    count_pairs(spark, config)
+    sample(spark, config)
+    train_vectors(spark, config)
     return config
 
 
@@ -57,12 +59,12 @@ def test_same_seed_and_config_give_identical_tables_and_embeddings(spark, tmp_pa
 COALESCE = "spark.sql.adaptive.coalescePartitions.enabled"
 DRAW_IN_ANOTHER_PROCESS = """
 import json, sys
-from film2vec import pipeline
+from film2vec.seasons import sample
 from film2vec.config import Config, apply
 from film2vec.spark import get_spark
 
 config = apply(Config(), json.loads(sys.argv[1]), "the test's settings")
-pipeline.sample(get_spark(config.spark), config)
+sample(get_spark(config.spark), config)
 """
 
 
@@ -80,7 +82,7 @@ def test_a_season_is_the_same_rows_in_the_same_order_on_any_partitioning_and_tra
     source = Config()
     source.data.out = str(tmp_path / "source")
     source.synthetic.users, source.synthetic.catalogue_size, source.synthetic.views_per_user = 400, 80, 12
-    pipeline.count_pairs(spark, source)
+    count_pairs(spark, source)
     settings = {"seasons": 2, "origins_per_asset": 40, "walk": walk}
     variants = {"local[2], shuffle 2, sample 3": (2, 3), "local[2], shuffle 7, sample 5": (7, 5)}
     if walk == "bipartite":
@@ -103,7 +105,7 @@ def test_a_season_is_the_same_rows_in_the_same_order_on_any_partitioning_and_tra
             spark.conf.set("spark.sql.shuffle.partitions", str(shuffle))
             spark.conf.set(COALESCE, "false")  # small data would otherwise end in one partition whatever the settings
             try:
-                pipeline.sample(spark, config)
+                sample(spark, config)
             finally:
                 spark.conf.set("spark.sql.shuffle.partitions", "2")
                 spark.conf.unset(COALESCE)

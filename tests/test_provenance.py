@@ -9,10 +9,12 @@ import os
 import mlflow
 import pytest
 
-from film2vec import pipeline, tables
+from film2vec import tables
 from film2vec.config import Config
 from film2vec.errors import InputError
-from film2vec.seasons import SEASON_RECORD
+from film2vec.pairs import PAIRS_RECORD, compact, count_pairs
+from film2vec.seasons import SEASON_RECORD, sample, season_mismatch
+from film2vec.training import EMBEDDINGS_RECORD, SEASON_MISMATCH_TAG, train_vectors
 
 
 @pytest.fixture(autouse=True)
@@ -31,8 +33,8 @@ def small_config(out: str) -> Config:
 
 def test_each_season_and_the_pair_table_record_how_they_were_drawn(spark, tmp_path):
     config = small_config(str(tmp_path))
-    pipeline.count_pairs(spark, config)
-    pipeline.sample(spark, config)
+    count_pairs(spark, config)
+    sample(spark, config)
     views, assets = (tables.version(spark, config, table) for table in ("views", "assets"))
     records = {record["season"]: record for _, record in tables.commit_records(spark, config, "seasons", SEASON_RECORD)}
     assert sorted(records) == [0, 1, 2]
@@ -46,20 +48,20 @@ def test_each_season_and_the_pair_table_record_how_they_were_drawn(spark, tmp_pa
         "negatives": 20,
         "negative_distribution": "uniform",
     }
-    pairs = tables.commit_records(spark, config, "pairs", pipeline.PAIRS_RECORD)[0][1]
+    pairs = tables.commit_records(spark, config, "pairs", PAIRS_RECORD)[0][1]
     assert (pairs["views_version"], pairs["assets_version"]) == (views, assets)
 
 
 def test_a_train_after_a_sample_of_another_walk_stops_and_says_what_differs_and_how_to_redraw(spark, tmp_path):
     config = small_config(str(tmp_path))
-    pipeline.count_pairs(spark, config)
-    pipeline.sample(spark, config)
+    count_pairs(spark, config)
+    sample(spark, config)
     coview = copy.deepcopy(config)
     coview.seasons.walk, coview.seasons.seasons = "coview", 1
-    assert pipeline.sample(spark, coview)["removed_seasons"] == [1, 2]  # no later stage reads them by accident
+    assert sample(spark, coview)["removed_seasons"] == [1, 2]  # no later stage reads them by accident
 
     with pytest.raises(InputError) as stopped:
-        pipeline.train_vectors(spark, config)
+        train_vectors(spark, config)
     message = str(stopped.value)
     seasons = tables.where(config, "seasons")
     assert "seasons 1–2 missing from " + seasons in message
@@ -68,34 +70,34 @@ def test_a_train_after_a_sample_of_another_walk_stops_and_says_what_differs_and_
     assert not tables.exists(spark, config, "embeddings")  # stopped before anything was written
     config.train.allow_season_mismatch = True
     with pytest.raises(InputError, match="seasons 1–2 missing"):  # no flag trains on rows that are not there
-        pipeline.train_vectors(spark, config)
+        train_vectors(spark, config)
     config.train.allow_season_mismatch = False
 
-    pipeline.sample(spark, config)  # the command the message gives
-    assert "season_mismatch" not in pipeline.train_vectors(spark, config)
+    sample(spark, config)  # the command the message gives
+    assert "season_mismatch" not in train_vectors(spark, config)
 
 
 def test_seasons_from_older_views_stop_train_unless_allowed_and_then_the_run_records_it(spark, tmp_path):
     config = small_config(str(tmp_path))
     config.seasons.seasons = 2
-    pipeline.count_pairs(spark, config)
-    pipeline.sample(spark, config)
-    pipeline.compact(spark, config)  # OPTIMIZE and VACUUM keep the rows: no reason to redraw
-    assert pipeline.season_mismatch(spark, config, [0, 1]) == (None, [])
+    count_pairs(spark, config)
+    sample(spark, config)
+    compact(spark, config)  # OPTIMIZE and VACUUM keep the rows: no reason to redraw
+    assert season_mismatch(spark, config, [0, 1]) == (None, [])
 
     before = tables.version(spark, config, "views")
-    pipeline.count_pairs(spark, config)  # the views are written again under the seasons
+    count_pairs(spark, config)  # the views are written again under the seasons
     drawn_from = f"views changed since \\(version 0 there, {before + 1} now\\)"  # the compaction's versions kept it
     with pytest.raises(InputError, match=f"seasons 0–1 of .*: assets changed since .*; {drawn_from}"):
-        pipeline.train_vectors(spark, config)
+        train_vectors(spark, config)
 
     config.train.allow_season_mismatch = True
-    trained = pipeline.train_vectors(spark, config)
+    trained = train_vectors(spark, config)
     assert "views changed since" in trained["season_mismatch"]
     run = mlflow.get_run(trained["run_id"])
-    assert run.data.tags[pipeline.SEASON_MISMATCH_TAG] == trained["season_mismatch"]
+    assert run.data.tags[SEASON_MISMATCH_TAG] == trained["season_mismatch"]
     for table in ("embeddings", "neighbours"):
-        record = tables.commit_records(spark, config, table, pipeline.EMBEDDINGS_RECORD)[0][1]
+        record = tables.commit_records(spark, config, table, EMBEDDINGS_RECORD)[0][1]
         assert record["season_mismatch"] == trained["season_mismatch"]
         assert record["seasons"] == [0, 1] and record["run_id"] == trained["run_id"]
         assert record["inputs"]["seasons"] == tables.version(spark, config, "seasons")

@@ -16,11 +16,14 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from film2vec import pipeline, tracking
+from film2vec import ingest, pipeline, tracking
 from film2vec.config import Config, ConfigError, TrackingConfig
+from film2vec.ingest import append_new_views, new_batch
+from film2vec.pairs import count_pairs
 from film2vec.serving import normalised, top_neighbours
 from film2vec.synthetic import generate_catalogue
 from film2vec.tracking import alias_decision
+from film2vec.training import warm_start
 from film2vec.warm import label_mean_vectors, median_cosine
 
 # ---- pure kernels
@@ -122,7 +125,7 @@ def counted(spark, out, events: str, **pairs_settings) -> Config:
     config.data.events = events
     for name, value in pairs_settings.items():
         setattr(config.pairs, name, value)
-    pipeline.count_pairs(spark, config)
+    count_pairs(spark, config)
     return config
 
 
@@ -148,7 +151,7 @@ def test_incremental_pairs_equal_a_full_recount(spark, tmp_path, batches, first_
         incremental.data.new_events = batches["second"]
     else:  # every event again, the new batch picked by time
         incremental.data.events, incremental.data.since = batches["everything"], batches["cut"].isoformat()
-    summary = pipeline.count_pairs(spark, incremental)
+    summary = count_pairs(spark, incremental)
 
     everything = batches["all"]
     assert pair_table(config) == brute_force_pairs(everything)
@@ -165,7 +168,7 @@ def test_incremental_pairs_equal_a_full_recount(spark, tmp_path, batches, first_
     assert (views.asset_idx == assets.asset_idx[views.asset_id].to_numpy()).all()
     assert (assets.views == views.asset_id.value_counts()[assets.index]).all()
 
-    again = pipeline.count_pairs(spark, incremental)  # the same batch twice adds nothing
+    again = count_pairs(spark, incremental)  # the same batch twice adds nothing
     assert again["new_views"] == 0 and pair_table(config) == brute_force_pairs(everything)
 
 
@@ -185,7 +188,7 @@ def test_increment_of_new_views_only_equals_a_full_recount(spark, tmp_path, pair
     )
     config = counted(spark, tmp_path / "out", write_events(first, tmp_path / "first.parquet"), pair_method=pair_method)
     config.data.new_events = write_events(second, tmp_path / "second.parquet")
-    summary = pipeline.count_pairs(spark, config)
+    summary = count_pairs(spark, config)
     assert pair_table(config) == brute_force_pairs(pd.concat((first, second)))
     assert summary["new_views"] == 7 and summary["users_with_new_views"] == 5 and summary["new_assets"] == 1
 
@@ -193,21 +196,21 @@ def test_increment_of_new_views_only_equals_a_full_recount(spark, tmp_path, pair
 def test_inverse_weighting_increments_match_a_full_recount(spark, tmp_path, batches):
     config = counted(spark, tmp_path, batches["first"], user_weighting="inverse")
     config.data.new_events = batches["second"]
-    pipeline.count_pairs(spark, config)
+    count_pairs(spark, config)
     found, expected = pair_table(config), brute_force_pairs(batches["all"], inverse=True)
     assert found.keys() == expected.keys()
     np.testing.assert_allclose([found[key] for key in expected], list(expected.values()), rtol=1e-12)
     config.pairs.user_weighting = "none"
     with pytest.raises(ConfigError, match="--user-weighting: .* was counted with 'inverse'"):
-        pipeline.count_pairs(spark, config)
+        count_pairs(spark, config)
 
 
 def test_a_run_stopped_after_the_views_commit_is_completed_by_the_next(spark, tmp_path, batches, first_counted):
     config = copy_of(first_counted, tmp_path)
     config.data.new_events = batches["second"]
-    batch, _, _ = pipeline._new_batch(spark, config)
-    pipeline._append_new_views(spark, config, batch)  # then "killed": assets and pairs not updated
-    pipeline.count_pairs(spark, config)
+    batch, _, _ = new_batch(spark, config)
+    append_new_views(spark, config, batch)  # then "killed": assets and pairs not updated
+    count_pairs(spark, config)
     assert pair_table(config) == brute_force_pairs(batches["all"])
 
 
@@ -216,7 +219,7 @@ def test_merging_into_capped_or_sparsified_counts_is_refused(spark, tmp_path, ba
     config.data.new_events = batches["second"]
     versions = [DeltaTable(config.out(table)).version() for table in ("views", "assets", "pairs")]
     with pytest.raises(ConfigError, match="max-neighbours.*exact counts"):
-        pipeline.count_pairs(spark, config)
+        count_pairs(spark, config)
     assert [DeltaTable(config.out(table)).version() for table in ("views", "assets", "pairs")] == versions
 
 
@@ -230,9 +233,9 @@ def test_refresh_needs_a_batch(spark, tmp_path):
 
 def test_since_must_be_a_time():
     with pytest.raises(ConfigError, match="--since: 'yesterday' is not a time"):
-        pipeline._moment("yesterday")
-    assert pipeline._moment("1700000000") == datetime.fromtimestamp(1_700_000_000, timezone.utc)
-    assert pipeline._moment("2024-05-01").tzinfo == timezone.utc
+        ingest._moment("yesterday")
+    assert ingest._moment("1700000000") == datetime.fromtimestamp(1_700_000_000, timezone.utc)
+    assert ingest._moment("2024-05-01").tzinfo == timezone.utc
 
 
 # ---- warm start, cold start and the alias on the planted catalogue
@@ -286,9 +289,9 @@ def test_new_assets_start_from_labels_or_at_random_as_asked(refreshed):
     tracking.use_store(config.data.out)
     warm = copy.deepcopy(config)
     warm.train.warm_start = f"models:/{config.tracking.model_name}@{config.tracking.alias}"
-    from_labels = pipeline.warm_start(warm, catalogue.sort_by("asset_idx"))
+    from_labels = warm_start(warm, catalogue.sort_by("asset_idx"))
     warm.train.warm_new_assets = "random"
-    at_random = pipeline.warm_start(warm, catalogue.sort_by("asset_idx"))
+    at_random = warm_start(warm, catalogue.sort_by("asset_idx"))
     assert from_labels.new_assets == at_random.new_assets == 20  # the serving model predates the batch
     assert len(from_labels.label_rows) == 20 and len(at_random.label_rows) == 0
     # the model carries its Adagrad accumulators: known rows continue from theirs, new rows start empty

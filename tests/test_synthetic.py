@@ -7,8 +7,8 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from film2vec import pipeline
 from film2vec.config import Config, SyntheticConfig
+from film2vec.ingest import generate
 from film2vec.synthetic import (
     SyntheticCatalogue,
     contains_sorted,
@@ -171,7 +171,7 @@ def test_generate_writes_the_in_memory_catalogue_drawn_chunk_by_chunk_in_spark(s
     # 1M views a chunk by default: 10 users of 100,000 views each (clipped to the catalogue) make 3 chunks
     config.synthetic.users, config.synthetic.views_per_user = 30, 100_000.0
     assert plan_catalogue(config.synthetic, config.seed).chunks == 3
-    summary = pipeline.generate(spark, config)
+    summary = generate(spark, config)
     expected = generate_catalogue(config.synthetic, config.seed)
     written = (
         DeltaTable(summary["events"]).to_pyarrow_table().sort_by([("user_id", "ascending"), ("asset_id", "ascending")])

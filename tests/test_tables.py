@@ -7,9 +7,10 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
-from film2vec import pipeline, tables
+from film2vec import tables
 from film2vec.config import Config
 from film2vec.errors import InputError
+from film2vec.pairs import compact, count_pairs
 from film2vec.seasons import write_season
 from film2vec.train.stream import read_season
 
@@ -62,7 +63,7 @@ def test_paths_and_column_names_with_quotes_backticks_semicolons_and_spaces_reac
     config = Config()
     config.data.events, config.data.out = str(folder / "views.csv"), str(folder / "out; DROP TABLE x")
     config.data.user_col, config.data.asset_col = user, asset
-    pipeline.count_pairs(spark, config)
+    count_pairs(spark, config)
     pairs = {(row.asset_a, row.asset_b): row.co_views for row in tables.read(spark, config, "pairs").collect()}
     brute = {}
     for assets in watched.values():
@@ -120,7 +121,7 @@ def test_compaction_merges_small_files_and_vacuum_removes_the_unreferenced(spark
     for _ in range(3):
         tables.append(config, views.repartition(2), "views")
     before = {table: len(DeltaTable(config.out(table)).file_uris()) for table in ("pairs", "views")}
-    summary = pipeline.compact(spark, config)
+    summary = compact(spark, config)
     after = {table: len(DeltaTable(config.out(table)).file_uris()) for table in ("pairs", "views")}
     assert after == {"pairs": 1, "views": 1} and before["views"] > 1
     assert summary["views"]["files_removed"] == before["views"]

@@ -1,0 +1,177 @@
+"""The evaluation stage: the protocol of film2vec/evaluate.py run on a held-out split of the events, for
+film2vec's vectors and the Spark ALS baseline."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import SparkSession
+
+from film2vec import tables, tracking
+from film2vec.baselines import fit_als
+from film2vec.config import Config
+from film2vec.evaluate import Split, next_watch_of_user_vectors, split_views
+from film2vec.evaluate import evaluate as evaluate_vectors
+from film2vec.events import InputError, columns_of, ingest
+from film2vec.ingest import events_source
+from film2vec.pairs import count_pairs
+from film2vec.pipeline import timed
+from film2vec.seasons import sample
+from film2vec.training import train_vectors
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The protocol's split of an events table, in the asset codes of its whole catalogue."""
+
+    split: Split
+    asset_ids: pa.Array  # asset id of each code
+    genres: list[set[str]]  # genres of each code
+
+    def score(self, embeddings: pa.Table) -> dict[str, float]:
+        """The protocol's figures of an (asset_id, vector) table; catalogue assets it lacks have no vector."""
+        return evaluate_vectors(self._vectors(embeddings), self.split, self.genres)
+
+    def score_recommender(self, user_vectors: np.ndarray, embeddings: pa.Table) -> dict[str, float]:
+        """Next-watch figures of a factor model's own ranking, user vector · asset vector: `user_vectors` has a
+        row per user code of the split, `embeddings` the asset vectors as an (asset_id, vector) table."""
+        return next_watch_of_user_vectors(user_vectors, self._vectors(embeddings), self.split)
+
+    def _vectors(self, embeddings: pa.Table) -> np.ndarray:
+        """An (asset_id, vector) table as a matrix with a row per asset code, zero where it has no vector."""
+        ids = pd.Index(self.asset_ids.to_pandas())
+        rows = ids.get_indexer(embeddings.column("asset_id").to_pandas())
+        known = rows >= 0
+        if not known.any():
+            raise InputError("the embeddings share no asset_id with the events' catalogue; are they of these events?")
+        found = np.stack(embeddings.column("vector").to_numpy(zero_copy_only=False)[known])
+        vectors = np.zeros((len(ids), found.shape[1]))
+        vectors[rows[known]] = found
+        return vectors
+
+
+def split_events(spark: SparkSession, config: Config) -> tuple[HeldOut, dict[str, pa.Table]]:
+    """The configured events split per the protocol: the held-out split, and the train views, test views
+    and metadata as Arrow tables ready to be written as events.
+
+    Views are the validated ones (one per user and asset, at its earliest time); a view without a time
+    is ordered by asset id alone. The split is a driver-side numpy function, so the views must fit there.
+    """
+    events, metadata = events_source(spark, config)
+    found = ingest(spark, events, metadata, config.data.id_type, columns_of(config.data))
+    assets = found.assets.orderBy("asset_idx").select("asset_id", "title", "genres").toArrow()
+    views = (
+        found.views.join(found.assets.select("asset_id", "asset_idx"), "asset_id")
+        .select("user_id", "asset_id", "viewed_at", "asset_idx")
+        .toArrow()
+    )
+    if views.num_rows == 0:
+        raise InputError(f"events at {events}: no valid view to split")
+    user = pd.factorize(views.column("user_id").to_pandas())[0].astype(np.int64)
+    asset = views.column("asset_idx").to_numpy().astype(np.int64)
+    micros = pc.fill_null(views.column("viewed_at").cast(pa.int64()), 0).to_numpy()
+    split = split_views(user, asset, micros)
+    is_test = np.isin(user * assets.num_rows + asset, split.test_user * assets.num_rows + split.test_asset)
+    columns = views.select(["user_id", "asset_id", "viewed_at"])
+    genres = [set(names or ()) for names in assets.column("genres").to_pylist()]
+    return HeldOut(split, assets.column("asset_id"), genres), {
+        "train": columns.filter(pa.array(~is_test)),
+        "test": columns.filter(pa.array(is_test)),
+        "metadata": assets,
+    }
+
+
+def evaluate(spark: SparkSession, config: Config) -> dict:
+    """Score vectors with the fixed protocol: train on each user's earlier views, test on the last 5.
+
+    Writes DIR/split/{train,test,metadata}, then runs pairs, sample and train with the train views as the
+    events under DIR, logging the figures to the training run; with `--embeddings TABLE` it scores that
+    table instead of training. The figures are under "figures". With --baseline als, Spark ALS is trained on
+    the same train views and scored by the same code: its figures and both wall times are under "baseline"
+    and "film2vec_seconds", logged to the training run as als_* metrics (`film2vec evaluate` prints both side
+    by side).
+
+    Example::
+
+        from film2vec import config, spark, evaluation
+        settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
+        evaluation.evaluate(spark.get_spark(settings.spark), settings)
+    """
+    held_out, split_tables = split_events(spark, config)
+    summary: dict = {"users_evaluated": int(np.unique(held_out.split.test_user).size)}
+    log.info("split: the last views of %s users held out for testing", f"{summary['users_evaluated']:,}")
+    if config.evaluate.embeddings:
+        embeddings = tables.read_input(spark, config.evaluate.embeddings, "embeddings", ("asset_id", "vector"))
+        embeddings = embeddings.select("asset_id", "vector").toArrow()
+        summary.update(embeddings=config.evaluate.embeddings, figures=held_out.score(embeddings))
+        if config.evaluate.baseline:
+            summary["baseline"] = als_baseline(spark, config, held_out)
+        return summary
+    started = time.perf_counter()
+    for name, table in split_tables.items():
+        tables.write(config, spark.createDataFrame(table), f"split/{name}")
+    on_train = copy.deepcopy(config)
+    on_train.data.events, on_train.data.metadata = config.out("split/train"), config.out("split/metadata")
+    summary["pairs"] = timed("pairs", count_pairs, spark, on_train)
+    summary["sample"] = timed("sample", sample, spark, on_train)
+    summary["train"] = timed("train", train_vectors, spark, on_train, held_out=held_out)
+    summary.update(split=config.out("split"), figures=summary["train"]["figures"])
+    if not config.evaluate.baseline:
+        return summary
+    summary["film2vec_seconds"] = round(time.perf_counter() - started, 1)
+    summary["baseline"] = als_baseline(spark, config, held_out)
+    with mlflow.start_run(run_id=summary["train"]["run_id"]):
+        baseline = summary["baseline"]
+        mlflow.log_metrics(
+            {
+                **{f"als_{name}": value for name, value in baseline["figures"].items()},
+                **{f"als_recommend_{name}": value for name, value in baseline["recommend_figures"].items()},
+                "als_seconds": baseline["seconds"],
+                "film2vec_seconds": summary["film2vec_seconds"],
+            }
+        )
+    return summary
+
+
+def als_baseline(spark: SparkSession, config: Config, held_out: HeldOut) -> dict:
+    """Spark ALS (rank --dim) on the split's train views, scored by the protocol: its item factors as the
+    vectors ("figures"), and its own ranking by user · item factors ("recommend_figures"); "seconds" is the
+    wall time of both, fitting included. The item factors are written to DIR/split/als_embeddings, a table
+    `film2vec evaluate --embeddings` scores to the same figures."""
+    log.info("baseline: Spark ALS on the same train views …")
+    started = time.perf_counter()
+    split = held_out.split
+    train_views = pa.table(
+        {"user_idx": split.train_user.astype(np.int32), "asset_idx": split.train_asset.astype(np.int32)}
+    )
+    factors = fit_als(spark.createDataFrame(train_views), config.train.dim, config.evaluate, config.seed)
+    items = tracking.embeddings_table(held_out.asset_ids.take(factors.assets), factors.asset_vectors)
+    users = factors.user_matrix(int(split.train_user.max()) + 1)
+    figures = held_out.score(items)
+    recommend_figures = held_out.score_recommender(users, items)
+    seconds = round(time.perf_counter() - started, 1)
+    log.info("baseline done in %.1f s", seconds)
+    tables.write(config, spark.createDataFrame(items), "split/als_embeddings")
+    return {
+        "method": "als",
+        "figures": figures,
+        "recommend_figures": recommend_figures,
+        "seconds": seconds,
+        "embeddings": config.out("split/als_embeddings"),
+        "settings": {
+            "rank": config.train.dim,
+            "iterations": config.evaluate.als_iterations,
+            "reg_param": config.evaluate.als_reg_param,
+            "alpha": config.evaluate.als_alpha,
+        },
+    }

@@ -1,0 +1,180 @@
+"""Ingest: the synthetic catalogue, the events validated into DIR/views and DIR/assets, and the new views a
+refresh appends (DIR/unviewed keeps the metadata's assets with no view yet)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from film2vec import tables
+from film2vec.config import Config, ConfigError
+from film2vec.events import InputError, columns_of, ingest
+from film2vec.synthetic import plan_catalogue
+
+log = logging.getLogger(__name__)
+
+
+def generate(spark: SparkSession, config: Config) -> dict:
+    """Write the synthetic catalogue's events and metadata as Delta tables under DIR/synthetic.
+
+    The events are drawn by Spark, a chunk of users per task (plan_catalogue), so no process ever holds more
+    than a chunk of them and the catalogue can be as large as the cluster's disks.
+
+    Example::
+
+        from film2vec import config, spark, ingest
+        settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
+        ingest.generate(spark.get_spark(settings.spark), settings)
+    """
+    plan = plan_catalogue(config.synthetic, config.seed)
+    events, assets = config.out("synthetic/events"), config.out("synthetic/assets")
+
+    def draw(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for chunk in batch.column("id").to_pylist():
+                yield from plan.events_chunk(chunk).to_batches()
+
+    partitions = min(plan.chunks, int(spark.conf.get("spark.sql.shuffle.partitions")))
+    chunks = spark.range(0, plan.chunks, 1, max(partitions, 1))
+    tables.write(
+        config, chunks.mapInArrow(draw, "user_id long, asset_id long, viewed_at timestamp"), "synthetic/events"
+    )
+    tables.write(config, spark.createDataFrame(plan.assets_table()), "synthetic/assets")
+    return {
+        "events": events,
+        "metadata": assets,
+        "views": tables.read(spark, config, "synthetic/events").count(),
+        "users": int(config.synthetic.users),
+        "assets": int(config.synthetic.catalogue_size),
+        "genres": int(config.synthetic.genres),
+    }
+
+
+def events_source(spark: SparkSession, config: Config) -> tuple[str, str | None]:
+    """The events (and metadata) to use: the configured ones, or the synthetic catalogue made on demand."""
+    if config.data.events:
+        return config.data.events, config.data.metadata
+    events, metadata = config.out("synthetic/events"), config.out("synthetic/assets")
+    if not tables.exists(spark, config, "synthetic/events"):
+        log.info("no --events: drawing the synthetic catalogue into %s", config.out("synthetic"))
+        generate(spark, config)
+    return events, metadata
+
+
+def prepare_views(spark: SparkSession, config: Config) -> dict:
+    """Validate the events into DIR/views, DIR/assets and DIR/rejects; stop when no view is valid."""
+    events, metadata = events_source(spark, config)
+    found = ingest(spark, events, metadata, config.data.id_type, columns_of(config.data))
+    tables.write(config, found.rejects, "rejects")
+    summary = dict(found.summary)
+    if summary["valid"] == 0:
+        raise InputError(
+            f"events at {events}: none of the {summary['rows']} rows is a valid view "
+            f"(rejected by reason: {summary['rejected_by_reason']}); see {tables.where(config, 'rejects')}"
+        )
+    tables.write(config, found.assets, "assets")
+    assets = tables.read(spark, config, "assets")
+    tables.write(config, found.views.join(assets.select("asset_id", "asset_idx"), "asset_id"), "views")
+    views = tables.read(spark, config, "views")
+    _write_unviewed(spark, config, found.metadata)
+    counts = views.agg(F.count("*").alias("views"), F.countDistinct("user_id").alias("users")).first()
+    summary.update(
+        views=counts["views"],
+        users=counts["users"],
+        assets=assets.count(),
+        duplicates_merged=summary["valid"] - counts["views"],
+    )
+    return summary
+
+
+def _moment(text: str) -> datetime:
+    """--since as a UTC time: Unix seconds, or ISO text (read as UTC when it names no zone)."""
+    try:
+        return datetime.fromtimestamp(float(text), timezone.utc)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"flag --since: {text!r} is not a time; give ISO text (2024-05-01 or 2024-05-01T06:00:00) or Unix seconds"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _write_unviewed(spark: SparkSession, config: Config, metadata: DataFrame | None) -> None:
+    """DIR/unviewed: the metadata's assets that no view in DIR/views names (empty without metadata)."""
+    views = tables.read(spark, config, "views")
+    if metadata is None:
+        schema = T.StructType(
+            [
+                views.schema["asset_id"],
+                T.StructField("title", T.StringType()),
+                T.StructField("genres", T.ArrayType(T.StringType())),
+            ]
+        )
+        metadata = spark.createDataFrame([], schema)
+    viewed = views.select("asset_id").distinct()
+    unviewed = metadata.select("asset_id", "title", "genres").dropDuplicates(["asset_id"])
+    tables.write(config, unviewed.join(viewed, "asset_id", "left_anti"), "unviewed")
+
+
+def new_batch(spark: SparkSession, config: Config) -> tuple[DataFrame, DataFrame | None, dict]:
+    """The batch's valid views (from --new-events, else --events; at or after --since when given), its
+    usable metadata, and its ingest summary."""
+    if config.data.new_events:
+        source, metadata = config.data.new_events, config.data.metadata
+    else:
+        source, metadata = events_source(spark, config)
+    found = ingest(spark, source, metadata, config.data.id_type, columns_of(config.data))
+    views = found.views
+    if config.data.since:
+        views = views.where(F.col("viewed_at") >= F.lit(_moment(config.data.since)))
+    return views, found.metadata, found.summary
+
+
+def append_new_views(spark: SparkSession, config: Config, batch: DataFrame) -> None:
+    """Append the batch's (user, asset) views that DIR/views lacks, in one commit. Known assets keep their
+    asset_idx; new ones get the next indices in asset id order."""
+    path = tables.where(config, "views")
+    views = tables.read(spark, config, "views")
+    for column in ("user_id", "asset_id"):
+        if batch.schema[column].dataType != views.schema[column].dataType:
+            raise InputError(
+                f"new events: {column} is {batch.schema[column].dataType.simpleString()}, but {path} holds "
+                f"{views.schema[column].dataType.simpleString()} ids; give ids of the same type (--id-type)"
+            )
+    new = batch.join(views.select("user_id", "asset_id"), ["user_id", "asset_id"], "left_anti")
+    known = views.select("asset_id", "asset_idx").distinct()
+    top = views.agg(F.max("asset_idx")).first()[0]
+    added = new.select("asset_id").distinct().join(known, "asset_id", "left_anti")
+    added = added.withColumn("asset_idx", (F.lit(top) + F.row_number().over(Window.orderBy("asset_id"))).cast("int"))
+    indexed = new.join(known.unionByName(added), "asset_id").select(*views.columns)
+    if not indexed.isEmpty():
+        tables.append(config, indexed, "views")
+
+
+def rebuild_assets(spark: SparkSession, config: Config, metadata: DataFrame | None) -> None:
+    """DIR/assets again from DIR/views (viewers per asset, indices as they are), titles and genres from the
+    batch's metadata, else as they were; DIR/unviewed then loses the assets that now have views."""
+    views = tables.read(spark, config, "views")
+    counts = views.groupBy("asset_id", "asset_idx").agg(F.count("*").alias("views"))
+    labels = tables.read(spark, config, "assets").select("asset_id", "title", "genres")
+    if tables.exists(spark, config, "unviewed"):
+        labels = labels.unionByName(tables.read(spark, config, "unviewed").select(*labels.columns))
+    if metadata is not None:
+        metadata = metadata.select(*labels.columns).dropDuplicates(["asset_id"])
+        labels = metadata.unionByName(labels.join(metadata, "asset_id", "left_anti"))
+    labels = labels.dropDuplicates(["asset_id"]).persist()
+    try:
+        rebuilt = counts.join(labels, "asset_id", "left").select("asset_idx", "asset_id", "views", "title", "genres")
+        tables.write(config, rebuilt, "assets")
+        _write_unviewed(spark, config, labels)
+    finally:
+        labels.unpersist()

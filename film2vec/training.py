@@ -1,0 +1,304 @@
+"""The training stage: the torch trainer (film2vec/train/) run over DIR/seasons, tracked in MLflow, its vectors
+written to DIR/embeddings (with provisional vectors for unviewed assets) and registered."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import tempfile
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from film2vec import tables, tracking
+from film2vec.config import Config, ConfigError
+from film2vec.evaluate import Split, genre_precision
+from film2vec.events import InputError
+from film2vec.neighbours import neighbours_table
+from film2vec.plots import plot_loss
+from film2vec.seasons import SeasonFeed, season_mismatch, season_numbers
+from film2vec.train.checkpoint import clear as clear_checkpoint
+from film2vec.train.trainer import StartingRows, train
+from film2vec.warm import label_mean_vectors, median_cosine
+
+if TYPE_CHECKING:  # evaluation imports this module
+    from film2vec.evaluation import HeldOut
+
+log = logging.getLogger(__name__)
+EMBEDDINGS_RECORD = "film2vec_embeddings"  # the key of the embeddings' (and neighbours') provenance in their commits
+SEASON_MISMATCH_TAG = "film2vec.season_mismatch"  # on a run trained with --allow-season-mismatch: what differed
+TRAINED_FROM = ("assets", "pairs", "seasons")  # the Delta tables a training run records as its inputs
+FIGURES_TAG = "film2vec.figures_from"  # run tag: "held-out split" (film2vec evaluate) or "all views"
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """Where a warm-started run starts: the model's vectors of known assets (with their Adagrad accumulators
+    when the model kept them), label means for new ones (with empty accumulators: they learn at full rate)."""
+
+    source: str  # the model's artifact URI, an alias resolved to its version
+    known_rows: np.ndarray  # asset_idx of the assets the model has a trained vector of
+    previous: np.ndarray  # those vectors
+    previous_accumulators: np.ndarray | None  # and their accumulators; None: the model kept none
+    label_rows: np.ndarray  # asset_idx of new assets started from their labels' mean vector
+    label_vectors: np.ndarray
+    new_assets: int  # assets the model does not know (label-started or random)
+
+    def starting_rows(self) -> StartingRows:
+        accumulators = self.previous_accumulators
+        if accumulators is None:
+            accumulators = np.zeros(len(self.known_rows))
+        return StartingRows(
+            np.concatenate((self.known_rows, self.label_rows)),
+            np.concatenate((self.previous, self.label_vectors)),
+            np.concatenate((accumulators, np.zeros(len(self.label_rows)))),
+        )
+
+    def summary(self) -> dict:
+        return {
+            "from": self.source,
+            "known_assets": len(self.known_rows),
+            "new_assets": self.new_assets,
+            "new_assets_started_from_labels": len(self.label_rows),
+            "optimiser_state_carried": self.previous_accumulators is not None,
+        }
+
+
+def warm_start(config: Config, catalogue: pa.Table) -> WarmStart:
+    """The starting vectors for `catalogue` (asset_idx order, with genres) from the model --warm-start names."""
+    source = tracking.model_uri(config.train.warm_start)
+    previous, optimiser_state = tracking.model_tables(source)
+    if "source" in previous.column_names:  # provisional vectors were made from labels, not learned: start afresh
+        previous = previous.filter(pc.equal(previous.column("source"), "views"))
+    vectors = np.stack(previous.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
+    if vectors.shape[1] != config.train.dim:
+        raise ConfigError(
+            f"flag --warm-start: {source} has vectors of dimension {vectors.shape[1]}, --dim is {config.train.dim}"
+        )
+    position = pd.Index(previous.column("asset_id").to_pandas()).get_indexer(catalogue.column("asset_id").to_pandas())
+    known, new = np.flatnonzero(position >= 0), np.flatnonzero(position < 0)
+    if known.size == 0:
+        raise InputError(
+            f"flag --warm-start: {source} has a vector for none of the {catalogue.num_rows} assets in "
+            f"{tables.where(config, 'assets')}"
+        )
+    genres = catalogue.column("genres").to_pylist()
+    wanted = [genres[i] for i in new] if config.train.warm_new_assets == "labels" else [None] * len(new)
+    from_labels, found = label_mean_vectors(vectors[position[known]], [genres[i] for i in known], wanted)
+    accumulators = None
+    if optimiser_state is None:
+        warnings.warn(
+            f"{source} kept no optimiser state: known assets start with empty Adagrad accumulators and move as far "
+            f"as new ones at --warm-learning-rate {config.train.warm_learning_rate} (0.02 keeps them close)",
+            stacklevel=2,
+        )
+    else:
+        state_row = pd.Index(optimiser_state.column("asset_id").to_pandas()).get_indexer(
+            previous.column("asset_id").to_pandas()
+        )
+        kept = optimiser_state.column("accumulator").to_numpy()
+        accumulators = np.where(state_row >= 0, kept[np.maximum(state_row, 0)], 0.0)[position[known]]
+    return WarmStart(source, known, vectors[position[known]], accumulators, new[found], from_labels[found], len(new))
+
+
+def _provisional_vectors(
+    spark: SparkSession, config: Config, trained: pa.Table, trained_genres: list
+) -> pa.Table | None:
+    """Cold start: vectors from labels for DIR/unviewed's assets, marked source = 'metadata' (None when off)."""
+    if not config.train.cold_start or not tables.exists(spark, config, "unviewed"):
+        return None
+    unviewed = tables.read(spark, config, "unviewed").select("asset_id", "genres").toArrow()
+    known_vectors = np.stack(trained.column("vector").to_numpy(zero_copy_only=False))
+    vectors, found = label_mean_vectors(known_vectors, trained_genres, unviewed.column("genres").to_pylist())
+    ids = unviewed.column("asset_id").filter(pa.array(found)).cast(trained.schema.field("asset_id").type)
+    return tracking.embeddings_table(ids, vectors[found], "metadata")
+
+
+def _genre_precision_on_views(catalogue: pa.Table, vectors: np.ndarray) -> float:
+    """GenreP@10 with every view as a train view: agreement of the neighbours with the metadata, no held-out."""
+    views = catalogue.column("views").to_numpy().astype(np.int64)
+    viewed = np.repeat(np.arange(len(views)), views)
+    none = np.zeros(0, np.int64)
+    genres = [set(names or ()) for names in catalogue.column("genres").to_pylist()]
+    return genre_precision(vectors, Split(np.zeros_like(viewed), viewed, none, none), genres)
+
+
+def train_vectors(
+    spark: SparkSession,
+    config: Config,
+    seasons: Iterable[int] | None = None,
+    held_out: HeldOut | None = None,
+    score_on_views: bool = False,
+) -> dict:
+    """Train on the seasons, log the run to MLflow, register the model, then write DIR/embeddings and
+    DIR/neighbours (each asset's --top-k nearest), both stamped with the registered version.
+
+    `seasons` defaults to all configured ones (--warm-seasons of them when warm-starting); `film2vec run`
+    passes a SeasonFeed that yields each season once it is written. Each finished season is checkpointed in
+    DIR/checkpoints (a local output folder), so a killed run started again resumes after its last finished
+    season; the checkpoint goes once the run is written. With `held_out`, the protocol's figures of the new
+    vectors are logged to the run and returned; without it, GenreP@10 over all views is, with
+    `score_on_views`, a GenreP floor or a deferred alias (--move-alias by_promote). The alias moves to the
+    new version only when the figures clear the configured floors, or later by `film2vec promote`.
+
+    Example::
+
+        from film2vec import config, spark, training
+        settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
+        training.train_vectors(spark.get_spark(settings.spark), settings)
+    """
+    assets = tables.read(spark, config, "assets").orderBy("asset_idx")
+    trained = tables.read(spark, config, "pairs").select(F.col("asset_a").alias("asset_id")).distinct()
+    catalogue = assets.select("asset_idx", "asset_id", "views", "genres").toArrow()
+    with_neighbours = (
+        assets.where(F.col("views") >= config.train.min_views)
+        .join(trained, "asset_id", "left_semi")
+        .select("asset_idx")
+        .toArrow()
+    )
+    store = tracking.use_store(config.data.out)
+    warm = warm_start(config, catalogue) if config.train.warm_start else None
+    if warm:
+        config = copy.deepcopy(config)
+        config.train.warm_start, config.train.learning_rate = warm.source, config.train.warm_learning_rate
+    n_seasons = len(season_numbers(config))
+    seasons = seasons if seasons is not None else season_numbers(config)
+    mismatch = None
+    if not isinstance(seasons, SeasonFeed):  # a feed's seasons are drawn now, by this configuration
+        seasons = list(seasons)
+        mismatch, missing = season_mismatch(spark, config, seasons)
+        if mismatch and (missing or not config.train.allow_season_mismatch):  # no flag trains on missing rows
+            raise InputError(mismatch)
+        if mismatch:
+            log.warning("training anyway (--allow-season-mismatch): %s", mismatch)
+    trained_seasons = list(seasons.seasons if isinstance(seasons, SeasonFeed) else seasons)
+    checkpoints = config.out("checkpoints") if Path(config.out("checkpoints")).is_absolute() else None  # local only
+    with (
+        mlflow.start_run(experiment_id=tracking.experiment_id(config.tracking.experiment, store)) as run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        mlflow.log_params(tracking.flat_params(config))
+
+        def log_epoch(report) -> None:
+            mlflow.log_metrics(
+                {"loss": report.loss, "samples_per_second": report.samples_per_second, "season": report.season},
+                step=report.step,
+            )
+            log.info(
+                "season %d epoch %d: loss %.4f, %s samples/s",
+                report.season,
+                report.epoch + 1,
+                report.loss,
+                f"{report.samples_per_second:,.0f}",
+            )
+
+        result = train(
+            config.out("seasons"),
+            seasons,
+            catalogue.num_rows,
+            config.train,
+            config.seed,
+            log_epoch,
+            n_seasons=n_seasons,
+            checkpoints=checkpoints,
+            start=warm.starting_rows() if warm else None,
+        )
+        versions = {table: tables.version(spark, config, table) for table in TRAINED_FROM}
+        tracking.log_input_tables({table: (tables.where(config, table), versions[table]) for table in TRAINED_FROM})
+        if mismatch:
+            mlflow.set_tag(SEASON_MISMATCH_TAG, mismatch)
+        rows = with_neighbours.column("asset_idx").to_numpy()
+        embeddings = tracking.embeddings_table(catalogue.column("asset_id").take(rows), result.vectors[rows])
+        genres = catalogue.column("genres").to_pylist()
+        provisional = _provisional_vectors(spark, config, embeddings, [genres[row] for row in rows])
+        if provisional is not None:
+            embeddings = pa.concat_tables((embeddings, provisional))
+        figures = held_out.score(embeddings) if held_out else {}
+        deferred = config.tracking.move_alias == "by_promote"
+        if not held_out and (score_on_views or deferred or config.tracking.alias_floor_genre_p > 0):
+            vectors = np.zeros_like(result.vectors)
+            vectors[rows] = result.vectors[rows]
+            figures["genre_p_at_10"] = _genre_precision_on_views(catalogue, vectors)
+        extra = {"provisional_vectors": provisional.num_rows if provisional is not None else 0}
+        if warm:
+            kept = np.isin(warm.known_rows, rows)
+            extra["warm_start"] = {
+                **warm.summary(),
+                "median_cosine_to_previous": median_cosine(warm.previous[kept], result.vectors[warm.known_rows[kept]]),
+            }
+            mlflow.log_metric("warm_start_median_cosine", extra["warm_start"]["median_cosine_to_previous"])
+        mlflow.log_metric("provisional_vectors", extra["provisional_vectors"])
+        floors = tracking.alias_decision(figures, config.tracking)
+        decision = floors
+        if deferred:
+            decision = tracking.AliasDecision(False, "left to `film2vec validate` and `film2vec promote`")
+        figures_from = "held-out split" if held_out else "all views"
+        mlflow.set_tags(
+            {"alias_moved": str(decision.moved).lower(), "alias_decision": decision.reason, FIGURES_TAG: figures_from}
+        )
+        plot_loss(result.history, Path(tmp) / "loss.png")
+        mlflow.log_artifact(str(Path(tmp) / "loss.png"), "plots")
+        optimiser_state = pa.table(
+            {"asset_id": catalogue.column("asset_id").take(rows), "accumulator": result.accumulators[rows]}
+        )
+        registered = tracking.log_similar_assets_model(
+            embeddings, Path(tmp), config.tracking, decision.moved, optimiser_state, figures
+        )
+        written = spark.createDataFrame(embeddings).withColumns(
+            {"model_version": F.lit(int(registered.version)), "run_id": F.lit(run.info.run_id)}
+        )
+        record = json.dumps(
+            {
+                EMBEDDINGS_RECORD: {
+                    "seasons": trained_seasons,
+                    "inputs": versions,
+                    "model_version": int(registered.version),
+                    "run_id": run.info.run_id,
+                    "season_mismatch": mismatch,
+                }
+            }
+        )
+        tables.write(config, written, "embeddings", userMetadata=record)
+        neighbours = neighbours_table(
+            tables.read(spark, config, "embeddings").select("asset_id", "vector"), config.tracking.top_k
+        )
+        neighbours = neighbours.withColumn("model_version", F.lit(int(registered.version)))
+        tables.write(config, neighbours, "neighbours", userMetadata=record)
+        mlflow.log_dict(
+            {"device": result.device, "assets": len(rows), "resumed_seasons": result.resumed_seasons, **extra},
+            "training.json",
+        )
+    if checkpoints:
+        clear_checkpoint(checkpoints)
+    return {
+        "embeddings": tables.where(config, "embeddings"),
+        "assets_with_vectors": len(rows),
+        **extra,
+        "resumed_seasons": result.resumed_seasons,
+        **({"season_mismatch": mismatch} if mismatch else {}),
+        **({"figures": figures} if figures else {}),
+        "neighbours": tables.where(config, "neighbours"),
+        "run_id": run.info.run_id,
+        "model": registered.uri,
+        "model_id": registered.model_id,
+        "alias": {
+            "name": config.tracking.alias,
+            "moved": decision.moved,
+            "reason": decision.reason,
+            "figures_from": figures_from,
+            "floors": {"cleared": floors.moved, "reason": floors.reason},  # `--fail-on-floors` exits 5 unless cleared
+        },
+        "tracking_uri": store.uri,
+        "mlflow_ui": store.ui_command,
+    }
