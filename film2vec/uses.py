@@ -29,13 +29,14 @@ from pyspark.sql import types as T
 from sklearn.metrics import adjusted_rand_score
 
 from film2vec import tables, tracking
-from film2vec.apps.audit import holdout_recovery, judge, label_matrix, label_votes
+from film2vec.apps.audit import holdout_recovery, judge, label_votes
 from film2vec.apps.clusters import describe_clusters, kmeans
 from film2vec.apps.maps import map_coordinates
 from film2vec.apps.recommend import popularity_prior, recommendations
 from film2vec.apps.tastes import user_vectors
 from film2vec.config import Config, ConfigError
 from film2vec.events import InputError
+from film2vec.labels import label_matrix
 from film2vec.plots import plot_loss, plot_map, write_map_html
 from film2vec.serving import normalised
 
@@ -116,7 +117,7 @@ def load_catalogue(spark: SparkSession, config: Config, provisional: bool = True
         titles=table.column("title").to_pylist(),
         views=table.column("views").to_numpy(),
         label_lists=label_lists,
-        labels=matrix,
+        labels=matrix.toarray(),
         label_names=names,
     )
 
