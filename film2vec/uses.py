@@ -94,7 +94,7 @@ def load_catalogue(spark: SparkSession, config: Config, provisional: bool = True
     """Every asset with a vector (without provisional ones unless `provisional`), with its title, viewers and
     labels, collected to the driver; assets without views come last."""
     embeddings = tables.read(spark, config, "embeddings")
-    if not provisional and "source" in embeddings.columns:
+    if not provisional:
         embeddings = embeddings.where(F.col("source") != "metadata")
     assets = catalogue_assets(spark, config)
     labels = _labels(spark, config, embeddings.schema["asset_id"].dataType).dropDuplicates(["asset_id"])
