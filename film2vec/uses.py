@@ -37,8 +37,8 @@ from film2vec.apps.tastes import user_vectors
 from film2vec.config import Config, ConfigError
 from film2vec.events import InputError
 from film2vec.labels import label_matrix
+from film2vec.nearest import normalised
 from film2vec.plots import plot_loss, plot_map, write_map_html
-from film2vec.serving import normalised
 
 TOP_LABELS = 3  # labels listed per cluster
 LISTED_DISAGREEMENTS = 50  # likely mislabels written to the MLflow run's audit summary

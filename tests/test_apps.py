@@ -23,9 +23,8 @@ from film2vec.apps.tastes import SECONDS_PER_DAY, taste_vectors, user_vectors
 from film2vec.errors import ExitCode
 from film2vec.events import InputError
 from film2vec.labels import label_matrix
-from film2vec.nearest import top_neighbours
+from film2vec.nearest import normalised, top_neighbours
 from film2vec.plots import plot_map, write_map_html
-from film2vec.serving import normalised
 
 
 def unit_rows(count: int, dim: int, seed: int) -> np.ndarray:

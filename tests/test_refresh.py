@@ -18,7 +18,7 @@ from deltalake import DeltaTable
 
 from film2vec import pipeline, tracking
 from film2vec.config import Config, ConfigError, TrackingConfig
-from film2vec.serving import normalised, top_neighbours
+from film2vec.nearest import normalised, top_neighbours
 from film2vec.synthetic import generate_catalogue
 from film2vec.tracking import alias_decision
 from film2vec.warm import label_mean_vectors, median_cosine
