@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from deltalake import DeltaTable
 
 from benchmarks.movielens import MOVIELENS
 from film2vec import pipeline
 from film2vec.config import Config, SeasonsConfig, TrainConfig
 from film2vec.evaluation import HeldOut, split_events
 from film2vec.spark import get_spark
+from film2vec.tables import read_without_spark
 
 
 def time_split(train: pa.Table, share: float) -> tuple[pa.Table, pa.Table]:
@@ -44,7 +44,7 @@ def time_split(train: pa.Table, share: float) -> tuple[pa.Table, pa.Table]:
 
 
 def score(held_out: HeldOut, config: Config) -> dict[str, float]:
-    embeddings = DeltaTable(config.out("embeddings")).to_pyarrow_table(columns=["asset_id", "vector"])
+    embeddings = read_without_spark(config.out("embeddings"), "embeddings", ["asset_id", "vector"])
     return {name: round(value, 4) for name, value in held_out.score(embeddings).items()}
 
 

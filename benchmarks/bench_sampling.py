@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable
 
 from film2vec.config import Config
 from film2vec.seasons import bipartite_first_step, bipartite_second_step, coview_step, sampling_plan, write_season
+from film2vec.tables import read_without_spark
+from film2vec.train.stream import season_rows
 from film2vec.walks import stream_key
 
 MOVIELENS = "/work/shared/data/ml-latest-small"
@@ -41,8 +42,8 @@ def _lists(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, pa.ListArr
 
 def floor_coview(config: Config, season: int) -> Callable[[], int]:
     """The co-view walk's lists built in this process; the returned call samples one season, counting rows."""
-    assets = DeltaTable(config.out("assets")).to_pyarrow_table(columns=["asset_id", "asset_idx", "views"])
-    pairs = DeltaTable(config.out("pairs")).to_pyarrow_table()
+    assets = read_without_spark(config.out("assets"), "assets", ["asset_id", "asset_idx", "views"])
+    pairs = read_without_spark(config.out("pairs"), "pairs", ["asset_a", "asset_b", "co_views"])
     index = np.empty(pc.max(assets.column("asset_id")).as_py() + 1, dtype=np.int32)
     index[assets.column("asset_id").to_numpy()] = assets.column("asset_idx").to_numpy()
     views = np.empty(assets.num_rows, dtype=np.int64)
@@ -63,8 +64,8 @@ def floor_coview(config: Config, season: int) -> Callable[[], int]:
 
 def floor_bipartite(config: Config, season: int) -> Callable[[], int]:
     """The bipartite walk's lists built in this process; the returned call samples one season (one user bucket)."""
-    views_table = DeltaTable(config.out("views")).to_pyarrow_table(columns=["user_id", "asset_idx"])
-    assets = DeltaTable(config.out("assets")).to_pyarrow_table(columns=["asset_idx", "views"])
+    views_table = read_without_spark(config.out("views"), "views", ["user_id", "asset_idx"])
+    assets = read_without_spark(config.out("assets"), "assets", ["asset_idx", "views"])
     user, asset = views_table.column("user_id").to_numpy(), views_table.column("asset_idx").to_numpy()
     dense_user = np.unique(user, return_inverse=True)[1]
     degree = np.bincount(dense_user)[dense_user]
@@ -120,7 +121,7 @@ def main() -> None:
             started = time.perf_counter()
             sampler.write(0, seasons)
             seconds = time.perf_counter() - started
-            written = DeltaTable(seasons).to_pyarrow_dataset().count_rows()
+            written = season_rows(seasons, 0)
             spark_rates.append(written / seconds)
             started = time.perf_counter()
             write_season(spark.read.format("delta").load(seasons), str(Path(folder) / "rewritten"), 0)

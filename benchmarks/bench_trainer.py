@@ -1,8 +1,8 @@
 """film2vec's trainer against gensim Word2Vec on the same (origin, target) pairs of one MovieLens season.
 
-One season is sampled from the train views of MovieLens latest-small (the protocol's split) with the numpy
-stand-in of the configured sampler (benchmarks/movielens.py). film2vec
-trains on it streamed from Delta; gensim (sg=1, window=1, each pair a two-word sentence, sample=0) on
+One season is sampled from the train views of MovieLens latest-small (the protocol's split) by the
+configured sampler's kernels (benchmarks/movielens.py). film2vec trains on it streamed from Delta; gensim
+(sg=1, window=1, each pair a two-word sentence, sample=0) on
 the same pairs with the same dimension, negatives, threads, epochs and learning rate, both from a Python
 list of sentences and from a corpus file (its fastest, GIL-free mode). Only training is timed (gensim's
 vocabulary scan and film2vec's seasons write are not; film2vec's one-off build of its C step, or its
@@ -101,8 +101,7 @@ def main() -> None:
     catalogue = load()
     n_assets = len(catalogue.train_views)
     seasons = SeasonsConfig(origins_per_asset=arguments.origins_per_asset, negatives=arguments.negatives)
-    sampling = Sampling.of(seasons)
-    season = sample_season(catalogue, sampling, np.random.default_rng(0))
+    season = sample_season(catalogue, Sampling(seasons), season=0, seed=0)
     origin, target = season.column("origin").to_numpy(), season.column("target").to_numpy()
     pairs = len(origin) * arguments.epochs
     seconds: dict[str, list[float]] = {"film2vec": [], "gensim": [], "gensim_corpus_file": []}

@@ -1,13 +1,13 @@
-"""MovieLens latest-small for the benchmarks: the protocol's split, train co-views and numpy seasons.
+"""MovieLens latest-small for the benchmarks: the protocol's split, train co-views and seasons.
 
-The seasons here are a numpy stand-in for the Spark sampler (film2vec.seasons), with the sampling levers
-the study compares: origins per asset in proportion to views**origin_beta, uniform or unigram**alpha
-negatives, and a minimum number of train views for an asset to take part.
+The seasons are drawn on the driver by the sampler's own kernels (film2vec.walks) and plan, so a study
+measures the product's sampler; on top of the sampler's settings a study may leave out assets with few
+train views (they are then neither origin, target nor negative).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,8 @@ from deltalake import write_deltalake
 
 from film2vec.config import SeasonsConfig
 from film2vec.evaluate import Split, split_views
+from film2vec.seasons import _sample_batch, integer_weights, sampling_plan
+from film2vec.walks import bipartite_samples, bipartite_users, coview_samples, origin_streams, stream_key
 
 MOVIELENS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ml-latest-small"
 
@@ -27,6 +29,7 @@ class Catalogue:
     split: Split
     genres: list[set[str]]
     train_views: np.ndarray  # distinct train viewers per asset code
+    watched: sp.csr_matrix  # user × asset, 1 where the user watched the asset in train
     co_views: sp.csr_matrix  # asset × asset, users who watched both in train, zero diagonal
     inverse_co_views: sp.csr_matrix  # the same with each user counting 1/(n − 1) (--user-weighting inverse)
 
@@ -50,7 +53,9 @@ def load(folder: Path = MOVIELENS) -> Catalogue:
     history = np.asarray(watched.sum(axis=1)).ravel()
     inverse = sp.diags(1.0 / np.maximum(history - 1, 1)) @ watched
     views = np.bincount(split.train_asset, minlength=len(ids))
-    return Catalogue(split, genres, views, _off_diagonal(watched.T @ watched), _off_diagonal(watched.T @ inverse))
+    return Catalogue(
+        split, genres, views, watched, _off_diagonal(watched.T @ watched), _off_diagonal(watched.T @ inverse)
+    )
 
 
 def _off_diagonal(gram: sp.spmatrix) -> sp.csr_matrix:
@@ -62,69 +67,64 @@ def _off_diagonal(gram: sp.spmatrix) -> sp.csr_matrix:
 
 @dataclass(frozen=True)
 class Sampling:
-    origins_per_asset: int = 300
-    origin_beta: float = 0.0  # origins of an asset ∝ views**beta, scaled to the same total
-    negatives: int = 5
-    negative_alpha: float = 0.0  # 0: uniform over the assets taking part; 0.75: word2vec's unigram**0.75
+    """The sampler's settings, how co-views count users (pairs.user_weighting, for the co-view walk), and the
+    fewest train views for an asset to take part (as origin, target or negative) in the study's seasons."""
+
+    seasons: SeasonsConfig = field(default_factory=SeasonsConfig)
+    user_weighting: str = "none"
     min_views: int = 1
-    user_weighting: str = "none"  # or "inverse": the co-view walk on 1/(n − 1)-weighted counts
 
-    @classmethod
-    def of(cls, config: SeasonsConfig) -> Sampling:
-        """The stand-in of the configured sampler. The bipartite walk's P(b | a) is the co-view walk's on
-        counts where each user weighs 1/(n − 1) (README, Seasons of samples), so it samples that walk."""
-        return cls(
-            origins_per_asset=config.origins_per_asset,
-            origin_beta=config.origin_exponent if config.origin_distribution == "views" else 0.0,
-            negatives=config.negatives,
-            negative_alpha=config.unigram_exponent if config.negative_distribution == "unigram" else 0.0,
-            user_weighting="inverse" if config.walk == "bipartite" else "none",
+
+def sample_season(catalogue: Catalogue, sampling: Sampling, season: int, seed: int) -> pa.Table:
+    """One season as the sample stage writes it (season, draw, origin, target, negatives), drawn by the
+    product's kernels (film2vec.walks) over the assets taking part: the same plan (film2vec.seasons.sampling_plan)
+    and the same counter-based streams, keyed by (seed, season)."""
+    pool = np.flatnonzero(catalogue.train_views >= sampling.min_views)  # taking part, renumbered 0..len(pool)
+    views = catalogue.train_views[pool]
+    key = stream_key(seed, season)
+    if sampling.seasons.walk == "bipartite":
+        watched = catalogue.watched[:, pool].tocsr()
+        watched = watched[np.diff(watched.indptr) >= 2]  # a user with one asset has no other to step to
+        watched.sort_indices()
+        users_of = watched.tocsc()
+        users_of.sort_indices()
+        origins = np.flatnonzero(np.diff(users_of.indptr) > 0)
+        plan, negatives = sampling_plan(sampling.seasons, views, views[origins])
+        counts = plan.counts(origin_streams(key, origins), views[origins])
+        origin, sample, position = bipartite_users(
+            key, origins, counts, users_of.indptr[np.append(origins, origins[-1] + 1)], negatives.count
         )
-
-
-def sample_season(catalogue: Catalogue, sampling: Sampling, rng: np.random.Generator) -> pa.Table:
-    """One season of (origin, target, negatives) as the seasons table holds them, targets ∝ co_views."""
-    views = catalogue.train_views
-    taking_part = views >= sampling.min_views
-    co_views = catalogue.inverse_co_views if sampling.user_weighting == "inverse" else catalogue.co_views
-    if sampling.min_views > 1:
-        keep = sp.diags(taking_part.astype(np.int64))
-        co_views = (keep @ co_views @ keep).tocsr()
+        user = users_of.indices[position]
+        list_start, list_size = watched.indptr[user], np.diff(watched.indptr)[user]
+        drawn = bipartite_samples(key, origin, sample, list_start, list_size, watched.indices, negatives)
+    else:
+        co_views = catalogue.inverse_co_views if sampling.user_weighting == "inverse" else catalogue.co_views
+        co_views = co_views[pool][:, pool].tocsr()
         co_views.eliminate_zeros()
-    degree = np.diff(co_views.indptr)
-    origins = np.flatnonzero(degree > 0)
-    weight = views[origins].astype(float) ** sampling.origin_beta
-    draws = np.maximum(1, np.round(weight / weight.mean() * sampling.origins_per_asset)).astype(np.int64)
-    origin = np.repeat(origins, draws)
-    cumulative = np.cumsum(co_views.data)
-    before = np.concatenate(([0], cumulative))[co_views.indptr[origin]]
-    total = cumulative[co_views.indptr[origin + 1] - 1] - before
-    position = np.searchsorted(cumulative, before + rng.random(len(origin)) * total, side="right")
-    target = co_views.indices[position]
-    pool = np.flatnonzero(taking_part)
-    p = views[pool].astype(float) ** sampling.negative_alpha
-    negatives = rng.choice(pool, size=(len(origin), sampling.negatives), p=p / p.sum())
-    return season_table(origin, target, negatives)
-
-
-def season_table(origin: np.ndarray, target: np.ndarray, negatives: np.ndarray, season: int = 0) -> pa.Table:
-    flat = pa.array(negatives.astype(np.int32).ravel())
-    offsets = pa.array(np.arange(0, len(flat) + 1, negatives.shape[1], dtype=np.int32))
-    return pa.table(
-        {
-            "season": pa.array(np.full(len(origin), season, dtype=np.int32)),
-            "origin": pa.array(origin.astype(np.int32)),
-            "target": pa.array(target.astype(np.int32)),
-            "negatives": pa.ListArray.from_arrays(offsets, flat),
-        }
-    )
+        co_views.sort_indices()
+        origins = np.flatnonzero(np.diff(co_views.indptr) > 0)
+        plan, negatives = sampling_plan(sampling.seasons, views, views[origins])
+        counts = plan.counts(origin_streams(key, origins), views[origins])
+        offsets = co_views.indptr[np.append(origins, origins[-1] + 1)]
+        lists = slice(offsets[0], offsets[-1])
+        drawn = coview_samples(
+            key,
+            origins,
+            counts,
+            offsets - offsets[0],
+            co_views.indices[lists],
+            integer_weights(co_views.data[lists]),
+            negatives,
+        )
+    origin, sample, target, negative = drawn
+    batch = _sample_batch(season, pool[origin], sample, pool[target], pool[negative])
+    return pa.Table.from_batches([batch]).sort_by("draw")
 
 
 def write_seasons(path: str, catalogue: Catalogue, sampling: Sampling, seasons: int, seed: int) -> None:
     """`seasons` fresh seasons as a Delta table partitioned by season, as the sample stage writes them."""
     for season in range(seasons):
-        table = sample_season(catalogue, sampling, np.random.default_rng([seed, season]))
-        table = table.set_column(0, "season", pa.array(np.full(table.num_rows, season, dtype=np.int32)))
+        table = sample_season(catalogue, sampling, season, seed)
         write_deltalake(path, table, mode="overwrite" if season == 0 else "append", partition_by=["season"])
 
 

@@ -1,7 +1,7 @@
 """Which sampling and model choices matter: train on MovieLens latest-small, score with the protocol.
 
-Each variant changes one thing from the base (the defaults), samples its seasons with the numpy stand-in
-of benchmarks/movielens.py, trains with film2vec's trainer and prints one JSON line of figures, scored
+Each variant changes one thing from the base (the defaults), samples its seasons with the product's sampling
+kernels (benchmarks/movielens.py), trains with film2vec's trainer and prints one JSON line of figures, scored
 with every asset under 1, 5, 10 and 20 train views left without a vector (TrainConfig.min_views).
 
     python -m benchmarks.study_quality --variants base min_views=10 loss=sigmoid --seeds 0 1 2
@@ -16,23 +16,24 @@ import tempfile
 import time
 
 from benchmarks.movielens import Sampling, load, without_rare, write_seasons
-from film2vec.config import SeasonsConfig, TrainConfig
+from film2vec.config import PairsConfig, SeasonsConfig, TrainConfig
 from film2vec.evaluate import evaluate
 from film2vec.train.trainer import train
 
 
 def base_settings() -> dict:
-    """The defaults: sampler settings of SeasonsConfig plus the study's sampler levers, and TrainConfig."""
-    seasons = SeasonsConfig()
+    """The defaults: SeasonsConfig's, pairs.user_weighting's and TrainConfig's (whose min_views the seasons
+    take too: an asset with fewer train views takes no part in them)."""
     return {
-        **dataclasses.asdict(Sampling.of(seasons)),
-        "seasons": seasons.seasons,
-        **{key: value for key, value in dataclasses.asdict(TrainConfig(device="cpu")).items()},
+        **dataclasses.asdict(SeasonsConfig()),
+        "user_weighting": PairsConfig().user_weighting,
+        **dataclasses.asdict(TrainConfig(device="cpu")),
     }
 
 
 def run_variant(catalogue, settings: dict, seed: int) -> dict:
-    sampling = Sampling(**{f.name: settings[f.name] for f in dataclasses.fields(Sampling)})
+    seasons = SeasonsConfig(**{f.name: settings[f.name] for f in dataclasses.fields(SeasonsConfig)})
+    sampling = Sampling(seasons, settings["user_weighting"], settings["min_views"])
     config = TrainConfig(**{f.name: settings[f.name] for f in dataclasses.fields(TrainConfig)})
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()

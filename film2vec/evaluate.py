@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from film2vec.labels import label_matrix
+from film2vec.nearest import top_k
+
 # Below every real score (a dot product with a sum of unit vectors) and above an excluded asset's -inf.
 _NO_VECTOR_SCORE = -np.finfo(np.float64).max
 
@@ -155,9 +158,9 @@ def _rank_for_users(
     train_start = np.searchsorted(train_user, users, side="left")
     train_stop = np.searchsorted(train_user, users, side="right")
 
-    top_k = min(k, len(catalogue))
-    discount = 1.0 / np.log2(np.arange(top_k) + 2.0)
-    ideal_dcg = np.cumsum(discount)[np.minimum(test_count, top_k) - 1]
+    depth = min(k, len(catalogue))
+    discount = 1.0 / np.log2(np.arange(depth) + 2.0)
+    ideal_dcg = np.cumsum(discount)[np.minimum(test_count, depth) - 1]
     hits = np.zeros(len(users))
     dcg = np.zeros(len(users))
     block_users = max(1, block_cells // len(catalogue))
@@ -170,7 +173,7 @@ def _rank_for_users(
         scores = query(users[block], view_start, views, catalogue_rows[view_columns]) @ catalogue_rows.T
         scores[:, no_vector_columns] = _NO_VECTOR_SCORE
         scores[row_of_view, view_columns] = -np.inf
-        ranked = top_columns(scores, top_k)
+        ranked, _ = top_k(scores, np.arange(scores.shape[1]), depth)
         is_hit = (ranked[:, :, None] == test_columns[block][:, None, :]).any(axis=2)
         hits[block] = is_hit.sum(axis=1)
         dcg[block] = np.cumsum(is_hit * discount, axis=1)[:, -1]  # summed best first, reproducibly
@@ -209,11 +212,7 @@ def genre_precision(
     neighbours = min(k, len(pool) - 1)
     if neighbours < 1:
         return 0.0
-    genre_names = sorted(set().union(*(asset_genres[a] for a in pool)))
-    genre_index = {name: index for index, name in enumerate(genre_names)}
-    pool_genres = np.zeros((len(pool), len(genre_names)), dtype=bool)
-    for row, a in enumerate(pool):
-        pool_genres[row, [genre_index[name] for name in asset_genres[a]]] = True
+    pool_genres = label_matrix([asset_genres[a] for a in pool])[0].toarray()
 
     pool_unit = unit[pool]
     share = np.zeros(len(eligible))
@@ -222,7 +221,7 @@ def genre_precision(
         rows = np.arange(start, min(start + block_rows, len(pool)))
         scores = pool_unit[rows] @ pool_unit.T
         scores[np.arange(len(rows)), rows] = -np.inf
-        nearest = top_columns(scores, neighbours)
+        nearest, _ = top_k(scores, np.arange(scores.shape[1]), neighbours)
         shared = (pool_genres[rows][:, None, :] & pool_genres[nearest]).any(axis=2)
         share[in_pool[rows]] = shared.mean(axis=1)
     return float(np.mean(share))
@@ -231,27 +230,6 @@ def genre_precision(
 def evaluate(vectors: np.ndarray, split: Split, asset_genres: Sequence[Collection[str]]) -> dict[str, float]:
     """The protocol's three figures: recall_at_20, ndcg_at_20 and genre_p_at_10."""
     return {**next_watch(vectors, split), "genre_p_at_10": genre_precision(vectors, split, asset_genres)}
-
-
-def top_columns(scores: np.ndarray, k: int) -> np.ndarray:
-    """Per row, the columns of the k highest scores, best first, ties to the lower column.
-
-    argpartition finds the k-th score; only rows where more than k columns reach it (a tie at the
-    boundary) are rebuilt from the full row, taking the tied columns in id order.
-    """
-    columns = scores.shape[1]
-    top = np.argpartition(scores, columns - k, axis=1)[:, columns - k :]
-    kth = np.take_along_axis(scores, top, axis=1).min(axis=1)
-    tied_rows = np.flatnonzero((scores >= kth[:, None]).sum(axis=1) > k)
-    if tied_rows.size:
-        tied = scores[tied_rows]
-        above = tied > kth[tied_rows, None]
-        at_kth = tied == kth[tied_rows, None]
-        room = k - above.sum(axis=1)
-        chosen = above | (at_kth & (np.cumsum(at_kth, axis=1) <= room[:, None]))
-        top[tied_rows] = np.nonzero(chosen)[1].reshape(len(tied_rows), k)
-    order = np.lexsort((top, -np.take_along_axis(scores, top, axis=1)), axis=1)
-    return np.take_along_axis(top, order, axis=1)
 
 
 def _unit_rows(vectors: np.ndarray, split: Split) -> tuple[np.ndarray, np.ndarray]:

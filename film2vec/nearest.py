@@ -32,14 +32,16 @@ def top_k(scores: np.ndarray, positions: np.ndarray, k: int) -> tuple[np.ndarray
     than k scores above -inf is filled with -inf entries, which callers drop: -inf marks a non-candidate."""
     k = min(k, scores.shape[1])
     positions = np.broadcast_to(positions, scores.shape)
-    kept = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    every = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    kept = every
     if 0 < k < scores.shape[1]:
         # Only the scores at or above each row's k-th best can be chosen: keep the fewest columns that hold
         # them all (ties at the k-th score included), then order those few exactly.
-        kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
+        kept = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        kth = np.take_along_axis(scores, kept, axis=1).min(axis=1, keepdims=True)
         width = int((scores >= kth).sum(axis=1).max())
-        if width < scores.shape[1]:
-            kept = np.argpartition(-scores, width - 1, axis=1)[:, :width]
+        if width > k:  # a tie at some row's k-th score: widen to hold every tied column
+            kept = np.argpartition(-scores, width - 1, axis=1)[:, :width] if width < scores.shape[1] else every
     kept_scores = np.take_along_axis(scores, kept, axis=1)
     order = np.lexsort((np.take_along_axis(positions, kept, axis=1), -kept_scores), axis=1)[:, :k]
     return np.take_along_axis(kept, order, axis=1), np.take_along_axis(kept_scores, order, axis=1)

@@ -23,7 +23,7 @@ except ImportError:  # inside film2vec
 
 
 class SimilarAssets(mlflow.pyfunc.PythonModel):
-    """pyfunc model over the embeddings artifact (Parquet: asset_id, vector[, source]); the default k is the
+    """pyfunc model over the embeddings artifact (Parquet: asset_id, vector, source); the default k is the
     model config's `top_k`."""
 
     def load_context(self, context) -> None:
@@ -31,8 +31,8 @@ class SimilarAssets(mlflow.pyfunc.PythonModel):
         table = pq.read_table(context.artifacts["embeddings"])
         self.asset_ids = table.column("asset_id").to_numpy(zero_copy_only=False)
         self.vectors = np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
-        source = table.column("source").to_pylist() if "source" in table.column_names else ["views"] * table.num_rows
-        self.provisional = np.array(source) == "metadata"  # a vector made from labels, not yet from views
+        # a provisional vector is made from labels, not yet from views
+        self.provisional = np.array(table.column("source").to_pylist()) == "metadata"
         self.unit = normalised(self.vectors)
         self.row_of = {asset: row for row, asset in enumerate(self.asset_ids.tolist())}
 

@@ -135,9 +135,9 @@ def model_uri(source: str) -> str:
     return f"runs:/{source}/model"
 
 
-def model_tables(uri: str) -> tuple[pa.Table, pa.Table | None]:
-    """The embeddings artifact (asset_id, vector[, source]) of a similar-assets model, by model_uri, and its
-    optimiser state (asset_id, accumulator), which models registered before film2vec kept it lack (None)."""
+def model_tables(uri: str) -> tuple[pa.Table, pa.Table]:
+    """The embeddings artifact (asset_id, vector, source) of a similar-assets model, by model_uri, and its
+    optimiser state (asset_id, accumulator), which a warm start continues from."""
     try:
         folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri)) / "artifacts"
     except (mlflow.exceptions.MlflowException, OSError) as error:
@@ -145,7 +145,12 @@ def model_tables(uri: str) -> tuple[pa.Table, pa.Table | None]:
     if not (folder / EMBEDDINGS_FILE).is_file():
         raise ConfigError(f"flag --warm-start: {uri} is not a film2vec model (no artifacts/{EMBEDDINGS_FILE})")
     state = folder / OPTIMISER_STATE_FILE
-    return pq.read_table(folder / EMBEDDINGS_FILE), pq.read_table(state) if state.is_file() else None
+    if not state.is_file():
+        raise ConfigError(
+            f"flag --warm-start: {uri} kept no optimiser state (no artifacts/{OPTIMISER_STATE_FILE}); warm-start "
+            "from a model that `film2vec train` or `film2vec run` registered"
+        )
+    return pq.read_table(folder / EMBEDDINGS_FILE), pq.read_table(state)
 
 
 @dataclass(frozen=True)

@@ -29,15 +29,16 @@ from pyspark.sql import types as T
 from sklearn.metrics import adjusted_rand_score
 
 from film2vec import tables, tracking
-from film2vec.apps.audit import holdout_recovery, judge, label_matrix, label_votes
+from film2vec.apps.audit import holdout_recovery, judge, label_votes
 from film2vec.apps.clusters import describe_clusters, kmeans
 from film2vec.apps.maps import map_coordinates
 from film2vec.apps.recommend import popularity_prior, recommendations
 from film2vec.apps.tastes import user_vectors
 from film2vec.config import Config, ConfigError
 from film2vec.events import InputError
+from film2vec.labels import label_matrix
+from film2vec.nearest import normalised
 from film2vec.plots import plot_loss, plot_map, write_map_html
-from film2vec.serving import normalised
 
 TOP_LABELS = 3  # labels listed per cluster
 LISTED_DISAGREEMENTS = 50  # likely mislabels written to the MLflow run's audit summary
@@ -93,7 +94,7 @@ def load_catalogue(spark: SparkSession, config: Config, provisional: bool = True
     """Every asset with a vector (without provisional ones unless `provisional`), with its title, viewers and
     labels, collected to the driver; assets without views come last."""
     embeddings = tables.read(spark, config, "embeddings")
-    if not provisional and "source" in embeddings.columns:
+    if not provisional:
         embeddings = embeddings.where(F.col("source") != "metadata")
     assets = catalogue_assets(spark, config)
     labels = _labels(spark, config, embeddings.schema["asset_id"].dataType).dropDuplicates(["asset_id"])
@@ -116,7 +117,7 @@ def load_catalogue(spark: SparkSession, config: Config, provisional: bool = True
         titles=table.column("title").to_pylist(),
         views=table.column("views").to_numpy(),
         label_lists=label_lists,
-        labels=matrix,
+        labels=matrix.toarray(),
         label_names=names,
     )
 

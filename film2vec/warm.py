@@ -16,18 +16,9 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 import numpy as np
-from scipy import sparse
 
-from film2vec.serving import normalised
-
-
-def _label_matrix(labels: Sequence[Collection[str] | None], index: dict[str, int]) -> sparse.csr_matrix:
-    """Assets × labels (1 where the asset carries the label); labels missing from `index` are left out."""
-    columns = [[index[name] for name in (names or ()) if name in index] for names in labels]
-    lengths = np.array([len(row) for row in columns], dtype=np.int64)
-    flat = np.fromiter((c for row in columns for c in row), dtype=np.int64, count=int(lengths.sum()))
-    indptr = np.concatenate(([0], np.cumsum(lengths)))
-    return sparse.csr_matrix((np.ones(len(flat)), flat, indptr), shape=(len(labels), len(index)))
+from film2vec.labels import label_matrix
+from film2vec.nearest import normalised
 
 
 def label_mean_vectors(
@@ -41,10 +32,9 @@ def label_mean_vectors(
     known_vectors = np.asarray(known_vectors, dtype=np.float64)
     if len(known_labels) != len(known_vectors):
         raise ValueError(f"{len(known_labels)} label sets for {len(known_vectors)} known vectors")
-    names = sorted({name for labels in known_labels for name in (labels or ())})
-    index = {name: column for column, name in enumerate(names)}
-    known = _label_matrix(known_labels, index)
-    wanted = _label_matrix(wanted_labels, index)
+    known, names = label_matrix(known_labels)
+    known = known.astype(np.float64)
+    wanted = label_matrix(wanted_labels, names)[0].astype(np.float64)
     totals = wanted @ (known.T @ normalised(known_vectors))
     weights = wanted @ np.asarray(known.sum(axis=0)).ravel()
     found = weights > 0

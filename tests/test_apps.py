@@ -15,15 +15,16 @@ import pytest
 from deltalake import write_deltalake
 
 from film2vec import cli
-from film2vec.apps.audit import holdout_recovery, judge, label_matrix, label_votes
+from film2vec.apps.audit import holdout_recovery, judge, label_votes
 from film2vec.apps.clusters import describe_clusters, kmeans
 from film2vec.apps.recommend import popularity_prior, rank_candidates, recommendations
 from film2vec.apps.similar import find_asset
 from film2vec.apps.tastes import SECONDS_PER_DAY, taste_vectors, user_vectors
 from film2vec.errors import ExitCode
 from film2vec.events import InputError
+from film2vec.labels import label_matrix
+from film2vec.nearest import normalised, top_neighbours
 from film2vec.plots import plot_map, write_map_html
-from film2vec.serving import normalised
 
 
 def unit_rows(count: int, dim: int, seed: int) -> np.ndarray:
@@ -102,10 +103,19 @@ def test_judge_sorts_assets_into_statuses():
     assert verdict.predicted.tolist() == [[True, False], [True, False], [False, False], [False, True]]
 
 
+def test_label_matrix_sorts_names_and_keeps_only_given_ones():
+    matrix, names = label_matrix([["Drama"], ["Comedy", "Drama", "Drama"], None, []])
+    assert names == ("Comedy", "Drama")
+    assert matrix.toarray().tolist() == [[False, True], [True, True], [False, False], [False, False]]
+    given, kept = label_matrix([{"Horror", "Drama"}, None], names)
+    assert kept == names and given.toarray().tolist() == [[False, True], [False, False]]
+
+
 def test_label_matrix_and_holdout_on_planted_blobs():
     unit, blob = blobs(40, 5, 8, 0.3, 6)
     names = [f"genre {b}" for b in blob]
     matrix, label_names = label_matrix([[n] for n in names[:-1]] + [None])
+    matrix = matrix.toarray()
     assert label_names == tuple(f"genre {b}" for b in range(5)) and not matrix[-1].any()
     recovered = holdout_recovery(unit, matrix, 0.2, 10, 0.6, seed=0)
     assert recovered["hidden_assets"] == round(0.2 * 199)
@@ -214,3 +224,15 @@ def test_spark_tastes_and_recommendations_match_the_kernels(spark):
     for row in sorted(ranked, key=lambda r: (r.user_id, r.rank)):
         by_user.setdefault(row.user_id, []).append(row.asset_id)
     assert by_user == {1: [12, 13], 2: [10, 13], 3: [12, 13]}  # watched candidates are never recommended
+
+
+def test_recommend_and_audit_break_exact_ties_to_the_lower_column_as_nearest_does():
+    """One tie rule (nearest.top_k): equal scores go to the lower catalogue column in every caller."""
+    tied = np.tile([[0.0, 1.0]], (5, 1))  # five candidates with one vector: every score ties
+    columns, _ = rank_candidates(np.array([[0.0, 1.0]]), tied, np.zeros(5), np.array([1]), np.array([1]), 3)
+    assert columns.tolist() == [[0, 2, 3]]
+    assert top_neighbours(tied, np.array([4]), 3)[0].tolist() == [[0, 1, 2]]
+    labels = np.eye(5, dtype=bool)  # each voter carries its own label: the shares name the voters chosen
+    shares = label_votes(tied, labels, 2)
+    assert shares[4].tolist() == [0.5, 0.5, 0.0, 0.0, 0.0]
+    assert shares[0].tolist() == [0.0, 0.5, 0.5, 0.0, 0.0]

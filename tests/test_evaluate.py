@@ -19,8 +19,8 @@ from film2vec.evaluate import (
     next_watch,
     next_watch_of_user_vectors,
     split_views,
-    top_columns,
 )
+from film2vec.nearest import top_k
 
 LOG2_3 = math.log2(3)
 
@@ -110,10 +110,11 @@ def test_ties_at_the_top_k_boundary_go_to_the_lower_id() -> None:
     assert metrics["ndcg_at_20"] == pytest.approx((1 / math.log2(21) + 1) / 2 / ideal)
 
 
-def test_top_columns_breaks_ties_by_column() -> None:
+def test_top_k_breaks_ties_by_column() -> None:
     scores = np.array([[1.0, 3.0, 3.0, 3.0, 0.0], [-np.inf, 2.0, -np.inf, 2.0, 5.0]])
-    assert top_columns(scores, 2).tolist() == [[1, 2], [4, 1]]
-    assert top_columns(scores, 4).tolist() == [[1, 2, 3, 0], [4, 1, 3, 0]]
+    columns = np.arange(5)
+    assert top_k(scores, columns, 2)[0].tolist() == [[1, 2], [4, 1]]
+    assert top_k(scores, columns, 4)[0].tolist() == [[1, 2, 3, 0], [4, 1, 3, 0]]
 
 
 def test_asset_without_vector_ranks_last_but_its_test_view_counts() -> None:

@@ -19,8 +19,8 @@ from deltalake import DeltaTable
 from film2vec import ingest, pipeline, tracking
 from film2vec.config import Config, ConfigError, TrackingConfig
 from film2vec.ingest import append_new_views, new_batch
+from film2vec.nearest import normalised, top_neighbours
 from film2vec.pairs import count_pairs
-from film2vec.serving import normalised, top_neighbours
 from film2vec.synthetic import generate_catalogue
 from film2vec.tracking import alias_decision
 from film2vec.training import warm_start

@@ -189,3 +189,10 @@ def test_validate_gates_promotion_on_the_floors_with_the_held_out_figures(tmp_pa
     assert str(client.get_model_version_by_alias("film2vec", "champion").version) == first
     with pytest.raises(FloorsNotCleared, match="genre_p_at_10 = 0.5000 is below the floor 0.7"):
         validate(config_from(parser().parse_args(["validate", *gate])))
+
+
+def test_a_warm_start_needs_the_optimiser_state_the_model_carries(tmp_path, no_server):
+    store = use_store(str(tmp_path / "out"))
+    version = register(store, TrackingConfig(model_name="stateless"), tmp_path / "s", {"genre_p_at_10": 0.8})
+    with pytest.raises(ConfigError, match="kept no optimiser state"):
+        model_tables(f"models:/stateless/{version}")

@@ -10,21 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from film2vec.evaluate import top_columns
+from film2vec.nearest import top_k
 
 SCORES_PER_BLOCK = 1 << 22
 AGREES, DISAGREES, UNCERTAIN, UNLABELLED = "agrees", "disagrees", "uncertain", "unlabelled"
-
-
-def label_matrix(labels: list[list[str] | None]) -> tuple[np.ndarray, tuple[str, ...]]:
-    """(assets x labels boolean matrix, label names sorted) from each asset's label list (None: none)."""
-    names = tuple(sorted({label for row in labels if row for label in row}))
-    index = {name: column for column, name in enumerate(names)}
-    matrix = np.zeros((len(labels), len(names)), dtype=bool)
-    rows = [row for row, found in enumerate(labels) if found for _ in found]
-    columns = [index[label] for found in labels if found for label in found]
-    matrix[rows, columns] = True
-    return matrix, names
 
 
 def label_votes(unit: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
@@ -47,7 +36,7 @@ def label_votes(unit: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
         own = voter_of[rows] >= 0
         scores[np.flatnonzero(own), voter_of[rows][own]] = -np.inf
         # with k >= voters an asset's own (-inf) column is among its top ones: it is not counted
-        nearest = top_columns(scores, min(k, len(voters)))
+        nearest, _ = top_k(scores, np.arange(len(voters)), min(k, len(voters)))
         counted = np.isfinite(np.take_along_axis(scores, nearest, axis=1))
         votes = (voter_labels[nearest] * counted[:, :, None]).sum(axis=1)
         shares[rows] = votes / np.maximum(counted.sum(axis=1), 1)[:, None]

@@ -2,7 +2,7 @@
 
 The candidates (an editor's rail, a season's releases) are few, so their vectors travel with the
 mapInArrow function to every partition; each block of users is scored with one matrix product and cut
-to the top N by film2vec.evaluate.top_columns. There is never a row-level user x candidate join.
+to the top N by film2vec.nearest.top_k. There is never a row-level user x candidate join.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from film2vec.evaluate import top_columns
+from film2vec.nearest import top_k
 
 SCORES_PER_BLOCK = 1 << 22  # user x candidate scores held at once (8 bytes each)
 
@@ -42,8 +42,7 @@ def rank_candidates(
     """
     scores = tastes @ candidate_unit.T + prior
     scores[np.repeat(np.arange(len(tastes)), watched_counts), watched_columns] = -np.inf
-    columns = top_columns(scores, min(n, candidate_unit.shape[0]))
-    return columns, np.take_along_axis(scores, columns, axis=1)
+    return top_k(scores, np.arange(candidate_unit.shape[0]), n)
 
 
 def _recommend_mapper(candidate_ids: pa.Array, candidate_unit: np.ndarray, prior: np.ndarray, n: int):

@@ -13,7 +13,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from film2vec.serving import normalised
+from film2vec.nearest import normalised
 
 SECONDS_PER_DAY = 86_400.0
 USERS_PER_BLOCK = 1_024  # users whose views are stacked into one matrix at a time
