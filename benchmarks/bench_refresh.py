@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from benchmarks.movielens import MOVIELENS
-from film2vec import pipeline
+from film2vec import pipeline, tables
 from film2vec.config import Config, SeasonsConfig, TrainConfig
 from film2vec.evaluation import HeldOut, split_events
 from film2vec.spark import get_spark
@@ -83,13 +83,13 @@ def main() -> None:
     config.seasons.origins_per_asset = arguments.origins_per_asset
     config.train.epochs_per_season = arguments.epochs_per_season
     spark = get_spark(config.spark)
-    held_out, tables = split_events(spark, config)
-    history, batch = time_split(tables["train"], arguments.history_share)
-    inputs = {"history": history, "batch": batch, "train": tables["train"], "metadata": tables["metadata"]}
+    held_out, split = split_events(spark, config)
+    history, batch = time_split(split["train"], arguments.history_share)
+    inputs = {"history": history, "batch": batch, "train": split["train"], "metadata": split["metadata"]}
     if not reuse:
         for name, table in inputs.items():
-            pipeline._write(spark.createDataFrame(table), config.out(name))
-    print(f"views: history {history.num_rows:,}, batch {batch.num_rows:,}, test {tables['test'].num_rows:,}")
+            tables.write(config, spark.createDataFrame(table), name)
+    print(f"views: history {history.num_rows:,}, batch {batch.num_rows:,}, test {split['test'].num_rows:,}")
 
     base = copy.deepcopy(config)
     base.data.events, base.data.metadata, base.data.out = (

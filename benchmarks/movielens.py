@@ -18,7 +18,7 @@ from deltalake import write_deltalake
 
 from film2vec.config import SeasonsConfig
 from film2vec.evaluate import Split, split_views
-from film2vec.seasons import _sample_batch, integer_weights, sampling_plan
+from film2vec.seasons import integer_weights, sample_batch, sampling_plan
 from film2vec.walks import bipartite_samples, bipartite_users, coview_samples, origin_streams, stream_key
 
 MOVIELENS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ml-latest-small"
@@ -117,7 +117,7 @@ def sample_season(catalogue: Catalogue, sampling: Sampling, season: int, seed: i
             negatives,
         )
     origin, sample, target, negative = drawn
-    batch = _sample_batch(season, pool[origin], sample, pool[target], pool[negative])
+    batch = sample_batch(season, pool[origin], sample, pool[target], pool[negative])
     return pa.Table.from_batches([batch]).sort_by("draw")
 
 

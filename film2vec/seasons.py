@@ -115,7 +115,7 @@ def user_bucket(partitions: int):
     return F.pmod(F.hash("user_id"), F.lit(partitions))
 
 
-def _sample_batch(
+def sample_batch(
     season: int, origin: np.ndarray, sample: np.ndarray, target: np.ndarray, negatives: np.ndarray
 ) -> pa.RecordBatch:
     flat = pa.array(negatives.astype(np.int32, copy=False).ravel())
@@ -166,7 +166,7 @@ def coview_step(key: np.uint64, season: int, origins: Origins, negatives: Negati
         for batch in batches:
             co_views = integer_weights(batch.column("co_views").flatten().to_numpy())
             for origin, counts, offsets, neighbours, (low, high) in _chunked_origins(batch, key, origins, "neighbours"):
-                yield _sample_batch(
+                yield sample_batch(
                     season,
                     *coview_samples(
                         key,
@@ -218,7 +218,7 @@ def bipartite_second_step(key: np.uint64, season: int, negatives: Negatives):
         row = np.repeat(row, per_group)
         origin, sample = np.repeat(choices.column("origin").to_numpy(), per_group), sample.to_numpy()
         batches = [
-            _sample_batch(
+            sample_batch(
                 season,
                 *bipartite_samples(
                     key,

@@ -7,7 +7,6 @@ import copy
 import json
 import logging
 import tempfile
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,25 +43,22 @@ FIGURES_TAG = "film2vec.figures_from"  # run tag: "held-out split" (film2vec eva
 
 @dataclass(frozen=True)
 class WarmStart:
-    """Where a warm-started run starts: the model's vectors of known assets (with their Adagrad accumulators
-    when the model kept them), label means for new ones (with empty accumulators: they learn at full rate)."""
+    """Where a warm-started run starts: the model's vectors of known assets with their Adagrad accumulators,
+    label means for new ones (with empty accumulators: they learn at full rate)."""
 
     source: str  # the model's artifact URI, an alias resolved to its version
     known_rows: np.ndarray  # asset_idx of the assets the model has a trained vector of
     previous: np.ndarray  # those vectors
-    previous_accumulators: np.ndarray | None  # and their accumulators; None: the model kept none
+    previous_accumulators: np.ndarray  # and their accumulators
     label_rows: np.ndarray  # asset_idx of new assets started from their labels' mean vector
     label_vectors: np.ndarray
     new_assets: int  # assets the model does not know (label-started or random)
 
     def starting_rows(self) -> StartingRows:
-        accumulators = self.previous_accumulators
-        if accumulators is None:
-            accumulators = np.zeros(len(self.known_rows))
         return StartingRows(
             np.concatenate((self.known_rows, self.label_rows)),
             np.concatenate((self.previous, self.label_vectors)),
-            np.concatenate((accumulators, np.zeros(len(self.label_rows)))),
+            np.concatenate((self.previous_accumulators, np.zeros(len(self.label_rows)))),
         )
 
     def summary(self) -> dict:
@@ -71,7 +67,6 @@ class WarmStart:
             "known_assets": len(self.known_rows),
             "new_assets": self.new_assets,
             "new_assets_started_from_labels": len(self.label_rows),
-            "optimiser_state_carried": self.previous_accumulators is not None,
         }
 
 
@@ -79,8 +74,7 @@ def warm_start(config: Config, catalogue: pa.Table) -> WarmStart:
     """The starting vectors for `catalogue` (asset_idx order, with genres) from the model --warm-start names."""
     source = tracking.model_uri(config.train.warm_start)
     previous, optimiser_state = tracking.model_tables(source)
-    if "source" in previous.column_names:  # provisional vectors were made from labels, not learned: start afresh
-        previous = previous.filter(pc.equal(previous.column("source"), "views"))
+    previous = previous.filter(pc.equal(previous.column("source"), "views"))  # label-made vectors start afresh
     vectors = np.stack(previous.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
     if vectors.shape[1] != config.train.dim:
         raise ConfigError(
@@ -96,19 +90,11 @@ def warm_start(config: Config, catalogue: pa.Table) -> WarmStart:
     genres = catalogue.column("genres").to_pylist()
     wanted = [genres[i] for i in new] if config.train.warm_new_assets == "labels" else [None] * len(new)
     from_labels, found = label_mean_vectors(vectors[position[known]], [genres[i] for i in known], wanted)
-    accumulators = None
-    if optimiser_state is None:
-        warnings.warn(
-            f"{source} kept no optimiser state: known assets start with empty Adagrad accumulators and move as far "
-            f"as new ones at --warm-learning-rate {config.train.warm_learning_rate} (0.02 keeps them close)",
-            stacklevel=2,
-        )
-    else:
-        state_row = pd.Index(optimiser_state.column("asset_id").to_pandas()).get_indexer(
-            previous.column("asset_id").to_pandas()
-        )
-        kept = optimiser_state.column("accumulator").to_numpy()
-        accumulators = np.where(state_row >= 0, kept[np.maximum(state_row, 0)], 0.0)[position[known]]
+    state_row = pd.Index(optimiser_state.column("asset_id").to_pandas()).get_indexer(
+        previous.column("asset_id").to_pandas()
+    )
+    kept = optimiser_state.column("accumulator").to_numpy()
+    accumulators = np.where(state_row >= 0, kept[np.maximum(state_row, 0)], 0.0)[position[known]]
     return WarmStart(source, known, vectors[position[known]], accumulators, new[found], from_labels[found], len(new))
 
 

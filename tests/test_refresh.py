@@ -274,7 +274,7 @@ def refreshed(spark, tmp_path_factory):
 def test_warm_start_keeps_known_vectors_close(refreshed):
     config, _, summary, before, *_ = refreshed
     warm = summary["train"]["warm_start"]
-    assert warm["known_assets"] == (before.source == "views").sum() and warm["optimiser_state_carried"]
+    assert warm["known_assets"] == (before.source == "views").sum()
     assert warm["new_assets"] == 20 and warm["new_assets_started_from_labels"] == 20
     assert warm["median_cosine_to_previous"] >= 0.8  # documented in docs/operations.md: one warm season moves little
     after = DeltaTable(config.out("embeddings")).to_pandas().set_index("asset_id")
