@@ -17,7 +17,10 @@ def test_shipped_profiles_load(profile):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("train:\n  dimm: 3\n", "unknown key 'train.dimm' (did you mean 'dim'?); known keys: batch_size"),
+        (
+            "train:\n  dimm: 3\n",
+            "unknown key 'train.dimm' (did you mean 'dim'?); known keys: allow_season_mismatch, batch_size",
+        ),
         ("train:\n  dim: many\n", "'train.dim' is 'many'; allowed: int >= 1 <= 4096"),
         ("train:\n  dim: 0\n", "'train.dim' is 0; allowed: int >= 1"),
         ("train:\n  device: tpu\n", "allowed: one of auto, cpu, cuda"),
