@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from benchmarks.movielens import MOVIELENS
 from film2vec import pipeline, tables
-from film2vec.config import Config, SeasonsConfig, TrainConfig
+from film2vec.config import Config, RefreshConfig, SeasonsConfig, TrainConfig
 from film2vec.evaluation import HeldOut, split_events
 from film2vec.spark import get_spark
 from film2vec.tables import read_without_spark
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="timed runs of refresh and of the full retrain")
     parser.add_argument("--full-repeats", type=int, help="timed runs of the full retrain (default: --repeats)")
     train, seasons = TrainConfig(), SeasonsConfig()
-    parser.add_argument("--warm-seasons", type=int, default=train.warm_seasons, help="seasons of the refresh")
+    parser.add_argument("--warm-seasons", type=int, default=RefreshConfig().warm_seasons, help="seasons of the refresh")
     parser.add_argument(
         "--warm-learning-rate", type=float, default=train.warm_learning_rate, help="first learning rate of the refresh"
     )
@@ -77,7 +77,7 @@ def main() -> None:
 
     config = Config()
     config.data.events, config.data.out = arguments.movielens, str(root / "input")
-    config.train.warm_seasons, config.seasons.seasons = arguments.warm_seasons, arguments.seasons
+    config.refresh.warm_seasons, config.seasons.seasons = arguments.warm_seasons, arguments.seasons
     config.train.warm_learning_rate = arguments.warm_learning_rate
     config.train.warm_new_assets = arguments.warm_new_assets
     config.seasons.origins_per_asset = arguments.origins_per_asset

@@ -23,7 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from film2vec.config import Config
-from film2vec.seasons import bipartite_first_step, bipartite_second_step, coview_step, sampling_plan, write_season
+from film2vec.sampler import bipartite_first_step, bipartite_second_step, coview_step, sampling_plan
+from film2vec.seasons import write_season
 from film2vec.tables import read_without_spark
 from film2vec.train.stream import season_rows
 from film2vec.walks import stream_key

@@ -18,7 +18,7 @@ from deltalake import write_deltalake
 
 from film2vec.config import SeasonsConfig
 from film2vec.evaluate import Split, split_views
-from film2vec.seasons import integer_weights, sample_batch, sampling_plan
+from film2vec.sampler import integer_weights, sample_batch, sampling_plan
 from film2vec.walks import bipartite_samples, bipartite_users, coview_samples, origin_streams, stream_key
 
 MOVIELENS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ml-latest-small"
@@ -77,7 +77,7 @@ class Sampling:
 
 def sample_season(catalogue: Catalogue, sampling: Sampling, season: int, seed: int) -> pa.Table:
     """One season as the sample stage writes it (season, draw, origin, target, negatives), drawn by the
-    product's kernels (film2vec.walks) over the assets taking part: the same plan (film2vec.seasons.sampling_plan)
+    product's kernels (film2vec.walks) over the assets taking part: the same plan (film2vec.sampler.sampling_plan)
     and the same counter-based streams, keyed by (seed, season)."""
     pool = np.flatnonzero(catalogue.train_views >= sampling.min_views)  # taking part, renumbered 0..len(pool)
     views = catalogue.train_views[pool]

@@ -107,8 +107,7 @@ EVENTS = {  # read and validated by events.ingest; without --events, the synthet
     *("data.metadata_asset_col", "data.title_col", "data.genres_col"),
 } | every("synthetic")
 NEW_VIEWS = frozenset({"data.new_events", "data.since"})  # a batch merged into the tables (count_new_pairs)
-# the seasons drawn: --seasons, or --warm-seasons when warm-starting (seasons.season_numbers)
-SAMPLING = {"seed", "train.warm_start", "train.warm_seasons"} | every("seasons", "pipelined_seasons")
+SAMPLING = {"seed"} | every("seasons", "pipelined_seasons")
 TRAINING = {"seed", "seasons.seasons"} | every("train") | every("tracking", "evaluation_model")
 USES_RUN = SESSION | TABLES | {"apps.run_id", "tracking.experiment"}  # the MLflow run uses log to
 LABELS = frozenset({"apps.labels", "apps.label_column"})  # uses.load_catalogue's labels

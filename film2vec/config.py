@@ -224,7 +224,6 @@ class TrainConfig:
         "Start from a registered model's vectors: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model or a "
         "run id; new assets start from the mean vector of assets sharing a label",
     )
-    warm_seasons: int = setting(1, "Seasons trained (and drawn by `refresh`) when warm-starting", low=1, high=10_000)
     allow_season_mismatch: bool = setting(
         False,
         "`train`: train on seasons drawn with other sampler settings or from older inputs than this configuration's "
@@ -347,6 +346,9 @@ class AppsConfig:
 
 @dataclass
 class RefreshConfig:
+    warm_seasons: int = setting(
+        1, "`refresh`: seasons drawn, then trained from the warm-started model", low=1, high=10_000
+    )
     compact: bool = setting(
         True,
         "`refresh`: OPTIMIZE the tables the refresh merged into (views, pairs) and VACUUM their unreferenced files",

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import delta.exceptions
 
 from film2vec.errors import ConcurrentWriteError
-from film2vec.events import SPARK_ERRORS
+from film2vec.tables import spark_errors
 
 # Delta's conflict exceptions by class name, and the error classes of their messages (DELTA_CONCURRENT_APPEND…)
 CONFLICT_MARKERS = (*delta.exceptions.__all__, "DELTA_CONCURRENT_", "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED")
@@ -32,7 +32,7 @@ def committing(what: str) -> Iterator[None]:
     """Run a Delta write of `what` (a table, or a season of one); a commit conflict becomes ConcurrentWriteError."""
     try:
         yield
-    except SPARK_ERRORS as error:
+    except spark_errors() as error:
         if not is_conflict(error):
             raise
         raise ConcurrentWriteError(

@@ -18,9 +18,10 @@ from pyspark.sql import SparkSession
 from film2vec import tables, tracking
 from film2vec.baselines import fit_als
 from film2vec.config import Config
+from film2vec.errors import InputError
 from film2vec.evaluate import Split, next_watch_of_user_vectors, split_views
 from film2vec.evaluate import evaluate as evaluate_vectors
-from film2vec.events import InputError, columns_of, ingest
+from film2vec.events import columns_of, ingest
 from film2vec.ingest import events_source
 from film2vec.pairs import count_pairs
 from film2vec.pipeline import timed

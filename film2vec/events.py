@@ -14,20 +14,16 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from py4j.protocol import Py4JJavaError
-from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
 from film2vec.errors import InputError
-from film2vec.tables import is_remote, looks_like_table, name_parts, quoted
+from film2vec.tables import detect_layout, load, reading, require_columns
 
 ML_100K_GENRES = (
     "unknown",
@@ -65,7 +61,6 @@ NUMBER_TEXT = r"^-?[0-9]+(\.[0-9]+)?$"
 MAX_STRING_ID = 512
 # Unix seconds of 0001-01-01 00:00:00 and 9999-12-31 23:59:59 UTC, the range a timestamp can hold
 EARLIEST_SECONDS, LATEST_SECONDS = -62_135_596_800, 253_402_300_799
-SPARK_ERRORS = (PySparkException, Py4JJavaError)
 ID_COLUMNS = ("user_id", "asset_id")
 
 
@@ -99,26 +94,6 @@ class Ingested:
     rejects: DataFrame
     summary: dict
     metadata: DataFrame | None = None  # usable metadata rows (asset_id, title, genres), viewed or not
-
-
-def spark_reason(error: Exception) -> str:
-    """The line of a Spark error that says what went wrong: the innermost Java cause, else the first line."""
-    java = getattr(error, "java_exception", None)
-    if java is not None:
-        while java.getCause() is not None:
-            java = java.getCause()
-        return str(java.toString())
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
-@contextmanager
-def _reading(where: str) -> Iterator[None]:
-    """Turn a Spark failure while reading into an InputError that starts with `where` (what and its path)."""
-    try:
-        yield
-    except SPARK_ERRORS as error:
-        raise InputError(f"{where}: Spark cannot read it: {spark_reason(error)}") from error
 
 
 @dataclass(frozen=True)
@@ -158,40 +133,6 @@ def _renamed(frame: DataFrame, names: dict[str, str]) -> DataFrame:
             continue
         frame = frame.drop(own).withColumnRenamed(given, own)
     return frame
-
-
-def detect_layout(path: str, what: str = "events") -> str:
-    """table, delta, parquet, csv, ml-100k, ml-1m or ml-latest, from what the path or name holds."""
-    if looks_like_table(path):
-        return "table"
-    if is_remote(path):
-        return "csv" if path.endswith((".csv", ".csv.gz")) else "parquet" if path.endswith(".parquet") else "delta"
-    local = Path(path)
-    if not local.exists():
-        raise InputError(f"{what} at {path}: no such file or folder")
-    if local.is_file():
-        if path.endswith((".csv", ".csv.gz")):
-            return "csv"
-        if path.endswith(".parquet"):
-            return "parquet"
-        raise InputError(f"{what} at {path}: unknown file type; expected a .csv, .csv.gz or .parquet file or a folder")
-    if (local / "_delta_log").is_dir():
-        return "delta"
-    for marker, layout in (("u.data", "ml-100k"), ("ratings.dat", "ml-1m"), ("ratings.csv", "ml-latest")):
-        if (local / marker).is_file():
-            return layout
-    names = sorted(p.name for p in local.iterdir() if not p.name.startswith((".", "_")))
-    if not names:
-        raise InputError(f"{what} at {path}: the folder is empty (no data files)")
-    if all(n.endswith(".parquet") for n in names):
-        return "parquet"
-    if all(n.endswith((".csv", ".csv.gz")) for n in names):
-        return "csv"
-    shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
-    raise InputError(
-        f"{what} at {path}: cannot tell the format of this folder (it holds {shown}); expected a Delta table "
-        "(_delta_log/), only .parquet or only .csv files, or a MovieLens folder (u.data, ratings.dat or ratings.csv)"
-    )
 
 
 def _header(path: Path, what: str) -> str:
@@ -309,35 +250,6 @@ def read_movielens(spark: SparkSession, folder: str, layout: str) -> RawInput:
     return RawInput(events, metadata, layout, folder, "int", str(movies) if metadata is not None else None)
 
 
-def _load(spark: SparkSession, path: str, layout: str, what: str) -> DataFrame:
-    """A Delta table, Parquet or CSV (header, all text) as Spark reads it; an unreadable or empty one stops."""
-    if layout == "table":
-        spark_name = quoted(name_parts(path, what))
-        if not spark.catalog.tableExists(spark_name):
-            raise InputError(
-                f"{what} {path}: no such table in the metastore, and no file or folder of that name here; give a "
-                "path, or a table the session's catalog holds (catalog.schema.table or schema.table)"
-            )
-    with _reading(f"{what} at {path}"):
-        if layout == "table":
-            frame = spark.read.table(spark_name)
-        elif layout == "delta":
-            frame = spark.read.format("delta").load(path)
-        elif layout == "parquet":
-            frame = spark.read.parquet(path)
-        else:
-            frame = spark.read.csv(path, header=True, quote='"', escape='"')
-    if not frame.columns:
-        raise InputError(f"{what} at {path}: the file is empty (no header, no rows)")
-    return frame
-
-
-def _require_columns(frame: DataFrame, columns: tuple[str, ...], path: str, what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise InputError(f"{what} at {path}: missing column(s) {', '.join(missing)}; found {', '.join(frame.columns)}")
-
-
 def _check_type(frame: DataFrame, column: str, allowed: tuple, expected: str, path: str, what: str) -> None:
     kind = frame.schema[column].dataType
     if not isinstance(kind, allowed):
@@ -349,8 +261,8 @@ def read_table(
 ) -> RawInput:
     """Events from a metastore or Delta table, Parquet or a CSV file with columns user_id, asset_id[, viewed_at]
     (or the names `columns` gives them)."""
-    frame = _load(spark, path, layout, "events")
-    _require_columns(frame, tuple(columns.events().values())[:2], path, "events")
+    frame = load(spark, path, layout, "events")
+    require_columns(frame, tuple(columns.events().values())[:2], path, "events")
     frame = _renamed(frame, columns.events())
     for column in ID_COLUMNS:
         _check_type(frame, column, (*INTEGER_TYPES, T.StringType), "integers or strings", path, "events")
@@ -379,13 +291,13 @@ def _raw_metadata(spark: SparkSession, path: str, columns: Columns = Columns()) 
     """Raw metadata (asset_id, title, genres, line_error, line) from any supported source, and its file."""
     layout = detect_layout(path, "metadata")
     if layout.startswith("ml-"):
-        with _reading(f"metadata at {path}"):
+        with reading(f"metadata at {path}"):
             found = read_movielens(spark, path, layout)
         if found.metadata is None:
             raise InputError(f"metadata at {path}: this MovieLens folder has no movies file")
         return found.metadata, found.metadata_path
-    frame = _load(spark, path, layout, "metadata")
-    _require_columns(frame, (columns.metadata_asset_id,), path, "metadata")
+    frame = load(spark, path, layout, "metadata")
+    require_columns(frame, (columns.metadata_asset_id,), path, "metadata")
     frame = _renamed(frame, columns.metadata())
     _check_type(frame, "asset_id", (*INTEGER_TYPES, T.StringType), "integers or strings", path, "metadata")
     title = F.col("title").cast("string") if "title" in frame.columns else F.lit(None).cast("string")
@@ -418,7 +330,7 @@ def read_raw(spark: SparkSession, path: str, id_type: str = "auto", columns: Col
     """Any supported events source, its layout detected."""
     layout = detect_layout(path)
     if layout.startswith("ml-"):
-        with _reading(f"events at {path}"):
+        with reading(f"events at {path}"):
             return read_movielens(spark, path, layout)
     return read_table(spark, path, layout, id_type, columns)
 
@@ -592,7 +504,7 @@ def ingest(
     if metadata_path:
         metadata, metadata_source = _raw_metadata(spark, metadata_path, columns)
     where = f"events at {events_path}" + (f" with metadata at {metadata_source}" if metadata is not None else "")
-    with _reading(where):
+    with reading(where):
         id_types = _id_types(raw)
         checked_metadata = usable = None
         if metadata is not None:

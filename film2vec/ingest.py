@@ -14,7 +14,8 @@ from pyspark.sql import types as T
 
 from film2vec import tables
 from film2vec.config import Config, ConfigError
-from film2vec.events import InputError, columns_of, ingest
+from film2vec.errors import InputError
+from film2vec.events import columns_of, ingest
 from film2vec.synthetic import plan_catalogue
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def prepare_views(spark: SparkSession, config: Config) -> dict:
     return summary
 
 
-def _moment(text: str) -> datetime:
+def since_moment(text: str) -> datetime:
     """--since as a UTC time: Unix seconds, or ISO text (read as UTC when it names no zone)."""
     try:
         return datetime.fromtimestamp(float(text), timezone.utc)
@@ -135,7 +136,7 @@ def new_batch(spark: SparkSession, config: Config) -> tuple[DataFrame, DataFrame
     found = ingest(spark, source, metadata, config.data.id_type, columns_of(config.data))
     views = found.views
     if config.data.since:
-        views = views.where(F.col("viewed_at") >= F.lit(_moment(config.data.since)))
+        views = views.where(F.col("viewed_at") >= F.lit(since_moment(config.data.since)))
     return views, found.metadata, found.summary
 
 

@@ -33,7 +33,7 @@ from scipy import sparse
 
 from film2vec import tables
 from film2vec.config import Config, ConfigError
-from film2vec.events import InputError
+from film2vec.errors import InputError
 from film2vec.ingest import append_new_views, new_batch, prepare_views, rebuild_assets
 from film2vec.native import NativeUnavailable, build
 
@@ -668,25 +668,3 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
             "of_which_merge_rewrite": round(int(merged.get("rewriteTimeMs", 0)) / 1000, 1),
         },
     }
-
-
-COMPACTED_TABLES = ("views", "pairs")  # the tables a refresh appends to or merges into, night after night
-
-
-def compact(spark: SparkSession, config: Config) -> dict:
-    """OPTIMIZE the tables a refresh changes (the MERGE leaves small and rewritten files behind every night),
-    then VACUUM the files no version younger than --vacuum-retention-hours references."""
-    hours = config.refresh.vacuum_retention_hours
-    check = "spark.databricks.delta.retentionDurationCheck.enabled"
-    summary = {"vacuum_retention_hours": hours}
-    for table in COMPACTED_TABLES:
-        delta = tables.delta_table(spark, config, table)
-        optimized = delta.optimize().executeCompaction().first()["metrics"]
-        if hours < 168:  # Delta refuses a retention under its default unless the check is off for this call
-            spark.conf.set(check, "false")
-        try:
-            delta.vacuum(hours)
-        finally:
-            spark.conf.unset(check)
-        summary[table] = {"files_added": optimized["numFilesAdded"], "files_removed": optimized["numFilesRemoved"]}
-    return summary

@@ -23,12 +23,15 @@ from collections.abc import Callable
 import mlflow
 from pyspark.sql import SparkSession
 
+from film2vec import tables
 from film2vec.config import Config, ConfigError
-from film2vec.pairs import compact, count_new_pairs, count_pairs
+from film2vec.pairs import count_new_pairs, count_pairs
 from film2vec.seasons import SeasonFeed, drop_other_seasons, sample, season_numbers, season_sampler_for, seasons_written
 from film2vec.training import train_vectors
 
 log = logging.getLogger(__name__)
+
+REFRESHED_TABLES = ("views", "pairs")  # the tables a refresh appends to or merges into, night after night
 
 
 def timed(name: str, stage: Callable[..., dict], *arguments, **options) -> dict:
@@ -104,10 +107,12 @@ def refresh(spark: SparkSession, config: Config) -> dict:
         raise ConfigError("film2vec refresh: give the new views, --new-events PATH or --since TIME")
     warm = copy.deepcopy(config)
     warm.train.warm_start = config.train.warm_start or f"models:/{config.tracking.model_name}@{config.tracking.alias}"
+    warm.seasons.seasons = config.refresh.warm_seasons
     seasons = season_numbers(warm)
     summary = {"pairs": timed("merge new views", count_new_pairs, spark, warm)}
     if config.refresh.compact:
-        summary["compact"] = timed("compact", compact, spark, config)
+        retention = config.refresh.vacuum_retention_hours
+        summary["compact"] = timed("compact", tables.compact, spark, config, REFRESHED_TABLES, retention)
     summary["sample"] = timed("sample", sample, spark, warm, seasons)
     summary["train"] = timed("train (warm start)", train_vectors, spark, warm, seasons, score_on_views=True)
     return summary

@@ -29,44 +29,19 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from film2vec import tables
 from film2vec.config import Config, SeasonsConfig
 from film2vec.conflicts import committing
-from film2vec.events import InputError
+from film2vec.sampler import bipartite_first_step, bipartite_second_step, coview_step, sampling_plan
 from film2vec.tables import NO_DELETION_VECTORS
-from film2vec.walks import (
-    Negatives,
-    Origins,
-    bipartite_samples,
-    bipartite_users,
-    coview_samples,
-    draw_keys,
-    origin_chunks,
-    origin_streams,
-    samples_by_member,
-    stream_key,
-    unigram_cumulative,
-)
+from film2vec.walks import Negatives, Origins, stream_key
 
 log = logging.getLogger(__name__)
 
 SAMPLE_SCHEMA = "season int, draw bigint, origin int, target int, negatives array<int>"
-SAMPLE_ARROW_SCHEMA = pa.schema(
-    [
-        ("season", pa.int32()),
-        ("draw", pa.int64()),
-        ("origin", pa.int32()),
-        ("target", pa.int32()),
-        ("negatives", pa.list_(pa.int32())),
-    ]
-)
-SAMPLES_PER_CHUNK = 1 << 13  # samples made per kernel call: the kernels' arrays stay in the CPU caches
 
 
 def neighbour_lists(pairs: DataFrame, assets: DataFrame, partitions: int) -> DataFrame:
@@ -113,128 +88,6 @@ def bipartite_lists(views: DataFrame, assets: DataFrame, partitions: int) -> tup
 def user_bucket(partitions: int):
     """The bucket of a user: the same on both sides of the bipartite walk's second step."""
     return F.pmod(F.hash("user_id"), F.lit(partitions))
-
-
-def sample_batch(
-    season: int, origin: np.ndarray, sample: np.ndarray, target: np.ndarray, negatives: np.ndarray
-) -> pa.RecordBatch:
-    flat = pa.array(negatives.astype(np.int32, copy=False).ravel())
-    count = negatives.shape[1]
-    return pa.RecordBatch.from_arrays(
-        [
-            pa.array(np.full(len(origin), season, dtype=np.int32)),
-            pa.array(draw_keys(origin, sample)),
-            pa.array(origin.astype(np.int32, copy=False)),
-            pa.array(target.astype(np.int32, copy=False)),
-            pa.ListArray.from_arrays(pa.array(np.arange(0, len(flat) + 1, count, dtype=np.int32)), flat),
-        ],
-        schema=SAMPLE_ARROW_SCHEMA,
-    )
-
-
-def _list_parts(lists: pa.ListArray) -> tuple[np.ndarray, pa.Array]:
-    """Offsets from 0 and the flat values of an Arrow list column."""
-    offsets = lists.offsets.to_numpy()
-    return offsets - offsets[0], lists.flatten()
-
-
-def _chunked_origins(batch: pa.RecordBatch, key: np.uint64, origins: Origins, list_column: str):
-    """(origins, counts, offsets, values) per chunk of about SAMPLES_PER_CHUNK samples of an origin batch."""
-    origin = batch.column("origin").to_numpy()
-    counts = origins.counts(origin_streams(key, origin), batch.column("views").to_numpy())
-    offsets, values = _list_parts(batch.column(list_column))
-    for start, stop in origin_chunks(counts, SAMPLES_PER_CHUNK):
-        low, high = offsets[start], offsets[stop]
-        yield origin[start:stop], counts[start:stop], offsets[start : stop + 1] - low, values, (low, high)
-
-
-WEIGHT_SCALE = 2**20  # fractional co_views (--user-weighting inverse) in units of 2**-20
-
-
-def integer_weights(co_views: np.ndarray) -> np.ndarray:
-    """co_views as the sampler's exact integer weights: counts as they are, fractional weights (the
-    1/(n−1) user weighting) in units of 2**-20, at least 1, so a 1/10,000 weight is off by under 0.1%."""
-    if np.issubdtype(co_views.dtype, np.integer):
-        return co_views.astype(np.int64, copy=False)
-    return np.maximum(np.rint(co_views * WEIGHT_SCALE), 1).astype(np.int64)
-
-
-def coview_step(key: np.uint64, season: int, origins: Origins, negatives: Negatives):
-    """The co-view walk as a mapInArrow function: (origin, views, neighbours, co_views) batches → samples."""
-
-    def sample(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            co_views = integer_weights(batch.column("co_views").flatten().to_numpy())
-            for origin, counts, offsets, neighbours, (low, high) in _chunked_origins(batch, key, origins, "neighbours"):
-                yield sample_batch(
-                    season,
-                    *coview_samples(
-                        key,
-                        origin,
-                        counts,
-                        offsets,
-                        neighbours.slice(low, high - low).to_numpy(),
-                        co_views[low:high],
-                        negatives,
-                    ),
-                )
-
-    return sample
-
-
-def bipartite_first_step(key: np.uint64, origins: Origins, negatives: int):
-    """The bipartite walk's first step as a mapInArrow function: (origin, views, users) → (user_id, origin, samples),
-    one row per (origin, user) drawn with the numbers of its samples, so the shuffle moves a row per viewing."""
-
-    def first_step(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            for origin, counts, offsets, users, (low, _) in _chunked_origins(batch, key, origins, "users"):
-                group_origin, position, group_offsets, sample = samples_by_member(
-                    *bipartite_users(key, origin, counts, offsets, negatives)
-                )
-                yield pa.RecordBatch.from_arrays(
-                    [
-                        users.take(pa.array(position + low)),
-                        pa.array(group_origin),
-                        pa.ListArray.from_arrays(
-                            pa.array(group_offsets.astype(np.int32)), pa.array(sample.astype(np.int32))
-                        ),
-                    ],
-                    names=["user_id", "origin", "samples"],
-                )
-
-    return first_step
-
-
-def bipartite_second_step(key: np.uint64, season: int, negatives: Negatives):
-    """The second step and negatives for one user bucket: (user_id, origin, samples) and (user_id, assets) → samples."""
-
-    def second_step(choices: pa.Table, lists: pa.Table) -> pa.Table:
-        offsets, assets = _list_parts(lists.column("assets").combine_chunks())
-        assets, sizes = assets.to_numpy(), np.diff(offsets)
-        sample_offsets, sample = _list_parts(choices.column("samples").combine_chunks())
-        per_group = np.diff(sample_offsets)
-        row = pc.index_in(choices.column("user_id"), value_set=lists.column("user_id")).to_numpy()
-        row = np.repeat(row, per_group)
-        origin, sample = np.repeat(choices.column("origin").to_numpy(), per_group), sample.to_numpy()
-        batches = [
-            sample_batch(
-                season,
-                *bipartite_samples(
-                    key,
-                    origin[start:stop],
-                    sample[start:stop],
-                    offsets[row[start:stop]],
-                    sizes[row[start:stop]],
-                    assets,
-                    negatives,
-                ),
-            )
-            for start, stop in _ranges(len(origin), SAMPLES_PER_CHUNK)
-        ]
-        return pa.Table.from_batches(batches, schema=SAMPLE_ARROW_SCHEMA)
-
-    return second_step
 
 
 @dataclass(frozen=True)
@@ -290,10 +143,6 @@ class SeasonSampler:
                 lists.unpersist()
 
 
-def _ranges(total: int, size: int) -> list[tuple[int, int]]:
-    return [(start, min(start + size, total)) for start in range(0, total, size)]
-
-
 def season_sampler(
     config: SeasonsConfig,
     seed: int,
@@ -323,21 +172,6 @@ def season_sampler(
         config, catalogue_views, origin_lists.select("views").toArrow().column("views").to_numpy()
     )
     return SeasonSampler(config.walk, seed, origins, negatives, origin_lists, user_lists, partitions, drawn_from)
-
-
-def sampling_plan(config: SeasonsConfig, catalogue_views: np.ndarray, origin_views: np.ndarray) -> tuple:
-    """(Origins, Negatives) from the views of every asset (by index) and of the assets that can be origins."""
-    if len(catalogue_views) < 3:
-        raise InputError(f"{len(catalogue_views)} assets in the catalogue; negatives need at least 3")
-    if len(origin_views) == 0:
-        raise InputError("no asset shares a viewer with another asset, so there is no walk to sample")
-    cumulative = None
-    if config.negative_distribution == "unigram":
-        cumulative = unigram_cumulative(catalogue_views, config.unigram_exponent)
-    origins = Origins(config.origins_per_asset)
-    if config.origin_distribution == "views":
-        origins = Origins.weighted(config.origins_per_asset, config.origin_exponent, origin_views)
-    return origins, Negatives(config.negatives, len(catalogue_views), cumulative)
 
 
 def write_season(samples: DataFrame, path: str, season: int, provenance: dict | None = None) -> None:
@@ -469,8 +303,8 @@ def season_sampler_for(spark: SparkSession, config: Config) -> SeasonSampler:
 
 
 def season_numbers(config: Config) -> range:
-    """The seasons a run draws and trains: --seasons of them, or --warm-seasons when warm-starting."""
-    return range(config.train.warm_seasons if config.train.warm_start else config.seasons.seasons)
+    """The seasons a run draws and trains: --seasons of them (a refresh sets its --warm-seasons there)."""
+    return range(config.seasons.seasons)
 
 
 def seasons_written(spark: SparkSession, config: Config, seasons: list[int]) -> dict:

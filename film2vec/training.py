@@ -22,8 +22,8 @@ from pyspark.sql import functions as F
 
 from film2vec import tables, tracking
 from film2vec.config import Config, ConfigError
+from film2vec.errors import InputError
 from film2vec.evaluate import Split, genre_precision
-from film2vec.events import InputError
 from film2vec.neighbours import neighbours_table
 from film2vec.plots import plot_loss
 from film2vec.seasons import SeasonFeed, season_mismatch, season_numbers

@@ -35,7 +35,7 @@ from film2vec.apps.maps import map_coordinates
 from film2vec.apps.recommend import popularity_prior, recommendations
 from film2vec.apps.tastes import user_vectors
 from film2vec.config import Config, ConfigError
-from film2vec.events import InputError
+from film2vec.errors import InputError
 from film2vec.labels import label_matrix
 from film2vec.nearest import normalised
 from film2vec.plots import plot_loss, plot_map, write_map_html

@@ -16,7 +16,7 @@ from sklearn.metrics import adjusted_rand_score
 from film2vec import cli, pipeline, tables, uses
 from film2vec.apps.similar import similar
 from film2vec.config import Config
-from film2vec.events import InputError
+from film2vec.errors import InputError
 from film2vec.nearest import normalised, top_neighbours
 from film2vec.synthetic import generate_catalogue
 
@@ -163,7 +163,7 @@ def test_missing_candidates_and_unknown_titles_are_named(spark, finished):
     config, _, _ = finished
     config = Config(data=config.data)
     config.apps.candidates = config.out("no-such-rail")
-    with pytest.raises(InputError, match="candidates not found: .*no-such-rail"):
+    with pytest.raises(InputError, match="candidates at .*no-such-rail: no such file or folder"):
         uses.recommend(spark, config)
     config.apps.similar_to = "no such film"
     with pytest.raises(InputError, match="'no such film'"):

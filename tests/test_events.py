@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from film2vec.config import Config
-from film2vec.events import InputError, detect_layout, ingest, read_metadata
-from film2vec.ingest import prepare_views
+from film2vec.errors import InputError
+from film2vec.events import ingest, read_metadata
 
 ML_LATEST_SMALL = Path("/work/shared/data/ml-latest-small")
 
@@ -50,37 +49,6 @@ def assert_counts_add_up(found, rejects: list[tuple]) -> None:
     assert summary["rows"] == summary["valid"] + summary["rejected"]
     assert summary["rejected"] == sum(summary["rejected_by_reason"].values())
     assert len(rejects) == summary["rejected"] + summary["metadata_rejected"]
-
-
-def test_detect_layout_names_each_format_and_each_unknown_path(tmp_path: Path) -> None:
-    (tmp_path / "table" / "_delta_log").mkdir(parents=True)
-    layouts = {"u.data": "ml-100k", "ratings.dat": "ml-1m", "ratings.csv": "ml-latest"}
-    for name in layouts:
-        write(tmp_path / name.replace(".", "_") / name, ["1"])
-    write(tmp_path / "pq" / "part-00000-x.snappy.parquet", [""])
-    write(tmp_path / "pq" / "_SUCCESS", [""])
-    write(tmp_path / "csvs" / "a.csv", ["user_id,asset_id"])
-    write(tmp_path / "mixed" / "a.csv", [""])
-    write(tmp_path / "mixed" / "b.json", [""])
-    write(tmp_path / "notes.txt", [""])
-    (tmp_path / "empty").mkdir()
-
-    assert detect_layout(str(tmp_path / "table")) == "delta"
-    for name, layout in layouts.items():
-        assert detect_layout(str(tmp_path / name.replace(".", "_"))) == layout
-    assert detect_layout(str(tmp_path / "pq")) == "parquet"
-    assert detect_layout(str(tmp_path / "csvs")) == "csv"
-    assert detect_layout(str(tmp_path / "csvs" / "a.csv")) == "csv"
-    failures = {
-        "missing": "no such file or folder",
-        "empty": "the folder is empty",
-        "mixed": "cannot tell the format of this folder (it holds a.csv, b.json)",
-        "notes.txt": "unknown file type",
-    }
-    for name, problem in failures.items():
-        with pytest.raises(InputError, match="events at") as error:
-            detect_layout(str(tmp_path / name))
-        assert f"{tmp_path / name}: {problem}" in str(error.value)
 
 
 def test_ml_100k_reads_latin1_titles_genre_flags_and_rejects_short_lines(spark, tmp_path: Path) -> None:
@@ -357,19 +325,3 @@ def test_metadata_with_no_usable_row_stops(spark, tmp_path: Path) -> None:
         f"metadata at {metadata}: none of the 1 rows is usable "
         "(e.g. malformed metadata asset_id: not a 64-bit integer: m1); the events' asset ids are integers"
     )
-
-
-def test_prepare_views_writes_rejects_then_stops_when_nothing_is_valid(spark, tmp_path: Path) -> None:
-    config = Config()
-    config.data.out = str(tmp_path / "out")
-    config.data.events = write(tmp_path / "events.csv", ["user_id,asset_id", "a,", ",b"])
-
-    with pytest.raises(InputError) as error:
-        prepare_views(spark, config)
-
-    assert str(error.value).startswith(f"events at {config.data.events}: none of the 2 rows is a valid view")
-    written = spark.read.format("delta").load(config.out("rejects")).collect()
-    assert sorted(tuple(row) for row in written) == [
-        ("asset_id is null", '{"user_id":"a","asset_id":null}', config.data.events),
-        ("user_id is null", '{"user_id":null,"asset_id":"b"}', config.data.events),
-    ]

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from film2vec.config import Config
-from film2vec.events import InputError
+from film2vec.errors import InputError
 from film2vec.pairs import count_pairs
 from film2vec.seasons import sample
 

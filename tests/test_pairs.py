@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from film2vec import pairs as pairs_module
-from film2vec.events import InputError
+from film2vec.errors import InputError
 from film2vec.pairs import (
     bucket_gram,
     bucket_increment,

@@ -12,7 +12,7 @@ import pytest
 from film2vec import tables
 from film2vec.config import Config
 from film2vec.errors import InputError
-from film2vec.pairs import PAIRS_RECORD, compact, count_pairs
+from film2vec.pairs import PAIRS_RECORD, count_pairs
 from film2vec.seasons import SEASON_RECORD, sample, season_mismatch
 from film2vec.training import EMBEDDINGS_RECORD, SEASON_MISMATCH_TAG, train_vectors
 
@@ -82,7 +82,8 @@ def test_seasons_from_older_views_stop_train_unless_allowed_and_then_the_run_rec
     config.seasons.seasons = 2
     count_pairs(spark, config)
     sample(spark, config)
-    compact(spark, config)  # OPTIMIZE and VACUUM keep the rows: no reason to redraw
+    # OPTIMIZE and VACUUM keep the rows: no reason to redraw
+    tables.compact(spark, config, ("views", "pairs"), config.refresh.vacuum_retention_hours)
     assert season_mismatch(spark, config, [0, 1]) == (None, [])
 
     before = tables.version(spark, config, "views")

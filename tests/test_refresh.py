@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-from datetime import datetime, timezone
 
 import mlflow
 import numpy as np
@@ -16,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from film2vec import ingest, pipeline, tracking
+from film2vec import pipeline, tracking
 from film2vec.config import Config, ConfigError, TrackingConfig
 from film2vec.ingest import append_new_views, new_batch
 from film2vec.nearest import normalised, top_neighbours
@@ -229,13 +228,6 @@ def test_refresh_needs_a_batch(spark, tmp_path):
     with pytest.raises(ConfigError, match="--new-events PATH or --since TIME"):
         pipeline.refresh(spark, config)
     assert not any(tmp_path.iterdir())  # nothing written
-
-
-def test_since_must_be_a_time():
-    with pytest.raises(ConfigError, match="--since: 'yesterday' is not a time"):
-        ingest._moment("yesterday")
-    assert ingest._moment("1700000000") == datetime.fromtimestamp(1_700_000_000, timezone.utc)
-    assert ingest._moment("2024-05-01").tzinfo == timezone.utc
 
 
 # ---- warm start, cold start and the alias on the planted catalogue

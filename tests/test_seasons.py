@@ -11,7 +11,7 @@ from scipy import stats
 from test_walks import VIEWS, bipartite_season, bipartite_transition
 
 from film2vec.config import SeasonsConfig
-from film2vec.events import InputError
+from film2vec.errors import InputError
 from film2vec.seasons import SAMPLE_SCHEMA, SeasonFeed, season_sampler, write_season
 
 EDGES = {("a", "b"): 1, ("a", "c"): 4, ("a", "d"): 10, ("b", "c"): 2, ("c", "d"): 3, ("d", "e"): 1}
@@ -144,13 +144,3 @@ def test_too_small_catalogue_is_an_input_error(spark):
     pairs = spark.createDataFrame([("a", "b", 1)], "asset_a string, asset_b string, co_views long")
     with pytest.raises(InputError, match="2 assets"):
         season_sampler(SeasonsConfig(walk="coview"), 0, assets, pairs=pairs)
-
-
-def test_fractional_co_views_become_proportional_integer_weights():
-    from film2vec.seasons import integer_weights
-
-    counts = np.array([1, 7, 3], dtype=np.int64)
-    np.testing.assert_array_equal(integer_weights(counts), counts)
-    weighted = integer_weights(np.array([0.5, 1 / 3, 1e-9, 2.25]))
-    assert weighted.dtype == np.int64 and weighted.min() >= 1
-    np.testing.assert_allclose(weighted[[0, 1, 3]] / weighted[0], [1, 2 / 3, 4.5], rtol=1e-5)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-from deltalake import DeltaTable
 
-from film2vec.config import Config, SyntheticConfig
-from film2vec.ingest import generate
+from film2vec.config import SyntheticConfig
 from film2vec.synthetic import (
     SyntheticCatalogue,
     contains_sorted,
@@ -16,7 +14,6 @@ from film2vec.synthetic import (
     first_occurrences,
     generate_catalogue,
     genre_names,
-    plan_catalogue,
     rank_within_runs,
 )
 
@@ -162,20 +159,3 @@ def test_assets_table_schema(catalogue):
     planted = [[catalogue.genre_names[g]] for g in catalogue.planted_genre]
     assert assets.column("genres").to_pylist() == planted
     assert assets.column("title").to_pylist() == catalogue.titles.tolist()
-
-
-def test_generate_writes_the_in_memory_catalogue_drawn_chunk_by_chunk_in_spark(spark, tmp_path):
-    """`film2vec generate` draws each chunk of users in a Spark task; together they are generate_catalogue's."""
-    config = Config()
-    config.data.out = str(tmp_path)
-    # 1M views a chunk by default: 10 users of 100,000 views each (clipped to the catalogue) make 3 chunks
-    config.synthetic.users, config.synthetic.views_per_user = 30, 100_000.0
-    assert plan_catalogue(config.synthetic, config.seed).chunks == 3
-    summary = generate(spark, config)
-    expected = generate_catalogue(config.synthetic, config.seed)
-    written = (
-        DeltaTable(summary["events"]).to_pyarrow_table().sort_by([("user_id", "ascending"), ("asset_id", "ascending")])
-    )
-    assert written.equals(expected.events_table())
-    assert DeltaTable(summary["metadata"]).to_pyarrow_table().sort_by("asset_id").equals(expected.assets_table())
-    assert summary["views"] == written.num_rows

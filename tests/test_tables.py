@@ -3,6 +3,8 @@ the refresh's compaction."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
@@ -10,11 +12,17 @@ from pyspark.sql import functions as F
 from film2vec import tables
 from film2vec.config import Config
 from film2vec.errors import InputError
-from film2vec.pairs import compact, count_pairs
+from film2vec.pairs import count_pairs
 from film2vec.seasons import write_season
 from film2vec.train.stream import read_season
 
 DELETION_VECTORS_BY_DEFAULT = "spark.databricks.delta.properties.defaults.enableDeletionVectors"
+
+
+def write(path: Path, lines: list[str]) -> None:
+    """A small text fixture file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines))
 
 
 @pytest.mark.parametrize(
@@ -50,6 +58,62 @@ def test_a_schema_of_a_user_is_quoted_into_every_table_name():
     config.data.catalog, config.data.schema = "main", "`film2vec; x`"
     assert tables.named(config, "pairs") == "`main`.`film2vec; x`.`pairs`"
     assert tables.named(config, "seasons") is None  # scratch stays at a path
+
+
+def test_detect_layout_names_each_format_and_each_unknown_path(tmp_path: Path) -> None:
+    (tmp_path / "table" / "_delta_log").mkdir(parents=True)
+    layouts = {"u.data": "ml-100k", "ratings.dat": "ml-1m", "ratings.csv": "ml-latest"}
+    for name in layouts:
+        write(tmp_path / name.replace(".", "_") / name, ["1"])
+    write(tmp_path / "pq" / "part-00000-x.snappy.parquet", [""])
+    write(tmp_path / "pq" / "_SUCCESS", [""])
+    write(tmp_path / "csvs" / "a.csv", ["user_id,asset_id"])
+    write(tmp_path / "mixed" / "a.csv", [""])
+    write(tmp_path / "mixed" / "b.json", [""])
+    write(tmp_path / "notes.txt", [""])
+    (tmp_path / "empty").mkdir()
+
+    assert tables.detect_layout(str(tmp_path / "table")) == "delta"
+    for name, layout in layouts.items():
+        assert tables.detect_layout(str(tmp_path / name.replace(".", "_"))) == layout
+    assert tables.detect_layout(str(tmp_path / "pq")) == "parquet"
+    assert tables.detect_layout(str(tmp_path / "csvs")) == "csv"
+    assert tables.detect_layout(str(tmp_path / "csvs" / "a.csv")) == "csv"
+    failures = {
+        "missing": "no such file or folder",
+        "empty": "the folder is empty",
+        "mixed": "cannot tell the format of this folder (it holds a.csv, b.json)",
+        "notes.txt": "unknown file type",
+    }
+    for name, problem in failures.items():
+        with pytest.raises(InputError, match="events at") as error:
+            tables.detect_layout(str(tmp_path / name))
+        assert f"{tmp_path / name}: {problem}" in str(error.value)
+
+
+def test_a_table_a_user_names_is_read_by_the_one_reader_and_a_wrong_one_is_named(spark, tmp_path: Path) -> None:
+    write(tmp_path / "rail.csv", ["asset_id,row", "7,a", "9,b"])
+    write(tmp_path / "ml" / "ratings.csv", ["userId,movieId,rating,timestamp"])
+    spark.createDataFrame([(3,)], "asset_id long").write.format("delta").save(str(tmp_path / "rail"))
+
+    assert sorted(
+        r.asset_id for r in tables.read_input(spark, str(tmp_path / "rail.csv"), "candidates", ("asset_id",)).collect()
+    ) == ["7", "9"]
+    assert [
+        r.asset_id for r in tables.read_input(spark, str(tmp_path / "rail"), "candidates", ("asset_id",)).collect()
+    ] == [3]
+    problems = {"rail.csv": ("title",), "ml": ("asset_id",), "nowhere": ("asset_id",)}
+    messages = {
+        "rail.csv": "missing column(s) title; found asset_id, row",
+        "ml": "a MovieLens folder",
+        "nowhere": "no such file or folder",
+    }
+    for name, columns in problems.items():
+        with pytest.raises(InputError) as error:
+            tables.read_input(spark, str(tmp_path / name), "candidates", columns)
+        assert str(error.value).startswith(f"candidates at {tmp_path / name}: {messages[name]}")
+    with pytest.raises(InputError, match="candidates no_schema.rail: no such table in the metastore"):
+        tables.read_input(spark, "no_schema.rail", "candidates", ("asset_id",))
 
 
 def test_paths_and_column_names_with_quotes_backticks_semicolons_and_spaces_reach_the_right_data(spark, tmp_path):
@@ -121,7 +185,7 @@ def test_compaction_merges_small_files_and_vacuum_removes_the_unreferenced(spark
     for _ in range(3):
         tables.append(config, views.repartition(2), "views")
     before = {table: len(DeltaTable(config.out(table)).file_uris()) for table in ("pairs", "views")}
-    summary = compact(spark, config)
+    summary = tables.compact(spark, config, ("views", "pairs"), config.refresh.vacuum_retention_hours)
     after = {table: len(DeltaTable(config.out(table)).file_uris()) for table in ("pairs", "views")}
     assert after == {"pairs": 1, "views": 1} and before["views"] > 1
     assert summary["views"]["files_removed"] == before["views"]

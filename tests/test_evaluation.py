@@ -1,0 +1,67 @@
+"""The evaluation stage: split, train on the train part only, score, log; a missing table is named."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import mlflow
+import numpy as np
+import pytest
+
+from film2vec import cli, evaluation, tracking
+from film2vec.errors import ExitCode
+
+SMALL = ["--users", "400", "--catalogue-size", "120", "--genres", "4", "--views-per-user", "20"]
+SMALL += ["--seasons", "2", "--origins-per-asset", "100", "--dim", "16"]
+SMALL += ["--batch-size", "256", "--learning-rate", "0.5"]
+
+
+@pytest.fixture(scope="module")
+def evaluated(spark, tmp_path_factory):
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    out = str(tmp_path_factory.mktemp("evaluate"))
+    config = cli.config_from(cli.parser().parse_args(["evaluate", "--out", out, *SMALL]))
+    return config, evaluation.evaluate(spark, config)
+
+
+def test_evaluate_splits_the_events_and_trains_on_train_only(spark, evaluated):
+    config, summary = evaluated
+    train_views = spark.read.format("delta").load(config.out("split/train"))
+    test_views = spark.read.format("delta").load(config.out("split/test"))
+    all_views = spark.read.format("delta").load(config.out("synthetic/events")).select("user_id", "asset_id")
+    assert train_views.count() + test_views.count() == all_views.distinct().count()
+    assert test_views.count() == 5 * summary["users_evaluated"]
+    learnt_from = spark.read.format("delta").load(config.out("views"))
+    assert learnt_from.join(test_views, ["user_id", "asset_id"]).count() == 0  # no test view reached training
+    assert learnt_from.count() == train_views.count()
+
+
+def test_evaluate_beats_random_vectors_and_logs_the_figures_to_the_run(spark, evaluated):
+    config, summary = evaluated
+    figures = summary["figures"]
+    assert set(figures) == {"recall_at_20", "ndcg_at_20", "genre_p_at_10"}
+    held_out, _ = evaluation.split_events(spark, config)
+    ids = held_out.asset_ids
+    random_vectors = np.random.default_rng(0).normal(size=(len(ids), 16))
+    chance = held_out.score(tracking.embeddings_table(ids, random_vectors))
+    assert figures["recall_at_20"] > chance["recall_at_20"] + 0.05
+    assert figures["genre_p_at_10"] > chance["genre_p_at_10"] + 0.1
+    run = mlflow.get_run(summary["train"]["run_id"])
+    assert {key: run.data.metrics[key] for key in figures} == pytest.approx(figures)
+
+
+def test_evaluate_scores_a_given_embeddings_table_and_prints_the_figures(evaluated, capsys):
+    config, summary = evaluated
+    argv = ["evaluate", "--out", config.data.out, "--embeddings", config.out("embeddings"), *SMALL, "--json"]
+    assert cli.main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)  # with --json, stdout is the summary and nothing else
+    assert printed["figures"] == pytest.approx(summary["figures"])
+
+
+def test_evaluate_names_a_missing_embeddings_table(evaluated, capsys):
+    config, _ = evaluated
+    argv = ["evaluate", "--out", config.data.out, "--embeddings", config.out("nowhere"), *SMALL]
+    assert cli.main(argv) == ExitCode.BAD_INPUT
+    error = capsys.readouterr().err
+    assert f"embeddings at {config.out('nowhere')}: no such file or folder" in error

@@ -1,0 +1,61 @@
+"""The ingest stage: the synthetic catalogue written by Spark, rejects kept when nothing is valid, --since."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from deltalake import DeltaTable
+
+from film2vec.config import Config, ConfigError
+from film2vec.errors import InputError
+from film2vec.ingest import generate, prepare_views, since_moment
+from film2vec.synthetic import generate_catalogue, plan_catalogue
+
+
+def write(path: Path, lines: list[str]) -> str:
+    """A small CSV fixture; returns its path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines))
+    return str(path)
+
+
+def test_generate_writes_the_in_memory_catalogue_drawn_chunk_by_chunk_in_spark(spark, tmp_path):
+    """`film2vec generate` draws each chunk of users in a Spark task; together they are generate_catalogue's."""
+    config = Config()
+    config.data.out = str(tmp_path)
+    # 1M views a chunk by default: 10 users of 100,000 views each (clipped to the catalogue) make 3 chunks
+    config.synthetic.users, config.synthetic.views_per_user = 30, 100_000.0
+    assert plan_catalogue(config.synthetic, config.seed).chunks == 3
+    summary = generate(spark, config)
+    expected = generate_catalogue(config.synthetic, config.seed)
+    written = (
+        DeltaTable(summary["events"]).to_pyarrow_table().sort_by([("user_id", "ascending"), ("asset_id", "ascending")])
+    )
+    assert written.equals(expected.events_table())
+    assert DeltaTable(summary["metadata"]).to_pyarrow_table().sort_by("asset_id").equals(expected.assets_table())
+    assert summary["views"] == written.num_rows
+
+
+def test_prepare_views_writes_rejects_then_stops_when_nothing_is_valid(spark, tmp_path: Path) -> None:
+    config = Config()
+    config.data.out = str(tmp_path / "out")
+    config.data.events = write(tmp_path / "events.csv", ["user_id,asset_id", "a,", ",b"])
+
+    with pytest.raises(InputError) as error:
+        prepare_views(spark, config)
+
+    assert str(error.value).startswith(f"events at {config.data.events}: none of the 2 rows is a valid view")
+    written = spark.read.format("delta").load(config.out("rejects")).collect()
+    assert sorted(tuple(row) for row in written) == [
+        ("asset_id is null", '{"user_id":"a","asset_id":null}', config.data.events),
+        ("user_id is null", '{"user_id":null,"asset_id":"b"}', config.data.events),
+    ]
+
+
+def test_since_must_be_a_time():
+    with pytest.raises(ConfigError, match="--since: 'yesterday' is not a time"):
+        since_moment("yesterday")
+    assert since_moment("1700000000") == datetime.fromtimestamp(1_700_000_000, timezone.utc)
+    assert since_moment("2024-05-01").tzinfo == timezone.utc

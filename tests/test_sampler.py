@@ -1,0 +1,40 @@
+"""The sampler's pure side: exact integer weights, the plan of origins and negatives, no Spark imported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from film2vec.config import SeasonsConfig
+from film2vec.errors import InputError
+from film2vec.sampler import integer_weights, sampling_plan
+
+
+def test_fractional_co_views_become_proportional_integer_weights():
+    counts = np.array([1, 7, 3], dtype=np.int64)
+    np.testing.assert_array_equal(integer_weights(counts), counts)
+    weighted = integer_weights(np.array([0.5, 1 / 3, 1e-9, 2.25]))
+    assert weighted.dtype == np.int64 and weighted.min() >= 1
+    np.testing.assert_allclose(weighted[[0, 1, 3]] / weighted[0], [1, 2 / 3, 4.5], rtol=1e-5)
+
+
+def test_the_plan_weighs_origins_by_views_and_draws_negatives_from_the_whole_catalogue():
+    views = np.array([1, 4, 9, 16])
+    origins, negatives = sampling_plan(SeasonsConfig(origin_distribution="views", origin_exponent=0.5), views, views)
+    assert negatives.n_assets == 4 and negatives.count == SeasonsConfig().negatives
+    assert origins.exponent == 0.5 and origins.scale == pytest.approx(SeasonsConfig().origins_per_asset * 4 / 10)
+    with pytest.raises(InputError, match="2 assets in the catalogue"):
+        sampling_plan(SeasonsConfig(), views[:2], views[:2])
+    with pytest.raises(InputError, match="no asset shares a viewer"):
+        sampling_plan(SeasonsConfig(), views, views[:0])
+
+
+def test_the_pure_modules_import_without_spark_torch_or_mlflow():
+    modules = "film2vec.sampler, film2vec.walks, film2vec.evaluate, film2vec.nearest, film2vec.labels, film2vec.tables"
+    heavy = "{'pyspark', 'torch', 'mlflow'}"
+    code = f"import sys, {modules}; print(sorted({{m.split('.')[0] for m in sys.modules}} & {heavy}))"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert found.strip() == "[]"
