@@ -58,8 +58,8 @@ def floor_coview(config: Config, season: int) -> Callable[[], int]:
         [pa.array(origin), pa.array(views[origin]), neighbours, co_views],
         names=["origin", "views", "neighbours", "co_views"],
     )
-    origins, negatives = sampling_plan(config.seasons, views, views[origin])
-    step = coview_step(stream_key(config.seed, season), season, origins, negatives)
+    origins = sampling_plan(config.seasons, views, views[origin])
+    step = coview_step(stream_key(config.seed, season), season, origins, config.seasons.negatives)
     return lambda: sum(out.num_rows for out in step(iter([batch])))
 
 
@@ -75,10 +75,10 @@ def floor_bipartite(config: Config, season: int) -> Callable[[], int]:
     views[assets.column("asset_idx").to_numpy()] = assets.column("views").to_numpy()
     origin, users = _lists(asset, user)
     user_ids, assets_of = _lists(user, asset)
-    origins, negatives = sampling_plan(config.seasons, views, views[origin])
+    origins = sampling_plan(config.seasons, views, views[origin])
     key = stream_key(config.seed, season)
-    first = bipartite_first_step(key, origins, negatives.count)
-    second = bipartite_second_step(key, season, negatives)
+    first = bipartite_first_step(key, origins, config.seasons.negatives)
+    second = bipartite_second_step(key, season, config.seasons.negatives)
     batch = pa.RecordBatch.from_arrays([pa.array(origin), pa.array(views[origin]), users], ["origin", "views", "users"])
     lists = pa.table({"user_id": user_ids, "assets": assets_of})
     return lambda: second(pa.Table.from_batches(list(first(iter([batch])))), lists).num_rows

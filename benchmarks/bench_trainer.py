@@ -28,13 +28,15 @@ import torch
 from benchmarks.movielens import Sampling, load, sample_season, without_rare
 from film2vec.config import SeasonsConfig, TrainConfig
 from film2vec.evaluate import evaluate
+from film2vec.sampler import negatives_plan
 from film2vec.train.trainer import train
+from film2vec.walks import Negatives
 
 
-def film2vec_run(path: str, n_assets: int, config: TrainConfig) -> tuple[float, np.ndarray]:
-    """(training seconds, vectors) of one season, `epochs_per_season` passes."""
+def film2vec_run(path: str, negatives: Negatives, config: TrainConfig) -> tuple[float, np.ndarray]:
+    """(training seconds, vectors) of one season, `epochs_per_season` passes, negatives drawn as it trains."""
     started = time.perf_counter()
-    result = train(path, [0], n_assets, config)
+    result = train(path, [0], negatives.n_assets, config, negatives=negatives)
     return time.perf_counter() - started, result.vectors
 
 
@@ -99,9 +101,10 @@ def main() -> None:
         compile_step=arguments.compile,
     )
     catalogue = load()
-    n_assets = len(catalogue.train_views)
     seasons = SeasonsConfig(origins_per_asset=arguments.origins_per_asset, negatives=arguments.negatives)
     season = sample_season(catalogue, Sampling(seasons), season=0, seed=0)
+    negatives = negatives_plan(seasons, catalogue.train_views)
+    n_assets = negatives.n_assets
     origin, target = season.column("origin").to_numpy(), season.column("target").to_numpy()
     pairs = len(origin) * arguments.epochs
     seconds: dict[str, list[float]] = {"film2vec": [], "gensim": [], "gensim_corpus_file": []}
@@ -113,9 +116,9 @@ def main() -> None:
         corpus = Path(folder) / "pairs.txt"
         corpus.write_text("".join(f"{a} {b}\n" for a, b in zip(origin.tolist(), target.tolist(), strict=True)))
         write_deltalake(f"{folder}/warm-up", season.slice(0, 100_000), partition_by=["season"])
-        compile_seconds, _ = film2vec_run(f"{folder}/warm-up", n_assets, config)  # builds or compiles the step once
+        compile_seconds, _ = film2vec_run(f"{folder}/warm-up", negatives, config)  # builds or compiles the step once
         for _ in range(arguments.repeats):
-            took, vectors["film2vec"] = film2vec_run(f"{folder}/seasons", n_assets, config)
+            took, vectors["film2vec"] = film2vec_run(f"{folder}/seasons", negatives, config)
             seconds["film2vec"].append(took)
             took, vectors["gensim"] = gensim_run(origin, target, n_assets, config, arguments.negatives, None)
             seconds["gensim"].append(took)

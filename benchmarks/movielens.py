@@ -76,34 +76,37 @@ class Sampling:
 
 
 def sample_season(catalogue: Catalogue, sampling: Sampling, season: int, seed: int) -> pa.Table:
-    """One season as the sample stage writes it (season, draw, origin, target, negatives), drawn by the
-    product's kernels (film2vec.walks) over the assets taking part: the same plan (film2vec.sampler.sampling_plan)
-    and the same counter-based streams, keyed by (seed, season)."""
-    pool = np.flatnonzero(catalogue.train_views >= sampling.min_views)  # taking part, renumbered 0..len(pool)
-    views = catalogue.train_views[pool]
+    """One season as the sample stage writes it (season, draw, origin, target), drawn by the product's kernels
+    (film2vec.walks) with the same plan (film2vec.sampler.sampling_plan) and the same counter-based streams,
+    keyed by (seed, season). Assets under `min_views` train views take no part in the walk (neither origin nor
+    target); negatives, drawn by the trainer, come from the whole catalogue, as in the product."""
+    views = catalogue.train_views
+    kept = sp.diags((views >= sampling.min_views).astype(np.int64), dtype=np.int64)  # 0/1: keeps asset indices
     key = stream_key(seed, season)
+    slots = sampling.seasons.negatives
     if sampling.seasons.walk == "bipartite":
-        watched = catalogue.watched[:, pool].tocsr()
+        watched = (catalogue.watched @ kept).tocsr()
+        watched.eliminate_zeros()
         watched = watched[np.diff(watched.indptr) >= 2]  # a user with one asset has no other to step to
         watched.sort_indices()
         users_of = watched.tocsc()
         users_of.sort_indices()
         origins = np.flatnonzero(np.diff(users_of.indptr) > 0)
-        plan, negatives = sampling_plan(sampling.seasons, views, views[origins])
+        plan = sampling_plan(sampling.seasons, views, views[origins])
         counts = plan.counts(origin_streams(key, origins), views[origins])
         origin, sample, position = bipartite_users(
-            key, origins, counts, users_of.indptr[np.append(origins, origins[-1] + 1)], negatives.count
+            key, origins, counts, users_of.indptr[np.append(origins, origins[-1] + 1)], slots
         )
         user = users_of.indices[position]
         list_start, list_size = watched.indptr[user], np.diff(watched.indptr)[user]
-        drawn = bipartite_samples(key, origin, sample, list_start, list_size, watched.indices, negatives)
+        drawn = bipartite_samples(key, origin, sample, list_start, list_size, watched.indices, slots)
     else:
         co_views = catalogue.inverse_co_views if sampling.user_weighting == "inverse" else catalogue.co_views
-        co_views = co_views[pool][:, pool].tocsr()
+        co_views = (kept @ co_views @ kept).tocsr()
         co_views.eliminate_zeros()
         co_views.sort_indices()
         origins = np.flatnonzero(np.diff(co_views.indptr) > 0)
-        plan, negatives = sampling_plan(sampling.seasons, views, views[origins])
+        plan = sampling_plan(sampling.seasons, views, views[origins])
         counts = plan.counts(origin_streams(key, origins), views[origins])
         offsets = co_views.indptr[np.append(origins, origins[-1] + 1)]
         lists = slice(offsets[0], offsets[-1])
@@ -114,11 +117,9 @@ def sample_season(catalogue: Catalogue, sampling: Sampling, season: int, seed: i
             offsets - offsets[0],
             co_views.indices[lists],
             integer_weights(co_views.data[lists]),
-            negatives,
+            slots,
         )
-    origin, sample, target, negative = drawn
-    batch = sample_batch(season, pool[origin], sample, pool[target], pool[negative])
-    return pa.Table.from_batches([batch]).sort_by("draw")
+    return pa.Table.from_batches([sample_batch(season, *drawn)]).sort_by("draw")
 
 
 def write_seasons(path: str, catalogue: Catalogue, sampling: Sampling, seasons: int, seed: int) -> None:

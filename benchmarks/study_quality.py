@@ -18,6 +18,7 @@ import time
 from benchmarks.movielens import Sampling, load, without_rare, write_seasons
 from film2vec.config import PairsConfig, SeasonsConfig, TrainConfig
 from film2vec.evaluate import evaluate
+from film2vec.sampler import negatives_plan
 from film2vec.train.trainer import train
 
 
@@ -39,7 +40,9 @@ def run_variant(catalogue, settings: dict, seed: int) -> dict:
         started = time.perf_counter()
         write_seasons(f"{folder}/seasons", catalogue, sampling, settings["seasons"], seed)
         sampled = time.perf_counter()
-        result = train(f"{folder}/seasons", range(settings["seasons"]), len(catalogue.train_views), config, seed)
+        negatives = negatives_plan(seasons, catalogue.train_views)
+        n_assets, seasons_drawn = len(catalogue.train_views), range(settings["seasons"])
+        result = train(f"{folder}/seasons", seasons_drawn, n_assets, config, seed, negatives=negatives)
         trained = time.perf_counter()
     samples = sum(report.samples for report in result.history)
     figures = {}

@@ -107,8 +107,10 @@ EVENTS = {  # read and validated by events.ingest; without --events, the synthet
     *("data.metadata_asset_col", "data.title_col", "data.genres_col"),
 } | every("synthetic")
 NEW_VIEWS = frozenset({"data.new_events", "data.since"})  # a batch merged into the tables (count_new_pairs)
-SAMPLING = {"seed"} | every("seasons", "pipelined_seasons")
-TRAINING = {"seed", "seasons.seasons"} | every("train") | every("tracking", "evaluation_model")
+NEGATIVES = frozenset({"seasons.negatives", "seasons.negative_distribution", "seasons.unigram_exponent"})
+# the sampler leaves each sample's negatives' slots in its stream; the trainer draws them (train/stream.py)
+SAMPLING = {"seed"} | every("seasons", "pipelined_seasons", "negative_distribution", "unigram_exponent")
+TRAINING = {"seed", "seasons.seasons"} | NEGATIVES | every("train") | every("tracking", "evaluation_model")
 USES_RUN = SESSION | TABLES | {"apps.run_id", "tracking.experiment"}  # the MLflow run uses log to
 LABELS = frozenset({"apps.labels", "apps.label_column"})  # uses.load_catalogue's labels
 

@@ -5,8 +5,8 @@ a DataFrame's partitions (mapInArrow, applyInArrow), benchmarks and studies call
 
 Example::
 
-    origins, negatives = sampling_plan(config.seasons, catalogue_views, origin_views)
-    step = coview_step(stream_key(seed, season), season, origins, negatives)
+    origins = sampling_plan(config.seasons, catalogue_views, origin_views)
+    step = coview_step(stream_key(seed, season), season, origins, config.seasons.negatives)
     samples = pa.Table.from_batches(step(neighbour_batches))
 """
 
@@ -39,39 +39,41 @@ SAMPLE_ARROW_SCHEMA = pa.schema(
         ("draw", pa.int64()),
         ("origin", pa.int32()),
         ("target", pa.int32()),
-        ("negatives", pa.list_(pa.int32())),
     ]
 )
 SAMPLES_PER_CHUNK = 1 << 13  # samples made per kernel call: the kernels' arrays stay in the CPU caches
 
 
-def sampling_plan(config: SeasonsConfig, catalogue_views: np.ndarray, origin_views: np.ndarray) -> tuple:
-    """(Origins, Negatives) from the views of every asset (by index) and of the assets that can be origins."""
+def sampling_plan(config: SeasonsConfig, catalogue_views: np.ndarray, origin_views: np.ndarray) -> Origins:
+    """How many samples each origin gets, from the views of every asset (by index) and of the assets that can
+    be origins."""
     if len(catalogue_views) < 3:
         raise InputError(f"{len(catalogue_views)} assets in the catalogue; negatives need at least 3")
     if len(origin_views) == 0:
         raise InputError("no asset shares a viewer with another asset, so there is no walk to sample")
+    if config.origin_distribution == "views":
+        return Origins.weighted(config.origins_per_asset, config.origin_exponent, origin_views)
+    return Origins(config.origins_per_asset)
+
+
+def negatives_plan(config: SeasonsConfig, catalogue_views: np.ndarray) -> Negatives:
+    """The negatives of every sample, from the views of every asset (by index): uniform over the other assets,
+    or ∝ views**unigram_exponent."""
     cumulative = None
     if config.negative_distribution == "unigram":
         cumulative = unigram_cumulative(catalogue_views, config.unigram_exponent)
-    origins = Origins(config.origins_per_asset)
-    if config.origin_distribution == "views":
-        origins = Origins.weighted(config.origins_per_asset, config.origin_exponent, origin_views)
-    return origins, Negatives(config.negatives, len(catalogue_views), cumulative)
+    return Negatives(config.negatives, len(catalogue_views), cumulative)
 
 
-def sample_batch(
-    season: int, origin: np.ndarray, sample: np.ndarray, target: np.ndarray, negatives: np.ndarray
-) -> pa.RecordBatch:
-    flat = pa.array(negatives.astype(np.int32, copy=False).ravel())
-    count = negatives.shape[1]
+def sample_batch(season: int, origin: np.ndarray, sample: np.ndarray, target: np.ndarray) -> pa.RecordBatch:
+    """A season's rows: its number, each sample's draw key, origin and target (negatives are drawn where they
+    are used, from the draw key)."""
     return pa.RecordBatch.from_arrays(
         [
             pa.array(np.full(len(origin), season, dtype=np.int32)),
             pa.array(draw_keys(origin, sample)),
             pa.array(origin.astype(np.int32, copy=False)),
             pa.array(target.astype(np.int32, copy=False)),
-            pa.ListArray.from_arrays(pa.array(np.arange(0, len(flat) + 1, count, dtype=np.int32)), flat),
         ],
         schema=SAMPLE_ARROW_SCHEMA,
     )
@@ -104,7 +106,7 @@ def integer_weights(co_views: np.ndarray) -> np.ndarray:
     return np.maximum(np.rint(co_views * WEIGHT_SCALE), 1).astype(np.int64)
 
 
-def coview_step(key: np.uint64, season: int, origins: Origins, negatives: Negatives):
+def coview_step(key: np.uint64, season: int, origins: Origins, negatives: int):
     """The co-view walk as a mapInArrow function: (origin, views, neighbours, co_views) batches → samples."""
 
     def sample(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -151,8 +153,8 @@ def bipartite_first_step(key: np.uint64, origins: Origins, negatives: int):
     return first_step
 
 
-def bipartite_second_step(key: np.uint64, season: int, negatives: Negatives):
-    """The second step and negatives for one user bucket: (user_id, origin, samples) and (user_id, assets) → samples."""
+def bipartite_second_step(key: np.uint64, season: int, negatives: int):
+    """The second step for one user bucket: (user_id, origin, samples) and (user_id, assets) → samples."""
 
     def second_step(choices: pa.Table, lists: pa.Table) -> pa.Table:
         offsets, assets = _list_parts(lists.column("assets").combine_chunks())

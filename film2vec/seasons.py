@@ -1,9 +1,11 @@
 """Seasons of samples: the walk kernels of film2vec.walks run per partition, written to Delta.
 
-Each season is a fresh training set of (origin, target, negatives) rows as dense asset indices (see the
-assets table). Rows are a pure function of (seed, season, origin), so rerunning a season rewrites
-identical rows whatever the partitioning, and writing it replaces exactly that season's partition of the
-Delta table in one commit: a job that fails leaves the previous rows of the season as they were.
+Each season is a fresh training set of (draw, origin, target) rows as dense asset indices (see the assets
+table); each sample's negatives are a function of its draw key, drawn by the trainer where it uses them,
+so the table holds two asset indices a sample instead of 2 + negatives. Rows are a pure function of
+(seed, season, origin), so rerunning a season rewrites identical rows whatever the partitioning, and
+writing it replaces exactly that season's partition of the Delta table in one commit: a job that fails
+leaves the previous rows of the season as they were.
 
 Two walks:
 - `coview`: one step over the pair table, P(b | a) ∝ co_views(a, b). One mapInArrow over per-origin
@@ -37,11 +39,11 @@ from film2vec.config import Config, SeasonsConfig
 from film2vec.conflicts import committing
 from film2vec.sampler import bipartite_first_step, bipartite_second_step, coview_step, sampling_plan
 from film2vec.tables import NO_DELETION_VECTORS
-from film2vec.walks import Negatives, Origins, stream_key
+from film2vec.walks import Origins, stream_key
 
 log = logging.getLogger(__name__)
 
-SAMPLE_SCHEMA = "season int, draw bigint, origin int, target int, negatives array<int>"
+SAMPLE_SCHEMA = "season int, draw bigint, origin int, target int"
 
 
 def neighbour_lists(pairs: DataFrame, assets: DataFrame, partitions: int) -> DataFrame:
@@ -92,7 +94,7 @@ def user_bucket(partitions: int):
 
 @dataclass(frozen=True)
 class SeasonSampler:
-    """A walk's lists (cached in Spark) with its origins and negatives: makes any season's samples.
+    """A walk's lists (cached in Spark) with its origins: makes any season's samples.
 
     `drawn_from` is the provenance every season it writes records (see `provenance`): the sampler's
     settings, the seed and the versions of the tables its lists were read from.
@@ -101,7 +103,7 @@ class SeasonSampler:
     walk: str
     seed: int
     origins: Origins
-    negatives: Negatives
+    negatives: int  # the negatives' slots in each sample's stream (the trainer draws them)
     origin_lists: DataFrame
     user_lists: DataFrame | None = None
     partitions: int = 1
@@ -122,7 +124,7 @@ class SeasonSampler:
             user_type = self.user_lists.schema["user_id"].dataType.simpleString()
             choice_schema = f"user_id {user_type}, origin int, samples array<int>"
             choices = self.origin_lists.mapInArrow(
-                bipartite_first_step(key, self.origins, self.negatives.count), choice_schema
+                bipartite_first_step(key, self.origins, self.negatives), choice_schema
             ).withColumn("bucket", user_bucket(self.partitions))
             samples = (
                 choices.groupBy("bucket")
@@ -151,7 +153,7 @@ def season_sampler(
     views: DataFrame | None = None,
     drawn_from: dict | None = None,
 ) -> SeasonSampler:
-    """Prepare the configured walk (pairs for `coview`, views for `bipartite`), origins and negatives;
+    """Prepare the configured walk (pairs for `coview`, views for `bipartite`) and its origins;
     `drawn_from` is the provenance its seasons record.
 
     Raises InputError when the catalogue is too small or no asset has anywhere to walk to.
@@ -168,10 +170,8 @@ def season_sampler(
         origin_lists, user_lists = bipartite_lists(views, assets, partitions)
         user_lists = user_lists.persist()
     origin_lists = origin_lists.persist()
-    origins, negatives = sampling_plan(
-        config, catalogue_views, origin_lists.select("views").toArrow().column("views").to_numpy()
-    )
-    return SeasonSampler(config.walk, seed, origins, negatives, origin_lists, user_lists, partitions, drawn_from)
+    origins = sampling_plan(config, catalogue_views, origin_lists.select("views").toArrow().column("views").to_numpy())
+    return SeasonSampler(config.walk, seed, origins, config.negatives, origin_lists, user_lists, partitions, drawn_from)
 
 
 def write_season(samples: DataFrame, path: str, season: int, provenance: dict | None = None) -> None:
@@ -205,12 +205,9 @@ def sampler_settings(config: SeasonsConfig, seed: int) -> dict:
         "origins_per_asset": config.origins_per_asset,
         "origin_distribution": config.origin_distribution,
         "negatives": config.negatives,
-        "negative_distribution": config.negative_distribution,
     }
     if config.origin_distribution == "views":
         settings["origin_exponent"] = config.origin_exponent
-    if config.negative_distribution == "unigram":
-        settings["unigram_exponent"] = config.unigram_exponent
     return settings
 
 

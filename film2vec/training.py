@@ -26,6 +26,7 @@ from film2vec.errors import InputError
 from film2vec.evaluate import Split, genre_precision
 from film2vec.neighbours import neighbours_table
 from film2vec.plots import plot_loss
+from film2vec.sampler import negatives_plan
 from film2vec.seasons import SeasonFeed, season_mismatch, season_numbers
 from film2vec.train.checkpoint import clear as clear_checkpoint
 from film2vec.train.trainer import StartingRows, train
@@ -196,6 +197,7 @@ def train_vectors(
             config.train,
             config.seed,
             log_epoch,
+            negatives=negatives_plan(config.seasons, catalogue.column("views").to_numpy()),
             n_seasons=n_seasons,
             checkpoints=checkpoints,
             start=warm.starting_rows() if warm else None,

@@ -3,9 +3,10 @@
 Randomness is counter-based. Every origin owns a SplitMix64 stream whose seed is a hash of (seed, season,
 origin). Counter 0 of the stream sets how many samples the origin gets (when origins are weighted); sample
 s uses counters 1 + s·stride + slot, with slot 0 for the walk's first step, slot 1 for its second and
-slots 2… for the negatives. So a season is the same whatever the partitioning, batch size, retries or
-executor count, and a different season is a fresh, independent draw. SplitMix64 passes BigCrush and
-vectorises to a handful of uint64 operations.
+slots 2… for the negatives, which the trainer draws from the sample's draw key (Negatives.of_draws). So a
+season is the same whatever the partitioning, batch size, retries or executor count, and a different
+season is a fresh, independent draw. SplitMix64 passes BigCrush and vectorises to a handful of uint64
+operations.
 
 Lists of neighbours, users or assets are in CSR form: list i is items[offsets[i]:offsets[i + 1]].
 """
@@ -229,9 +230,16 @@ class Negatives:
     cumulative: np.ndarray | None = None
 
     def draw(self, states: np.ndarray, origins: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Negatives of samples at these stream states (see sample_states)."""
         if self.cumulative is None:
             return uniform_negatives(states, origins, targets, self.n_assets, self.count)
         return unigram_negatives(states, origins, targets, self.cumulative, self.count)
+
+    def of_draws(self, key: np.uint64, origin: np.ndarray, draw: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """The negatives of a season's samples (the season's stream key; their origins, draw keys and targets):
+        a function of the draw, so the trainer draws them where it uses them and the seasons hold none."""
+        sample = draw & np.int64(0xFFFFFFFF)  # the sample's number within its origin (draw_keys)
+        return self.draw(sample_states(origin_streams(key, origin), sample, self.count), origin, target)
 
 
 def coview_samples(
@@ -241,15 +249,14 @@ def coview_samples(
     offsets: np.ndarray,
     neighbours: np.ndarray,
     co_views: np.ndarray,
-    negatives: Negatives,
+    negatives: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(origin, sample number, target, negatives[n, count]) for a block of origins: the co-view walk, counts[i]
-    samples from origin i, in origin order then sample number."""
+    """(origin, sample number, target) for a block of origins: the co-view walk, counts[i] samples from origin i,
+    in origin order then sample number. Each sample's stream leaves `negatives` slots for its negatives
+    (Negatives.of_draws)."""
     row, sample = sample_rows(counts)
-    origin = origins[row]
-    states = sample_states(origin_streams(key, origins)[row], sample, negatives.count)
-    target = coview_targets(states, row, offsets, neighbours, co_views)
-    return origin, sample, target, negatives.draw(states, origin, target)
+    states = sample_states(origin_streams(key, origins)[row], sample, negatives)
+    return origins[row], sample, coview_targets(states, row, offsets, neighbours, co_views)
 
 
 def bipartite_users(
@@ -285,13 +292,11 @@ def bipartite_samples(
     list_start: np.ndarray,
     list_size: np.ndarray,
     assets: np.ndarray,
-    negatives: Negatives,
+    negatives: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The second step and the negatives: (origin, sample number, target, negatives[n, count]), each sample's
-    user list being assets[list_start:list_start + list_size].
-
-    The target is uniform among the user's assets other than the origin.
+    """The second step: (origin, sample number, target), each sample's user list being
+    assets[list_start:list_start + list_size]. The target is uniform among the user's assets other than the
+    origin.
     """
-    states = sample_states(origin_streams(key, origins), sample, negatives.count)
-    target = other_members(states, list_start, list_size, assets, origins)
-    return origins, sample, target, negatives.draw(states, origins, target)
+    states = sample_states(origin_streams(key, origins), sample, negatives)
+    return origins, sample, other_members(states, list_start, list_size, assets, origins)

@@ -77,7 +77,7 @@ def test_set_reaches_a_setting_by_its_key_typed_and_scoped(capsys):
     assert cli.config_from(cli.parser().parse_args(["train", "--set", "train.dim=16"])).train.dim == 16
     for argv, message in [
         (["train", "--set", "train.dimm=3"], "no setting 'train.dimm' (did you mean train.dim?)"),
-        (["train", "--set", "seasons.negatives=3"], "seasons.negatives is not read by train; it is read by: sample"),
+        (["train", "--set", "seasons.walk=coview"], "seasons.walk is not read by train; it is read by: sample"),
         (["train", "--set", "train.dim"], "'train.dim' is not SECTION.KEY=VALUE"),
         (["train", "--set", "train.dim=0"], "'train.dim' is 0; allowed: int >= 1 <= 4096"),
     ]:

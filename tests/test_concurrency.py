@@ -43,7 +43,6 @@ def samples(spark, season: int, first_origin: int):
         F.lit(season).cast("int").alias("season"),
         (F.col("id") + first_origin).cast("int").alias("origin"),
         F.lit(0).alias("target"),
-        F.array(F.lit(1)).alias("negatives"),
     )
 
 

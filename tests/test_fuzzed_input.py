@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -29,6 +30,7 @@ from film2vec.config import Config
 from film2vec.errors import InputError
 from film2vec.pairs import count_pairs
 from film2vec.seasons import sample
+from film2vec.walks import Negatives, stream_key
 
 ORIGINS_PER_ASSET = 3
 NEGATIVES = 2
@@ -303,5 +305,9 @@ def check_season(config: Config, pairs: Counter, assets: set[str]) -> None:
     for row in samples:
         assert row["season"] == 0
         assert (id_of[row["origin"]], id_of[row["target"]]) in pairs
-        assert len(row["negatives"]) == NEGATIVES
-        assert all(n in id_of and n not in (row["origin"], row["target"]) for n in row["negatives"])
+    origin, target, draw = (
+        np.array([row[name] for row in samples], dtype=np.int64) for name in ("origin", "target", "draw")
+    )
+    negatives = Negatives(NEGATIVES, len(catalogue)).of_draws(stream_key(config.seed, 0), origin, draw, target)
+    assert negatives.shape == (len(samples), NEGATIVES) and set(negatives.ravel()) <= set(id_of)
+    assert not (negatives == origin[:, None]).any() and not (negatives == target[:, None]).any()

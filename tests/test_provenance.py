@@ -46,7 +46,6 @@ def test_each_season_and_the_pair_table_record_how_they_were_drawn(spark, tmp_pa
         "origin_distribution": "views",
         "origin_exponent": 1.0,
         "negatives": 20,
-        "negative_distribution": "uniform",
     }
     pairs = tables.commit_records(spark, config, "pairs", PAIRS_RECORD)[0][1]
     assert (pairs["views_version"], pairs["assets_version"]) == (views, assets)

@@ -10,7 +10,7 @@ import pytest
 
 from film2vec.config import SeasonsConfig
 from film2vec.errors import InputError
-from film2vec.sampler import integer_weights, sampling_plan
+from film2vec.sampler import integer_weights, negatives_plan, sampling_plan
 
 
 def test_fractional_co_views_become_proportional_integer_weights():
@@ -23,9 +23,12 @@ def test_fractional_co_views_become_proportional_integer_weights():
 
 def test_the_plan_weighs_origins_by_views_and_draws_negatives_from_the_whole_catalogue():
     views = np.array([1, 4, 9, 16])
-    origins, negatives = sampling_plan(SeasonsConfig(origin_distribution="views", origin_exponent=0.5), views, views)
-    assert negatives.n_assets == 4 and negatives.count == SeasonsConfig().negatives
+    origins = sampling_plan(SeasonsConfig(origin_distribution="views", origin_exponent=0.5), views, views)
     assert origins.exponent == 0.5 and origins.scale == pytest.approx(SeasonsConfig().origins_per_asset * 4 / 10)
+    uniform = negatives_plan(SeasonsConfig(negatives=7), views)
+    assert (uniform.count, uniform.n_assets, uniform.cumulative) == (7, 4, None)
+    unigram = negatives_plan(SeasonsConfig(negative_distribution="unigram", unigram_exponent=0.5), views)
+    np.testing.assert_allclose(np.diff(unigram.cumulative, prepend=0) / unigram.cumulative[-1], [0.1, 0.2, 0.3, 0.4])
     with pytest.raises(InputError, match="2 assets in the catalogue"):
         sampling_plan(SeasonsConfig(), views[:2], views[:2])
     with pytest.raises(InputError, match="no asset shares a viewer"):

@@ -13,6 +13,7 @@ from test_walks import VIEWS, bipartite_season, bipartite_transition
 from film2vec.config import SeasonsConfig
 from film2vec.errors import InputError
 from film2vec.seasons import SAMPLE_SCHEMA, SeasonFeed, season_sampler, write_season
+from film2vec.walks import Negatives, draw_keys, stream_key
 
 EDGES = {("a", "b"): 1, ("a", "c"): 4, ("a", "d"): 10, ("b", "c"): 2, ("c", "d"): 3, ("d", "e"): 1}
 
@@ -41,8 +42,7 @@ def sampler(catalogue, seed: int = 42, **settings):
 
 def season_rows(path: str, season: int) -> list[tuple]:
     table = DeltaTable(path).to_pyarrow_table(partitions=[("season", "=", str(season))])
-    rows = zip(*(table.column(name).to_pylist() for name in ("origin", "target", "negatives")))
-    return sorted((origin, target, tuple(negatives)) for origin, target, negatives in rows)
+    return sorted(zip(*(table.column(name).to_pylist() for name in ("origin", "target", "draw"))))
 
 
 def test_coview_targets_match_co_views_and_negatives_avoid_both_ends(catalogue, tmp_path):
@@ -54,8 +54,10 @@ def test_coview_targets_match_co_views_and_negatives_avoid_both_ends(catalogue, 
     observed = np.bincount(from_a, minlength=4)[1:4]
     weights = np.array([EDGES["a", "b"], EDGES["a", "c"], EDGES["a", "d"]])
     assert stats.chisquare(observed, weights / weights.sum() * len(from_a)).pvalue > 0.001
-    assert all(origin not in negatives and target not in negatives for origin, target, negatives in rows)
-    assert all(len(negatives) == 3 and max(negatives) <= 5 for _, _, negatives in rows)
+    origin, target, draw = (np.array(column, dtype=np.int64) for column in zip(*rows))
+    negatives = Negatives(3, 6).of_draws(stream_key(42, 0), origin, draw, target)  # as the trainer draws them
+    assert not (negatives == origin[:, None]).any() and not (negatives == target[:, None]).any()
+    assert negatives.shape == (len(rows), 3) and negatives.max() <= 5
 
 
 def test_bipartite_walk_in_spark_equals_the_kernels_in_one_process(catalogue, tmp_path):
@@ -63,8 +65,8 @@ def test_bipartite_walk_in_spark_equals_the_kernels_in_one_process(catalogue, tm
     per_origin = 3000
     sampler(catalogue, seed=3, walk="bipartite", origins_per_asset=per_origin, negatives=2).write(0, path)
     rows = season_rows(path, 0)
-    origin, _, target, negatives = bipartite_season(VIEWS, 6, per_origin)
-    assert rows == sorted(zip(origin.tolist(), target.tolist(), map(tuple, negatives.tolist())))
+    origin, sample, target, _ = bipartite_season(VIEWS, 6, per_origin)
+    assert rows == sorted(zip(origin.tolist(), target.tolist(), draw_keys(origin, sample).tolist()))
     transition = bipartite_transition(VIEWS, 6)
     from_d = np.bincount([t for o, t, _ in rows if o == 3], minlength=6)
     reachable = np.flatnonzero(transition[3])
@@ -74,8 +76,8 @@ def test_bipartite_walk_in_spark_equals_the_kernels_in_one_process(catalogue, tm
 @pytest.mark.parametrize(
     "settings",
     [
-        {"walk": "coview", "origin_distribution": "views", "negative_distribution": "unigram"},
-        {"walk": "bipartite", "origin_distribution": "stratified", "negative_distribution": "uniform"},
+        {"walk": "coview", "origin_distribution": "views"},
+        {"walk": "bipartite", "origin_distribution": "stratified"},
     ],
 )
 def test_rerun_is_identical_whatever_the_partitions_and_replaces_only_its_season(catalogue, tmp_path, settings):

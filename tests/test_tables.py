@@ -145,7 +145,6 @@ def test_tables_read_without_spark_keep_deletion_vectors_off_whatever_the_platfo
         F.col("id").alias("draw"),
         F.col("id").cast("int").alias("origin"),
         (F.col("id") + 1).cast("int").alias("target"),
-        F.array(F.lit(1), F.lit(2)).alias("negatives"),
     )
     config = Config()
     config.data.out = str(tmp_path)

@@ -17,26 +17,29 @@ from film2vec.native import NativeUnavailable
 from film2vec.train import model as model_module
 from film2vec.train import native
 from film2vec.train.model import LOSSES, AssetVectors
-from film2vec.train.stream import prefetched, read_season, shuffled_batches
+from film2vec.train.stream import prefetched, read_season, shuffled_batches, with_negatives
 from film2vec.train.trainer import learning_rate, pick_device, train
+from film2vec.walks import Negatives, stream_key
+
+NEGATIVES = Negatives(4, 40)  # 4 uniform negatives a sample among assets 0..39, drawn by the trainer
 
 
-def season_table(season: int, rows: int, n_assets: int, negatives: int, rng) -> pa.Table:
-    """Samples with structure: assets 0..n/2-1 co-occur with each other, as do the rest; negatives come
-    from the other half."""
+def train_uniform(*arguments, **options):
+    """The trainer on the test seasons with NEGATIVES."""
+    return train(*arguments, negatives=NEGATIVES, **options)
+
+
+def season_table(season: int, rows: int, n_assets: int, rng) -> pa.Table:
+    """Samples with structure: assets 0..n/2-1 co-occur with each other, as do the rest."""
     half = n_assets // 2
     origin = rng.integers(0, n_assets, rows)
     target = (origin // half) * half + rng.integers(0, half, rows)
-    other_half = (1 - origin // half).repeat(negatives) * half
-    flat = pa.array((other_half + rng.integers(0, half, rows * negatives)).astype(np.int32))
-    offsets = pa.array(np.arange(0, rows * negatives + 1, negatives, dtype=np.int32))
     return pa.table(
         {
             "season": pa.array(np.full(rows, season, dtype=np.int32)),
             "draw": pa.array(np.arange(rows, dtype=np.int64)),  # the file's rows in draw order, as sample writes them
             "origin": pa.array(origin.astype(np.int32)),
             "target": pa.array(target.astype(np.int32)),
-            "negatives": pa.ListArray.from_arrays(offsets, flat),
         }
     )
 
@@ -46,7 +49,7 @@ def seasons_path(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("train") / "seasons")
     rng = np.random.default_rng(0)
     for season in range(2):
-        write_deltalake(path, season_table(season, 8_000, 40, 4, rng), mode="append", partition_by=["season"])
+        write_deltalake(path, season_table(season, 8_000, 40, rng), mode="append", partition_by=["season"])
     return path
 
 
@@ -54,15 +57,23 @@ def test_shuffled_stream_yields_every_sample_once(seasons_path):
     rng = np.random.default_rng(1)
     batches = list(shuffled_batches(read_season(seasons_path, 1, rows_per_read=3_000), 512, 5_000, rng))
     assert max(len(origin) for origin, _, _ in batches) == 512
-    origin = np.concatenate([b[0] for b in batches])
-    target = np.concatenate([b[1] for b in batches])
-    negatives = np.concatenate([b[2] for b in batches])
+    origin, target, draw = (np.concatenate([b[i] for b in batches]) for i in range(3))
     table = pa.Table.from_batches(list(read_season(seasons_path, 1)))
-    expected = sorted(
-        zip(table["origin"].to_pylist(), table["target"].to_pylist(), map(tuple, table["negatives"].to_pylist()))
-    )
-    assert sorted(zip(origin.tolist(), target.tolist(), map(tuple, negatives.tolist()))) == expected
+    expected = sorted(zip(*(table[name].to_pylist() for name in ("origin", "target", "draw"))))
+    assert sorted(zip(origin.tolist(), target.tolist(), draw.tolist())) == expected
     assert not np.array_equal(origin, table["origin"].to_numpy())  # shuffled
+
+
+def test_each_minibatch_gets_its_samples_negatives_drawn_from_their_draw_keys(seasons_path):
+    key = stream_key(0, 1)
+    batches = shuffled_batches(read_season(seasons_path, 1), 512, 5_000, np.random.default_rng(1))
+    for origin, target, negatives in with_negatives(batches, NEGATIVES, key):
+        assert negatives.shape == (len(origin), 4)
+        assert not (negatives == origin[:, None]).any() and not (negatives == target[:, None]).any()
+    table = pa.Table.from_batches(list(read_season(seasons_path, 1)))
+    origin, target, draw = (table[name].to_numpy().astype(np.int64) for name in ("origin", "target", "draw"))
+    counts = np.bincount(NEGATIVES.of_draws(key, origin, draw, target).ravel(), minlength=40)
+    assert counts.sum() == 4 * len(origin) and counts.min() > 0.8 * counts.mean()  # uniform over the 40
 
 
 def test_prefetch_hands_producer_errors_to_the_consumer():
@@ -151,11 +162,12 @@ def grouped(vectors: np.ndarray) -> float:
 )
 def test_each_option_lowers_the_loss_and_separates_the_groups(seasons_path, option):
     config = TrainConfig(**{"dim": 8, "batch_size": 256, "learning_rate": 0.5, "device": "cpu", **option})
-    result = train(seasons_path, range(2), 40, config, seed=0)
+    result = train_uniform(seasons_path, range(2), 40, config, seed=0)
     season = pa.Table.from_batches(list(read_season(seasons_path, 1)))
+    origin, target, draw = (season[name].to_numpy().astype(np.int64) for name in ("origin", "target", "draw"))
+    negatives = NEGATIVES.of_draws(stream_key(0, 1), origin, draw, target)
     untrained = AssetVectors(40, config.dim, shared=config.shared_vectors, loss=config.loss).loss(
-        *(torch.from_numpy(season[name].to_numpy().astype(np.int64)) for name in ("origin", "target")),
-        torch.from_numpy(np.stack(season["negatives"].to_numpy(zero_copy_only=False)).astype(np.int64)),
+        *(torch.from_numpy(a) for a in (origin, target, negatives))
     )
     losses = [report.loss for report in result.history]
     assert len(losses) == 2 * config.epochs_per_season and losses[-1] < float(untrained) - 0.1
@@ -164,8 +176,10 @@ def test_each_option_lowers_the_loss_and_separates_the_groups(seasons_path, opti
 
 def test_trained_vectors_are_centred_and_untouched_rows_kept(seasons_path):
     config = TrainConfig(dim=8, batch_size=1024, learning_rate=0.5, device="cpu", center_vectors=False)
-    raw = train(seasons_path, range(1), 41, config, seed=0).vectors  # asset 40 is in no sample
-    centred = train(seasons_path, range(1), 41, dataclasses.replace(config, center_vectors=True), seed=0).vectors
+    raw = train_uniform(seasons_path, range(1), 41, config, seed=0).vectors  # asset 40 is in no sample
+    centred = train_uniform(
+        seasons_path, range(1), 41, dataclasses.replace(config, center_vectors=True), seed=0
+    ).vectors
     assert np.linalg.norm(raw[:40].mean(axis=0)) > 0.1  # the common direction the shared matrix grows
     np.testing.assert_allclose(centred[:40], raw[:40] - raw[:40].mean(axis=0), atol=1e-6)
     np.testing.assert_array_equal(centred[40], raw[40])
@@ -183,15 +197,17 @@ class Killed(Exception):
 
 def test_a_run_killed_in_season_two_resumes_and_ends_as_an_unbroken_one(seasons_path, tmp_path):
     config = TrainConfig(dim=8, batch_size=1024, learning_rate=0.05, device="cpu")
-    unbroken = train(seasons_path, range(2), 40, config, seed=3)
+    unbroken = train_uniform(seasons_path, range(2), 40, config, seed=3)
 
     def kill_in_season_one(report):
         if report.season == 1:
             raise Killed
 
     with pytest.raises(Killed):
-        train(seasons_path, range(2), 40, config, seed=3, on_epoch=kill_in_season_one, checkpoints=str(tmp_path))
-    resumed = train(seasons_path, range(2), 40, config, seed=3, checkpoints=str(tmp_path))
+        train_uniform(
+            seasons_path, range(2), 40, config, seed=3, on_epoch=kill_in_season_one, checkpoints=str(tmp_path)
+        )
+    resumed = train_uniform(seasons_path, range(2), 40, config, seed=3, checkpoints=str(tmp_path))
     assert resumed.resumed_seasons == [0]
     assert [(r.season, r.epoch, r.step) for r in resumed.history] == [
         (r.season, r.epoch, r.step) for r in unbroken.history
@@ -201,12 +217,12 @@ def test_a_run_killed_in_season_two_resumes_and_ends_as_an_unbroken_one(seasons_
 
 def test_a_checkpoint_of_other_settings_is_not_resumed(seasons_path, tmp_path):
     config = TrainConfig(dim=8, batch_size=1024, device="cpu")
-    train(seasons_path, range(1), 40, config, seed=0, checkpoints=str(tmp_path))
-    other = train(
+    train_uniform(seasons_path, range(1), 40, config, seed=0, checkpoints=str(tmp_path))
+    other = train_uniform(
         seasons_path, range(1), 40, TrainConfig(dim=4, batch_size=1024, device="cpu"), checkpoints=str(tmp_path)
     )
     assert other.resumed_seasons == [] and other.vectors.shape == (40, 4)
-    again = train(seasons_path, range(1), 40, config, seed=0, checkpoints=str(tmp_path))
+    again = train_uniform(seasons_path, range(1), 40, config, seed=0, checkpoints=str(tmp_path))
     assert again.resumed_seasons == [] and len(again.history) == config.epochs_per_season  # the dim-4 run's
 
 
@@ -222,7 +238,7 @@ def test_cuda_request_without_a_gpu_is_a_clear_error():
 def test_compiled_training_on_two_threads_repeats_exactly(seasons_path):
     """The fused step's scatter-adds would sum in thread order; the trainer makes them deterministic."""
     config = TrainConfig(dim=8, batch_size=512, device="cpu", step_kernel="torch", compile_step="on", threads=2)
-    first, second = (train(seasons_path, range(2), 40, config, seed=0).vectors for _ in range(2))
+    first, second = (train_uniform(seasons_path, range(2), 40, config, seed=0).vectors for _ in range(2))
     assert np.array_equal(first, second)
     assert not torch.are_deterministic_algorithms_enabled()  # the caller's setting is back
 
@@ -231,7 +247,9 @@ def test_compiled_training_on_two_threads_repeats_exactly(seasons_path):
 def test_the_c_step_gives_the_same_vectors_on_any_number_of_threads(seasons_path):
     """Each row's gradients are summed in sample order by the thread that owns the row."""
     runs = [
-        train(seasons_path, range(2), 40, TrainConfig(dim=8, batch_size=512, step_kernel="native", threads=threads))
+        train_uniform(
+            seasons_path, range(2), 40, TrainConfig(dim=8, batch_size=512, step_kernel="native", threads=threads)
+        )
         for threads in (1, 3, 3)  # the C step works on one thread fewer than torch's: 1, 2 and 2
     ]
     assert np.array_equal(runs[0].vectors, runs[1].vectors) and np.array_equal(runs[1].vectors, runs[2].vectors)
@@ -252,9 +270,9 @@ def test_without_a_c_compiler_auto_trains_with_tensor_code_and_native_says_why(s
     native.library.cache_clear()
     try:
         with pytest.warns(UserWarning, match="C training step is unavailable .*no C compiler"):
-            fallback = train(seasons_path, range(1), 40, TrainConfig(dim=8, batch_size=512, compile_step="off"))
+            fallback = train_uniform(seasons_path, range(1), 40, TrainConfig(dim=8, batch_size=512, compile_step="off"))
         assert grouped(fallback.vectors) > 0.5
         with pytest.raises(NativeUnavailable, match="no-such-compiler"):
-            train(seasons_path, range(1), 40, TrainConfig(dim=8, step_kernel="native"))
+            train_uniform(seasons_path, range(1), 40, TrainConfig(dim=8, step_kernel="native"))
     finally:
         native.library.cache_clear()

@@ -15,6 +15,7 @@ from film2vec.walks import (
     draw_keys,
     origin_chunks,
     origin_streams,
+    sample_states,
     samples_by_member,
     stratified_counts,
     stream_key,
@@ -31,10 +32,17 @@ CO_VIEWS = np.array([1, 2, 3, 10, 4, 7, 1, 1])
 VIEWS = {0: [0, 1, 2], 1: [0, 3], 2: [1, 2, 3, 4], 3: [0, 1, 2, 3, 4], 4: [5]}
 
 
+def with_negatives(key: np.uint64, drawn: tuple, negatives: Negatives) -> tuple:
+    """(origin, sample, target) of a kernel and the negatives the trainer draws for them."""
+    origin, sample, target = drawn
+    return origin, sample, target, negatives.of_draws(key, origin, draw_keys(origin, sample), target)
+
+
 def coview_season(season: int, per_origin: int, negatives: int = 5, seed: int = 7):
     counts = stratified_counts(len(ORIGINS), per_origin)
-    uniform = Negatives(negatives, 8)
-    return coview_samples(stream_key(seed, season), ORIGINS, counts, OFFSETS, NEIGHBOURS, CO_VIEWS, uniform)
+    key = stream_key(seed, season)
+    drawn = coview_samples(key, ORIGINS, counts, OFFSETS, NEIGHBOURS, CO_VIEWS, negatives)
+    return with_negatives(key, drawn, Negatives(negatives, 8))
 
 
 def test_coview_targets_follow_co_view_proportions():
@@ -78,7 +86,8 @@ def bipartite_season(views: dict[int, list[int]], n_assets: int, per_origin: int
     user_offsets = np.cumsum([0] + [len(onward.get(u, [])) for u in range(max(views) + 1)])
     assets = np.concatenate([onward.get(u, []) for u in range(max(views) + 1)]).astype(np.int64)
     start, size = user_offsets[user], np.diff(user_offsets)[user]
-    return bipartite_samples(key, origin, sample, start, size, assets, Negatives(count, n_assets))
+    drawn = bipartite_samples(key, origin, sample, start, size, assets, count)
+    return with_negatives(key, drawn, Negatives(count, n_assets))
 
 
 def test_bipartite_walk_follows_its_transition_formula():
@@ -190,12 +199,26 @@ def test_draw_keys_order_samples_by_origin_then_number_and_are_unique():
 
 
 def test_a_block_split_anywhere_gives_the_same_samples():
-    key, negatives, counts = stream_key(3, 4), Negatives(2, 8), np.array([50, 20, 70])
+    key, negatives, counts = stream_key(3, 4), 2, np.array([50, 20, 70])
     whole = coview_samples(key, ORIGINS, counts, OFFSETS, NEIGHBOURS, CO_VIEWS, negatives)
     head = coview_samples(key, ORIGINS[:1], counts[:1], OFFSETS[:2], NEIGHBOURS[:5], CO_VIEWS[:5], negatives)
     tail = coview_samples(key, ORIGINS[1:], counts[1:], OFFSETS[1:] - 5, NEIGHBOURS[5:], CO_VIEWS[5:], negatives)
     for joined, part_a, part_b in zip(whole, head, tail):
         np.testing.assert_array_equal(joined, np.concatenate([part_a, part_b]))
+
+
+def test_the_negatives_drawn_from_a_draw_key_are_those_its_stream_reserves():
+    """The trainer's negatives for a written sample are the ones at its stream's negative slots: the same for
+    the same draw whatever else is in the batch, different for another draw."""
+    key, plan = stream_key(3, 4), Negatives(6, 8)
+    origin, sample, target = coview_samples(key, ORIGINS, np.array([40, 40, 40]), OFFSETS, NEIGHBOURS, CO_VIEWS, 6)
+    states = sample_states(origin_streams(key, origin), sample, 6)  # the states the walk's kernel used
+    drawn = plan.of_draws(key, origin, draw_keys(origin, sample), target)
+    np.testing.assert_array_equal(drawn, plan.draw(states, origin, target))
+    shuffled = np.random.default_rng(0).permutation(len(origin))
+    again = plan.of_draws(key, origin[shuffled], draw_keys(origin, sample)[shuffled], target[shuffled])
+    np.testing.assert_array_equal(again, drawn[shuffled])
+    assert len({tuple(row) for row in drawn.tolist()}) > len(drawn) * 0.9  # one draw, one set of negatives
 
 
 def test_origin_chunks_cover_every_origin_once_in_order():

@@ -1,7 +1,8 @@
 """Delta → Arrow → tensors: a season streamed in batches with bounded memory and a background prefetch.
 
 The season is read with delta-rs (the `deltalake` package), so the driver needs no Spark to train and
-never holds more than one shuffle buffer plus `prefetch` ready batches.
+never holds more than one shuffle buffer plus `prefetch` ready batches. Each minibatch's negatives are
+drawn here, from its samples' draw keys (the seasons table holds none), in the prefetch thread.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 
 from film2vec.errors import InputError
 from film2vec.tables import files_without_spark
+from film2vec.walks import Negatives
 
 _DONE = object()
 
@@ -31,7 +33,7 @@ class SampleBatch:
     negatives: torch.Tensor
 
 
-SEASON_COLUMNS = ["draw", "origin", "target", "negatives"]
+SEASON_COLUMNS = ["draw", "origin", "target"]
 
 
 def _season_files(path: str, season: int) -> list[str]:
@@ -55,7 +57,7 @@ def _sorted_batches(file: str, rows_per_read: int) -> Iterator[pa.RecordBatch]:
 
 
 def read_season(path: str, season: int, rows_per_read: int = 262_144) -> Iterator[pa.RecordBatch]:
-    """The season's (draw, origin, target, negatives) Arrow batches in draw order, whatever the files' number and
+    """The season's (draw, origin, target) Arrow batches in draw order, whatever the files' number and
     order: each file is a sorted run, and the runs are merged a block at a time (memory: a batch per file)."""
     runs = [_sorted_batches(file, rows_per_read) for file in _season_files(path, season)]
     heads = {index: batch for index, run in enumerate(runs) if (batch := next(run, None)) is not None}
@@ -84,19 +86,13 @@ def season_rows(path: str, season: int) -> int:
 
 def _arrays(batches: list[pa.RecordBatch]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     table = pa.Table.from_batches(batches).combine_chunks()
-    negatives = table.column("negatives").chunk(0)
-    count = (negatives.offsets[1].as_py() - negatives.offsets[0].as_py()) if len(negatives) else 0
-    return (
-        table.column("origin").to_numpy(),
-        table.column("target").to_numpy(),
-        negatives.flatten().to_numpy().reshape(len(negatives), count),
-    )
+    return tuple(table.column(name).to_numpy() for name in ("origin", "target", "draw"))
 
 
 def shuffled_batches(
     batches: Iterator[pa.RecordBatch], batch_size: int, buffer_rows: int, rng: np.random.Generator
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Minibatches of (origin, target, negatives), shuffled within buffers of `buffer_rows` consecutive rows
+    """Minibatches of (origin, target, draw), shuffled within buffers of `buffer_rows` consecutive rows
     (the last one shorter): the same rows give the same minibatches however the reader cut them into batches."""
     buffer: list[pa.RecordBatch] = []
     held = 0
@@ -114,11 +110,20 @@ def shuffled_batches(
 
 
 def _shuffle_split(buffer, batch_size, rng):
-    origin, target, negatives = _arrays(buffer)
+    origin, target, draw = _arrays(buffer)
     order = rng.permutation(len(origin))
     for start in range(0, len(order), batch_size):
         chosen = order[start : start + batch_size]
-        yield origin[chosen], target[chosen], negatives[chosen]
+        yield origin[chosen], target[chosen], draw[chosen]
+
+
+def with_negatives(
+    source: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]], negatives: Negatives, key: np.uint64
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(origin, target, negatives) minibatches from (origin, target, draw) ones of the season whose stream key
+    is `key`: the negatives the sampler's streams reserve for each sample."""
+    for origin, target, draw in source:
+        yield origin, target, negatives.of_draws(key, origin, draw, target)
 
 
 def prefetched(source: Iterator[tuple[np.ndarray, ...]], device: torch.device, depth: int) -> Iterator[SampleBatch]:

@@ -13,6 +13,7 @@ import logging
 import sys
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -24,7 +25,8 @@ from film2vec.config import TrainConfig
 from film2vec.native import NativeUnavailable
 from film2vec.train import checkpoint
 from film2vec.train.model import AssetVectors
-from film2vec.train.stream import prefetched, read_season, season_rows, shuffled_batches
+from film2vec.train.stream import prefetched, read_season, season_rows, shuffled_batches, with_negatives
+from film2vec.walks import Negatives, stream_key
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +90,19 @@ def train(
     seed: int = 0,
     on_epoch: Callable[[EpochReport], None] | None = None,
     *,
+    negatives: Negatives,
     n_seasons: int | None = None,
     checkpoints: str | None = None,
     start: StartingRows | None = None,
 ) -> TrainResult:
-    """Train vectors for `n_assets` assets on the given seasons, `epochs_per_season` passes each.
+    """Train vectors for `n_assets` assets on the given seasons, `epochs_per_season` passes each, every sample
+    against its `negatives` (drawn from its draw key under the seasons' `seed`).
 
-    `seasons` may be any iterable, one that waits for each season to be written included; `n_seasons`
-    (default: its length) sets the learning-rate schedule. With `checkpoints`, a folder, each finished
-    season is checkpointed there and, when `config.resume` holds, a checkpoint of the same settings is
-    resumed from: its seasons are skipped and its vectors, step and history carried on. A warm start gives
-    `start`, the vectors and accumulators of some rows; the other rows start at random with empty ones.
+        `seasons` may be any iterable, one that waits for each season to be written included; `n_seasons`
+        (default: its length) sets the learning-rate schedule. With `checkpoints`, a folder, each finished
+        season is checkpointed there and, when `config.resume` holds, a checkpoint of the same settings is
+        resumed from: its seasons are skipped and its vectors, step and history carried on. A warm start gives
+        `start`, the vectors and accumulators of some rows; the other rows start at random with empty ones.
     """
     seasons_list = None if n_seasons is not None else list(seasons)
     n_seasons = n_seasons if n_seasons is not None else len(seasons_list)
@@ -135,6 +139,8 @@ def train(
         "n_assets": n_assets,
         "n_seasons": n_seasons,
         "seed": seed,
+        "negatives": negatives.count,
+        "negative_weights": None if negatives.cumulative is None else zlib.crc32(negatives.cumulative.tobytes()),
         **{key: value for key, value in dataclasses.asdict(config).items() if key in _MODEL_SETTINGS},
     }
     state = checkpoint.load(checkpoints, fingerprint) if checkpoints and config.resume else None
@@ -163,7 +169,7 @@ def train(
                 compile_undecided = False
             for epoch in range(config.epochs_per_season):
                 report = _train_epoch(
-                    model, seasons_path, season, epoch, rows, position, n_seasons, state.step, config, seed
+                    model, seasons_path, season, epoch, rows, position, n_seasons, state.step, config, seed, negatives
                 )
                 state.step = report.step
                 result.history.append(report)
@@ -238,11 +244,13 @@ def _train_epoch(
     step: int,
     config: TrainConfig,
     seed: int,
+    negatives: Negatives,
 ) -> EpochReport:
     """One shuffled pass over a season, the learning rate stepping down with every batch."""
     device = model.vectors.device
     rng = np.random.default_rng([seed, season, epoch])
-    source = shuffled_batches(read_season(seasons_path, season), config.batch_size, config.shuffle_buffer, rng)
+    batches = shuffled_batches(read_season(seasons_path, season), config.batch_size, config.shuffle_buffer, rng)
+    source = with_negatives(batches, negatives, stream_key(seed, season))
     started, total_loss, samples = time.perf_counter(), torch.zeros((), device=device), 0
     season_samples = rows * config.epochs_per_season
     progress = tqdm(
