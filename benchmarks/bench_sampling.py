@@ -1,6 +1,6 @@
 """Samples/s of one season: the Spark sampler with its Delta write, against the same kernels in one process.
 
-The floor runs the very mapInArrow functions of film2vec.seasons on the whole catalogue's lists in one
+The floor runs the very mapInArrow functions of film2vec.sampler on the whole catalogue's lists in one
 Python process with numpy and pyarrow only (no Spark, no write), so the ratio is what Spark and Delta cost.
 To show how much of that is the write, the season just written is also read back and written again as a
 second season table by the same Delta write (`write_season`): Spark's writer alone, with no sampling.
