@@ -107,8 +107,8 @@ display(
 # MAGIC %md
 # MAGIC ## 2. Seasons of samples
 # MAGIC Each season draws origins in proportion to their views (`origins_per_asset` per asset on average),
-# MAGIC a target by a two-step walk (origin → one of its viewers → another asset of theirs) and uniform
-# MAGIC negatives. Rows hold dense asset indices (`asset_idx`).
+# MAGIC and a target by a two-step walk (origin → one of its viewers → another asset of theirs); the trainer
+# MAGIC draws each sample's uniform negatives from its draw key. Rows hold dense asset indices (`asset_idx`).
 
 # COMMAND ----------
 

@@ -98,11 +98,11 @@ def train(
     """Train vectors for `n_assets` assets on the given seasons, `epochs_per_season` passes each, every sample
     against its `negatives` (drawn from its draw key under the seasons' `seed`).
 
-        `seasons` may be any iterable, one that waits for each season to be written included; `n_seasons`
-        (default: its length) sets the learning-rate schedule. With `checkpoints`, a folder, each finished
-        season is checkpointed there and, when `config.resume` holds, a checkpoint of the same settings is
-        resumed from: its seasons are skipped and its vectors, step and history carried on. A warm start gives
-        `start`, the vectors and accumulators of some rows; the other rows start at random with empty ones.
+    `seasons` may be any iterable, one that waits for each season to be written included; `n_seasons`
+    (default: its length) sets the learning-rate schedule. With `checkpoints`, a folder, each finished
+    season is checkpointed there and, when `config.resume` holds, a checkpoint of the same settings is
+    resumed from: its seasons are skipped and its vectors, step and history carried on. A warm start gives
+    `start`, the vectors and accumulators of some rows; the other rows start at random with empty ones.
     """
     seasons_list = None if n_seasons is not None else list(seasons)
     n_seasons = n_seasons if n_seasons is not None else len(seasons_list)
