@@ -19,7 +19,14 @@ from deltalake import write_deltalake
 from film2vec.config import SeasonsConfig
 from film2vec.evaluate import Split, split_views
 from film2vec.sampler import integer_weights, sample_batch, sampling_plan
-from film2vec.walks import bipartite_samples, bipartite_users, coview_samples, origin_streams, stream_key
+from film2vec.walks import (
+    bipartite_samples,
+    bipartite_users,
+    coview_samples,
+    origin_streams,
+    positions_in_lists,
+    stream_key,
+)
 
 MOVIELENS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ml-latest-small"
 
@@ -87,7 +94,8 @@ def sample_season(catalogue: Catalogue, sampling: Sampling, season: int, seed: i
     if sampling.seasons.walk == "bipartite":
         watched = (catalogue.watched @ kept).tocsr()
         watched.eliminate_zeros()
-        watched = watched[np.diff(watched.indptr) >= 2]  # a user with one asset has no other to step to
+        onward = np.flatnonzero(np.diff(watched.indptr) >= 2)  # a user with one asset has no other to step to
+        watched = watched[onward]
         watched.sort_indices()
         users_of = watched.tocsc()
         users_of.sort_indices()
@@ -99,7 +107,10 @@ def sample_season(catalogue: Catalogue, sampling: Sampling, season: int, seed: i
         )
         user = users_of.indices[position]
         list_start, list_size = watched.indptr[user], np.diff(watched.indptr)[user]
-        drawn = bipartite_samples(key, origin, sample, list_start, list_size, watched.indices, slots)
+        window = sampling.seasons.context_window
+        history = viewing_order(catalogue, views >= sampling.min_views, onward) if window else watched.indices
+        origin_at = positions_in_lists(watched.indptr, history, user, origin) if window else None
+        drawn = bipartite_samples(key, origin, sample, list_start, list_size, history, slots, window, origin_at)
     else:
         co_views = catalogue.inverse_co_views if sampling.user_weighting == "inverse" else catalogue.co_views
         co_views = (kept @ co_views @ kept).tocsr()
@@ -120,6 +131,13 @@ def sample_season(catalogue: Catalogue, sampling: Sampling, season: int, seed: i
             slots,
         )
     return pa.Table.from_batches([sample_batch(season, *drawn)]).sort_by("draw")
+
+
+def viewing_order(catalogue: Catalogue, kept: np.ndarray, users: np.ndarray) -> np.ndarray:
+    """The `kept` assets of `users` (ascending), each user's in viewing order: the split's train views run in
+    (user, time, asset) order, one per (user, asset), so these are the rows of `watched` re-ordered."""
+    split = catalogue.split
+    return split.train_asset[kept[split.train_asset] & np.isin(split.train_user, users)]
 
 
 def write_seasons(path: str, catalogue: Catalogue, sampling: Sampling, seasons: int, seed: int) -> None:

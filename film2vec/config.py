@@ -132,13 +132,20 @@ class PairsConfig:
 
 @dataclass
 class SeasonsConfig:
-    seasons: int = setting(10, "Seasons of samples (each a fresh draw)", low=1, high=10_000)
+    seasons: int = setting(3, "Seasons of samples (each a fresh draw)", low=1, high=10_000)
     origins_per_asset: int = setting(300, "Origins drawn per asset with neighbours, per season", low=1, high=1_000_000)
     negatives: int = setting(20, "Negatives per sample", low=1, high=1_000)
     walk: str = setting(
         "bipartite",
         "bipartite: origin → one of its users → another of their assets; coview: target ∝ co_views(origin, target)",
         choices=("bipartite", "coview"),
+    )
+    context_window: int = setting(
+        50,
+        "bipartite walk: the target is among the user's views at most this many before or after the origin's, in "
+        "viewing order (word2vec's window); 0: any of the user's views (the described model)",
+        low=0,
+        high=1_000_000,
     )
     origin_distribution: str = setting(
         "views",

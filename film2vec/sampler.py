@@ -29,6 +29,7 @@ from film2vec.walks import (
     draw_keys,
     origin_chunks,
     origin_streams,
+    positions_in_lists,
     samples_by_member,
     unigram_cumulative,
 )
@@ -153,8 +154,9 @@ def bipartite_first_step(key: np.uint64, origins: Origins, negatives: int):
     return first_step
 
 
-def bipartite_second_step(key: np.uint64, season: int, negatives: int):
-    """The second step for one user bucket: (user_id, origin, samples) and (user_id, assets) → samples."""
+def bipartite_second_step(key: np.uint64, season: int, negatives: int, window: int = 0):
+    """The second step for one user bucket: (user_id, origin, samples) and (user_id, assets) → samples; with a
+    `window`, the users' assets are in viewing order and each target within `window` views of its origin."""
 
     def second_step(choices: pa.Table, lists: pa.Table) -> pa.Table:
         offsets, assets = _list_parts(lists.column("assets").combine_chunks())
@@ -164,6 +166,7 @@ def bipartite_second_step(key: np.uint64, season: int, negatives: int):
         row = pc.index_in(choices.column("user_id"), value_set=lists.column("user_id")).to_numpy()
         row = np.repeat(row, per_group)
         origin, sample = np.repeat(choices.column("origin").to_numpy(), per_group), sample.to_numpy()
+        origin_at = positions_in_lists(offsets, assets, row, origin) if window else None
         batches = [
             sample_batch(
                 season,
@@ -175,6 +178,8 @@ def bipartite_second_step(key: np.uint64, season: int, negatives: int):
                     sizes[row[start:stop]],
                     assets,
                     negatives,
+                    window,
+                    None if origin_at is None else origin_at[start:stop],
                 ),
             )
             for start, stop in _ranges(len(origin), SAMPLES_PER_CHUNK)

@@ -67,13 +67,16 @@ def neighbour_lists(pairs: DataFrame, assets: DataFrame, partitions: int) -> Dat
     )
 
 
-def bipartite_lists(views: DataFrame, assets: DataFrame, partitions: int) -> tuple[DataFrame, DataFrame]:
+def bipartite_lists(
+    views: DataFrame, assets: DataFrame, partitions: int, in_viewing_order: bool = False
+) -> tuple[DataFrame, DataFrame]:
     """The bipartite walk's two sides, over users who watched at least two assets (the others lead nowhere).
 
     (origin, views, users): per asset, its users; (user_id, assets, bucket): per user, the asset indices,
-    bucketed by a hash of user_id. Lists are sorted, so a draw's position means the same item everywhere.
+    bucketed by a hash of user_id. Lists are sorted (a user's assets `in_viewing_order`: by viewed_at, then
+    index), so a draw's position means the same item everywhere.
     """
-    links = views.select("user_id", "asset_idx")
+    links = views.select("user_id", "asset_idx", *(["viewed_at"] if in_viewing_order else []))
     onward = links.groupBy("user_id").agg(F.count("*").alias("degree")).where("degree >= 2").select("user_id")
     links = links.join(onward, "user_id", "left_semi")
     origins = (
@@ -83,7 +86,11 @@ def bipartite_lists(views: DataFrame, assets: DataFrame, partitions: int) -> tup
         .select("origin", "views", "users")
         .repartition(partitions, "origin")
     )
-    users = links.groupBy("user_id").agg(F.array_sort(F.collect_list("asset_idx")).alias("assets"))
+    if in_viewing_order:
+        history = F.array_sort(F.collect_list(F.struct("viewed_at", "asset_idx")))["asset_idx"]
+    else:
+        history = F.array_sort(F.collect_list("asset_idx"))
+    users = links.groupBy("user_id").agg(history.alias("assets"))
     return origins, users.withColumn("bucket", user_bucket(partitions))
 
 
@@ -104,6 +111,7 @@ class SeasonSampler:
     seed: int
     origins: Origins
     negatives: int  # the negatives' slots in each sample's stream (the trainer draws them)
+    window: int  # the bipartite walk's context window (0: a user's whole history)
     origin_lists: DataFrame
     user_lists: DataFrame | None = None
     partitions: int = 1
@@ -129,7 +137,7 @@ class SeasonSampler:
             samples = (
                 choices.groupBy("bucket")
                 .cogroup(self.user_lists.groupBy("bucket"))
-                .applyInArrow(bipartite_second_step(key, season, self.negatives), SAMPLE_SCHEMA)
+                .applyInArrow(bipartite_second_step(key, season, self.negatives, self.window), SAMPLE_SCHEMA)
             )
         # season first: the Delta writer, which orders rows by the partition column, keeps this order
         return samples.sortWithinPartitions("season", "draw")
@@ -167,11 +175,14 @@ def season_sampler(
     if config.walk == "coview":
         origin_lists = neighbour_lists(pairs, assets, partitions)
     else:
-        origin_lists, user_lists = bipartite_lists(views, assets, partitions)
+        origin_lists, user_lists = bipartite_lists(views, assets, partitions, config.context_window > 0)
         user_lists = user_lists.persist()
     origin_lists = origin_lists.persist()
     origins = sampling_plan(config, catalogue_views, origin_lists.select("views").toArrow().column("views").to_numpy())
-    return SeasonSampler(config.walk, seed, origins, config.negatives, origin_lists, user_lists, partitions, drawn_from)
+    window = config.context_window if config.walk == "bipartite" else 0
+    return SeasonSampler(
+        config.walk, seed, origins, config.negatives, window, origin_lists, user_lists, partitions, drawn_from
+    )
 
 
 def write_season(samples: DataFrame, path: str, season: int, provenance: dict | None = None) -> None:
@@ -208,6 +219,8 @@ def sampler_settings(config: SeasonsConfig, seed: int) -> dict:
     }
     if config.origin_distribution == "views":
         settings["origin_exponent"] = config.origin_exponent
+    if config.walk == "bipartite":
+        settings["context_window"] = config.context_window
     return settings
 
 

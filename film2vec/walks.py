@@ -155,6 +155,37 @@ def other_members(
     return chosen
 
 
+def window_members(
+    states: np.ndarray, start: np.ndarray, size: np.ndarray, items: np.ndarray, at: np.ndarray, window: int
+) -> np.ndarray:
+    """For each sample, a uniform item of its list (items[start:start + size]) among those at most `window`
+    positions from position `at` (absolute, in the list), other than the item at `at`.
+
+    Draws a position below the window's size less one and steps over `at`: exactly uniform over the
+    window's others (size ≥ 2, window ≥ 1).
+    """
+    first = np.maximum(start, at - window)
+    last = np.minimum(start + size - 1, at + window)
+    position = first + uniform_below(high_bits(slot_bits(states, SECOND_STEP)), last - first)
+    position += position >= at
+    return items[position]
+
+
+def positions_in_lists(offsets: np.ndarray, items: np.ndarray, row: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """The position in `items` of each `wanted` item within list `row` (lists from 0: offsets[0] == 0).
+
+    One sort of (list, item) keys and a binary search per lookup; raises ValueError for an item not in its list.
+    """
+    width = np.int64(items.max(initial=0)) + 1
+    keys = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets)) * width + items
+    wanted_keys = row.astype(np.int64) * width + wanted
+    order = np.argsort(keys, kind="stable")
+    found = order[np.minimum(np.searchsorted(keys[order], wanted_keys), len(order) - 1)]
+    if len(found) and (keys[found] != wanted_keys).any():
+        raise ValueError("an item looked up is not in its list")
+    return found
+
+
 def uniform_negatives(
     states: np.ndarray, origins: np.ndarray, targets: np.ndarray, n_assets: int, count: int
 ) -> np.ndarray:
@@ -293,10 +324,15 @@ def bipartite_samples(
     list_size: np.ndarray,
     assets: np.ndarray,
     negatives: int,
+    window: int = 0,
+    origin_at: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The second step: (origin, sample number, target), each sample's user list being
     assets[list_start:list_start + list_size]. The target is uniform among the user's assets other than the
-    origin.
+    origin; with a `window`, among those at most `window` positions from the origin's (`origin_at`, its
+    position in `assets`) in the list, which is then the user's history in viewing order.
     """
     states = sample_states(origin_streams(key, origins), sample, negatives)
+    if window:
+        return origins, sample, window_members(states, list_start, list_size, assets, origin_at, window)
     return origins, sample, other_members(states, list_start, list_size, assets, origins)

@@ -46,6 +46,7 @@ def test_each_season_and_the_pair_table_record_how_they_were_drawn(spark, tmp_pa
         "origin_distribution": "views",
         "origin_exponent": 1.0,
         "negatives": 20,
+        "context_window": 50,
     }
     pairs = tables.commit_records(spark, config, "pairs", PAIRS_RECORD)[0][1]
     assert (pairs["views_version"], pairs["assets_version"]) == (views, assets)
@@ -64,7 +65,8 @@ def test_a_train_after_a_sample_of_another_walk_stops_and_says_what_differs_and_
     message = str(stopped.value)
     seasons = tables.where(config, "seasons")
     assert "seasons 1–2 missing from " + seasons in message
-    assert f"season 0 of {seasons}: walk = 'coview' there, 'bipartite' here" in message
+    assert f"season 0 of {seasons}: context_window = None there, 50 here" in message  # the co-view walk has none
+    assert "walk = 'coview' there, 'bipartite' here" in message
     assert f"`film2vec sample --out {tmp_path} --seasons 3 --origins-per-asset 20`" in message
     assert not tables.exists(spark, config, "embeddings")  # stopped before anything was written
     config.train.allow_season_mismatch = True

@@ -7,8 +7,9 @@ import time
 import numpy as np
 import pytest
 from deltalake import DeltaTable
+from pyspark.sql import functions as F
 from scipy import stats
-from test_walks import VIEWS, bipartite_season, bipartite_transition
+from test_walks import VIEWS, bipartite_season, bipartite_transition, window_transition
 
 from film2vec.config import SeasonsConfig
 from film2vec.errors import InputError
@@ -28,8 +29,9 @@ def catalogue(spark):
         [(i, name, viewers[i]) for i, name in enumerate("abcdef")], "asset_idx int, asset_id string, views long"
     )
     views = spark.createDataFrame(
-        [(f"u{user}", idx) for user, watched in VIEWS.items() for idx in watched], "user_id string, asset_idx int"
-    )
+        [(f"u{user}", idx, at) for user, watched in VIEWS.items() for at, idx in enumerate(watched)],
+        "user_id string, asset_idx int, at long",
+    ).select("user_id", "asset_idx", F.timestamp_seconds(F.lit(1_000) + F.col("at")).alias("viewed_at"))
     return pairs, assets, views
 
 
@@ -60,14 +62,16 @@ def test_coview_targets_match_co_views_and_negatives_avoid_both_ends(catalogue, 
     assert negatives.shape == (len(rows), 3) and negatives.max() <= 5
 
 
-def test_bipartite_walk_in_spark_equals_the_kernels_in_one_process(catalogue, tmp_path):
+@pytest.mark.parametrize("window", [0, 1])
+def test_bipartite_walk_in_spark_equals_the_kernels_in_one_process(catalogue, tmp_path, window):
     path = str(tmp_path / "seasons")
     per_origin = 3000
-    sampler(catalogue, seed=3, walk="bipartite", origins_per_asset=per_origin, negatives=2).write(0, path)
+    settings = {"walk": "bipartite", "origins_per_asset": per_origin, "negatives": 2, "context_window": window}
+    sampler(catalogue, seed=3, **settings).write(0, path)
     rows = season_rows(path, 0)
-    origin, sample, target, _ = bipartite_season(VIEWS, 6, per_origin)
+    origin, sample, target, _ = bipartite_season(VIEWS, 6, per_origin, window=window)
     assert rows == sorted(zip(origin.tolist(), target.tolist(), draw_keys(origin, sample).tolist()))
-    transition = bipartite_transition(VIEWS, 6)
+    transition = window_transition(VIEWS, 6, window) if window else bipartite_transition(VIEWS, 6)
     from_d = np.bincount([t for o, t, _ in rows if o == 3], minlength=6)
     reachable = np.flatnonzero(transition[3])
     assert stats.chisquare(from_d[reachable], transition[3, reachable] * per_origin).pvalue > 0.001

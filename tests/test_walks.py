@@ -15,6 +15,7 @@ from film2vec.walks import (
     draw_keys,
     origin_chunks,
     origin_streams,
+    positions_in_lists,
     sample_states,
     samples_by_member,
     stratified_counts,
@@ -28,8 +29,9 @@ OFFSETS = np.array([0, 5, 6, 8])
 NEIGHBOURS = np.array([0, 2, 5, 6, 7, 4, 4, 7])
 CO_VIEWS = np.array([1, 2, 3, 10, 4, 7, 1, 1])
 
-# Views of five users over six assets; user 4 watched only asset 5, so asset 5 leads nowhere
-VIEWS = {0: [0, 1, 2], 1: [0, 3], 2: [1, 2, 3, 4], 3: [0, 1, 2, 3, 4], 4: [5]}
+# Views of five users over six assets, each user's in viewing order; user 4 watched only asset 5, so asset 5
+# leads nowhere
+VIEWS = {0: [2, 0, 1], 1: [3, 0], 2: [4, 1, 3, 2], 3: [1, 4, 0, 3, 2], 4: [5]}
 
 
 def with_negatives(key: np.uint64, drawn: tuple, negatives: Negatives) -> tuple:
@@ -71,9 +73,25 @@ def bipartite_transition(views: dict[int, list[int]], n_assets: int) -> np.ndarr
     return transition
 
 
-def bipartite_season(views: dict[int, list[int]], n_assets: int, per_origin: int, season: int = 0, seed: int = 3):
-    """Both steps of the bipartite walk in one process, from per-asset user lists and per-user asset lists."""
-    onward = {user: sorted(assets) for user, assets in views.items() if len(assets) >= 2}
+def window_transition(views: dict[int, list[int]], n_assets: int, window: int) -> np.ndarray:
+    """P(b | a) = Σ_u [1/deg(a)]·[b within `window` views of a in u's history]/(size of that window − 1)."""
+    onward = {user: assets for user, assets in views.items() if len(assets) >= 2}
+    degree = np.bincount([a for assets in onward.values() for a in assets], minlength=n_assets)
+    transition = np.zeros((n_assets, n_assets))
+    for assets in onward.values():
+        for i, a in enumerate(assets):
+            near = [b for j, b in enumerate(assets) if j != i and abs(j - i) <= window]
+            for b in near:
+                transition[a, b] += 1 / degree[a] / len(near)
+    return transition
+
+
+def bipartite_season(
+    views: dict[int, list[int]], n_assets: int, per_origin: int, season: int = 0, seed: int = 3, window: int = 0
+):
+    """Both steps of the bipartite walk in one process, from per-asset user lists and per-user asset lists
+    (in viewing order with a `window`, else sorted)."""
+    onward = {user: assets if window else sorted(assets) for user, assets in views.items() if len(assets) >= 2}
     users_of = {a: sorted(u for u, assets in onward.items() if a in assets) for a in range(n_assets)}
     origins = np.array([a for a in range(n_assets) if users_of[a]])
     asset_offsets = np.cumsum([0] + [len(users_of[a]) for a in origins])
@@ -86,7 +104,8 @@ def bipartite_season(views: dict[int, list[int]], n_assets: int, per_origin: int
     user_offsets = np.cumsum([0] + [len(onward.get(u, [])) for u in range(max(views) + 1)])
     assets = np.concatenate([onward.get(u, []) for u in range(max(views) + 1)]).astype(np.int64)
     start, size = user_offsets[user], np.diff(user_offsets)[user]
-    drawn = bipartite_samples(key, origin, sample, start, size, assets, count)
+    origin_at = positions_in_lists(user_offsets, assets, user, origin) if window else None
+    drawn = bipartite_samples(key, origin, sample, start, size, assets, count, window, origin_at)
     return with_negatives(key, drawn, Negatives(count, n_assets))
 
 
@@ -109,6 +128,41 @@ def test_bipartite_walk_follows_its_transition_formula():
     coview_expected = coview[0, reachable] / coview[0].sum() * per_origin
     assert stats.chisquare(np.bincount(target[origin == 0], minlength=6)[reachable], coview_expected).pvalue < 1e-6
     assert (negatives != origin[:, None]).all() and (negatives != target[:, None]).all()
+
+
+@pytest.mark.parametrize("window", [1, 2])
+def test_windowed_walk_follows_its_transition_formula(window):
+    per_origin = 20_000
+    origin, _, target, negatives = bipartite_season(VIEWS, 6, per_origin, window=window)
+    transition = window_transition(VIEWS, 6, window)
+    np.testing.assert_allclose(transition[:5].sum(axis=1), 1.0)
+    for a in range(5):
+        possible = np.flatnonzero(transition[a])
+        observed = np.bincount(target[origin == a], minlength=6)
+        assert observed.sum() == per_origin and observed[np.flatnonzero(transition[a] == 0)].sum() == 0
+        assert stats.chisquare(observed[possible], transition[a, possible] * per_origin).pvalue > 0.001
+    whole = bipartite_transition(VIEWS, 6)  # the whole-history walk reaches more: the test can tell them apart
+    assert (whole[transition == 0] > 0).any()
+    assert (negatives != origin[:, None]).all() and (negatives != target[:, None]).all()
+
+
+def test_a_window_as_wide_as_the_history_is_the_whole_history_walk():
+    per_origin = 20_000
+    origin, _, target, _ = bipartite_season(VIEWS, 6, per_origin, window=4)
+    np.testing.assert_allclose(window_transition(VIEWS, 6, 4), bipartite_transition(VIEWS, 6))
+    transition = bipartite_transition(VIEWS, 6)
+    for a in range(5):
+        possible = np.flatnonzero(transition[a])
+        observed = np.bincount(target[origin == a], minlength=6)[possible]
+        assert stats.chisquare(observed, transition[a, possible] * per_origin).pvalue > 0.001
+
+
+def test_positions_in_lists_finds_each_item_in_its_own_list():
+    offsets, items = np.array([0, 3, 5]), np.array([7, 2, 9, 2, 4])
+    found = positions_in_lists(offsets, items, np.array([0, 1, 1, 0]), np.array([9, 2, 4, 7]))
+    np.testing.assert_array_equal(found, [2, 3, 4, 0])
+    with pytest.raises(ValueError, match="not in its list"):
+        positions_in_lists(offsets, items, np.array([1]), np.array([9]))
 
 
 def test_samples_grouped_by_member_expand_to_the_same_samples():
