@@ -130,9 +130,9 @@ def main() -> None:
     print(f"history model (run on the first {arguments.history_share:.0%}): {base_seconds:.1f} s")
     print(f"refresh: median {refresh_median:.1f} s of {[round(s, 1) for s in refresh_seconds]}")
     print(f"refresh stages (s): {json.dumps({k: v['seconds'] for k, v in refreshed.items()})}")
-    print(f"refresh pair steps (s): {json.dumps(refreshed['pairs']['seconds_by_step'])}")
-    merged = {k: v for k, v in refreshed["pairs"].items() if k.startswith("pair_rows")}
-    print(f"pair table rows: {json.dumps(merged)}")
+    print(f"refresh merge steps (s): {json.dumps(refreshed['inputs']['seconds_by_step'])}")
+    merged = {k: v for k, v in refreshed["inputs"].items() if k.startswith("pair_rows")}
+    print(f"pair table rows: {json.dumps(merged) if merged else refreshed['inputs']['pairs']}")
     if retrained:
         full_median = statistics.median(full_seconds)
         print(f"full retrain: median {full_median:.1f} s of {[round(s, 1) for s in full_seconds]}")

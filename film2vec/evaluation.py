@@ -23,8 +23,7 @@ from film2vec.evaluate import Split, next_watch_of_user_vectors, split_views
 from film2vec.evaluate import evaluate as evaluate_vectors
 from film2vec.events import columns_of, ingest
 from film2vec.ingest import events_source
-from film2vec.pairs import count_pairs
-from film2vec.pipeline import timed
+from film2vec.pipeline import prepare_inputs, timed
 from film2vec.seasons import sample
 from film2vec.training import train_vectors
 
@@ -95,7 +94,7 @@ def split_events(spark: SparkSession, config: Config) -> tuple[HeldOut, dict[str
 def evaluate(spark: SparkSession, config: Config) -> dict:
     """Score vectors with the fixed protocol: train on each user's earlier views, test on the last 5.
 
-    Writes DIR/split/{train,test,metadata}, then runs pairs, sample and train with the train views as the
+    Writes DIR/split/{train,test,metadata}, then prepares the inputs, samples and trains with the train views as the
     events under DIR, logging the figures to the training run; with `--embeddings TABLE` it scores that
     table instead of training. The figures are under "figures". With --baseline als, Spark ALS is trained on
     the same train views and scored by the same code: its figures and both wall times are under "baseline"
@@ -123,7 +122,7 @@ def evaluate(spark: SparkSession, config: Config) -> dict:
         tables.write(config, spark.createDataFrame(table), f"split/{name}")
     on_train = copy.deepcopy(config)
     on_train.data.events, on_train.data.metadata = config.out("split/train"), config.out("split/metadata")
-    summary["pairs"] = timed("pairs", count_pairs, spark, on_train)
+    summary["inputs"] = timed("inputs", prepare_inputs, spark, on_train)
     summary["sample"] = timed("sample", sample, spark, on_train)
     summary["train"] = timed("train", train_vectors, spark, on_train, held_out=held_out)
     summary.update(split=config.out("split"), figures=summary["train"]["figures"])

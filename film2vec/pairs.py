@@ -34,7 +34,7 @@ from scipy import sparse
 from film2vec import tables
 from film2vec.config import Config, ConfigError
 from film2vec.errors import InputError
-from film2vec.ingest import append_new_views, new_batch, prepare_views, rebuild_assets
+from film2vec.ingest import merge_new_views, prepare_views
 from film2vec.native import NativeUnavailable, build
 
 log = logging.getLogger(__name__)
@@ -607,16 +607,12 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
         settings.data.new_events = "/tmp/f2v-new-views"
         pairs.count_new_pairs(spark.get_spark(settings.spark), settings)
     """
-    started = time.perf_counter()
     counted = _pairs_counted(spark, config)
-    batch, metadata, ingest_summary = new_batch(spark, config)
-    append_new_views(spark, config, batch)
-    views_written = time.perf_counter()
-    rebuild_assets(spark, config, metadata)
+    merged_views = merge_new_views(spark, config)
     assets_written = time.perf_counter()
     path = tables.where(config, "views")
-    version = tables.version(spark, config, "views")
-    summary = {"ingest": ingest_summary, "views_version": version, "pairs": tables.where(config, "pairs")}
+    version = merged_views["views_version"]
+    summary = {"ingest": merged_views["ingest"], "views_version": version, "pairs": tables.where(config, "pairs")}
     if version == counted["views_version"]:
         return {**summary, "new_views": 0, "users_with_new_views": 0, "new_assets": 0, "pair_rows_updated": 0}
     commits = tables.delta_table(spark, config, "views").history().where(F.col("version") > counted["views_version"])
@@ -661,8 +657,7 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
         "pair_rows_inserted": int(merged.get("numTargetRowsInserted", 0)),
         "pair_rows_rewritten_unchanged": int(merged.get("numTargetRowsCopied", 0)),
         "seconds_by_step": {
-            "append_views": round(views_written - started, 1),
-            "rebuild_assets": round(assets_written - views_written, 1),
+            **merged_views["seconds_by_step"],
             "count_and_merge_pairs": round(pairs_merged - assets_written, 1),
             "of_which_merge_scan": round(int(merged.get("scanTimeMs", 0)) / 1000, 1),
             "of_which_merge_rewrite": round(int(merged.get("rewriteTimeMs", 0)) / 1000, 1),

@@ -1,4 +1,4 @@
-"""The stages composed: `run` (pairs, seasons, training) and the nightly `refresh`. The stages themselves are
+"""The stages composed: `run` (inputs, seasons, training) and the nightly `refresh`. The stages themselves are
 ingest.py, pairs.py, seasons.py, training.py and evaluation.py, each reading and writing Delta tables here:
 
     DIR/synthetic/{events,assets}   the generated catalogue (when no events are given)
@@ -6,8 +6,8 @@ ingest.py, pairs.py, seasons.py, training.py and evaluation.py, each reading and
     DIR/assets     asset_idx, asset_id, views, title, genres (asset_idx never changes in a refresh)
     DIR/unviewed   asset_id, title, genres: assets in the metadata with no view yet (cold start)
     DIR/rejects    rows set aside: reason, line, source
-    DIR/pairs      asset_a, asset_b, co_views
-    DIR/seasons    season, origin, target, negatives (asset indices), partitioned by season
+    DIR/pairs      asset_a, asset_b, co_views (counted when the walk reads them, or by `film2vec pairs`)
+    DIR/seasons    season, draw, origin, target (asset indices), partitioned by season
     DIR/embeddings asset_id, vector, source ('views': trained; 'metadata': provisional, from labels)
 Each function returns a summary dict of what it wrote; the CLI prints it.
 """
@@ -25,13 +25,22 @@ from pyspark.sql import SparkSession
 
 from film2vec import tables
 from film2vec.config import Config, ConfigError
-from film2vec.pairs import count_new_pairs, count_pairs
-from film2vec.seasons import SeasonFeed, drop_other_seasons, sample, season_numbers, season_sampler_for, seasons_written
+from film2vec.ingest import merge_new_views, prepare_views
+from film2vec.pairs import count_pairs
+from film2vec.seasons import (
+    SeasonFeed,
+    drop_other_seasons,
+    sample,
+    season_numbers,
+    season_sampler_for,
+    seasons_written,
+    walk_inputs,
+)
 from film2vec.training import train_vectors
 
 log = logging.getLogger(__name__)
 
-REFRESHED_TABLES = ("views", "pairs")  # the tables a refresh appends to or merges into, night after night
+PAIRS_NOT_COUNTED = "not counted: the bipartite walk reads DIR/views; `film2vec pairs` counts them"
 
 
 def timed(name: str, stage: Callable[..., dict], *arguments, **options) -> dict:
@@ -44,8 +53,19 @@ def timed(name: str, stage: Callable[..., dict], *arguments, **options) -> dict:
     return summary
 
 
+def prepare_inputs(spark: SparkSession, config: Config) -> dict:
+    """The tables the walk reads, made current: the events ingested into DIR/views and DIR/assets (new views
+    merged, with --new-events or --since), and the co-view pairs counted into DIR/pairs only when the walk
+    reads them (--walk coview): a bipartite run does not pay for a table it never reads."""
+    if "pairs" in walk_inputs(config):
+        return count_pairs(spark, config)
+    if config.data.new_events or config.data.since:
+        return {**merge_new_views(spark, config), "pairs": PAIRS_NOT_COUNTED}
+    return {"ingest": prepare_views(spark, config), "pairs": PAIRS_NOT_COUNTED}
+
+
 def run(spark: SparkSession, config: Config) -> dict:
-    """The whole pipeline: ingest and pairs, seasons, training, registration; each stage timed.
+    """The whole pipeline: its inputs (prepare_inputs), seasons, training, registration; each stage timed.
 
     With pipelined_seasons, season k + 1 is sampled while the trainer trains on season k; the seconds the
     trainer waited for samples go to MLflow (`waited_for_samples_seconds`, step = season) and the summary.
@@ -56,7 +76,7 @@ def run(spark: SparkSession, config: Config) -> dict:
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
         pipeline.run(spark.get_spark(settings.spark), settings)
     """
-    summary = {"pairs": timed("pairs", count_pairs, spark, config)}
+    summary = {"inputs": timed("inputs", prepare_inputs, spark, config)}
     if not config.seasons.pipelined_seasons:
         summary["sample"] = timed("sample", sample, spark, config)
         summary["train"] = timed("train", train_vectors, spark, config)
@@ -109,10 +129,11 @@ def refresh(spark: SparkSession, config: Config) -> dict:
     warm.train.warm_start = config.train.warm_start or f"models:/{config.tracking.model_name}@{config.tracking.alias}"
     warm.seasons.seasons = config.refresh.warm_seasons
     seasons = season_numbers(warm)
-    summary = {"pairs": timed("merge new views", count_new_pairs, spark, warm)}
+    summary = {"inputs": timed("merge new views", prepare_inputs, spark, warm)}
     if config.refresh.compact:
         retention = config.refresh.vacuum_retention_hours
-        summary["compact"] = timed("compact", tables.compact, spark, config, REFRESHED_TABLES, retention)
+        merged = ("views", *(["pairs"] if "pairs" in walk_inputs(config) else []))  # appended to night after night
+        summary["compact"] = timed("compact", tables.compact, spark, config, merged, retention)
     summary["sample"] = timed("sample", sample, spark, warm, seasons)
     summary["train"] = timed("train (warm start)", train_vectors, spark, warm, seasons, score_on_views=True)
     return summary

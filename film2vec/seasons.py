@@ -76,9 +76,7 @@ def bipartite_lists(
     bucketed by a hash of user_id. Lists are sorted (a user's assets `in_viewing_order`: by viewed_at, then
     index), so a draw's position means the same item everywhere.
     """
-    links = views.select("user_id", "asset_idx", *(["viewed_at"] if in_viewing_order else []))
-    onward = links.groupBy("user_id").agg(F.count("*").alias("degree")).where("degree >= 2").select("user_id")
-    links = links.join(onward, "user_id", "left_semi")
+    links = onward_views(views.select("user_id", "asset_idx", *(["viewed_at"] if in_viewing_order else [])))
     origins = (
         links.groupBy(F.col("asset_idx").alias("origin"))
         .agg(F.array_sort(F.collect_list("user_id")).alias("users"))
@@ -92,6 +90,12 @@ def bipartite_lists(
         history = F.array_sort(F.collect_list("asset_idx"))
     users = links.groupBy("user_id").agg(history.alias("assets"))
     return origins, users.withColumn("bucket", user_bucket(partitions))
+
+
+def onward_views(views: DataFrame) -> DataFrame:
+    """The views of users who watched at least two assets: the only ones the bipartite walk steps through."""
+    onward = views.groupBy("user_id").agg(F.count("*").alias("degree")).where("degree >= 2").select("user_id")
+    return views.join(onward, "user_id", "left_semi")
 
 
 def user_bucket(partitions: int):
@@ -297,6 +301,14 @@ class SeasonFeed:
 def walk_inputs(config: Config) -> tuple[str, str]:
     """The tables the configured walk draws from: the assets and DIR/pairs (co-view) or DIR/views (bipartite)."""
     return ("assets", "pairs" if config.seasons.walk == "coview" else "views")
+
+
+def walk_origins(spark: SparkSession, config: Config) -> DataFrame:
+    """asset_id of the assets the configured walk can start from: those with a co-view pair (co-view walk), or
+    watched by a user who watched another asset (bipartite)."""
+    if config.seasons.walk == "coview":
+        return tables.read(spark, config, "pairs").select(F.col("asset_a").alias("asset_id")).distinct()
+    return onward_views(tables.read(spark, config, "views").select("user_id", "asset_id")).select("asset_id").distinct()
 
 
 def season_sampler_for(spark: SparkSession, config: Config) -> SeasonSampler:

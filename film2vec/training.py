@@ -27,7 +27,7 @@ from film2vec.evaluate import Split, genre_precision
 from film2vec.neighbours import neighbours_table
 from film2vec.plots import plot_loss
 from film2vec.sampler import negatives_plan
-from film2vec.seasons import SeasonFeed, season_mismatch, season_numbers
+from film2vec.seasons import SeasonFeed, season_mismatch, season_numbers, walk_inputs, walk_origins
 from film2vec.train.checkpoint import clear as clear_checkpoint
 from film2vec.train.trainer import StartingRows, train
 from film2vec.warm import label_mean_vectors, median_cosine
@@ -38,7 +38,6 @@ if TYPE_CHECKING:  # evaluation imports this module
 log = logging.getLogger(__name__)
 EMBEDDINGS_RECORD = "film2vec_embeddings"  # the key of the embeddings' (and neighbours') provenance in their commits
 SEASON_MISMATCH_TAG = "film2vec.season_mismatch"  # on a run trained with --allow-season-mismatch: what differed
-TRAINED_FROM = ("assets", "pairs", "seasons")  # the Delta tables a training run records as its inputs
 FIGURES_TAG = "film2vec.figures_from"  # run tag: "held-out split" (film2vec evaluate) or "all views"
 
 
@@ -146,7 +145,7 @@ def train_vectors(
         training.train_vectors(spark.get_spark(settings.spark), settings)
     """
     assets = tables.read(spark, config, "assets").orderBy("asset_idx")
-    trained = tables.read(spark, config, "pairs").select(F.col("asset_a").alias("asset_id")).distinct()
+    trained = walk_origins(spark, config)
     catalogue = assets.select("asset_idx", "asset_id", "views", "genres").toArrow()
     with_neighbours = (
         assets.where(F.col("views") >= config.train.min_views)
@@ -202,8 +201,8 @@ def train_vectors(
             checkpoints=checkpoints,
             start=warm.starting_rows() if warm else None,
         )
-        versions = {table: tables.version(spark, config, table) for table in TRAINED_FROM}
-        tracking.log_input_tables({table: (tables.where(config, table), versions[table]) for table in TRAINED_FROM})
+        versions = {table: tables.version(spark, config, table) for table in (*walk_inputs(config), "seasons")}
+        tracking.log_input_tables({table: (tables.where(config, table), v) for table, v in versions.items()})
         if mismatch:
             mlflow.set_tag(SEASON_MISMATCH_TAG, mismatch)
         rows = with_neighbours.column("asset_idx").to_numpy()
