@@ -23,6 +23,7 @@ from film2vec.walks import (
     bipartite_samples,
     bipartite_users,
     coview_samples,
+    mix64,
     origin_streams,
     positions_in_lists,
     stream_key,
@@ -39,6 +40,7 @@ class Catalogue:
     watched: sp.csr_matrix  # user × asset, 1 where the user watched the asset in train
     co_views: sp.csr_matrix  # asset × asset, users who watched both in train, zero diagonal
     inverse_co_views: sp.csr_matrix  # the same with each user counting 1/(n − 1) (--user-weighting inverse)
+    train_time: np.ndarray  # when each train view (split.train_user, split.train_asset) was first seen
 
 
 def load(folder: Path = MOVIELENS) -> Catalogue:
@@ -60,8 +62,17 @@ def load(folder: Path = MOVIELENS) -> Catalogue:
     history = np.asarray(watched.sum(axis=1)).ravel()
     inverse = sp.diags(1.0 / np.maximum(history - 1, 1)) @ watched
     views = np.bincount(split.train_asset, minlength=len(ids))
+    first_seen = pd.DataFrame({"user": ratings.userId, "asset": asset, "time": ratings.timestamp})
+    first_seen = first_seen.groupby(["user", "asset"])["time"].min()
+    train_time = first_seen.reindex(pd.MultiIndex.from_arrays([split.train_user, split.train_asset])).to_numpy()
     return Catalogue(
-        split, genres, views, watched, _off_diagonal(watched.T @ watched), _off_diagonal(watched.T @ inverse)
+        split,
+        genres,
+        views,
+        watched,
+        _off_diagonal(watched.T @ watched),
+        _off_diagonal(watched.T @ inverse),
+        train_time,
     )
 
 
@@ -134,10 +145,13 @@ def sample_season(catalogue: Catalogue, sampling: Sampling, season: int, seed: i
 
 
 def viewing_order(catalogue: Catalogue, kept: np.ndarray, users: np.ndarray) -> np.ndarray:
-    """The `kept` assets of `users` (ascending), each user's in viewing order: the split's train views run in
-    (user, time, asset) order, one per (user, asset), so these are the rows of `watched` re-ordered."""
+    """The `kept` assets of `users` (ascending), each user's in viewing order, ties (equal times) in the order of
+    a hash of (user, asset) as the sampler breaks them: the rows of `watched` re-ordered."""
     split = catalogue.split
-    return split.train_asset[kept[split.train_asset] & np.isin(split.train_user, users)]
+    chosen = kept[split.train_asset] & np.isin(split.train_user, users)
+    user, asset, time = split.train_user[chosen], split.train_asset[chosen], catalogue.train_time[chosen]
+    tie = mix64(user.astype(np.uint64) << np.uint64(32) | asset.astype(np.uint64))
+    return asset[np.lexsort((tie, time, user))]
 
 
 def write_seasons(path: str, catalogue: Catalogue, sampling: Sampling, seasons: int, seed: int) -> None:

@@ -73,8 +73,8 @@ def bipartite_lists(
     """The bipartite walk's two sides, over users who watched at least two assets (the others lead nowhere).
 
     (origin, views, users): per asset, its users; (user_id, assets, bucket): per user, the asset indices,
-    bucketed by a hash of user_id. Lists are sorted (a user's assets `in_viewing_order`: by viewed_at, then
-    index), so a draw's position means the same item everywhere.
+    bucketed by a hash of user_id. Lists are sorted (a user's assets `in_viewing_order`: by viewed_at, ties by
+    a hash of the view), so a draw's position means the same item everywhere.
     """
     links = onward_views(views.select("user_id", "asset_idx", *(["viewed_at"] if in_viewing_order else [])))
     origins = (
@@ -84,8 +84,9 @@ def bipartite_lists(
         .select("origin", "views", "users")
         .repartition(partitions, "origin")
     )
-    if in_viewing_order:
-        history = F.array_sort(F.collect_list(F.struct("viewed_at", "asset_idx")))["asset_idx"]
+    if in_viewing_order:  # ties (equal or missing times) in an arbitrary but fixed order: a hash of the view
+        tie = F.xxhash64("user_id", "asset_idx")
+        history = F.array_sort(F.collect_list(F.struct("viewed_at", tie.alias("tie"), "asset_idx")))["asset_idx"]
     else:
         history = F.array_sort(F.collect_list("asset_idx"))
     users = links.groupBy("user_id").agg(history.alias("assets"))
