@@ -109,17 +109,23 @@ def bipartite_season(
     return with_negatives(key, drawn, Negatives(count, n_assets))
 
 
+def assert_targets_follow(transition: np.ndarray, origin: np.ndarray, target: np.ndarray, per_origin: int) -> None:
+    """Each origin with a walk (assets 0–4) drew per_origin targets, none it cannot reach, at the frequencies of
+    its row of `transition` (chi-square)."""
+    for a in range(5):
+        possible = np.flatnonzero(transition[a])
+        observed = np.bincount(target[origin == a], minlength=len(transition))
+        assert observed.sum() == per_origin and observed[np.flatnonzero(transition[a] == 0)].sum() == 0
+        assert stats.chisquare(observed[possible], transition[a, possible] * per_origin).pvalue > 0.001
+
+
 def test_bipartite_walk_follows_its_transition_formula():
     per_origin = 20_000
     origin, _, target, negatives = bipartite_season(VIEWS, 6, per_origin)
     transition = bipartite_transition(VIEWS, 6)
     assert set(origin) == {0, 1, 2, 3, 4}  # asset 5's only viewer watched nothing else
     np.testing.assert_allclose(transition[:5].sum(axis=1), 1.0)
-    for a in range(5):
-        possible = np.flatnonzero(transition[a])
-        observed = np.bincount(target[origin == a], minlength=6)
-        assert observed.sum() == per_origin and observed[np.flatnonzero(transition[a] == 0)].sum() == 0
-        assert stats.chisquare(observed[possible], transition[a, possible] * per_origin).pvalue > 0.001
+    assert_targets_follow(transition, origin, target, per_origin)
     coview = np.zeros((6, 6))  # the co-view walk's P(b | a) ∝ co_views differs: the test can tell them apart
     for assets in VIEWS.values():
         for a in assets:
@@ -136,11 +142,7 @@ def test_windowed_walk_follows_its_transition_formula(window):
     origin, _, target, negatives = bipartite_season(VIEWS, 6, per_origin, window=window)
     transition = window_transition(VIEWS, 6, window)
     np.testing.assert_allclose(transition[:5].sum(axis=1), 1.0)
-    for a in range(5):
-        possible = np.flatnonzero(transition[a])
-        observed = np.bincount(target[origin == a], minlength=6)
-        assert observed.sum() == per_origin and observed[np.flatnonzero(transition[a] == 0)].sum() == 0
-        assert stats.chisquare(observed[possible], transition[a, possible] * per_origin).pvalue > 0.001
+    assert_targets_follow(transition, origin, target, per_origin)
     whole = bipartite_transition(VIEWS, 6)  # the whole-history walk reaches more: the test can tell them apart
     assert (whole[transition == 0] > 0).any()
     assert (negatives != origin[:, None]).all() and (negatives != target[:, None]).all()
@@ -150,11 +152,7 @@ def test_a_window_as_wide_as_the_history_is_the_whole_history_walk():
     per_origin = 20_000
     origin, _, target, _ = bipartite_season(VIEWS, 6, per_origin, window=4)
     np.testing.assert_allclose(window_transition(VIEWS, 6, 4), bipartite_transition(VIEWS, 6))
-    transition = bipartite_transition(VIEWS, 6)
-    for a in range(5):
-        possible = np.flatnonzero(transition[a])
-        observed = np.bincount(target[origin == a], minlength=6)[possible]
-        assert stats.chisquare(observed, transition[a, possible] * per_origin).pvalue > 0.001
+    assert_targets_follow(bipartite_transition(VIEWS, 6), origin, target, per_origin)
 
 
 def test_positions_in_lists_finds_each_item_in_its_own_list():
