@@ -18,7 +18,6 @@ below the alias floors (validate, promote; training commands with --fail-on-floo
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import contextlib
 import copy
 import dataclasses
@@ -497,21 +496,16 @@ def _run(name: str, command: Command, config: Config, handler: logging.Handler, 
         from film2vec.tables import output_schema
 
         output_schema(config)  # a schema name that is not one stops here, before Spark starts
-    if not command.spark:
-        function = command.function()
-        with mlflow_quietly(handler, level):
-            return function(config)
-    from film2vec.spark import get_spark
-    from film2vec.tables import uses_metastore
-
-    started = time.perf_counter()
-    # the JVM starts in a thread while this one imports the stage's modules (torch, MLflow: seconds each)
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="film2vec-spark") as starting:
-        session = starting.submit(get_spark, config.spark, metastore=uses_metastore(config))
-        function = command.function()
-        spark = session.result()
-    log.info("Spark ready in %.1f s", time.perf_counter() - started)
+    function = command.function()
     with mlflow_quietly(handler, level):
+        if not command.spark:
+            return function(config)
+        from film2vec.spark import get_spark
+        from film2vec.tables import uses_metastore
+
+        started = time.perf_counter()
+        spark = get_spark(config.spark, metastore=uses_metastore(config))
+        log.info("Spark ready in %.1f s", time.perf_counter() - started)
         return function(spark, config)
 
 

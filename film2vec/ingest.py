@@ -3,7 +3,6 @@ refresh appends (DIR/unviewed keeps the metadata's assets with no view yet)."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import time
 from collections.abc import Iterator
@@ -74,24 +73,18 @@ def prepare_views(spark: SparkSession, config: Config) -> dict:
     """Validate the events into DIR/views, DIR/assets and DIR/rejects; stop when no view is valid."""
     events, metadata = events_source(spark, config)
     found = ingest(spark, events, metadata, config.data.id_type, columns_of(config.data))
+    tables.write(config, found.rejects, "rejects")
     summary = dict(found.summary)
-    # rejects and unviewed are committed beside assets → views: small writes mostly wait on Spark's
-    # scheduling and Delta's log, so three at once take about as long as the longest
-    with concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="film2vec-ingest") as beside:
-        rejects = beside.submit(tables.write, config, found.rejects, "rejects")
-        if summary["valid"] == 0:
-            rejects.result()
-            raise InputError(
-                f"events at {events}: none of the {summary['rows']} rows is a valid view "
-                f"(rejected by reason: {summary['rejected_by_reason']}); see {tables.where(config, 'rejects')}"
-            )
-        unviewed = beside.submit(_write_unviewed, spark, config, found.metadata, found.views)
-        tables.write(config, found.assets, "assets")
-        assets = tables.read(spark, config, "assets")
-        tables.write(config, found.views.join(assets.select("asset_id", "asset_idx"), "asset_id"), "views")
-        rejects.result()
-        unviewed.result()
+    if summary["valid"] == 0:
+        raise InputError(
+            f"events at {events}: none of the {summary['rows']} rows is a valid view "
+            f"(rejected by reason: {summary['rejected_by_reason']}); see {tables.where(config, 'rejects')}"
+        )
+    tables.write(config, found.assets, "assets")
+    assets = tables.read(spark, config, "assets")
+    tables.write(config, found.views.join(assets.select("asset_id", "asset_idx"), "asset_id"), "views")
     views = tables.read(spark, config, "views")
+    _write_unviewed(spark, config, found.metadata)
     counts = views.agg(F.count("*").alias("views"), F.countDistinct("user_id").alias("users")).first()
     summary.update(
         views=counts["views"],
@@ -117,12 +110,9 @@ def since_moment(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _write_unviewed(
-    spark: SparkSession, config: Config, metadata: DataFrame | None, views: DataFrame | None = None
-) -> None:
-    """DIR/unviewed: the metadata's assets that no view (in `views`, default DIR/views) names (empty without
-    metadata)."""
-    views = views if views is not None else tables.read(spark, config, "views")
+def _write_unviewed(spark: SparkSession, config: Config, metadata: DataFrame | None) -> None:
+    """DIR/unviewed: the metadata's assets that no view in DIR/views names (empty without metadata)."""
+    views = tables.read(spark, config, "views")
     if metadata is None:
         schema = T.StructType(
             [
