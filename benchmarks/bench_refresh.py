@@ -1,7 +1,7 @@
 """The nightly refresh against a full retrain, on MovieLens latest-small split by time.
 
     python -m benchmarks.bench_refresh --out DIR [--repeats 1] [--full-repeats N] [--warm-seasons 1]
-        [--warm-learning-rate 0.1] [--warm-new-assets random] [--seasons 10] [--origins-per-asset 300]
+        [--warm-learning-rate 0.1] [--warm-new-assets random] [--seasons 3] [--origins-per-asset 300]
         [--epochs-per-season 1] [--reuse-history]   (defaults: film2vec's)
 
 The protocol's split comes first (per user, the last 5 views are test; see film2vec/evaluate.py). The train
