@@ -146,7 +146,8 @@ def sample_season(catalogue: Catalogue, sampling: Sampling, season: int, seed: i
 
 def viewing_order(catalogue: Catalogue, kept: np.ndarray, users: np.ndarray) -> np.ndarray:
     """The `kept` assets of `users` (ascending), each user's in viewing order, ties (equal times) in the order of
-    a hash of (user, asset) as the sampler breaks them: the rows of `watched` re-ordered."""
+    a hash of (user, asset): the rows of `watched` re-ordered. The hash is SplitMix64's, not Spark's xxhash64
+    the sampler uses, so tied views fall in another (equally arbitrary) order than in `film2vec sample`."""
     split = catalogue.split
     chosen = kept[split.train_asset] & np.isin(split.train_user, users)
     user, asset, time = split.train_user[chosen], split.train_asset[chosen], catalogue.train_time[chosen]
