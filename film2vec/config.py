@@ -166,6 +166,16 @@ class SeasonsConfig:
         low=1,
         high=100_000,
     )
+    sampler: str = setting(
+        "auto",
+        "Where seasons are drawn (the same rows either way): spark, by the executors, for any size; driver, in this "
+        "process from the walk's lists collected once, without a Spark job per season; auto: the driver when neither "
+        "the walk's input (views or pairs) nor a season has more than --driver-sampling-rows rows",
+        choices=("auto", "spark", "driver"),
+    )
+    driver_sampling_rows: int = setting(
+        5_000_000, "--sampler auto: the most input rows, and samples a season, drawn on the driver", low=0, high=10**12
+    )
     pipelined_seasons: bool = setting(True, "film2vec run: sample season k + 1 while the trainer trains on season k")
 
 

@@ -189,5 +189,26 @@ def bipartite_second_step(key: np.uint64, season: int, negatives: int, window: i
     return second_step
 
 
+def season_table(
+    key: np.uint64,
+    season: int,
+    origins: Origins,
+    negatives: int,
+    window: int,
+    origin_lists: pa.Table,
+    user_lists: pa.Table | None = None,
+) -> pa.Table:
+    """A whole season drawn in this process, in draw order: the rows the Spark job draws from the same lists
+    (the walk's origin lists; for the bipartite walk its user lists too, in one bucket), since every row is a
+    function of its draw alone."""
+    batches = origin_lists.to_batches()
+    if user_lists is None:
+        drawn = pa.Table.from_batches(coview_step(key, season, origins, negatives)(batches), SAMPLE_ARROW_SCHEMA)
+    else:
+        choices = pa.Table.from_batches(bipartite_first_step(key, origins, negatives)(batches))
+        drawn = bipartite_second_step(key, season, negatives, window)(choices, user_lists)
+    return drawn.take(np.argsort(drawn.column("draw").to_numpy(), kind="stable"))
+
+
 def _ranges(total: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, total)) for start in range(0, total, size)]

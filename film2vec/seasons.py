@@ -18,6 +18,10 @@ Two walks:
   (hash of user_id modulo sample_partitions) and the second step runs per bucket. A bucket holds
   1/sample_partitions of the views and of the season's samples in memory, so raise sample_partitions with
   the data.
+
+Where the walk's input is small (--sampler auto, --driver-sampling-rows), its lists are collected once and
+each season is drawn on the driver by the same functions (sampler.season_table) and written from there: the
+same rows, without the jobs, shuffles and Python workers a Spark season costs.
 """
 
 from __future__ import annotations
@@ -31,13 +35,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from film2vec import tables
 from film2vec.config import Config, SeasonsConfig
 from film2vec.conflicts import committing
-from film2vec.sampler import bipartite_first_step, bipartite_second_step, coview_step, sampling_plan
+from film2vec.sampler import bipartite_first_step, bipartite_second_step, coview_step, sampling_plan, season_table
 from film2vec.tables import NO_DELETION_VECTORS
 from film2vec.walks import Origins, stream_key
 
@@ -106,8 +111,10 @@ def user_bucket(partitions: int):
 
 @dataclass(frozen=True)
 class SeasonSampler:
-    """A walk's lists (cached in Spark) with its origins: makes any season's samples.
+    """A walk's lists (cached in Spark, or collected to the driver) with its origins: makes any season's samples.
 
+    With `driver_lists` (the origin and user lists as Arrow tables) a season is drawn in this process by the
+    same functions the executors run (sampler.season_table): the same rows, without a Spark job per season.
     `drawn_from` is the provenance every season it writes records (see `provenance`): the sampler's
     settings, the seed and the versions of the tables its lists were read from.
     """
@@ -121,6 +128,7 @@ class SeasonSampler:
     user_lists: DataFrame | None = None
     partitions: int = 1
     drawn_from: dict | None = None
+    driver_lists: tuple[pa.Table, pa.Table | None] | None = None
 
     def samples(self, season: int) -> DataFrame:
         """Season `season`'s samples in draw order within each partition (lazy; nothing runs until written).
@@ -129,6 +137,9 @@ class SeasonSampler:
         film2vec.train.stream.read_season): the same rows in the same order on any cluster.
         """
         key = stream_key(self.seed, season)
+        if self.driver_lists is not None:
+            drawn = season_table(key, season, self.origins, self.negatives, self.window, *self.driver_lists)
+            return self.origin_lists.sparkSession.createDataFrame(drawn)
         if self.walk == "coview":
             samples = self.origin_lists.mapInArrow(
                 coview_step(key, season, self.origins, self.negatives), SAMPLE_SCHEMA
@@ -181,13 +192,37 @@ def season_sampler(
         origin_lists = neighbour_lists(pairs, assets, partitions)
     else:
         origin_lists, user_lists = bipartite_lists(views, assets, partitions, config.context_window > 0)
-        user_lists = user_lists.persist()
-    origin_lists = origin_lists.persist()
-    origins = sampling_plan(config, catalogue_views, origin_lists.select("views").toArrow().column("views").to_numpy())
+    driver_lists = None
+    if draws_on_driver(config, needed[1], len(catalogue_views)):
+        driver_lists = (origin_lists.toArrow(), None if user_lists is None else user_lists.toArrow())
+        origin_views = driver_lists[0].column("views").to_numpy()
+    else:
+        user_lists = user_lists.persist() if user_lists is not None else None
+        origin_lists = origin_lists.persist()
+        origin_views = origin_lists.select("views").toArrow().column("views").to_numpy()
+    origins = sampling_plan(config, catalogue_views, origin_views)
     window = config.context_window if config.walk == "bipartite" else 0
     return SeasonSampler(
-        config.walk, seed, origins, config.negatives, window, origin_lists, user_lists, partitions, drawn_from
+        config.walk,
+        seed,
+        origins,
+        config.negatives,
+        window,
+        origin_lists,
+        user_lists,
+        partitions,
+        drawn_from,
+        driver_lists,
     )
+
+
+def draws_on_driver(config: SeasonsConfig, walk_input: DataFrame, assets: int) -> bool:
+    """--sampler: spark, driver, or (auto) the driver when the walk's input rows and a season's samples (about
+    origins_per_asset per asset) both fit --driver-sampling-rows."""
+    if config.sampler != "auto":
+        return config.sampler == "driver"
+    limit = config.driver_sampling_rows
+    return config.origins_per_asset * assets <= limit and walk_input.limit(limit + 1).count() <= limit
 
 
 def write_season(samples: DataFrame, path: str, season: int, provenance: dict | None = None) -> None:

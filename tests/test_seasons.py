@@ -1,4 +1,5 @@
-"""The Spark season sampler: frequencies, both walks against the in-process kernels, reruns, failures, pipelining."""
+"""The season sampler: frequencies, both walks in Spark against the in-process kernels, the driver's seasons
+against Spark's, reruns, failures, pipelining."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from test_walks import VIEWS, bipartite_season, bipartite_transition, window_tra
 
 from film2vec.config import SeasonsConfig
 from film2vec.errors import InputError
-from film2vec.seasons import SAMPLE_SCHEMA, SeasonFeed, season_sampler, write_season
+from film2vec.seasons import SAMPLE_SCHEMA, SeasonFeed, draws_on_driver, season_sampler, write_season
+from film2vec.train.stream import read_season
 from film2vec.walks import Negatives, draw_keys, stream_key
 
 EDGES = {("a", "b"): 1, ("a", "c"): 4, ("a", "d"): 10, ("b", "c"): 2, ("c", "d"): 3, ("d", "e"): 1}
@@ -36,9 +38,9 @@ def catalogue(spark):
 
 
 def sampler(catalogue, seed: int = 42, **settings):
-    """The co-view walk with stratified origins unless the settings say otherwise (the formulas' cases)."""
+    """The co-view walk with stratified origins, drawn by Spark, unless the settings say otherwise."""
     pairs, assets, views = catalogue
-    config = SeasonsConfig(**{"walk": "coview", "origin_distribution": "stratified", **settings})
+    config = SeasonsConfig(**{"walk": "coview", "origin_distribution": "stratified", "sampler": "spark", **settings})
     return season_sampler(config, seed, assets, pairs=pairs, views=views)
 
 
@@ -75,6 +77,35 @@ def test_bipartite_walk_in_spark_equals_the_kernels_in_one_process(catalogue, tm
     from_d = np.bincount([t for o, t, _ in rows if o == 3], minlength=6)
     reachable = np.flatnonzero(transition[3])
     assert stats.chisquare(from_d[reachable], transition[3, reachable] * per_origin).pvalue > 0.001
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"walk": "coview", "origin_distribution": "views"},
+        {"walk": "bipartite", "context_window": 0, "origin_distribution": "views"},
+        {"walk": "bipartite", "context_window": 1},
+    ],
+)
+def test_the_driver_draws_the_rows_spark_draws_in_draw_order(catalogue, tmp_path, settings):
+    on_spark, on_driver = str(tmp_path / "spark"), str(tmp_path / "driver")
+    sampler(catalogue, seed=5, origins_per_asset=400, negatives=2, sample_partitions=3, **settings).write(1, on_spark)
+    driver = sampler(catalogue, seed=5, origins_per_asset=400, negatives=2, sampler="driver", **settings)
+    assert driver.driver_lists is not None
+    driver.write(1, on_driver)
+    assert season_rows(on_driver, 1) == season_rows(on_spark, 1)
+    draws = np.concatenate([batch.column("draw").to_numpy() for batch in read_season(on_driver, 1)])
+    assert len(draws) == len(season_rows(on_spark, 1)) and np.all(np.diff(draws) > 0)
+
+
+def test_auto_draws_on_the_driver_only_when_the_input_and_a_season_fit_the_limit(catalogue):
+    pairs, _, views = catalogue  # 12 pair rows and 15 views over 6 assets
+    assert draws_on_driver(SeasonsConfig(walk="bipartite", origins_per_asset=2, driver_sampling_rows=15), views, 6)
+    assert not draws_on_driver(SeasonsConfig(walk="bipartite", origins_per_asset=2, driver_sampling_rows=14), views, 6)
+    assert not draws_on_driver(SeasonsConfig(walk="bipartite", origins_per_asset=3, driver_sampling_rows=15), views, 6)
+    assert draws_on_driver(SeasonsConfig(walk="coview", origins_per_asset=2, driver_sampling_rows=12), pairs, 6)
+    assert not draws_on_driver(SeasonsConfig(walk="coview", sampler="spark"), pairs, 6)
+    assert draws_on_driver(SeasonsConfig(walk="coview", sampler="driver", driver_sampling_rows=0), pairs, 6)
 
 
 @pytest.mark.parametrize(
