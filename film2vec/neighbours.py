@@ -1,4 +1,5 @@
-"""The neighbours table: every asset's k most similar assets by cosine, computed in Spark block by block.
+"""The neighbours table: every asset's k most similar assets by cosine, computed in Spark block by block, or in
+this process for a catalogue small enough (`neighbours_on_driver`, the same kernels and the same rows).
 
 Assets take consecutive positions in asset_id order and are cut into blocks of `block_rows`. Every pair of
 blocks is one row of a blocks x blocks cross join (nb^2 rows, never assets x assets) and is scored in one
@@ -20,6 +21,8 @@ from pyspark.sql import types as T
 from film2vec.nearest import block_neighbours, merge_blocks, normalised
 
 BLOCK_ROWS = 2048  # assets per block: a block pair is a 2048 x 2048 score matrix (16 MiB in float32)
+DRIVER_ASSETS = 50_000  # at most this many assets, one process scores the catalogue sooner than Spark's jobs start
+DRIVER_SCORES = 1 << 23  # query rows x catalogue scored at a time on the driver (64 MiB in float64)
 
 
 def _block(assets: pa.ListScalar) -> tuple[np.ndarray, pa.Array, np.ndarray]:
@@ -119,4 +122,33 @@ def neighbours_table(embeddings: DataFrame, k: int, block_rows: int = BLOCK_ROWS
         .mapInArrow(score_pairs, candidate_schema)
         .groupBy("block")
         .applyInArrow(keep_best, neighbour_schema)
+    )
+
+
+def neighbours_on_driver(embeddings: pa.Table, k: int, query_rows: int | None = None) -> pa.Table:
+    """The rows of `neighbours_table` computed in this process from (asset_id, vector) in memory: `query_rows`
+    queries at a time (default: DRIVER_SCORES scores) against the whole catalogue, positions in asset_id order,
+    the one rule of `nearest.top_k`."""
+    if k < 1 or (query_rows is not None and query_rows < 1):
+        raise ValueError(f"neighbours_on_driver: k and query_rows must be at least 1 (got {k}, {query_rows})")
+    ordered = embeddings.select(["asset_id", "vector"]).sort_by("asset_id")
+    vectors = ordered.column("vector").combine_chunks()
+    unit = normalised(np.asarray(vectors.flatten()).reshape(len(vectors), -1))
+    positions = np.arange(len(unit))
+    block_rows = query_rows or max(1, DRIVER_SCORES // max(1, len(unit)))
+    parts = []
+    for start in range(0, len(unit), block_rows):
+        queries = positions[start : start + block_rows]
+        columns, scores = block_neighbours(unit[queries], queries, unit, positions, k)
+        rows, slots = np.nonzero(scores > -np.inf)
+        parts.append((queries[rows], columns[rows, slots], slots + 1, scores[rows, slots]))
+    query, neighbour, rank, score = (np.concatenate(part) for part in zip(*parts))
+    ids = ordered.column("asset_id")
+    return pa.table(
+        {
+            "asset_id": ids.take(query),
+            "rank": pa.array(rank, pa.int32()),
+            "neighbour_id": ids.take(neighbour),
+            "score": pa.array(score),
+        }
     )

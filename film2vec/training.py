@@ -24,7 +24,7 @@ from film2vec import tables, tracking
 from film2vec.config import Config, ConfigError
 from film2vec.errors import InputError
 from film2vec.evaluate import Split, genre_precision
-from film2vec.neighbours import neighbours_table
+from film2vec.neighbours import DRIVER_ASSETS, neighbours_on_driver, neighbours_table
 from film2vec.plots import plot_loss
 from film2vec.sampler import negatives_plan
 from film2vec.seasons import SeasonFeed, season_mismatch, season_numbers, walk_inputs, walk_origins
@@ -257,9 +257,11 @@ def train_vectors(
             }
         )
         tables.write(config, written, "embeddings", userMetadata=record)
-        neighbours = neighbours_table(
-            tables.read(spark, config, "embeddings").select("asset_id", "vector"), config.tracking.top_k
-        )
+        if embeddings.num_rows <= DRIVER_ASSETS:
+            neighbours = spark.createDataFrame(neighbours_on_driver(embeddings, config.tracking.top_k))
+        else:
+            embedded = tables.read(spark, config, "embeddings").select("asset_id", "vector")
+            neighbours = neighbours_table(embedded, config.tracking.top_k)
         neighbours = neighbours.withColumn("model_version", F.lit(int(registered.version)))
         tables.write(config, neighbours, "neighbours", userMetadata=record)
         mlflow.log_dict(

@@ -1,4 +1,5 @@
-"""The neighbours table: the numpy kernels on hand-checkable arrays, then the Spark job against brute force."""
+"""The neighbours table: the numpy kernels on hand-checkable arrays, then the Spark job and the driver's against
+brute force."""
 
 from __future__ import annotations
 
@@ -70,13 +71,19 @@ def test_blocks_then_merge_equal_the_whole_matrix():
     assert np.array_equal(rank.reshape(23, 5), np.tile(np.arange(1, 6), (23, 1)))
 
 
-def spark_neighbours(spark, asset_ids: np.ndarray, vectors: np.ndarray, k: int, block_rows: int) -> pa.Table:
-    """neighbours_table over (asset_id, vector), sorted by asset and rank."""
-    from film2vec.neighbours import neighbours_table
+def table_neighbours(
+    spark, asset_ids: np.ndarray, vectors: np.ndarray, k: int, block_rows: int, where: str
+) -> pa.Table:
+    """neighbours_table (Spark, blocks of block_rows) or neighbours_on_driver (block_rows queries at a time) over
+    (asset_id, vector), sorted by asset and rank."""
+    from film2vec.neighbours import neighbours_on_driver, neighbours_table
 
     embeddings = pa.table({"asset_id": asset_ids, "vector": list(vectors.astype(np.float32))})
     embeddings = embeddings.cast(pa.schema([("asset_id", pa.int64()), ("vector", pa.list_(pa.float32()))]))
-    found = neighbours_table(spark.createDataFrame(embeddings), k, block_rows).toArrow()
+    if where == "driver":
+        found = neighbours_on_driver(embeddings, k, block_rows)
+    else:
+        found = neighbours_table(spark.createDataFrame(embeddings), k, block_rows).toArrow()
     return found.sort_by([("asset_id", "ascending"), ("rank", "ascending")])
 
 
@@ -99,28 +106,32 @@ def shuffled_catalogue(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.permutation(np.arange(1_000, 1_000 + 3 * size, 3)), rng.normal(size=(size, 8)).astype(np.float32)
 
 
-def test_spark_table_matches_brute_force_over_several_blocks(spark):
+@pytest.mark.parametrize("where", ["spark", "driver"])
+def test_table_matches_brute_force_over_several_blocks(spark, where):
     asset_ids, vectors = shuffled_catalogue(230, 0)
-    assert spark_neighbours(spark, asset_ids, vectors, 7, 50).to_pydict() == brute_force(asset_ids, vectors, 7)
+    found = table_neighbours(spark, asset_ids, vectors, 7, 50, where)
+    assert found.to_pydict() == brute_force(asset_ids, vectors, 7)
 
 
-def test_spark_table_breaks_exact_ties_by_the_lower_asset_id(spark):
+@pytest.mark.parametrize("where", ["spark", "driver"])
+def test_table_breaks_exact_ties_by_the_lower_asset_id(spark, where):
     asset_ids, vectors = shuffled_catalogue(230, 1)
     rng = np.random.default_rng(2)
     for group in rng.choice(230, size=(6, 5), replace=False):  # 6 vectors held by 5 assets each, across blocks
         vectors[group] = vectors[group[0]]
-    found = spark_neighbours(spark, asset_ids, vectors, 7, 50)
+    found = table_neighbours(spark, asset_ids, vectors, 7, 50, where)
     assert found.to_pydict() == brute_force(asset_ids, vectors, 7)
     first = found.filter(pc.equal(found.column("asset_id"), int(asset_ids[group[0]]))).to_pydict()
     assert first["neighbour_id"][:4] == sorted(asset_ids[group[1:]].tolist())  # four exact ties, lower id first
 
 
-def test_spark_table_with_k_at_least_the_catalogue_and_with_two_assets(spark):
+@pytest.mark.parametrize("where", ["spark", "driver"])
+def test_table_with_k_at_least_the_catalogue_and_with_two_assets(spark, where):
     asset_ids, vectors = shuffled_catalogue(12, 3)
     for k in (11, 30):
-        found = spark_neighbours(spark, asset_ids, vectors, k, 5)
+        found = table_neighbours(spark, asset_ids, vectors, k, 5, where)
         assert found.num_rows == 12 * 11
         assert found.to_pydict() == brute_force(asset_ids, vectors, k)
-    pair = spark_neighbours(spark, np.array([7, 3]), np.array([[1.0, 0.0], [0.6, 0.8]]), 7, 1).to_pydict()
+    pair = table_neighbours(spark, np.array([7, 3]), np.array([[1.0, 0.0], [0.6, 0.8]]), 7, 1, where).to_pydict()
     assert pair["asset_id"] == [3, 7] and pair["neighbour_id"] == [7, 3] and pair["rank"] == [1, 1]
     assert pair["score"] == pytest.approx([0.6, 0.6])
