@@ -37,6 +37,7 @@ def timed(command: list[str]) -> tuple[float, str]:
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"failed with exit {done.returncode} after {seconds:.0f} s:\n{done.stderr[-4000:]}")
+    print(f"  {seconds:.1f} s", flush=True)
     return seconds, done.stdout
 
 
@@ -74,6 +75,7 @@ def race(name: str, events: list[str], out: Path, arguments: argparse.Namespace)
         summary = json.loads(output)
         result.update(
             film2vec=summary["figures"],
+            film2vec_recommend=summary["recommend_figures"],
             als=summary["baseline"]["figures"],
             als_recommend=summary["baseline"]["recommend_figures"],
             evaluate_seconds={"film2vec": summary["film2vec_seconds"], "als": summary["baseline"]["seconds"]},
@@ -86,6 +88,7 @@ def report(name: str, result: dict) -> str:
     ratio = result["film2vec_run_seconds"] / result["als_seconds"]
     rows = [
         ("film2vec", result["film2vec_run_seconds"], result.get("film2vec", {})),
+        ("film2vec recommend()", math.nan, result.get("film2vec_recommend", {})),
         ("Spark ALS item factors", result["als_seconds"], result.get("als", {})),
         ("Spark ALS recommend()", math.nan, result.get("als_recommend", {})),
     ]

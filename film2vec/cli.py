@@ -118,7 +118,8 @@ PAIRS = SESSION | TABLES | EVENTS | NEW_VIEWS | every("pairs")
 SAMPLE = SESSION | TABLES | SAMPLING
 TRAIN = SESSION | TABLES | TRAINING
 RUN = PAIRS | SAMPLE | TRAIN | {"seasons.pipelined_seasons"}
-TASTES = USES_RUN | {"apps.half_life_days"}
+RECENCY = frozenset({"apps.half_life_views", "apps.half_life_days"})  # film2vec.recency's clocks
+TASTES = USES_RUN | RECENCY
 RECOMMEND = USES_RUN | {"apps.candidates", "apps.popularity_prior", "apps.recommend_n"}
 AUDIT = USES_RUN | LABELS | {"seed", "apps.audit_k", "apps.audit_confidence", "apps.audit_holdout"}
 CLUSTERS = USES_RUN | LABELS | {"seed", "apps.n_clusters", "apps.central_assets"}
@@ -169,7 +170,7 @@ COMMANDS = {
         "split the events per user (last 5 views held out), train on the rest (or score --embeddings), "
         "print the figures",
         "film2vec.evaluation:evaluate",
-        (PAIRS - NEW_VIEWS) | SAMPLE | TRAIN | every("evaluate"),
+        (PAIRS - NEW_VIEWS) | SAMPLE | TRAIN | every("evaluate") | RECENCY,
         trains=True,
     ),
     "tastes": Command("write each user's taste vector into DIR/user_vectors", "film2vec.uses:tastes", TASTES),
@@ -622,12 +623,13 @@ def side_by_side(summary: dict) -> str:
     names = list(summary["figures"])
     scored = "--embeddings" if "embeddings" in summary else "film2vec"
     rows = [(scored, summary["figures"], summary.get("film2vec_seconds"))]
+    rows.append((f"{scored} recommend()", summary["recommend_figures"], None))
     rows.append((f"{baseline['method']} item factors", baseline["figures"], baseline["seconds"]))
     rows.append((f"{baseline['method']} recommend()", baseline["recommend_figures"], None))
-    lines = [f"{'':<22}" + "".join(f"{name:>15}" for name in [*names, "seconds"])]
+    lines = [f"{'':<25}" + "".join(f"{name:>15}" for name in [*names, "seconds"])]
     for label, figures, seconds in rows:
         cells = [f"{figures[name]:>15.4f}" if name in figures else f"{'':>15}" for name in names]
-        lines.append(f"{label:<22}" + "".join(cells) + (f"{seconds:>15.1f}" if seconds is not None else ""))
+        lines.append(f"{label:<25}" + "".join(cells) + (f"{seconds:>15.1f}" if seconds is not None else ""))
     return "\n".join(lines)
 
 

@@ -325,9 +325,17 @@ class TrackingConfig:
 
 @dataclass
 class AppsConfig:
+    half_life_views: float | None = setting(
+        5.0,
+        "Recency weighting of taste vectors (and of `film2vec evaluate`'s recommender figures): a view's weight "
+        "halves for every this many of the user's views after it, at the user's own pace; none: no such weighting",
+        low=1e-3,
+        high=1e9,
+    )
     half_life_days: float | None = setting(
         None,
-        "Recency weighting of taste vectors: a view's weight halves every this many days; none: plain mean",
+        "Recency weighting of taste vectors: a view's weight also halves every this many days before the user's "
+        "latest view; none: no such weighting",
         low=1e-3,
         high=1e6,
     )

@@ -26,12 +26,14 @@ _NO_VECTOR_SCORE = -np.finfo(np.float64).max
 
 @dataclass(frozen=True)
 class Split:
-    """Train and test views as int64 code arrays, one entry per distinct (user, asset)."""
+    """Train and test views as int64 code arrays, one entry per distinct (user, asset), with each train view's
+    time when the split had times (for recency-weighted tastes)."""
 
     train_user: np.ndarray
     train_asset: np.ndarray
     test_user: np.ndarray
     test_asset: np.ndarray
+    train_time: np.ndarray | None = None
 
 
 def split_views(user: np.ndarray, asset: np.ndarray, viewed_at: np.ndarray | None = None, test_views: int = 5) -> Split:
@@ -46,7 +48,8 @@ def split_views(user: np.ndarray, asset: np.ndarray, viewed_at: np.ndarray | Non
         raise ValueError(f"test_views must be at least 1, got {test_views}")
     user = np.asarray(user, dtype=np.int64)
     asset = np.asarray(asset, dtype=np.int64)
-    viewed_at = np.zeros_like(asset) if viewed_at is None else np.asarray(viewed_at, dtype=np.int64)
+    timed = viewed_at is not None
+    viewed_at = np.asarray(viewed_at, dtype=np.int64) if timed else np.zeros_like(asset)
     if not user.ndim == asset.ndim == viewed_at.ndim == 1 or not len(user) == len(asset) == len(viewed_at):
         raise ValueError(
             f"user, asset and viewed_at must be 1-d arrays of one length, got shapes "
@@ -62,30 +65,49 @@ def split_views(user: np.ndarray, asset: np.ndarray, viewed_at: np.ndarray | Non
     user, asset, viewed_at = user[kept], asset[kept], viewed_at[kept]
 
     by_time = np.lexsort((asset, viewed_at, user))
-    user, asset = user[by_time], asset[by_time]
+    user, asset, viewed_at = user[by_time], asset[by_time], viewed_at[by_time]
     _, first, views = np.unique(user, return_index=True, return_counts=True)
     views_of_user = np.repeat(views, views)
     position = np.arange(len(user)) - np.repeat(first, views)
     test = (views_of_user > test_views) & (position >= views_of_user - test_views)
-    return Split(user[~test], asset[~test], user[test], asset[test])
+    return Split(user[~test], asset[~test], user[test], asset[test], viewed_at[~test] if timed else None)
 
 
-def next_watch(vectors: np.ndarray, split: Split, k: int = 20, *, block_cells: int = 1 << 23) -> dict[str, float]:
+def next_watch(
+    vectors: np.ndarray,
+    split: Split,
+    k: int = 20,
+    *,
+    view_weights: np.ndarray | None = None,
+    block_cells: int = 1 << 23,
+) -> dict[str, float]:
     """Recall@k and NDCG@k of ranking the catalogue for each user with test views, averaged over users.
 
-    The user vector is the mean of the unit vectors of the user's train assets; candidates are scored by
-    cosine, excluding the user's train assets. Ranking by the dot product with the sum of those unit
-    vectors gives the same order (cosine times a positive per-user constant) with fewer roundings. A user
-    whose train assets all lack vectors gets all-zero scores, so candidates come by id. Recall divides the
-    hits by the user's test views; NDCG uses binary relevance, a log2 discount and an ideal DCG over
-    min(test views, k) hits. Users are scored in blocks of at most `block_cells` scores (memory ~24 B each).
-    Returns nan for both when no user has test views.
+    The user vector is the mean of the unit vectors of the user's train assets (weighted by `view_weights`,
+    one per train view of the split, when given: a recommender's recency weighting); candidates are scored
+    by cosine, excluding the user's train assets. Ranking by the dot product with the (weighted) sum of
+    those unit vectors gives the same order (cosine times a positive per-user constant) with fewer
+    roundings. A user whose train assets all lack vectors gets all-zero scores, so candidates come by id.
+    Recall divides the hits by the user's test views; NDCG uses binary relevance, a log2 discount and an
+    ideal DCG over min(test views, k) hits. Users are scored in blocks of at most `block_cells` scores
+    (memory ~24 B each). Returns nan for both when no user has test views.
     """
     unit, has_vector = _unit_rows(vectors, split)
+    by_user = np.argsort(split.train_user, kind="stable")  # the order _rank_for_users hands the train rows in
+    user_of_row = split.train_user[by_user]
+    if view_weights is not None:
+        if np.shape(view_weights) != split.train_user.shape:
+            raise ValueError(
+                f"view_weights has shape {np.shape(view_weights)}, the split {split.train_user.shape} train views"
+            )
+        view_weights = np.asarray(view_weights, dtype=np.float64)[by_user]
 
     def taste(users: np.ndarray, view_start: np.ndarray, views: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         found = np.zeros((len(users), candidates.shape[1]))
         watched = views > 0
+        if view_weights is not None:
+            first = np.searchsorted(user_of_row, users)
+            candidates = candidates * view_weights[np.repeat(first - view_start, views) + np.arange(views.sum()), None]
         if watched.any():
             # reduceat over the users who watched something: their starts bound exactly their own views.
             found[watched] = np.add.reduceat(candidates, view_start[watched], axis=0)

@@ -17,13 +17,14 @@ from pyspark.sql import SparkSession
 
 from film2vec import tables, tracking
 from film2vec.baselines import fit_als
-from film2vec.config import Config
+from film2vec.config import AppsConfig, Config
 from film2vec.errors import InputError
-from film2vec.evaluate import Split, next_watch_of_user_vectors, split_views
+from film2vec.evaluate import Split, next_watch, next_watch_of_user_vectors, split_views
 from film2vec.evaluate import evaluate as evaluate_vectors
 from film2vec.events import columns_of, ingest
 from film2vec.ingest import events_source
 from film2vec.pipeline import prepare_inputs, timed
+from film2vec.recency import recency_weights
 from film2vec.seasons import sample
 from film2vec.training import train_vectors
 
@@ -41,6 +42,17 @@ class HeldOut:
     def score(self, embeddings: pa.Table) -> dict[str, float]:
         """The protocol's figures of an (asset_id, vector) table; catalogue assets it lacks have no vector."""
         return evaluate_vectors(self._vectors(embeddings), self.split, self.genres)
+
+    def score_tastes(self, embeddings: pa.Table, apps: AppsConfig) -> dict[str, float]:
+        """Next-watch figures of film2vec's own recommender (the tastes and recommend uses): each user's
+        recency-weighted taste (--half-life-views, --half-life-days) against the asset vectors, by cosine."""
+        split = self.split
+        by_user = np.argsort(split.train_user, kind="stable")
+        _, counts = np.unique(split.train_user[by_user], return_counts=True)
+        seconds = split.train_time[by_user] / 1e6  # the split's times are microseconds
+        weights = np.empty(len(by_user))
+        weights[by_user] = recency_weights(counts, seconds, apps.half_life_days, apps.half_life_views)
+        return next_watch(self._vectors(embeddings), split, view_weights=weights)
 
     def score_recommender(self, user_vectors: np.ndarray, embeddings: pa.Table) -> dict[str, float]:
         """Next-watch figures of a factor model's own ranking, user vector · asset vector: `user_vectors` has a
@@ -113,7 +125,11 @@ def evaluate(spark: SparkSession, config: Config) -> dict:
     if config.evaluate.embeddings:
         embeddings = tables.read_input(spark, config.evaluate.embeddings, "embeddings", ("asset_id", "vector"))
         embeddings = embeddings.select("asset_id", "vector").toArrow()
-        summary.update(embeddings=config.evaluate.embeddings, figures=held_out.score(embeddings))
+        summary.update(
+            embeddings=config.evaluate.embeddings,
+            figures=held_out.score(embeddings),
+            recommend_figures=held_out.score_tastes(embeddings, config.apps),
+        )
         if config.evaluate.baseline:
             summary["baseline"] = als_baseline(spark, config, held_out)
         return summary
@@ -125,14 +141,17 @@ def evaluate(spark: SparkSession, config: Config) -> dict:
     summary["inputs"] = timed("inputs", prepare_inputs, spark, on_train)
     summary["sample"] = timed("sample", sample, spark, on_train)
     summary["train"] = timed("train", train_vectors, spark, on_train, held_out=held_out)
-    summary.update(split=config.out("split"), figures=summary["train"]["figures"])
-    if not config.evaluate.baseline:
-        return summary
     summary["film2vec_seconds"] = round(time.perf_counter() - started, 1)
-    summary["baseline"] = als_baseline(spark, config, held_out)
-    with mlflow.start_run(run_id=summary["train"]["run_id"]):
-        baseline = summary["baseline"]
-        mlflow.log_metrics(
+    embeddings = tables.read(spark, on_train, "embeddings").select("asset_id", "vector").toArrow()
+    summary.update(
+        split=config.out("split"),
+        figures=summary["train"]["figures"],
+        recommend_figures=held_out.score_tastes(embeddings, config.apps),
+    )
+    metrics = {f"recommend_{name}": value for name, value in summary["recommend_figures"].items()}
+    if config.evaluate.baseline:
+        summary["baseline"] = baseline = als_baseline(spark, config, held_out)
+        metrics.update(
             {
                 **{f"als_{name}": value for name, value in baseline["figures"].items()},
                 **{f"als_recommend_{name}": value for name, value in baseline["recommend_figures"].items()},
@@ -140,6 +159,8 @@ def evaluate(spark: SparkSession, config: Config) -> dict:
                 "film2vec_seconds": summary["film2vec_seconds"],
             }
         )
+    with mlflow.start_run(run_id=summary["train"]["run_id"]):
+        mlflow.log_metrics(metrics)
     return summary
 
 

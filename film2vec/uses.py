@@ -165,7 +165,8 @@ def tastes(spark: SparkSession, config: Config) -> dict:
     """
     views = tables.read(spark, config, "views")
     embeddings = tables.read(spark, config, "embeddings")
-    tables.write(config, user_vectors(views, embeddings, config.apps.half_life_days), "user_vectors")
+    taste = user_vectors(views, embeddings, config.apps.half_life_days, config.apps.half_life_views)
+    tables.write(config, taste, "user_vectors")
     written = tables.read(spark, config, "user_vectors")
     stats = written.agg(F.count("*").alias("users"), F.mean("n_views").alias("mean_views")).first()
     run_id = log_to_run(config, {"taste_users": stats["users"]})
@@ -173,6 +174,7 @@ def tastes(spark: SparkSession, config: Config) -> dict:
         "user_vectors": tables.where(config, "user_vectors"),
         "users": stats["users"],
         "mean_views_with_vectors": round(stats["mean_views"] or 0.0, 2),
+        "half_life_views": config.apps.half_life_views,
         "half_life_days": config.apps.half_life_days,
         "mlflow_run": run_id,
     }

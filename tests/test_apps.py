@@ -19,11 +19,12 @@ from film2vec.apps.audit import holdout_recovery, judge, label_votes
 from film2vec.apps.clusters import describe_clusters, kmeans
 from film2vec.apps.recommend import popularity_prior, rank_candidates, recommendations
 from film2vec.apps.similar import find_asset
-from film2vec.apps.tastes import SECONDS_PER_DAY, taste_vectors, user_vectors
+from film2vec.apps.tastes import taste_vectors, user_vectors
 from film2vec.errors import ExitCode, InputError
 from film2vec.labels import label_matrix
 from film2vec.nearest import normalised, top_neighbours
 from film2vec.plots import plot_map, write_map_html
+from film2vec.recency import SECONDS_PER_DAY
 
 
 def unit_rows(count: int, dim: int, seed: int) -> np.ndarray:

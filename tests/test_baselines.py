@@ -91,6 +91,7 @@ def test_evaluate_with_baseline_als_prints_both_and_logs_als_to_the_run(als_on_s
     assert baseline["method"] == "als" and baseline["settings"]["iterations"] == 5
     assert baseline["seconds"] > 0 and summary["film2vec_seconds"] > 0
     assert any(line.startswith("als item factors") for line in lines)
+    assert any(line.startswith("film2vec recommend()") for line in lines)
     metrics = mlflow.get_run(summary["train"]["run_id"]).data.metrics
     assert {key: metrics[f"als_{key}"] for key in baseline["figures"]} == pytest.approx(baseline["figures"])
     assert metrics["als_recommend_recall_at_20"] == pytest.approx(baseline["recommend_figures"]["recall_at_20"])

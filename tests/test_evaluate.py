@@ -271,3 +271,37 @@ def test_user_vectors_summing_the_train_unit_vectors_give_next_watch() -> None:
 def test_user_vectors_must_cover_the_test_users() -> None:
     with pytest.raises(ValueError, match="user code 1"):
         next_watch_of_user_vectors(np.ones((1, 2)), PLANE, make_split({0: [0], 1: [0]}, {1: [2]}, catalogue=7))
+
+
+def test_split_keeps_each_train_views_time_and_none_without_times() -> None:
+    user, asset = np.array([0, 0, 0, 0, 0, 0, 0, 1]), np.array([5, 3, 4, 2, 1, 0, 6, 0])
+    viewed_at = np.array([70, 30, 40, 20, 10, 0, 60, 5])
+    split = split_views(user, asset, viewed_at)
+    time_of = {(u, a): t for u, a, t in zip(user, asset, viewed_at)}
+    assert split.train_time.tolist() == [time_of[u, a] for u, a in zip(split.train_user, split.train_asset)]
+    assert split_views(user, asset).train_time is None
+
+
+def test_weighted_next_watch_ranks_by_the_weighted_taste() -> None:
+    rng = np.random.default_rng(4)
+    vectors = rng.normal(size=(40, 5))
+    vectors[9] = 0.0
+    split = split_views(rng.integers(0, 30, 600), rng.integers(0, 40, 600), rng.integers(0, 10**6, 600))
+    weights = rng.uniform(0.1, 1.0, size=len(split.train_user))
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-300)
+    tastes = np.zeros((30, 5))
+    np.add.at(tastes, split.train_user, unit[split.train_asset] * weights[:, None])
+    by_users = next_watch_of_user_vectors(tastes, unit, split, k=10, block_cells=100)
+    assert next_watch(vectors, split, k=10, view_weights=weights, block_cells=100) == pytest.approx(by_users)
+    ones = np.ones(len(split.train_user))
+    assert next_watch(vectors, split, k=10, view_weights=ones) == pytest.approx(next_watch(vectors, split, k=10))
+    with pytest.raises(ValueError, match="view_weights"):
+        next_watch(vectors, split, view_weights=weights[1:])
+
+
+def test_weighting_the_latest_train_view_finds_the_next_watch() -> None:
+    # user 0's train views: a0 (old) and a1 (latest); the test view is a3, nearest to a1, far from a0.
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.05], [0.05, 1.0]])
+    split = Split(np.array([0, 0, 99, 99]), np.array([0, 1, 2, 3]), np.array([0]), np.array([3]))
+    assert next_watch(vectors, split, k=1)["recall_at_1"] == 0.0  # the plain mean ties a2 and a3: a2 wins
+    assert next_watch(vectors, split, k=1, view_weights=np.array([0.25, 1.0, 1.0, 1.0]))["recall_at_1"] == 1.0

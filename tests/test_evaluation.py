@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from film2vec import cli, evaluation, tracking
+from film2vec.config import AppsConfig
 from film2vec.errors import ExitCode
 
 SMALL = ["--users", "400", "--catalogue-size", "120", "--genres", "4", "--views-per-user", "20"]
@@ -51,12 +52,27 @@ def test_evaluate_beats_random_vectors_and_logs_the_figures_to_the_run(spark, ev
     assert {key: run.data.metrics[key] for key in figures} == pytest.approx(figures)
 
 
+def test_evaluate_scores_film2vecs_recommender_and_logs_it(spark, evaluated):
+    config, summary = evaluated
+    held_out, _ = evaluation.split_events(spark, config)
+    embeddings = spark.read.format("delta").load(config.out("embeddings")).select("asset_id", "vector").toArrow()
+    recent = summary["recommend_figures"]
+    assert recent == pytest.approx(held_out.score_tastes(embeddings, config.apps))
+    assert config.apps.half_life_views is not None
+    plain = held_out.score_tastes(embeddings, AppsConfig(half_life_views=None))  # no recency: the protocol's mean
+    assert plain == pytest.approx({key: summary["figures"][key] for key in ("recall_at_20", "ndcg_at_20")})
+    assert recent != pytest.approx(plain)
+    run = mlflow.get_run(summary["train"]["run_id"])
+    assert {key: run.data.metrics[f"recommend_{key}"] for key in recent} == pytest.approx(recent)
+
+
 def test_evaluate_scores_a_given_embeddings_table_and_prints_the_figures(evaluated, capsys):
     config, summary = evaluated
     argv = ["evaluate", "--out", config.data.out, "--embeddings", config.out("embeddings"), *SMALL, "--json"]
     assert cli.main(argv) == 0
     printed = json.loads(capsys.readouterr().out)  # with --json, stdout is the summary and nothing else
     assert printed["figures"] == pytest.approx(summary["figures"])
+    assert printed["recommend_figures"] == pytest.approx(summary["recommend_figures"])
 
 
 def test_evaluate_names_a_missing_embeddings_table(evaluated, capsys):

@@ -1,4 +1,4 @@
-"""User taste vectors: the (optionally recency-weighted) mean of the unit vectors of what each user watched.
+"""User taste vectors: the recency-weighted mean of the unit vectors of what each user watched.
 
 The numerics are `taste_vectors`, pure numpy; `user_vectors` is the Spark job that gathers each user's
 views into one row and runs it per partition through mapInArrow.
@@ -14,38 +14,34 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from film2vec.nearest import normalised
+from film2vec.recency import recency_weights
 
-SECONDS_PER_DAY = 86_400.0
 USERS_PER_BLOCK = 1_024  # users whose views are stacked into one matrix at a time
 
 
 def taste_vectors(
-    unit_views: np.ndarray, view_counts: np.ndarray, viewed_at: np.ndarray | None, half_life_days: float | None
+    unit_views: np.ndarray,
+    view_counts: np.ndarray,
+    viewed_at: np.ndarray | None,
+    half_life_days: float | None,
+    half_life_views: float | None = None,
 ) -> np.ndarray:
-    """Per user, the weighted mean of the unit vectors of their views (rows grouped by user, in order).
-
-    Without a half-life every view weighs 1. With one, a view `age` days older than the user's latest
-    weighs 0.5 ** (age / half_life_days); measuring age from each user's own latest view keeps the weights
-    away from underflow and changes nothing, as a weighted mean ignores a common factor. A view without a
-    time (nan) counts as recent. Every user needs at least one view.
+    """Per user, the weighted mean of the unit vectors of their views (rows grouped by user, in order), each
+    view weighted by its recency (film2vec.recency: halving every `half_life_views` later views and every
+    `half_life_days` days; 1 when both are off). Every user needs at least one view.
     """
     view_counts = np.asarray(view_counts, dtype=np.int64)
     if view_counts.size and view_counts.min() < 1:
         raise ValueError("every user needs at least one view")
-    starts = np.cumsum(view_counts) - view_counts
-    weights = np.ones(len(unit_views))
-    if half_life_days is not None and viewed_at is not None:
-        seconds = np.asarray(viewed_at, dtype=np.float64)
-        latest = np.fmax.reduceat(seconds, starts) if len(seconds) else seconds
-        age_days = np.nan_to_num(np.repeat(latest, view_counts) - seconds, nan=0.0) / SECONDS_PER_DAY
-        weights = 0.5 ** (age_days / half_life_days)
     if not len(unit_views):
         return np.zeros((0, unit_views.shape[1]))
+    weights = recency_weights(view_counts, viewed_at, half_life_days, half_life_views)
+    starts = np.cumsum(view_counts) - view_counts
     summed = np.add.reduceat(unit_views * weights[:, None], starts, axis=0)
     return summed / np.add.reduceat(weights, starts)[:, None]
 
 
-def _taste_mapper(half_life_days: float | None):
+def _taste_mapper(half_life_days: float | None, half_life_views: float | None):
     def taste(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for whole in batches:
             for start in range(0, whole.num_rows, USERS_PER_BLOCK):
@@ -57,7 +53,8 @@ def _taste_mapper(half_life_days: float | None):
                 dim = len(vector_lists[0]) if len(vector_lists) else 0
                 vectors = vector_lists.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
                 seconds = flat.field("seconds").to_numpy(zero_copy_only=False).astype(np.float64)
-                tastes = taste_vectors(normalised(vectors.reshape(-1, dim)), counts, seconds, half_life_days)
+                unit = normalised(vectors.reshape(-1, dim))
+                tastes = taste_vectors(unit, counts, seconds, half_life_days, half_life_views)
                 values = pa.array(tastes.astype(np.float32).ravel())
                 offsets = pa.array(np.arange(0, len(values) + 1, max(dim, 1), dtype=np.int32))
                 yield pa.RecordBatch.from_arrays(
@@ -68,7 +65,9 @@ def _taste_mapper(half_life_days: float | None):
     return taste
 
 
-def user_vectors(views: DataFrame, embeddings: DataFrame, half_life_days: float | None) -> DataFrame:
+def user_vectors(
+    views: DataFrame, embeddings: DataFrame, half_life_days: float | None, half_life_views: float | None = None
+) -> DataFrame:
     """user_id, vector (array<float>), n_views: one row per user with at least one view of an asset with a vector."""
     seconds = F.col("viewed_at").cast("double").alias("seconds")
     grouped = (
@@ -77,4 +76,5 @@ def user_vectors(views: DataFrame, embeddings: DataFrame, half_life_days: float 
         .agg(F.collect_list(F.struct("vector", seconds)).alias("views"))
     )
     user_type = views.schema["user_id"].dataType.simpleString()
-    return grouped.mapInArrow(_taste_mapper(half_life_days), f"user_id {user_type}, vector array<float>, n_views long")
+    schema = f"user_id {user_type}, vector array<float>, n_views long"
+    return grouped.mapInArrow(_taste_mapper(half_life_days, half_life_views), schema)
