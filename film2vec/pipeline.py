@@ -100,7 +100,7 @@ def run(spark: SparkSession, config: Config) -> dict:
         trained["run_id"], "waited_for_samples_seconds_total", trained["waited_for_samples_seconds"]
     )
     summary["sample"] = {
-        **seasons_written(spark, config, seasons),
+        **seasons_written(config, seasons),
         "removed_seasons": removed,
         "seconds": round(feed.sampling_seconds, 1),
     }

@@ -210,5 +210,43 @@ def season_table(
     return drawn.take(np.argsort(drawn.column("draw").to_numpy(), kind="stable"))
 
 
+def _groups(keys: pa.ChunkedArray, values: pa.ChunkedArray) -> tuple[pa.Array, pa.ListArray]:
+    """The distinct keys of rows sorted by key, and the values of each key's run as a list."""
+    keys, values = keys.combine_chunks(), values.combine_chunks()
+    changes = pc.not_equal(keys.slice(1), keys.slice(0, max(len(keys) - 1, 0))).to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(np.concatenate(([len(keys) > 0], changes)))
+    offsets = pa.array(np.append(starts, len(keys)).astype(np.int32))
+    return keys.take(pa.array(starts)), pa.ListArray.from_arrays(offsets, values)
+
+
+def coview_lists_from_edges(edges: pa.Table, views_of: np.ndarray) -> pa.Table:
+    """The co-view walk's (origin, views, neighbours, co_views) lists, as seasons.neighbour_lists makes them in
+    Spark, from (origin, neighbour, co_views) edges and each asset index's views."""
+    edges = edges.sort_by([("origin", "ascending"), ("neighbour", "ascending")])
+    origin, neighbours = _groups(edges.column("origin"), edges.column("neighbour"))
+    _, co_views = _groups(edges.column("origin"), edges.column("co_views"))
+    views = pa.array(views_of[origin.to_numpy()].astype(np.int64))
+    return pa.table({"origin": origin, "views": views, "neighbours": neighbours, "co_views": co_views})
+
+
+def bipartite_lists_from_views(
+    views: pa.Table, views_of: np.ndarray, in_viewing_order: bool
+) -> tuple[pa.Table, pa.Table]:
+    """The bipartite walk's (origin, views, users) and (user_id, assets) lists, as seasons.bipartite_lists makes
+    them in Spark, from the onward views (user_id, asset_idx; with `in_viewing_order`, viewed_at and tie, the
+    view's hash) and each asset index's views. Lists are sorted as Spark sorts them (missing times first)."""
+    by_asset = views.sort_by([("asset_idx", "ascending"), ("user_id", "ascending")])
+    origin, users = _groups(by_asset.column("asset_idx"), by_asset.column("user_id"))
+    views_column = pa.array(views_of[origin.to_numpy()].astype(np.int64))
+    origin_lists = pa.table({"origin": origin, "views": views_column, "users": users})
+    order = []
+    if in_viewing_order:  # a view without a time comes first, as in Spark's ascending sort of structs
+        at = pc.fill_null(views.column("viewed_at").cast(pa.int64()), np.iinfo(np.int64).min)
+        views, order = views.append_column("at", at), [("at", "ascending"), ("tie", "ascending")]
+    by_user = views.sort_by([("user_id", "ascending"), *order, ("asset_idx", "ascending")])
+    user_id, assets = _groups(by_user.column("user_id"), by_user.column("asset_idx"))
+    return origin_lists, pa.table({"user_id": user_id, "assets": assets})
+
+
 def _ranges(total: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, total)) for start in range(0, total, size)]

@@ -35,14 +35,24 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from film2vec import tables
 from film2vec.config import Config, SeasonsConfig
 from film2vec.conflicts import committing
-from film2vec.sampler import bipartite_first_step, bipartite_second_step, coview_step, sampling_plan, season_table
+from film2vec.sampler import (
+    bipartite_first_step,
+    bipartite_lists_from_views,
+    bipartite_second_step,
+    coview_lists_from_edges,
+    coview_step,
+    sampling_plan,
+    season_table,
+)
 from film2vec.tables import NO_DELETION_VECTORS
 from film2vec.walks import Origins, stream_key
 
@@ -53,13 +63,7 @@ SAMPLE_SCHEMA = "season int, draw bigint, origin int, target int"
 
 def neighbour_lists(pairs: DataFrame, assets: DataFrame, partitions: int) -> DataFrame:
     """One row per origin index: its views, its neighbours' indices and co_views, in neighbour order."""
-    ids = assets.select("asset_idx", "asset_id")
-    indexed = (
-        pairs.join(ids.withColumnRenamed("asset_id", "asset_a"), "asset_a")
-        .withColumnRenamed("asset_idx", "origin")
-        .join(ids.withColumnRenamed("asset_id", "asset_b"), "asset_b")
-        .select("origin", F.struct(F.col("asset_idx").alias("neighbour"), "co_views").alias("edge"))
-    )
+    indexed = indexed_edges(pairs, assets).select("origin", F.struct("neighbour", "co_views").alias("edge"))
     edges = F.array_sort(F.collect_list("edge"))
     return (
         indexed.groupBy("origin")
@@ -70,6 +74,22 @@ def neighbour_lists(pairs: DataFrame, assets: DataFrame, partitions: int) -> Dat
         )
         .repartition(partitions, "origin")
     )
+
+
+def indexed_edges(pairs: DataFrame, assets: DataFrame) -> DataFrame:
+    """The pairs as (origin, neighbour, co_views) in asset indices."""
+    ids = assets.select("asset_idx", "asset_id")
+    return (
+        pairs.join(ids.withColumnRenamed("asset_id", "asset_a"), "asset_a")
+        .withColumnRenamed("asset_idx", "origin")
+        .join(ids.withColumnRenamed("asset_id", "asset_b"), "asset_b")
+        .select("origin", F.col("asset_idx").alias("neighbour"), "co_views")
+    )
+
+
+def view_tie():
+    """The order of a user's views at one time (or without one): a hash of the view, arbitrary but fixed."""
+    return F.xxhash64("user_id", "asset_idx")
 
 
 def bipartite_lists(
@@ -90,8 +110,7 @@ def bipartite_lists(
         .repartition(partitions, "origin")
     )
     if in_viewing_order:  # ties (equal or missing times) in an arbitrary but fixed order: a hash of the view
-        tie = F.xxhash64("user_id", "asset_idx")
-        history = F.array_sort(F.collect_list(F.struct("viewed_at", tie.alias("tie"), "asset_idx")))["asset_idx"]
+        history = F.array_sort(F.collect_list(F.struct("viewed_at", view_tie().alias("tie"), "asset_idx")))["asset_idx"]
     else:
         history = F.array_sort(F.collect_list("asset_idx"))
     users = links.groupBy("user_id").agg(history.alias("assets"))
@@ -111,20 +130,21 @@ def user_bucket(partitions: int):
 
 @dataclass(frozen=True)
 class SeasonSampler:
-    """A walk's lists (cached in Spark, or collected to the driver) with its origins: makes any season's samples.
+    """A walk's lists (cached in Spark, or held by the driver) with its origins: makes any season's samples.
 
     With `driver_lists` (the origin and user lists as Arrow tables) a season is drawn in this process by the
-    same functions the executors run (sampler.season_table): the same rows, without a Spark job per season.
-    `drawn_from` is the provenance every season it writes records (see `provenance`): the sampler's
-    settings, the seed and the versions of the tables its lists were read from.
+    same functions the executors run (sampler.season_table) and, to a local table, written by delta-rs: the
+    same rows, without a Spark job per season. `drawn_from` is the provenance every season it writes records
+    (see `provenance`): the sampler's settings, the seed and the versions of the tables its lists were read from.
     """
 
+    spark: SparkSession
     walk: str
     seed: int
     origins: Origins
     negatives: int  # the negatives' slots in each sample's stream (the trainer draws them)
     window: int  # the bipartite walk's context window (0: a user's whole history)
-    origin_lists: DataFrame
+    origin_lists: DataFrame | None = None
     user_lists: DataFrame | None = None
     partitions: int = 1
     drawn_from: dict | None = None
@@ -136,10 +156,9 @@ class SeasonSampler:
         Files of any partitioning then hold sorted runs of one order, which the trainer merges (see
         film2vec.train.stream.read_season): the same rows in the same order on any cluster.
         """
-        key = stream_key(self.seed, season)
         if self.driver_lists is not None:
-            drawn = season_table(key, season, self.origins, self.negatives, self.window, *self.driver_lists)
-            return self.origin_lists.sparkSession.createDataFrame(drawn)
+            return self.spark.createDataFrame(self.drawn_on_driver(season))
+        key = stream_key(self.seed, season)
         if self.walk == "coview":
             samples = self.origin_lists.mapInArrow(
                 coview_step(key, season, self.origins, self.negatives), SAMPLE_SCHEMA
@@ -158,9 +177,18 @@ class SeasonSampler:
         # season first: the Delta writer, which orders rows by the partition column, keeps this order
         return samples.sortWithinPartitions("season", "draw")
 
+    def drawn_on_driver(self, season: int) -> pa.Table:
+        """Season `season` drawn in this process from the driver's lists, in draw order."""
+        key = stream_key(self.seed, season)
+        return season_table(key, season, self.origins, self.negatives, self.window, *self.driver_lists)
+
     def write(self, season: int, path: str) -> None:
         """Sample season `season` and replace it in the Delta table at `path`, recording how it was drawn."""
-        write_season(self.samples(season), path, season, {**(self.drawn_from or {}), "season": season})
+        record = {**(self.drawn_from or {}), "season": season}
+        if self.driver_lists is not None and not tables.is_remote(path):
+            write_season_without_spark(self.drawn_on_driver(season), path, season, record)
+        else:
+            write_season(self.samples(season), path, season, record)
 
     def release(self) -> None:
         """Drop the cached lists."""
@@ -177,43 +205,37 @@ def season_sampler(
     views: DataFrame | None = None,
     drawn_from: dict | None = None,
 ) -> SeasonSampler:
-    """Prepare the configured walk (pairs for `coview`, views for `bipartite`) and its origins;
-    `drawn_from` is the provenance its seasons record.
+    """Prepare the configured walk (pairs for `coview`, views for `bipartite`) and its origins, in Spark or on
+    the driver (--sampler); `drawn_from` is the provenance its seasons record.
 
     Raises InputError when the catalogue is too small or no asset has anywhere to walk to.
     """
     needed = {"coview": ("pairs", pairs), "bipartite": ("views", views)}[config.walk]
     if needed[1] is None:
         raise ValueError(f"the {config.walk} walk samples from {needed[0]}; pass {needed[0]}=")
-    catalogue_views = assets.select("asset_idx", "views").orderBy("asset_idx").toArrow().column("views").to_numpy()
-    partitions = config.sample_partitions
-    user_lists = None
-    if config.walk == "coview":
-        origin_lists = neighbour_lists(pairs, assets, partitions)
-    else:
-        origin_lists, user_lists = bipartite_lists(views, assets, partitions, config.context_window > 0)
-    driver_lists = None
-    if draws_on_driver(config, needed[1], len(catalogue_views)):
-        driver_lists = (origin_lists.toArrow(), None if user_lists is None else user_lists.toArrow())
-        origin_views = driver_lists[0].column("views").to_numpy()
-    else:
-        user_lists = user_lists.persist() if user_lists is not None else None
-        origin_lists = origin_lists.persist()
-        origin_views = origin_lists.select("views").toArrow().column("views").to_numpy()
-    origins = sampling_plan(config, catalogue_views, origin_views)
+    catalogue = assets.select("asset_idx", "views").orderBy("asset_idx").toArrow()
+    catalogue_views = catalogue.column("views").to_numpy()
+    views_of = np.zeros(int(pc.max(catalogue.column("asset_idx")).as_py() or 0) + 1, dtype=np.int64)
+    views_of[catalogue.column("asset_idx").to_numpy()] = catalogue_views
     window = config.context_window if config.walk == "bipartite" else 0
-    return SeasonSampler(
-        config.walk,
-        seed,
-        origins,
-        config.negatives,
-        window,
-        origin_lists,
-        user_lists,
-        partitions,
-        drawn_from,
-        driver_lists,
-    )
+    walk = {"spark": assets.sparkSession, "walk": config.walk, "seed": seed, "negatives": config.negatives}
+    walk.update(window=window, partitions=config.sample_partitions, drawn_from=drawn_from)
+    if draws_on_driver(config, needed[1], len(catalogue_views)):
+        if config.walk == "coview":
+            lists = (coview_lists_from_edges(indexed_edges(pairs, assets).toArrow(), views_of), None)
+        else:
+            onward = onward_views(views.select("user_id", "asset_idx", "viewed_at").withColumn("tie", view_tie()))
+            lists = bipartite_lists_from_views(onward.toArrow(), views_of, window > 0)
+        origins = sampling_plan(config, catalogue_views, lists[0].column("views").to_numpy())
+        return SeasonSampler(origins=origins, driver_lists=lists, **walk)
+    if config.walk == "coview":
+        origin_lists, user_lists = neighbour_lists(pairs, assets, config.sample_partitions).persist(), None
+    else:
+        origin_lists, user_lists = bipartite_lists(views, assets, config.sample_partitions, window > 0)
+        origin_lists, user_lists = origin_lists.persist(), user_lists.persist()
+    origin_views = origin_lists.select("views").toArrow().column("views").to_numpy()
+    origins = sampling_plan(config, catalogue_views, origin_views)
+    return SeasonSampler(origins=origins, origin_lists=origin_lists, user_lists=user_lists, **walk)
 
 
 def draws_on_driver(config: SeasonsConfig, walk_input: DataFrame, assets: int) -> bool:
@@ -246,6 +268,25 @@ def write_season(samples: DataFrame, path: str, season: int, provenance: dict | 
 
 
 SEASON_RECORD = "film2vec_season"  # the key of a season's provenance in its Delta commit's userMetadata
+
+
+def write_season_without_spark(samples: pa.Table, path: str, season: int, provenance: dict) -> None:
+    """write_season for a season drawn on the driver, by delta-rs into a local table: the same replacement of
+    one season in one commit, with its provenance as the commit's userMetadata, at a fraction of the cost of
+    handing the rows to the JVM."""
+    from deltalake import CommitProperties, write_deltalake
+
+    write_deltalake(
+        path,
+        samples,
+        mode="overwrite",
+        partition_by=["season"],
+        predicate=f"season = {int(season)}",
+        configuration=NO_DELETION_VECTORS,
+        commit_properties=CommitProperties(
+            custom_metadata={"userMetadata": json.dumps({SEASON_RECORD: provenance}, sort_keys=True)}
+        ),
+    )
 
 
 def sampler_settings(config: SeasonsConfig, seed: int) -> dict:
@@ -365,9 +406,11 @@ def season_numbers(config: Config) -> range:
     return range(config.seasons.seasons)
 
 
-def seasons_written(spark: SparkSession, config: Config, seasons: list[int]) -> dict:
-    written = tables.read(spark, config, "seasons").where(F.col("season").isin(seasons))
-    return {"seasons": config.out("seasons"), "season_numbers": seasons, "samples": written.count()}
+def seasons_written(config: Config, seasons: list[int]) -> dict:
+    """Where the seasons are and how many samples they hold (counted from the files' footers)."""
+    path = config.out("seasons")
+    samples = sum(tables.rows_without_spark(path, f"season {s}", ("season", str(s))) for s in seasons)
+    return {"seasons": path, "season_numbers": seasons, "samples": samples}
 
 
 def _season_text(numbers: list[int]) -> str:
@@ -413,7 +456,7 @@ def sample(spark: SparkSession, config: Config, seasons: range | None = None) ->
             log.info("season %d sampled", season)
     finally:
         sampler.release()
-    return {**seasons_written(spark, config, seasons), "removed_seasons": removed}
+    return {**seasons_written(config, seasons), "removed_seasons": removed}
 
 
 def _redraw_command(config: Config, seasons: list[int]) -> str:

@@ -418,6 +418,15 @@ def files_without_spark(path: str, what: str, partition: tuple[str, str] | None 
     return open_without_spark(path, what).file_uris(partition_filters=filters)
 
 
+def rows_without_spark(path: str, what: str, partition: tuple[str, str] | None = None) -> int:
+    """The rows of a Delta table's current version (of one partition, when given), from its files' Parquet
+    footers: no data read, no Spark job."""
+    import pyarrow.dataset as ds
+
+    files = files_without_spark(path, what, partition)
+    return ds.dataset(files, format="parquet").count_rows() if files else 0
+
+
 def read_without_spark(path: str, what: str, columns: list[str], where=None):
     """Rows of an unpartitioned Delta table as an Arrow table, read without Spark; `where` is a
     pyarrow.dataset filter. A table without rows keeps its schema."""

@@ -84,7 +84,7 @@ def test_a_season_is_the_same_rows_in_the_same_order_on_any_partitioning_and_tra
     source.data.out = str(tmp_path / "source")
     source.synthetic.users, source.synthetic.catalogue_size, source.synthetic.views_per_user = 400, 80, 12
     count_pairs(spark, source)
-    settings = {"seasons": 2, "origins_per_asset": 40, "walk": walk}
+    settings = {"seasons": 2, "origins_per_asset": 40, "walk": walk, "sampler": "spark"}  # the driver writes one file
     variants = {"local[2], shuffle 2, sample 3": (2, 3), "local[2], shuffle 7, sample 5": (7, 5)}
     if walk == "bipartite":
         variants["local[1], shuffle 1, sample 1"] = (1, 1)

@@ -85,9 +85,14 @@ def test_bipartite_walk_in_spark_equals_the_kernels_in_one_process(catalogue, tm
         {"walk": "coview", "origin_distribution": "views"},
         {"walk": "bipartite", "context_window": 0, "origin_distribution": "views"},
         {"walk": "bipartite", "context_window": 1},
+        {"walk": "bipartite", "context_window": 1, "times": "some missing"},
     ],
 )
 def test_the_driver_draws_the_rows_spark_draws_in_draw_order(catalogue, tmp_path, settings):
+    if settings.pop("times", None):  # user u2's views of assets 1 and 3 have no time
+        pairs, assets, views = catalogue
+        missing = (F.col("user_id") == "u2") & F.col("asset_idx").isin(1, 3)
+        catalogue = pairs, assets, views.withColumn("viewed_at", F.when(~missing, F.col("viewed_at")))
     on_spark, on_driver = str(tmp_path / "spark"), str(tmp_path / "driver")
     sampler(catalogue, seed=5, origins_per_asset=400, negatives=2, sample_partitions=3, **settings).write(1, on_spark)
     driver = sampler(catalogue, seed=5, origins_per_asset=400, negatives=2, sampler="driver", **settings)

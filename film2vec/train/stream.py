@@ -18,7 +18,7 @@ import pyarrow.dataset
 import torch
 
 from film2vec.errors import InputError
-from film2vec.tables import files_without_spark
+from film2vec.tables import files_without_spark, rows_without_spark
 from film2vec.walks import Negatives
 
 _DONE = object()
@@ -80,8 +80,7 @@ def read_season(path: str, season: int, rows_per_read: int = 262_144) -> Iterato
 
 def season_rows(path: str, season: int) -> int:
     """Number of samples in one season (from its files' Parquet footers)."""
-    files = _season_files(path, season)
-    return pa.dataset.dataset(files, format="parquet").count_rows() if files else 0
+    return rows_without_spark(path, f"season {season}", ("season", str(season)))
 
 
 def _arrays(batches: list[pa.RecordBatch]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
