@@ -139,7 +139,7 @@ def main() -> None:
         print(f"full retrain stages (s): {json.dumps({k: v['seconds'] for k, v in retrained.items()})}")
         print(f"refresh / full retrain: {refresh_median / full_median:.2f}")
     print(f"warm start: {json.dumps(refreshed['train']['warm_start'])}")
-    print(f"new views {refreshed['pairs']['new_views']:,}, new assets {refreshed['pairs']['new_assets']}")
+    print(f"batch: {refreshed['inputs']['ingest']['valid']:,} valid views merged")
     print("figures on the held-out test views (Recall@20, NDCG@20, GenreP@10):")
     for name, found in figures.items():
         print(f"  {name:14s} {json.dumps(found)}")
