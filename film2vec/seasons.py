@@ -35,9 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -213,19 +211,17 @@ def season_sampler(
     needed = {"coview": ("pairs", pairs), "bipartite": ("views", views)}[config.walk]
     if needed[1] is None:
         raise ValueError(f"the {config.walk} walk samples from {needed[0]}; pass {needed[0]}=")
-    catalogue = assets.select("asset_idx", "views").orderBy("asset_idx").toArrow()
-    catalogue_views = catalogue.column("views").to_numpy()
-    views_of = np.zeros(int(pc.max(catalogue.column("asset_idx")).as_py() or 0) + 1, dtype=np.int64)
-    views_of[catalogue.column("asset_idx").to_numpy()] = catalogue_views
+    # asset_idx runs 0..n-1 (ingest numbers the assets densely), so this is each index's views
+    catalogue_views = assets.select("asset_idx", "views").orderBy("asset_idx").toArrow().column("views").to_numpy()
     window = config.context_window if config.walk == "bipartite" else 0
     walk = {"spark": assets.sparkSession, "walk": config.walk, "seed": seed, "negatives": config.negatives}
     walk.update(window=window, partitions=config.sample_partitions, drawn_from=drawn_from)
     if draws_on_driver(config, needed[1], len(catalogue_views)):
         if config.walk == "coview":
-            lists = (coview_lists_from_edges(indexed_edges(pairs, assets).toArrow(), views_of), None)
+            lists = (coview_lists_from_edges(indexed_edges(pairs, assets).toArrow(), catalogue_views), None)
         else:
             onward = onward_views(views.select("user_id", "asset_idx", "viewed_at").withColumn("tie", view_tie()))
-            lists = bipartite_lists_from_views(onward.toArrow(), views_of, window > 0)
+            lists = bipartite_lists_from_views(onward.toArrow(), catalogue_views, window > 0)
         origins = sampling_plan(config, catalogue_views, lists[0].column("views").to_numpy())
         return SeasonSampler(origins=origins, driver_lists=lists, **walk)
     if config.walk == "coview":
