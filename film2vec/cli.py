@@ -32,6 +32,7 @@ import time
 import typing
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -497,16 +498,22 @@ def _run(name: str, command: Command, config: Config, handler: logging.Handler, 
         from film2vec.tables import output_schema
 
         output_schema(config)  # a schema name that is not one stops here, before Spark starts
-    function = command.function()
-    with mlflow_quietly(handler, level):
-        if not command.spark:
+    if not command.spark:
+        function = command.function()
+        with mlflow_quietly(handler, level):
             return function(config)
-        from film2vec.spark import get_spark
-        from film2vec.tables import uses_metastore
+    from film2vec.spark import get_spark
+    from film2vec.tables import uses_metastore
 
+    # The command's imports (torch, MLflow: ~7 s) load in a thread while the JVM starts (~6 s); the session
+    # itself is made on this thread, whose Spark calls then find it active.
+    with ThreadPoolExecutor(1, thread_name_prefix="film2vec-imports") as pool:
+        imported = pool.submit(command.function)
         started = time.perf_counter()
         spark = get_spark(config.spark, metastore=uses_metastore(config))
         log.info("Spark ready in %.1f s", time.perf_counter() - started)
+        function = imported.result()
+    with mlflow_quietly(handler, level):
         return function(spark, config)
 
 
