@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from film2vec import tables
 from film2vec.config import Config, ConfigError, EvaluateConfig
 from film2vec.events import columns_of, ingest
-from film2vec.tracking import embeddings_table
+from film2vec.tables import embeddings_table
 
 
 @dataclass(frozen=True)

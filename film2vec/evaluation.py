@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import SparkSession
 
-from film2vec import tables, tracking
+from film2vec import tables
 from film2vec.baselines import fit_als
 from film2vec.config import AppsConfig, Config
 from film2vec.errors import InputError
@@ -176,7 +176,7 @@ def als_baseline(spark: SparkSession, config: Config, held_out: HeldOut) -> dict
         {"user_idx": split.train_user.astype(np.int32), "asset_idx": split.train_asset.astype(np.int32)}
     )
     factors = fit_als(spark.createDataFrame(train_views), config.train.dim, config.evaluate, config.seed)
-    items = tracking.embeddings_table(held_out.asset_ids.take(factors.assets), factors.asset_vectors)
+    items = tables.embeddings_table(held_out.asset_ids.take(factors.assets), factors.asset_vectors)
     users = factors.user_matrix(int(split.train_user.max()) + 1)
     figures = held_out.score(items)
     recommend_figures = held_out.score_recommender(users, items)

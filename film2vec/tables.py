@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 from film2vec.errors import InputError
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
     from delta.tables import DeltaTable
     from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 
@@ -288,6 +290,23 @@ def compact(spark: SparkSession, config: Config, names: tuple[str, ...], retenti
                 spark.conf.set(listing, before)
         summary[table] = {"files_added": optimized["numFilesAdded"], "files_removed": optimized["numFilesRemoved"]}
     return summary
+
+
+def embeddings_table(asset_ids: pa.Array, vectors: np.ndarray, source: str = "views") -> pa.Table:
+    """(asset_id, vector, source) with vectors as lists of float32; source is 'views' for trained vectors and
+    'metadata' for provisional ones made from labels."""
+    import numpy as np
+    import pyarrow as pa
+
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
+    offsets = pa.array(np.arange(0, len(flat) + 1, vectors.shape[1], dtype=np.int32))
+    return pa.table(
+        {
+            "asset_id": asset_ids,
+            "vector": pa.ListArray.from_arrays(offsets, flat),
+            "source": pa.array([source] * len(asset_ids), pa.string()),
+        }
+    )
 
 
 def spark_errors() -> tuple[type[Exception], ...]:

@@ -106,20 +106,6 @@ def flat_params(config: Config) -> dict[str, object]:
     return flat
 
 
-def embeddings_table(asset_ids: pa.Array, vectors: np.ndarray, source: str = "views") -> pa.Table:
-    """(asset_id, vector, source) with vectors as lists of float32; source is 'views' for trained vectors and
-    'metadata' for provisional ones made from labels."""
-    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
-    offsets = pa.array(np.arange(0, len(flat) + 1, vectors.shape[1], dtype=np.int32))
-    return pa.table(
-        {
-            "asset_id": asset_ids,
-            "vector": pa.ListArray.from_arrays(offsets, flat),
-            "source": pa.array([source] * len(asset_ids), pa.string()),
-        }
-    )
-
-
 def model_uri(source: str) -> str:
     """The artifact URI of a model given as models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/PATH or a run id;
     an alias is resolved to its version now, so the run records which version it started from."""

@@ -108,7 +108,7 @@ def _provisional_vectors(
     known_vectors = np.stack(trained.column("vector").to_numpy(zero_copy_only=False))
     vectors, found = label_mean_vectors(known_vectors, trained_genres, unviewed.column("genres").to_pylist())
     ids = unviewed.column("asset_id").filter(pa.array(found)).cast(trained.schema.field("asset_id").type)
-    return tracking.embeddings_table(ids, vectors[found], "metadata")
+    return tables.embeddings_table(ids, vectors[found], "metadata")
 
 
 def _genre_precision_on_views(catalogue: pa.Table, vectors: np.ndarray) -> float:
@@ -206,7 +206,7 @@ def train_vectors(
         if mismatch:
             mlflow.set_tag(SEASON_MISMATCH_TAG, mismatch)
         rows = with_neighbours.column("asset_idx").to_numpy()
-        embeddings = tracking.embeddings_table(catalogue.column("asset_id").take(rows), result.vectors[rows])
+        embeddings = tables.embeddings_table(catalogue.column("asset_id").take(rows), result.vectors[rows])
         genres = catalogue.column("genres").to_pylist()
         provisional = _provisional_vectors(spark, config, embeddings, [genres[row] for row in rows])
         if provisional is not None:

@@ -9,7 +9,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from film2vec import cli, tracking
+from film2vec import cli, tables
 from film2vec.baselines import als_vectors, fit_als, index_users
 from film2vec.config import EvaluateConfig
 from film2vec.evaluation import als_baseline, split_events
@@ -39,7 +39,7 @@ def test_als_figures_are_the_protocols_figures_of_its_item_factors(spark, als_on
 def test_als_recovers_planted_genres_and_next_watch_better_than_chance(als_on_split):
     _, held_out, baseline = als_on_split
     random_vectors = np.random.default_rng(0).normal(size=(len(held_out.asset_ids), 8))
-    chance = held_out.score(tracking.embeddings_table(held_out.asset_ids, random_vectors))
+    chance = held_out.score(tables.embeddings_table(held_out.asset_ids, random_vectors))
     assert baseline["figures"]["genre_p_at_10"] > chance["genre_p_at_10"] + 0.3
     assert baseline["figures"]["recall_at_20"] > chance["recall_at_20"] + 0.05
     assert baseline["recommend_figures"]["recall_at_20"] > chance["recall_at_20"] + 0.05

@@ -9,7 +9,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from film2vec import cli, evaluation, tracking
+from film2vec import cli, evaluation, tables
 from film2vec.config import AppsConfig
 from film2vec.errors import ExitCode
 
@@ -45,7 +45,7 @@ def test_evaluate_beats_random_vectors_and_logs_the_figures_to_the_run(spark, ev
     held_out, _ = evaluation.split_events(spark, config)
     ids = held_out.asset_ids
     random_vectors = np.random.default_rng(0).normal(size=(len(ids), 16))
-    chance = held_out.score(tracking.embeddings_table(ids, random_vectors))
+    chance = held_out.score(tables.embeddings_table(ids, random_vectors))
     assert figures["recall_at_20"] > chance["recall_at_20"] + 0.05
     assert figures["genre_p_at_10"] > chance["genre_p_at_10"] + 0.1
     run = mlflow.get_run(summary["train"]["run_id"])
