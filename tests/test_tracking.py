@@ -20,9 +20,9 @@ from film2vec import cli
 from film2vec.cli import config_from, parser
 from film2vec.config import ConfigError, TrackingConfig
 from film2vec.errors import ExitCode, FloorsNotCleared
+from film2vec.tables import embeddings_table
 from film2vec.tracking import (
     VALIDATION_TAG,
-    embeddings_table,
     experiment_id,
     log_input_tables,
     log_similar_assets_model,
