@@ -19,11 +19,12 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import mlflow
 from pyspark.sql import SparkSession
 
-from film2vec import tables
+from film2vec import tables, tracking
 from film2vec.config import Config, ConfigError
 from film2vec.ingest import merge_new_views, prepare_views
 from film2vec.pairs import count_pairs
@@ -64,6 +65,16 @@ def prepare_inputs(spark: SparkSession, config: Config) -> dict:
     return {"ingest": prepare_views(spark, config), "pairs": PAIRS_NOT_COUNTED}
 
 
+def inputs_with_store(name: str, spark: SparkSession, config: Config) -> dict:
+    """prepare_inputs, timed as `name`, while a thread opens MLflow's store and experiment for the training
+    that follows (tracking.open_experiment)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="film2vec-mlflow") as pool:
+        opened = pool.submit(tracking.open_experiment, config.data.out, config.tracking.experiment)
+        summary = timed(name, prepare_inputs, spark, config)
+        opened.result()
+    return summary
+
+
 def run(spark: SparkSession, config: Config) -> dict:
     """The whole pipeline: its inputs (prepare_inputs), seasons, training, registration; each stage timed.
 
@@ -76,7 +87,7 @@ def run(spark: SparkSession, config: Config) -> dict:
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
         pipeline.run(spark.get_spark(settings.spark), settings)
     """
-    summary = {"inputs": timed("inputs", prepare_inputs, spark, config)}
+    summary = {"inputs": inputs_with_store("inputs", spark, config)}
     if not config.seasons.pipelined_seasons:
         summary["sample"] = timed("sample", sample, spark, config)
         summary["train"] = timed("train", train_vectors, spark, config)
@@ -129,7 +140,7 @@ def refresh(spark: SparkSession, config: Config) -> dict:
     warm.train.warm_start = config.train.warm_start or f"models:/{config.tracking.model_name}@{config.tracking.alias}"
     warm.seasons.seasons = config.refresh.warm_seasons
     seasons = season_numbers(warm)
-    summary = {"inputs": timed("merge new views", prepare_inputs, spark, warm)}
+    summary = {"inputs": inputs_with_store("merge new views", spark, warm)}
     if config.refresh.compact:
         retention = config.refresh.vacuum_retention_hours
         merged = ("views", *(["pairs"] if "pairs" in walk_inputs(config) else []))  # appended to night after night

@@ -95,6 +95,12 @@ def experiment_id(name: str, store: Store) -> str:
     return mlflow.create_experiment(name, artifact_location=location)
 
 
+def open_experiment(out_dir: str, name: str) -> str:
+    """use_store and experiment_id in one call, for a thread: a new local store costs about 2 s of MLflow's
+    SQLite migrations, which can run while Spark's jobs leave the driver's Python waiting."""
+    return experiment_id(name, use_store(out_dir))
+
+
 def flat_params(config: Config) -> dict[str, object]:
     """Every setting as section.key → value, for mlflow.log_params."""
     flat: dict[str, object] = {}
