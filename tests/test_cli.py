@@ -214,6 +214,21 @@ def test_stdout_carries_the_result_and_stderr_the_progress(fake_training, tmp_pa
     assert not logging.getLogger("film2vec").handlers  # the command's handler goes when it ends
 
 
+def switch_interval_seen(spark, config: Config) -> dict:
+    return {"switch_interval": sys.getswitchinterval()}
+
+
+def test_a_command_runs_at_the_short_switch_interval_and_restores_it(monkeypatch, tmp_path, capsys):
+    command = cli.COMMANDS["train"]._replace(target=f"{__name__}:switch_interval_seen")
+    monkeypatch.setitem(cli.COMMANDS, "train", command)
+    monkeypatch.setattr("film2vec.spark.get_spark", lambda *_, **__: None)
+    before = sys.getswitchinterval()
+    assert before != cli.SWITCH_INTERVAL_SECONDS
+    assert cli.main(["train", "--out", str(tmp_path), "--json"]) == ExitCode.OK
+    assert json.loads(capsys.readouterr().out)["switch_interval"] == pytest.approx(cli.SWITCH_INTERVAL_SECONDS)
+    assert sys.getswitchinterval() == before
+
+
 def test_help_imports_neither_spark_nor_torch_nor_mlflow():
     script = """
 import contextlib, io, sys
