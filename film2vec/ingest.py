@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import pyarrow as pa
@@ -73,18 +74,25 @@ def prepare_views(spark: SparkSession, config: Config) -> dict:
     """Validate the events into DIR/views, DIR/assets and DIR/rejects; stop when no view is valid."""
     events, metadata = events_source(spark, config)
     found = ingest(spark, events, metadata, config.data.id_type, columns_of(config.data))
-    tables.write(config, found.rejects, "rejects")
     summary = dict(found.summary)
     if summary["valid"] == 0:
+        tables.write(config, found.rejects, "rejects")
         raise InputError(
             f"events at {events}: none of the {summary['rows']} rows is a valid view "
             f"(rejected by reason: {summary['rejected_by_reason']}); see {tables.where(config, 'rejects')}"
         )
-    tables.write(config, found.assets, "assets")
-    assets = tables.read(spark, config, "assets")
-    tables.write(config, found.views.join(assets.select("asset_id", "asset_idx"), "asset_id"), "views")
+    # rejects and unviewed are written by threads while assets then views are: Spark runs the jobs side by side
+    with ThreadPoolExecutor(2, thread_name_prefix="film2vec-ingest") as pool:
+        beside = [
+            pool.submit(tables.write, config, found.rejects, "rejects"),
+            pool.submit(_write_unviewed, spark, config, found.metadata, found.views),
+        ]
+        tables.write(config, found.assets, "assets")
+        assets = tables.read(spark, config, "assets")
+        tables.write(config, found.views.join(assets.select("asset_id", "asset_idx"), "asset_id"), "views")
+        for written in beside:
+            written.result()
     views = tables.read(spark, config, "views")
-    _write_unviewed(spark, config, found.metadata)
     counts = views.agg(F.count("*").alias("views"), F.countDistinct("user_id").alias("users")).first()
     summary.update(
         views=counts["views"],
@@ -110,9 +118,8 @@ def since_moment(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _write_unviewed(spark: SparkSession, config: Config, metadata: DataFrame | None) -> None:
-    """DIR/unviewed: the metadata's assets that no view in DIR/views names (empty without metadata)."""
-    views = tables.read(spark, config, "views")
+def _write_unviewed(spark: SparkSession, config: Config, metadata: DataFrame | None, views: DataFrame) -> None:
+    """DIR/unviewed: the metadata's assets that none of the views names (empty without metadata)."""
     if metadata is None:
         schema = T.StructType(
             [
@@ -177,7 +184,7 @@ def rebuild_assets(spark: SparkSession, config: Config, metadata: DataFrame | No
     try:
         rebuilt = counts.join(labels, "asset_id", "left").select("asset_idx", "asset_id", "views", "title", "genres")
         tables.write(config, rebuilt, "assets")
-        _write_unviewed(spark, config, labels)
+        _write_unviewed(spark, config, labels, views)
     finally:
         labels.unpersist()
 
