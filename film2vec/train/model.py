@@ -13,6 +13,7 @@ autograd graph, no dense gradient; one scalar of optimiser state per row.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import torch
@@ -96,7 +97,7 @@ class AssetVectors:
         if not self.compiled:
             return _train_step(*arguments)
         try:
-            loss = _COMPILED_STEP(*arguments)
+            loss = compiled_step()(*arguments)
         except Exception as error:  # noqa: BLE001 - any compiler failure: the eager step computes the same
             if self._compiled_once:
                 raise
@@ -181,7 +182,11 @@ def _adagrad_rows(
     matrix.index_add_(0, unique, summed * (-learning_rate / (accumulated.sqrt() + 1e-10)).unsqueeze(1))
 
 
-_COMPILED_STEP = torch.compile(_train_step)
+@functools.cache
+def compiled_step():
+    """The step through torch.compile, made on first use: importing the compiler takes ~1.7 s, which runs on
+    the C step never need."""
+    return torch.compile(_train_step)
 
 
 def _candidates(target: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
