@@ -216,7 +216,8 @@ def season_sampler(
     window = config.context_window if config.walk == "bipartite" else 0
     walk = {"spark": assets.sparkSession, "walk": config.walk, "seed": seed, "negatives": config.negatives}
     walk.update(window=window, partitions=config.sample_partitions, drawn_from=drawn_from)
-    if draws_on_driver(config, needed[1], len(catalogue_views)):
+    views_rows = int(catalogue_views.sum()) if config.walk == "bipartite" else None  # the assets' views: its rows
+    if draws_on_driver(config, needed[1], len(catalogue_views), views_rows):
         if config.walk == "coview":
             lists = (coview_lists_from_edges(indexed_edges(pairs, assets).toArrow(), catalogue_views), None)
         else:
@@ -234,13 +235,16 @@ def season_sampler(
     return SeasonSampler(origins=origins, origin_lists=origin_lists, user_lists=user_lists, **walk)
 
 
-def draws_on_driver(config: SeasonsConfig, walk_input: DataFrame, assets: int) -> bool:
-    """--sampler: spark, driver, or (auto) the driver when the walk's input rows and a season's samples (about
-    origins_per_asset per asset) both fit --driver-sampling-rows."""
+def draws_on_driver(config: SeasonsConfig, walk_input: DataFrame, assets: int, rows: int | None = None) -> bool:
+    """--sampler: spark, driver, or (auto) the driver when the walk's input rows (`rows` when the caller knows
+    them, else counted up to the limit) and a season's samples (about origins_per_asset per asset) both fit
+    --driver-sampling-rows."""
     if config.sampler != "auto":
         return config.sampler == "driver"
     limit = config.driver_sampling_rows
-    return config.origins_per_asset * assets <= limit and walk_input.limit(limit + 1).count() <= limit
+    if config.origins_per_asset * assets > limit:
+        return False
+    return (rows if rows is not None else walk_input.limit(limit + 1).count()) <= limit
 
 
 def write_season(samples: DataFrame, path: str, season: int, provenance: dict | None = None) -> None:

@@ -111,6 +111,8 @@ def test_auto_draws_on_the_driver_only_when_the_input_and_a_season_fit_the_limit
     assert draws_on_driver(SeasonsConfig(walk="coview", origins_per_asset=2, driver_sampling_rows=12), pairs, 6)
     assert not draws_on_driver(SeasonsConfig(walk="coview", sampler="spark"), pairs, 6)
     assert draws_on_driver(SeasonsConfig(walk="coview", sampler="driver", driver_sampling_rows=0), pairs, 6)
+    fits = SeasonsConfig(walk="bipartite", origins_per_asset=2, driver_sampling_rows=15)
+    assert not draws_on_driver(fits, views, 6, rows=16)  # the rows the caller knows are not counted again
 
 
 @pytest.mark.parametrize(
