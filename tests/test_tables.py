@@ -171,6 +171,22 @@ def test_tables_read_without_spark_keep_deletion_vectors_off_whatever_the_platfo
     assert spark.read.format("delta").load(str(tmp_path / "by_default")).count() == 35  # Spark reads it
 
 
+def test_a_local_tables_version_read_from_its_log_is_the_version_delta_history_gives(spark, tmp_path):
+    config = Config()
+    config.data.out = str(tmp_path)
+    with pytest.raises(InputError, match=r"views"):
+        tables.version(spark, config, "views")
+    spark.conf.set(DELETION_VECTORS_BY_DEFAULT, "true")  # a log delta-rs cannot scan the rows of
+    try:
+        tables.write(config, spark.range(10).withColumnRenamed("id", "user_id"), "views")
+        tables.append(config, spark.range(10, 12).withColumnRenamed("id", "user_id"), "views")
+        spark.sql(f"DELETE FROM delta.`{config.out('views')}` WHERE user_id < 3")
+    finally:
+        spark.conf.unset(DELETION_VECTORS_BY_DEFAULT)
+    history = tables.delta_table(spark, config, "views").history(1).first()["version"]
+    assert tables.version(spark, config, "views") == history == 2
+
+
 def test_compaction_merges_small_files_and_vacuum_removes_the_unreferenced(spark, tmp_path):
     config = Config()
     config.data.out = str(tmp_path)
