@@ -8,6 +8,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -173,6 +174,7 @@ def train_vectors(
     with (
         mlflow.start_run(experiment_id=tracking.experiment_id(config.tracking.experiment, store)) as run,
         tempfile.TemporaryDirectory() as tmp,
+        ThreadPoolExecutor(1, thread_name_prefix="film2vec-neighbours") as pool,
     ):
         mlflow.log_params(tracking.flat_params(config))
 
@@ -211,6 +213,10 @@ def train_vectors(
         provisional = _provisional_vectors(spark, config, embeddings, [genres[row] for row in rows])
         if provisional is not None:
             embeddings = pa.concat_tables((embeddings, provisional))
+        # a small catalogue's neighbours are found on the driver (numpy, off the GIL) while MLflow logs the model
+        on_driver = None
+        if embeddings.num_rows <= DRIVER_ASSETS:
+            on_driver = pool.submit(neighbours_on_driver, embeddings, config.tracking.top_k)
         figures = held_out.score(embeddings) if held_out else {}
         deferred = config.tracking.move_alias == "by_promote"
         if not held_out and (score_on_views or deferred or config.tracking.alias_floor_genre_p > 0):
@@ -257,8 +263,8 @@ def train_vectors(
             }
         )
         tables.write(config, written, "embeddings", userMetadata=record)
-        if embeddings.num_rows <= DRIVER_ASSETS:
-            neighbours = spark.createDataFrame(neighbours_on_driver(embeddings, config.tracking.top_k))
+        if on_driver is not None:
+            neighbours = spark.createDataFrame(on_driver.result())
         else:
             embedded = tables.read(spark, config, "embeddings").select("asset_id", "vector")
             neighbours = neighbours_table(embedded, config.tracking.top_k)
