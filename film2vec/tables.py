@@ -318,6 +318,14 @@ def embeddings_table(asset_ids: pa.Array, vectors: np.ndarray, source: str = "vi
     )
 
 
+def read_arrow(spark: SparkSession, config: Config, table: str, columns: list[str]) -> pa.Table:
+    """A table's columns as an Arrow table: read by delta-rs from a local folder when it is one of the tables
+    read without Spark (a Spark job of a second or more saved), else collected from Spark."""
+    if table in READ_WITHOUT_SPARK and not named(config, table) and not is_remote(config.out(table)):
+        return read_without_spark(config.out(table), table, columns)
+    return read(spark, config, table).select(*columns).toArrow()
+
+
 def spark_errors() -> tuple[type[Exception], ...]:
     """The exceptions a Spark call raises (classic Py4J or Spark Connect), imported only when one is caught."""
     from py4j.protocol import Py4JJavaError

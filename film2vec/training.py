@@ -145,13 +145,15 @@ def train_vectors(
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
         training.train_vectors(spark.get_spark(settings.spark), settings)
     """
-    assets = tables.read(spark, config, "assets").orderBy("asset_idx")
+    assets = tables.read(spark, config, "assets")
     trained = walk_origins(spark, config)
-    catalogue = assets.select("asset_idx", "asset_id", "views", "genres").toArrow()
+    catalogue = tables.read_arrow(spark, config, "assets", ["asset_idx", "asset_id", "views", "genres"])
+    catalogue = catalogue.sort_by("asset_idx")
     with_neighbours = (
         assets.where(F.col("views") >= config.train.min_views)
         .join(trained, "asset_id", "left_semi")
         .select("asset_idx")
+        .orderBy("asset_idx")
         .toArrow()
     )
     store = tracking.use_store(config.data.out)
