@@ -154,7 +154,6 @@ def train_vectors(
         .join(trained, "asset_id", "left_semi")
         .select("asset_idx")
         .orderBy("asset_idx")
-        .toArrow()
     )
     store = tracking.use_store(config.data.out)
     warm = warm_start(config, catalogue) if config.train.warm_start else None
@@ -176,8 +175,9 @@ def train_vectors(
     with (
         mlflow.start_run(experiment_id=tracking.experiment_id(config.tracking.experiment, store)) as run,
         tempfile.TemporaryDirectory() as tmp,
-        ThreadPoolExecutor(1, thread_name_prefix="film2vec-neighbours") as pool,
+        ThreadPoolExecutor(1, thread_name_prefix="film2vec-beside-training") as pool,
     ):
+        neighboured = pool.submit(with_neighbours.toArrow)  # a Spark job while the trainer starts, not before it
         mlflow.log_params(tracking.flat_params(config))
 
         def log_epoch(report) -> None:
@@ -209,7 +209,7 @@ def train_vectors(
         tracking.log_input_tables({table: (tables.where(config, table), v) for table, v in versions.items()})
         if mismatch:
             mlflow.set_tag(SEASON_MISMATCH_TAG, mismatch)
-        rows = with_neighbours.column("asset_idx").to_numpy()
+        rows = neighboured.result().column("asset_idx").to_numpy()
         embeddings = tables.embeddings_table(catalogue.column("asset_id").take(rows), result.vectors[rows])
         genres = catalogue.column("genres").to_pylist()
         provisional = _provisional_vectors(spark, config, embeddings, [genres[row] for row in rows])
