@@ -231,10 +231,16 @@ def delta_table(spark: SparkSession, config: Config, table: str) -> DeltaTable:
     return DeltaTable.forName(spark, name) if name else DeltaTable.forPath(spark, config.out(table))
 
 
+def local_folder(config: Config, table: str) -> bool:
+    """Whether a table is a Delta folder on this machine (not named in a metastore, not remote), whose log and
+    files delta-rs reads without a Spark job."""
+    return not named(config, table) and not is_remote(config.out(table))
+
+
 def version(spark: SparkSession, config: Config, table: str) -> int:
     """The latest version of a table: from its log by delta-rs for a local folder (a Spark job of Delta's
     history costs ~0.4 s, and a run asks five times), else from Delta's history."""
-    if named(config, table) or is_remote(config.out(table)):
+    if not local_folder(config, table):
         return delta_table(spark, config, table).history(1).first()["version"]
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
@@ -321,7 +327,7 @@ def embeddings_table(asset_ids: pa.Array, vectors: np.ndarray, source: str = "vi
 def read_arrow(spark: SparkSession, config: Config, table: str, columns: list[str]) -> pa.Table:
     """A table's columns as an Arrow table: read by delta-rs from a local folder when it is one of the tables
     read without Spark (a Spark job of a second or more saved), else collected from Spark."""
-    if table in READ_WITHOUT_SPARK and not named(config, table) and not is_remote(config.out(table)):
+    if table in READ_WITHOUT_SPARK and local_folder(config, table):
         return read_without_spark(config.out(table), table, columns)
     return read(spark, config, table).select(*columns).toArrow()
 
