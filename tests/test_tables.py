@@ -187,6 +187,21 @@ def test_a_local_tables_version_read_from_its_log_is_the_version_delta_history_g
     assert tables.version(spark, config, "views") == history == 2
 
 
+def test_a_local_table_read_by_delta_rs_holds_what_spark_reads(spark, tmp_path):
+    config = Config()
+    config.data.out = str(tmp_path)
+    rows = [(2, 12, 3, ["Drama"]), (0, 10, 5, None), (1, 11, 1, ["Comedy", "Drama"])]
+    tables.write(
+        config, spark.createDataFrame(rows, "asset_idx int, asset_id long, views long, genres array<string>"), "assets"
+    )
+    columns = ["asset_idx", "asset_id", "views", "genres"]
+    assert tables.local_folder(config, "assets")
+    by_delta_rs = tables.read_arrow(spark, config, "assets", columns).sort_by("asset_idx")
+    by_spark = tables.read(spark, config, "assets").select(*columns).orderBy("asset_idx").toArrow()
+    assert by_delta_rs.to_pylist() == by_spark.to_pylist()
+    assert by_delta_rs.column("asset_id").type == by_spark.column("asset_id").type
+
+
 def test_compaction_merges_small_files_and_vacuum_removes_the_unreferenced(spark, tmp_path):
     config = Config()
     config.data.out = str(tmp_path)
