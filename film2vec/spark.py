@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -98,6 +99,9 @@ def get_spark(
         # a task writing one season (one partition value) streams its rows out instead of sorting them by
         # the partition column first: 1 s of a 12 s, 10M-sample season write on 2 cores
         .config("spark.sql.maxConcurrentOutputFileWriters", "4")
+        # iterative jobs (ALS, the evaluation's baseline) checkpoint their lineage here every 10 iterations;
+        # without a folder the lineage grows until serialising a task overflows the stack
+        .config("spark.checkpoint.dir", str(Path(tempfile.gettempdir()) / "film2vec-spark-checkpoints"))
     )
     java = [f"-Dlog4j2.configurationFile={QUIET_LOG4J.as_uri()}"]
     if metastore:
