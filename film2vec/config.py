@@ -99,8 +99,82 @@ class SyntheticConfig:
     catalogue_size: int = setting(1_000, "Synthetic assets in the catalogue", low=2, high=10_000_000)
     genres: int = setting(10, "Planted genres", low=1, high=1_000)
     views_per_user: float = setting(30.0, "Mean distinct views per user (heavy-tailed)", low=1.0, high=100_000.0)
-    off_taste_share: float = setting(0.1, "Share of views that ignore the user's tastes", low=0.0, high=1.0)
-    popularity_exponent: float = setting(1.0, "Zipf exponent of asset popularity within a genre", low=0.0, high=5.0)
+    off_taste_share: float = setting(
+        0.1, "Share of views of anything popular, ignoring the user's tastes (wanders off taste)", low=0.0, high=1.0
+    )
+    noise_share: float = setting(
+        0.03,
+        "Share of views of a uniformly random released asset, ignoring popularity and tastes (mis-clicks, autoplay); "
+        "taken first where it and off_taste_share add up to more than 1",
+        low=0.0,
+        high=1.0,
+    )
+    popularity_exponent: float = setting(
+        1.5,
+        "Zipf exponent of asset popularity within a genre (1.5 brings views per asset near MovieLens's Gini and "
+        "top-1% share)",
+        low=0.0,
+        high=5.0,
+    )
+    genre_exponent: float = setting(
+        1.0,
+        "Zipf exponent across genres: the k-th genre holds and draws ∝ 1/k^s of the assets and of users' liked "
+        "genres, as real genres differ in size and audience (0: equal genres)",
+        low=0.0,
+        high=5.0,
+    )
+    multi_genre_share: float = setting(
+        0.5,
+        "Share of assets with two or three planted genres (half each), as real titles often carry several; the "
+        "assets table lists them all, the first is the asset's own (0: one genre each)",
+        low=0.0,
+        high=1.0,
+    )
+    back_catalogue_share: float = setting(
+        0.5,
+        "Share of assets released in the year before the views start (the back catalogue); the rest come out during "
+        "the year and are never viewed before their release (1: nothing new comes out)",
+        low=0.0,
+        high=1.0,
+    )
+    release_boost: float = setting(
+        10.0,
+        "Extra attention a release gets: right after release an asset draws (1 + this) times its lasting "
+        "popularity, so views bunch soon after releases (0: popularity does not change with age)",
+        low=0.0,
+        high=1_000.0,
+    )
+    release_half_life_days: float = setting(
+        30.0, "Days for a release's extra attention (release_boost) to halve", low=1.0, high=3_650.0
+    )
+    active_days: float = setting(
+        90.0,
+        "Mean length of a user's active period in days (exponential, at most the year): each user's views fall in it",
+        low=1.0,
+        high=365.0,
+    )
+    taste_drift: float = setting(
+        0.5,
+        "How far a user's genre weights move from their first view to their last, as tastes change: 0 keeps them, "
+        "1 ends at weights drawn afresh (which may add a liked genre or drop one)",
+        low=0.0,
+        high=1.0,
+    )
+    binge_share: float = setting(
+        0.2,
+        "About this share of views are logged in binge sessions, at the same second as another view of the same "
+        "user, as real logs tie views (0: no ties)",
+        low=0.0,
+        high=1.0,
+    )
+    heavy_user_share: float = setting(
+        0.05,
+        "Share of heavy users, who watch heavy_user_factor times as much as others: a heavier tail of views per "
+        "user than the lognormal alone (views_per_user stays the mean)",
+        low=0.0,
+        high=1.0,
+    )
+    heavy_user_factor: float = setting(8.0, "How many times as much a heavy user watches", low=1.0, high=1_000.0)
 
 
 @dataclass
