@@ -1,7 +1,7 @@
 """The nightly refresh against a full retrain, on MovieLens latest-small split by time.
 
     python -m benchmarks.bench_refresh --out DIR [--repeats 1] [--full-repeats N] [--warm-seasons 1]
-        [--warm-learning-rate 0.1] [--warm-new-assets random] [--seasons 3] [--origins-per-asset 300]
+        [--warm-learning-rate 0.1] [--warm-new-assets random] [--seasons 0] [--samples-per-view 30]
         [--epochs-per-season 1] [--reuse-history]   (defaults: film2vec's)
 
 The protocol's split comes first (per user, the last 5 views are test; see film2vec/evaluate.py). The train
@@ -65,7 +65,7 @@ def main() -> None:
         "--seasons", type=int, default=seasons.seasons, help="seasons of the history model and the full retrain"
     )
     parser.add_argument(
-        "--origins-per-asset", type=int, default=seasons.origins_per_asset, help="per season, every model"
+        "--samples-per-view", type=float, default=seasons.samples_per_view, help="per season, every model"
     )
     parser.add_argument("--epochs-per-season", type=int, default=train.epochs_per_season, help="every model")
     parser.add_argument("--reuse-history", action="store_true", help="keep DIR's history model when it is there")
@@ -80,7 +80,7 @@ def main() -> None:
     config.refresh.warm_seasons, config.seasons.seasons = arguments.warm_seasons, arguments.seasons
     config.train.warm_learning_rate = arguments.warm_learning_rate
     config.train.warm_new_assets = arguments.warm_new_assets
-    config.seasons.origins_per_asset = arguments.origins_per_asset
+    config.seasons.samples_per_view = arguments.samples_per_view
     config.train.epochs_per_season = arguments.epochs_per_season
     spark = get_spark(config.spark)
     held_out, split = split_events(spark, config)

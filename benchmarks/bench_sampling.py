@@ -95,6 +95,8 @@ def main() -> None:
     parser.add_argument("--sample-partitions", type=int, default=2)
     arguments = parser.parse_args()
 
+    from pyspark.sql import functions as F
+
     from film2vec.pairs import count_pairs
     from film2vec.seasons import season_sampler_for
     from film2vec.spark import get_spark
@@ -108,7 +110,8 @@ def main() -> None:
         count_pairs(spark, config)
     sampler = season_sampler_for(spark, config)
     n_origins = sampler.origin_lists.count()
-    config.seasons.origins_per_asset = -(-arguments.samples // n_origins)
+    origin_views = sampler.origin_lists.agg(F.sum("views")).first()[0]
+    config.seasons.samples_per_view = arguments.samples / origin_views
     sampler = season_sampler_for(spark, config)
     for lists in (sampler.origin_lists, sampler.user_lists):  # cached once per run, for every season: built untimed
         if lists is not None:
@@ -139,7 +142,8 @@ def main() -> None:
     spark_rate, floor_rate = statistics.median(spark_rates), statistics.median(floor_rates)
     write_rate = statistics.median(write_rates)
     print(
-        f"{arguments.walk} walk, {written:,} samples ({n_origins:,} origins × {config.seasons.origins_per_asset}, "
+        f"{arguments.walk} walk, {written:,} samples ({n_origins:,} origins, "
+        f"{config.seasons.samples_per_view:.2f} per view, "
         f"{arguments.negatives} negatives), medians of {arguments.repeats}:\n"
         f"  spark sampler + Delta write: {spark_rate:,.0f} samples/s\n"
         f"  numpy floor, one process:    {floor_rate:,.0f} samples/s\n"

@@ -82,7 +82,7 @@ def figures(vectors: np.ndarray, catalogue, min_views: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--origins-per-asset", type=int, default=SeasonsConfig().origins_per_asset)
+    parser.add_argument("--samples-per-view", type=float, default=SeasonsConfig().samples_per_view)
     parser.add_argument("--negatives", type=int, default=SeasonsConfig().negatives)
     parser.add_argument("--epochs", type=int, default=5, help="passes over the season, for both")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -101,7 +101,7 @@ def main() -> None:
         compile_step=arguments.compile,
     )
     catalogue = load()
-    seasons = SeasonsConfig(origins_per_asset=arguments.origins_per_asset, negatives=arguments.negatives)
+    seasons = SeasonsConfig(samples_per_view=arguments.samples_per_view, negatives=arguments.negatives)
     season = sample_season(catalogue, Sampling(seasons), season=0, seed=0)
     negatives = negatives_plan(seasons, catalogue.train_views)
     n_assets = negatives.n_assets

@@ -23,10 +23,11 @@ from film2vec.train.trainer import train
 
 
 def base_settings() -> dict:
-    """The defaults: SeasonsConfig's, pairs.user_weighting's and TrainConfig's (whose min_views the seasons
-    take too: an asset with fewer train views takes no part in them)."""
+    """The defaults: SeasonsConfig's (3 seasons where it lets the run choose), pairs.user_weighting's and
+    TrainConfig's (whose min_views the seasons take too: an asset with fewer train views takes no part in them)."""
     return {
         **dataclasses.asdict(SeasonsConfig()),
+        "seasons": SeasonsConfig().seasons or 3,  # a fixed count: the study's seasons hold no slice to stop on
         "user_weighting": PairsConfig().user_weighting,
         **dataclasses.asdict(TrainConfig(device="cpu")),
     }

@@ -111,7 +111,8 @@ NEW_VIEWS = frozenset({"data.new_events", "data.since"})  # a batch merged into 
 NEGATIVES = frozenset({"seasons.negatives", "seasons.negative_distribution", "seasons.unigram_exponent"})
 # the sampler leaves each sample's negatives' slots in its stream; the trainer draws them (train/stream.py)
 SAMPLING = {"seed"} | every("seasons", "pipelined_seasons", "negative_distribution", "unigram_exponent")
-TRAINING = {"seed", "seasons.seasons"} | NEGATIVES | every("train") | every("tracking", "evaluation_model")
+HELD_OUT = frozenset({"seasons.min_seasons", "seasons.max_seasons", "seasons.validation_users"})  # --seasons 0
+TRAINING = {"seed", "seasons.seasons"} | HELD_OUT | NEGATIVES | every("train") | every("tracking", "evaluation_model")
 USES_RUN = SESSION | TABLES | {"apps.run_id", "tracking.experiment"}  # the MLflow run uses log to
 LABELS = frozenset({"apps.labels", "apps.label_column"})  # uses.load_catalogue's labels
 
@@ -164,7 +165,7 @@ COMMANDS = {
         "merge new views (--new-events PATH or --since TIME) into the tables, warm-start training from the "
         "serving model, move the alias when the figures clear the floors",
         "film2vec.pipeline:refresh",
-        (RUN - {"seasons.seasons", "seasons.pipelined_seasons"}) | every("refresh"),
+        (RUN - {"seasons.seasons", "seasons.pipelined_seasons"} - HELD_OUT) | every("refresh"),
         trains=True,
     ),
     "evaluate": Command(

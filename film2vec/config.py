@@ -206,8 +206,30 @@ class PairsConfig:
 
 @dataclass
 class SeasonsConfig:
-    seasons: int = setting(3, "Seasons of samples (each a fresh draw)", low=1, high=10_000)
-    origins_per_asset: int = setting(300, "Origins drawn per asset with neighbours, per season", low=1, high=1_000_000)
+    seasons: int = setting(
+        0,
+        "Seasons of samples (each a fresh draw). 0: as many as the vectors improve: after each season the run scores "
+        "next-watch (and GenreP@10 where there are labels) on a held-out slice of --validation-users users' last "
+        "views and stops after a season without gain, between --min-seasons and --max-seasons",
+        low=0,
+        high=10_000,
+    )
+    min_seasons: int = setting(2, "--seasons 0: the fewest seasons a run trains", low=1, high=10_000)
+    max_seasons: int = setting(20, "--seasons 0: the most seasons a run trains", low=1, high=10_000)
+    validation_users: int = setting(
+        1_000,
+        "--seasons 0: users (a seeded sample of those with at least 3 views) whose last view is held out of the "
+        "seasons to score each season's vectors on",
+        low=1,
+        high=100_000_000,
+    )
+    samples_per_view: float = setting(
+        30.0,
+        "A season's size: samples per view of the assets the walk starts from, so the volume follows the evidence "
+        "(views), not the catalogue's size",
+        low=1e-3,
+        high=1e6,
+    )
     negatives: int = setting(20, "Negatives per sample", low=1, high=1_000)
     walk: str = setting(
         "bipartite",
@@ -223,8 +245,7 @@ class SeasonsConfig:
     )
     origin_distribution: str = setting(
         "views",
-        "views: origins drawn ∝ views^origin_exponent (origins_per_asset on average); stratified: "
-        "origins_per_asset samples from every asset",
+        "views: origins drawn ∝ views^origin_exponent; stratified: the same number of samples from every asset",
         choices=("views", "stratified"),
     )
     origin_exponent: float = setting(1.0, "β of origins ∝ views^β (0: uniform)", low=0.0, high=10.0)
@@ -264,11 +285,15 @@ class TrainConfig:
         high=1_000,
     )
     batch_size: int = setting(4_096, "Samples per SGD step", low=1, high=10_000_000)
-    learning_rate: float = setting(0.1, "Row-wise Adagrad learning rate at the start", low=1e-8, high=10.0)
+    learning_rate: float = setting(
+        0.07, "Row-wise Adagrad learning rate (at the start, under --lr-schedule linear)", low=1e-8, high=10.0
+    )
     lr_schedule: str = setting(
-        "linear",
-        "Learning rate across the seasons: linear decays to --lr-floor times it by the last sample; constant keeps it",
-        choices=("linear", "constant"),
+        "constant",
+        "Learning rate across the seasons: constant keeps it (row-wise Adagrad already slows each row as it learns, "
+        "and a run that stops when its vectors stop improving does not know its last sample in advance); linear "
+        "decays it to --lr-floor times it by the last sample (a fixed --seasons N only)",
+        choices=("constant", "linear"),
     )
     lr_floor: float = setting(
         0.0001, "Last learning rate of the linear schedule, as a share of the first", low=0.0, high=1.0

@@ -79,6 +79,7 @@ def next_watch(
     k: int = 20,
     *,
     view_weights: np.ndarray | None = None,
+    catalogue: np.ndarray | None = None,
     block_cells: int = 1 << 23,
 ) -> dict[str, float]:
     """Recall@k and NDCG@k of ranking the catalogue for each user with test views, averaged over users.
@@ -89,8 +90,9 @@ def next_watch(
     those unit vectors gives the same order (cosine times a positive per-user constant) with fewer
     roundings. A user whose train assets all lack vectors gets all-zero scores, so candidates come by id.
     Recall divides the hits by the user's test views; NDCG uses binary relevance, a log2 discount and an
-    ideal DCG over min(test views, k) hits. Users are scored in blocks of at most `block_cells` scores
-    (memory ~24 B each). Returns nan for both when no user has test views.
+    ideal DCG over min(test views, k) hits. The candidates are the split's assets, or `catalogue` (asset
+    codes) when given: a slice of a few users ranks against every asset. Users are scored in blocks of at most
+    `block_cells` scores (memory ~24 B each). Returns nan for both when no user has test views.
     """
     unit, has_vector = _unit_rows(vectors, split)
     by_user = np.argsort(split.train_user, kind="stable")  # the order _rank_for_users hands the train rows in
@@ -113,7 +115,7 @@ def next_watch(
             found[watched] = np.add.reduceat(candidates, view_start[watched], axis=0)
         return found
 
-    return _rank_for_users(unit, has_vector, taste, split, k, block_cells)
+    return _rank_for_users(unit, has_vector, taste, split, k, block_cells, catalogue)
 
 
 def next_watch_of_user_vectors(
@@ -149,16 +151,19 @@ def _rank_for_users(
     split: Split,
     k: int,
     block_cells: int,
+    catalogue: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Rank the catalogue for each user with test views by query(users, view_start, views, their train
-    assets' candidate rows) @ candidate rows, excluding train assets; Recall@k and NDCG@k averaged over users.
+    """Rank the catalogue (the split's assets unless given) for each user with test views by query(users,
+    view_start, views, their train assets' candidate rows) @ candidate rows, excluding train assets; Recall@k
+    and NDCG@k averaged over users.
 
     `users` are the block's user codes, and user i's train assets are rows view_start[i] : view_start[i] +
     views[i] of the last argument. Assets without a vector rank below every other and above excluded ones.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    catalogue = np.unique(np.concatenate((split.train_asset, split.test_asset)))
+    split_assets = np.concatenate((split.train_asset, split.test_asset))
+    catalogue = np.unique(split_assets if catalogue is None else np.concatenate((catalogue, split_assets)))
     column_of_asset = np.full(len(candidates), -1, dtype=np.int64)
     column_of_asset[catalogue] = np.arange(len(catalogue))
     catalogue_rows = candidates[catalogue]
@@ -221,12 +226,29 @@ def genre_precision(
     an eligible one scores 0. When fewer than k other eligible assets have vectors, the share is over
     those there are (0 when there are none). Returns nan when no asset is eligible.
     """
+    _unit_rows(vectors, split)  # checks the split's codes against the vectors
+    views = np.bincount(split.train_asset, minlength=len(vectors))
+    return genre_precision_of_views(vectors, views, asset_genres, k, min_views, block_cells=block_cells)
+
+
+def genre_precision_of_views(
+    vectors: np.ndarray,
+    views: np.ndarray,
+    asset_genres: Sequence[Collection[str]],
+    k: int = 10,
+    min_views: int = 20,
+    *,
+    block_cells: int = 1 << 23,
+) -> float:
+    """genre_precision with each asset's train views given as counts (`views[a]` for asset code a)."""
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    unit, has_vector = _unit_rows(vectors, split)
+    unit, has_vector = _unit_rows(vectors)
     if len(asset_genres) < len(unit):
         raise ValueError(f"asset_genres covers {len(asset_genres)} assets, vectors have {len(unit)} rows")
-    eligible = np.flatnonzero(np.bincount(split.train_asset, minlength=len(unit)) >= min_views)
+    if len(views) != len(unit):
+        raise ValueError(f"views covers {len(views)} assets, vectors have {len(unit)} rows")
+    eligible = np.flatnonzero(np.asarray(views) >= min_views)
     if eligible.size == 0:
         return float("nan")
     in_pool = np.flatnonzero(has_vector[eligible])
@@ -254,12 +276,14 @@ def evaluate(vectors: np.ndarray, split: Split, asset_genres: Sequence[Collectio
     return {**next_watch(vectors, split), "genre_p_at_10": genre_precision(vectors, split, asset_genres)}
 
 
-def _unit_rows(vectors: np.ndarray, split: Split) -> tuple[np.ndarray, np.ndarray]:
-    """Float64 unit rows, zero where an asset has no vector, and which assets have one."""
+def _unit_rows(vectors: np.ndarray, split: Split | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 unit rows, zero where an asset has no vector, and which assets have one; the split's asset
+    codes, when given, must have a row."""
     vectors = np.asarray(vectors, dtype=np.float64)
     if vectors.ndim != 2:
         raise ValueError(f"vectors must be a 2-d (assets, dim) array, got shape {vectors.shape}")
-    largest = max((int(a.max()) for a in (split.train_asset, split.test_asset) if a.size), default=-1)
+    codes = () if split is None else (split.train_asset, split.test_asset)
+    largest = max((int(a.max()) for a in codes if a.size), default=-1)
     if largest >= len(vectors):
         raise ValueError(f"asset code {largest} is in the split but vectors has only {len(vectors)} rows")
     finite = np.isfinite(vectors).all(axis=1)

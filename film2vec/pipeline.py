@@ -29,11 +29,10 @@ from film2vec.config import Config, ConfigError
 from film2vec.ingest import merge_new_views, prepare_views
 from film2vec.pairs import count_pairs
 from film2vec.seasons import (
-    SeasonFeed,
     drop_other_seasons,
     sample,
+    season_feed,
     season_numbers,
-    season_sampler_for,
     seasons_written,
     walk_inputs,
 )
@@ -94,24 +93,20 @@ def run(spark: SparkSession, config: Config) -> dict:
         return summary
     seasons = list(season_numbers(config))
     removed = drop_other_seasons(spark, config, seasons)
-    sampler = season_sampler_for(spark, config)
 
     def log_wait(season: int, seconds: float) -> None:
         mlflow.log_metric("waited_for_samples_seconds", seconds, step=season)
 
-    try:
-        with SeasonFeed(lambda season: sampler.write(season, config.out("seasons")), seasons, log_wait) as feed:
-            trained = timed(
-                "sample and train (season k + 1 drawn while k trains)", train_vectors, spark, config, seasons=feed
-            )
-    finally:
-        sampler.release()
+    with season_feed(spark, config, seasons, log_wait) as feed:
+        trained = timed(
+            "sample and train (season k + 1 drawn while k trains)", train_vectors, spark, config, seasons=feed
+        )
     trained["waited_for_samples_seconds"] = round(sum(feed.waited.values()), 1)
     mlflow.MlflowClient().log_metric(
         trained["run_id"], "waited_for_samples_seconds_total", trained["waited_for_samples_seconds"]
     )
     summary["sample"] = {
-        **seasons_written(config, seasons),
+        **seasons_written(config, feed.written),
         "removed_seasons": removed,
         "seconds": round(feed.sampling_seconds, 1),
     }

@@ -30,6 +30,21 @@ def plot_loss(history: Sequence, path: Path) -> Path:
     return path
 
 
+def plot_held_out_curve(curve: Sequence[dict[str, float]], path: Path) -> Path:
+    """The held-out figures after each season (--seasons 0): the curve the run stopped on."""
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for name in curve[0] if curve else ():
+        axis.plot(range(len(curve)), [figures[name] for figures in curve], marker="o", label=name)
+    axis.set_xlabel("season")
+    axis.set_ylabel("figure on the held-out slice")
+    axis.set_title("film2vec: held-out figures by season")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
 MAP_COLOURS = 20  # tab20: categories beyond the 19 most common share one grey "other"
 
 

@@ -47,14 +47,20 @@ SAMPLES_PER_CHUNK = 1 << 13  # samples made per kernel call: the kernels' arrays
 
 def sampling_plan(config: SeasonsConfig, catalogue_views: np.ndarray, origin_views: np.ndarray) -> Origins:
     """How many samples each origin gets, from the views of every asset (by index) and of the assets that can
-    be origins."""
+    be origins: --samples-per-view times the origins' views in all, so a season's size follows the evidence."""
     if len(catalogue_views) < 3:
         raise InputError(f"{len(catalogue_views)} assets in the catalogue; negatives need at least 3")
     if len(origin_views) == 0:
         raise InputError("no asset shares a viewer with another asset, so there is no walk to sample")
+    samples = season_samples(config, origin_views)
     if config.origin_distribution == "views":
-        return Origins.weighted(config.origins_per_asset, config.origin_exponent, origin_views)
-    return Origins(config.origins_per_asset)
+        return Origins.weighted(samples, config.origin_exponent, origin_views)
+    return Origins(max(1, round(samples / len(origin_views))))
+
+
+def season_samples(config: SeasonsConfig, origin_views: np.ndarray) -> float:
+    """A season's samples on average: --samples-per-view times the views of the assets the walk starts from."""
+    return config.samples_per_view * float(np.sum(origin_views, dtype=np.float64))
 
 
 def negatives_plan(config: SeasonsConfig, catalogue_views: np.ndarray) -> Negatives:

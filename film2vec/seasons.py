@@ -26,6 +26,7 @@ same rows, without the jobs, shuffles and Python workers a Spark season costs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -36,11 +37,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from film2vec import tables
-from film2vec.config import Config, SeasonsConfig
+from film2vec.config import Config, ConfigError, SeasonsConfig
 from film2vec.conflicts import committing
 from film2vec.sampler import (
     bipartite_first_step,
@@ -217,7 +218,7 @@ def season_sampler(
     walk = {"spark": assets.sparkSession, "walk": config.walk, "seed": seed, "negatives": config.negatives}
     walk.update(window=window, partitions=config.sample_partitions, drawn_from=drawn_from)
     views_rows = int(catalogue_views.sum()) if config.walk == "bipartite" else None  # the assets' views: its rows
-    if draws_on_driver(config, needed[1], len(catalogue_views), views_rows):
+    if draws_on_driver(config, needed[1], int(catalogue_views.sum()), views_rows):
         if config.walk == "coview":
             lists = (coview_lists_from_edges(indexed_edges(pairs, assets).toArrow(), catalogue_views), None)
         else:
@@ -235,14 +236,14 @@ def season_sampler(
     return SeasonSampler(origins=origins, origin_lists=origin_lists, user_lists=user_lists, **walk)
 
 
-def draws_on_driver(config: SeasonsConfig, walk_input: DataFrame, assets: int, rows: int | None = None) -> bool:
+def draws_on_driver(config: SeasonsConfig, walk_input: DataFrame, views: int, rows: int | None = None) -> bool:
     """--sampler: spark, driver, or (auto) the driver when the walk's input rows (`rows` when the caller knows
-    them, else counted up to the limit) and a season's samples (about origins_per_asset per asset) both fit
-    --driver-sampling-rows."""
+    them, else counted up to the limit) and a season's samples (at most --samples-per-view times the catalogue's
+    `views`) both fit --driver-sampling-rows."""
     if config.sampler != "auto":
         return config.sampler == "driver"
     limit = config.driver_sampling_rows
-    if config.origins_per_asset * assets > limit:
+    if config.samples_per_view * views > limit:
         return False
     return (rows if rows is not None else walk_input.limit(limit + 1).count()) <= limit
 
@@ -294,7 +295,7 @@ def sampler_settings(config: SeasonsConfig, seed: int) -> dict:
     settings = {
         "seed": seed,
         "walk": config.walk,
-        "origins_per_asset": config.origins_per_asset,
+        "samples_per_view": config.samples_per_view,
         "origin_distribution": config.origin_distribution,
         "negatives": config.negatives,
     }
@@ -302,6 +303,8 @@ def sampler_settings(config: SeasonsConfig, seed: int) -> dict:
         settings["origin_exponent"] = config.origin_exponent
     if config.walk == "bipartite":
         settings["context_window"] = config.context_window
+    if config.seasons == 0:  # the walk leaves the held-out slice out
+        settings["validation_users"] = config.validation_users
     return settings
 
 
@@ -322,10 +325,10 @@ def setting_differences(drawn: dict, expected: dict) -> list[str]:
 class SeasonFeed:
     """Season numbers for the trainer, each handed over once its Delta commit exists.
 
-    A background thread writes the seasons in order (Spark takes jobs from several threads) while the
-    trainer trains on the ones already written; iterating blocks only when sampling is behind, and
-    `waited` records those seconds per season. Use it as a context manager: leaving stops the thread
-    after the season it is writing.
+    A background thread writes the seasons in order (Spark takes jobs from several threads), season k + 1 while
+    the trainer trains on season k and never further ahead, so a run that stops early draws at most one season
+    it does not train. Iterating blocks only when sampling is behind, and `waited` records those seconds per
+    season. Use it as a context manager: leaving stops the thread after the season it is writing.
     """
 
     def __init__(
@@ -335,25 +338,28 @@ class SeasonFeed:
         on_wait: Callable[[int, float], None] | None = None,
     ) -> None:
         self.seasons = list(seasons)
+        self.written: list[int] = []
         self.waited: dict[int, float] = {}
         self.sampling_seconds = 0.0
         self._write, self._on_wait = write, on_wait
         self._written: queue.Queue = queue.Queue()
+        self._wanted = threading.Semaphore(2)  # the season trained now and the next one
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="film2vec-seasons", daemon=True)
 
     def _sample(self) -> None:
-        started = time.perf_counter()
         try:
             for season in self.seasons:
+                self._wanted.acquire()
                 if self._stop.is_set():
                     return
+                started = time.perf_counter()
                 self._write(season)
+                self.sampling_seconds += time.perf_counter() - started
+                self.written.append(season)
                 self._written.put(season)
         except BaseException as error:  # handed to the trainer, which re-raises it
             self._written.put(error)
-        finally:
-            self.sampling_seconds = time.perf_counter() - started
 
     def __enter__(self) -> SeasonFeed:
         self._thread.start()
@@ -361,10 +367,13 @@ class SeasonFeed:
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
+        self._wanted.release()  # a thread waiting for the trainer wakes up and stops
         self._thread.join()
 
     def __iter__(self) -> Iterator[int]:
-        for _ in self.seasons:
+        for position, _ in enumerate(self.seasons):
+            if position > 0:
+                self._wanted.release()  # the previous season is trained: the one after this may be drawn
             started = time.perf_counter()
             season = self._written.get()
             if isinstance(season, BaseException):
@@ -373,6 +382,35 @@ class SeasonFeed:
             if self._on_wait:
                 self._on_wait(season, self.waited[season])
             yield season
+
+
+@contextlib.contextmanager
+def season_feed(
+    spark: SparkSession,
+    config: Config,
+    seasons: Iterable[int],
+    on_wait: Callable[[int, float], None] | None = None,
+    *,
+    keep_matching: bool = False,
+) -> Iterator[SeasonFeed]:
+    """A SeasonFeed drawing the configured walk into DIR/seasons. With `keep_matching`, a season the table
+    already holds, drawn by this configuration from the current inputs, is kept as it is (`film2vec train`
+    under --seasons 0 after `film2vec sample`); the walk's lists are prepared only when a season is drawn."""
+    samplers: list[SeasonSampler] = []
+
+    def write(season: int) -> None:
+        if keep_matching and season_mismatch(spark, config, [season])[0] is None:
+            return
+        if not samplers:
+            samplers.append(season_sampler_for(spark, config))
+        samplers[0].write(season, config.out("seasons"))
+
+    try:
+        with SeasonFeed(write, seasons, on_wait) as feed:
+            yield feed
+    finally:
+        for sampler in samplers:
+            sampler.release()
 
 
 def walk_inputs(config: Config) -> tuple[str, str]:
@@ -388,10 +426,62 @@ def walk_origins(spark: SparkSession, config: Config) -> DataFrame:
     return onward_views(tables.read(spark, config, "views").select("user_id", "asset_id")).select("asset_id").distinct()
 
 
+def stops_on_held_out(config: Config) -> bool:
+    """Whether the run chooses its number of seasons (--seasons 0) on a slice of views held out of the walk;
+    ConfigError when the settings cannot do that."""
+    settings = config.seasons
+    if settings.seasons:
+        return False
+    if settings.walk == "coview":
+        raise ConfigError(
+            "flag --seasons 0 (as many seasons as the vectors improve) holds a slice of views out of the walk, but "
+            "the co-view walk reads pair counts of every view: give --seasons N with --walk coview"
+        )
+    if config.train.lr_schedule == "linear":
+        raise ConfigError(
+            "flag --seasons 0 (as many seasons as the vectors improve) does not know the run's last sample, where "
+            "--lr-schedule linear ends: give --seasons N, or --lr-schedule constant"
+        )
+    if settings.min_seasons > settings.max_seasons:
+        raise ConfigError(
+            f"flags --min-seasons {settings.min_seasons} and --max-seasons {settings.max_seasons}: the floor is above "
+            "the ceiling"
+        )
+    return True
+
+
+def held_out_views(views: DataFrame, users: int, seed: int) -> DataFrame:
+    """(user_id, asset_idx) of the views held out of the seasons to score them on: the last view, in viewing
+    order (as the walk orders a user's views: time, then the view's hash), of `users` users drawn by a seeded
+    hash among those with at least 3 views (two stay, so the user still walks and has a taste)."""
+    eligible = views.groupBy("user_id").agg(F.count("*").alias("views")).where("views >= 3")
+    chosen = eligible.orderBy(F.xxhash64("user_id", F.lit(seed)), "user_id").limit(users).select("user_id")
+    latest_first = Window.partitionBy("user_id").orderBy(
+        F.col("viewed_at").desc_nulls_last(), F.col("tie").desc(), F.col("asset_idx").desc()
+    )
+    return (
+        views.join(chosen, "user_id", "left_semi")
+        .withColumn("tie", view_tie())
+        .withColumn("position", F.row_number().over(latest_first))
+        .where("position = 1")
+        .select("user_id", "asset_idx")
+    )
+
+
+def walked_views(views: DataFrame, config: Config) -> DataFrame:
+    """The views the bipartite walk draws from: all of them, less the held-out slice under --seasons 0."""
+    if not stops_on_held_out(config):
+        return views
+    held_out = held_out_views(views, config.seasons.validation_users, config.seed)
+    return views.join(held_out, ["user_id", "asset_idx"], "left_anti")
+
+
 def season_sampler_for(spark: SparkSession, config: Config) -> SeasonSampler:
     """The configured walk over its input tables, read at their current versions, which its seasons record."""
     versions = {table: tables.version(spark, config, table) for table in walk_inputs(config)}
     frames = {table: tables.read(spark, config, table, version=version) for table, version in versions.items()}
+    if "views" in frames:
+        frames["views"] = walked_views(frames["views"], config)
     return season_sampler(
         config.seasons,
         config.seed,
@@ -402,8 +492,15 @@ def season_sampler_for(spark: SparkSession, config: Config) -> SeasonSampler:
 
 
 def season_numbers(config: Config) -> range:
-    """The seasons a run draws and trains: --seasons of them (a refresh sets its --warm-seasons there)."""
-    return range(config.seasons.seasons)
+    """The seasons a run may draw and train: --seasons of them (a refresh sets its --warm-seasons there), or up
+    to --max-seasons under --seasons 0, where the held-out slice decides when to stop."""
+    return range(config.seasons.seasons or config.seasons.max_seasons)
+
+
+def seasons_to_sample(config: Config) -> range:
+    """The seasons `film2vec sample` draws: --seasons of them, or the --min-seasons every run trains under
+    --seasons 0 (the training stage draws any further ones as it needs them)."""
+    return range(config.seasons.seasons or config.seasons.min_seasons)
 
 
 def seasons_written(config: Config, seasons: list[int]) -> dict:
@@ -447,7 +544,7 @@ def sample(spark: SparkSession, config: Config, seasons: range | None = None) ->
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
         seasons.sample(spark.get_spark(settings.spark), settings)
     """
-    seasons = list(seasons if seasons is not None else season_numbers(config))
+    seasons = list(seasons if seasons is not None else seasons_to_sample(config))
     removed = drop_other_seasons(spark, config, seasons)
     sampler = season_sampler_for(spark, config)
     try:

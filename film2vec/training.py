@@ -3,6 +3,7 @@ written to DIR/embeddings (with provisional vectors for unviewed assets) and reg
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -24,12 +25,22 @@ from pyspark.sql import functions as F
 from film2vec import tables, tracking
 from film2vec.config import Config, ConfigError
 from film2vec.errors import InputError
-from film2vec.evaluate import Split, genre_precision
+from film2vec.evaluate import genre_precision_of_views
 from film2vec.neighbours import DRIVER_ASSETS, neighbours_on_driver, neighbours_table
-from film2vec.plots import plot_loss
+from film2vec.plots import plot_held_out_curve, plot_loss
 from film2vec.sampler import negatives_plan
-from film2vec.seasons import SeasonFeed, season_mismatch, season_numbers, walk_inputs, walk_origins
+from film2vec.seasons import (
+    SeasonFeed,
+    held_out_views,
+    season_feed,
+    season_mismatch,
+    season_numbers,
+    stops_on_held_out,
+    walk_inputs,
+    walk_origins,
+)
 from film2vec.train.checkpoint import clear as clear_checkpoint
+from film2vec.train.stopping import StopRule, Validation
 from film2vec.train.trainer import StartingRows, train
 from film2vec.warm import label_mean_vectors, median_cosine
 
@@ -115,10 +126,33 @@ def _provisional_vectors(
 def _genre_precision_on_views(catalogue: pa.Table, vectors: np.ndarray) -> float:
     """GenreP@10 with every view as a train view: agreement of the neighbours with the metadata, no held-out."""
     views = catalogue.column("views").to_numpy().astype(np.int64)
-    viewed = np.repeat(np.arange(len(views)), views)
-    none = np.zeros(0, np.int64)
-    genres = [set(names or ()) for names in catalogue.column("genres").to_pylist()]
-    return genre_precision(vectors, Split(np.zeros_like(viewed), viewed, none, none), genres)
+    return genre_precision_of_views(vectors, views, _genre_sets(catalogue))
+
+
+def _genre_sets(catalogue: pa.Table) -> list[set[str]]:
+    return [set(names or ()) for names in catalogue.column("genres").to_pylist()]
+
+
+def held_out_validation(spark: SparkSession, config: Config, catalogue: pa.Table) -> Validation:
+    """The slice the seasons were drawn without (seasons.held_out_views) with its users' other views, collected
+    to score each season's vectors on."""
+    views = tables.read(spark, config, "views").select("user_id", "asset_idx", "viewed_at")
+    held_out = held_out_views(views, config.seasons.validation_users, config.seed).withColumn("held_out", F.lit(True))
+    rows = (
+        views.join(held_out.select("user_id"), "user_id", "left_semi")
+        .join(held_out, ["user_id", "asset_idx"], "left")
+        .select("user_id", "asset_idx", F.coalesce("held_out", F.lit(False)).alias("held_out"))
+        .toArrow()
+    )
+    user = pd.factorize(rows.column("user_id").to_pandas())[0]
+    return Validation.of_slice(
+        user,
+        rows.column("asset_idx").to_numpy(),
+        rows.column("held_out").to_numpy(zero_copy_only=False),
+        catalogue.num_rows,
+        catalogue.column("views").to_numpy(),
+        _genre_sets(catalogue),
+    )
 
 
 def train_vectors(
@@ -131,13 +165,15 @@ def train_vectors(
     """Train on the seasons, log the run to MLflow, register the model, then write DIR/embeddings and
     DIR/neighbours (each asset's --top-k nearest), both stamped with the registered version.
 
-    `seasons` defaults to all configured ones (--warm-seasons of them when warm-starting); `film2vec run`
-    passes a SeasonFeed that yields each season once it is written. Each finished season is checkpointed in
-    DIR/checkpoints (a local output folder), so a killed run started again resumes after its last finished
-    season; the checkpoint goes once the run is written. With `held_out`, the protocol's figures of the new
-    vectors are logged to the run and returned; without it, GenreP@10 over all views is, with
-    `score_on_views`, a GenreP floor or a deferred alias (--move-alias by_promote). The alias moves to the
-    new version only when the figures clear the configured floors, or later by `film2vec promote`.
+    `seasons` defaults to all configured ones (--warm-seasons of them when warm-starting); under --seasons 0
+    it is DIR/seasons's seasons drawn by this configuration, in order, with any further ones drawn here one
+    ahead of the trainer, until the held-out slice stops the run. `film2vec run` passes a SeasonFeed that
+    yields each season once it is written. Each finished season is checkpointed in DIR/checkpoints (a local
+    output folder), so a killed run started again resumes after its last finished season; the checkpoint
+    goes once the run is written. With `held_out`, the protocol's figures of the new vectors are logged to
+    the run and returned; without it, GenreP@10 over all views is, with `score_on_views`, a GenreP floor or a
+    deferred alias (--move-alias by_promote). The alias moves to the new version only when the figures clear
+    the configured floors, or later by `film2vec promote`.
 
     Example::
 
@@ -145,6 +181,20 @@ def train_vectors(
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
         training.train_vectors(spark.get_spark(settings.spark), settings)
     """
+    with contextlib.ExitStack() as stack:
+        if seasons is None and stops_on_held_out(config):
+            seasons = stack.enter_context(season_feed(spark, config, season_numbers(config), keep_matching=True))
+        return train_on_seasons(spark, config, seasons, held_out, score_on_views)
+
+
+def train_on_seasons(
+    spark: SparkSession,
+    config: Config,
+    seasons: Iterable[int] | None = None,
+    held_out: HeldOut | None = None,
+    score_on_views: bool = False,
+) -> dict:
+    """train_vectors on the given seasons (all configured ones when None)."""
     assets = tables.read(spark, config, "assets")
     trained = walk_origins(spark, config)
     catalogue = tables.read_arrow(spark, config, "assets", ["asset_idx", "asset_id", "views", "genres"])
@@ -170,7 +220,8 @@ def train_vectors(
             raise InputError(mismatch)
         if mismatch:
             log.warning("training anyway (--allow-season-mismatch): %s", mismatch)
-    trained_seasons = list(seasons.seasons if isinstance(seasons, SeasonFeed) else seasons)
+    stopping = stops_on_held_out(config)
+    validation = held_out_validation(spark, config, catalogue) if stopping else None
     checkpoints = config.out("checkpoints") if Path(config.out("checkpoints")).is_absolute() else None  # local only
     with (
         mlflow.start_run(experiment_id=tracking.experiment_id(config.tracking.experiment, store)) as run,
@@ -204,7 +255,24 @@ def train_vectors(
             n_seasons=n_seasons,
             checkpoints=checkpoints,
             start=warm.starting_rows() if warm else None,
+            validation=validation,
+            stop_rule=StopRule(config.seasons.min_seasons, config.seasons.max_seasons) if stopping else None,
         )
+        trained_seasons = result.seasons
+        volume = {
+            "seasons": trained_seasons,
+            "samples": sum(report.samples for report in result.history),
+            "stopped": result.stopped or f"trained the {len(trained_seasons)} seasons asked for",
+        }
+        if validation is not None:
+            volume["held_out_users"] = validation.users
+            volume["held_out_figures"] = result.curve
+            for season, figures in enumerate(result.curve):
+                mlflow.log_metrics({f"held_out_{name}": value for name, value in figures.items()}, step=season)
+            plot_held_out_curve(result.curve, Path(tmp) / "held_out.png")
+            mlflow.log_artifact(str(Path(tmp) / "held_out.png"), "plots")
+        mlflow.log_metrics({"seasons_trained": len(trained_seasons), "samples_trained": volume["samples"]})
+        mlflow.set_tag("film2vec.stopped", volume["stopped"])
         versions = {table: tables.version(spark, config, table) for table in (*walk_inputs(config), "seasons")}
         tracking.log_input_tables({table: (tables.where(config, table), v) for table, v in versions.items()})
         if mismatch:
@@ -281,6 +349,7 @@ def train_vectors(
     return {
         "embeddings": tables.where(config, "embeddings"),
         "assets_with_vectors": len(rows),
+        "volume": volume,
         **extra,
         "resumed_seasons": result.resumed_seasons,
         **({"season_mismatch": mismatch} if mismatch else {}),

@@ -92,7 +92,7 @@ def weighted_counts(streams: np.ndarray, weights: np.ndarray, scale: float) -> n
     """Poisson(scale · weight) samples per origin, from counter 0 of its stream.
 
     Independent Poisson counts are, given their total, a multinomial draw of origins ∝ weights; with
-    scale = per_origin · n_origins / Σ weights a season has per_origin · n_origins samples on average.
+    scale = samples / Σ weights a season has `samples` samples on average.
     """
     unit = ((mix64(streams) >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
     return stats.poisson.ppf(unit, scale * weights).astype(np.int64)
@@ -235,15 +235,15 @@ def unigram_negatives(
 class Origins:
     """How many samples each origin gets: `per_origin` each (exponent None), or ∝ views**exponent."""
 
-    per_origin: int
+    per_origin: int = 0
     exponent: float | None = None
-    scale: float = 0.0  # per_origin · n_origins / Σ views**exponent over the season's origins
+    scale: float = 0.0  # samples / Σ views**exponent over the season's origins
 
     @classmethod
-    def weighted(cls, per_origin: int, exponent: float, views: np.ndarray) -> Origins:
-        """Origins ∝ views**exponent, `per_origin` on average over the origins whose views are given."""
+    def weighted(cls, samples: float, exponent: float, views: np.ndarray) -> Origins:
+        """Origins ∝ views**exponent, `samples` in all on average over the origins whose views are given."""
         total = np.power(np.sort(views).astype(np.float64), exponent).sum()  # sorted: the same sum everywhere
-        return cls(per_origin, exponent, per_origin * len(views) / total)
+        return cls(exponent=exponent, scale=samples / total)
 
     def counts(self, streams: np.ndarray, views: np.ndarray) -> np.ndarray:
         """Samples per origin, for origins with these streams and views."""

@@ -40,8 +40,8 @@ dbutils.widgets.text("out", "film2vec-notebook", "Output folder")
 dbutils.widgets.text("events", "", "Events (empty: the synthetic catalogue)")
 dbutils.widgets.text("users", "2000", "Synthetic users")
 dbutils.widgets.text("catalogue_size", "500", "Synthetic assets")
-dbutils.widgets.text("seasons", "3", "Seasons")
-dbutils.widgets.text("origins_per_asset", "300", "Origins per asset and season")
+dbutils.widgets.text("seasons", "0", "Seasons (0: as many as the vectors improve)")
+dbutils.widgets.text("samples_per_view", "30", "Samples per view and season")
 dbutils.widgets.text("dim", "32", "Vector dimension")
 dbutils.widgets.text("epochs_per_season", "2", "Passes over each season")
 
@@ -55,7 +55,7 @@ config = config_from_widgets(
         "users": "synthetic.users",
         "catalogue_size": "synthetic.catalogue_size",
         "seasons": "seasons.seasons",
-        "origins_per_asset": "seasons.origins_per_asset",
+        "samples_per_view": "seasons.samples_per_view",
         "dim": "train.dim",
         "epochs_per_season": "train.epochs_per_season",
     },
@@ -106,7 +106,7 @@ display(
 
 # MAGIC %md
 # MAGIC ## 2. Seasons of samples
-# MAGIC Each season draws origins in proportion to their views (`origins_per_asset` per asset on average),
+# MAGIC Each season draws `samples_per_view` samples per view, origins in proportion to their views,
 # MAGIC and a target by a two-step walk (origin → one of its viewers → another asset of theirs); the trainer
 # MAGIC draws each sample's uniform negatives from its draw key. Rows hold dense asset indices (`asset_idx`).
 

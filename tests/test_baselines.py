@@ -15,6 +15,10 @@ from film2vec.config import EvaluateConfig
 from film2vec.evaluation import als_baseline, split_events
 
 SMALL = ["--users", "300", "--catalogue-size", "60", "--genres", "4", "--views-per-user", "12", "--dim", "8"]
+# 60 assets carry the planted tastes only without the realistic defaults: one genre each (a low chance of sharing
+# one), all out before the first view (all viewed), genres of equal size, a short tail, tastes that do not drift
+SMALL += ["--multi-genre-share", "0", "--back-catalogue-share", "1", "--genre-exponent", "0"]
+SMALL += ["--popularity-exponent", "1", "--taste-drift", "0"]
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +84,7 @@ def test_a_baseline_that_is_not_there_is_refused_before_spark_starts(capsys):
 def test_evaluate_with_baseline_als_prints_both_and_logs_als_to_the_run(als_on_split, capsys, tmp_path):
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     config, _, _ = als_on_split  # its --out: the synthetic catalogue is there already
-    trainer = ["--seasons", "1", "--origins-per-asset", "50", "--batch-size", "256", "--learning-rate", "0.5"]
+    trainer = ["--seasons", "1", "--samples-per-view", "0.8", "--batch-size", "256", "--learning-rate", "0.5"]
     argv = ["evaluate", "--out", config.data.out, "--baseline", "als", "--als-iterations", "5", *SMALL, *trainer]
     assert cli.main([*argv, "--summary", str(tmp_path / "summary.json")]) == 0
     lines = capsys.readouterr().out.splitlines()  # the result for people: the figures side by side

@@ -56,6 +56,6 @@ def test_databricks_profile_points_at_the_workspace():
 
 def test_a_bad_profile_stops_the_command_with_the_file_and_key(tmp_path, capsys):
     path = tmp_path / "mine.yaml"
-    path.write_text("seasons:\n  seasons: 0\n")
+    path.write_text("seasons:\n  seasons: -1\n")
     assert main(["sample", "--profile", str(path)]) == 2
-    assert f"film2vec sample: {path}: 'seasons.seasons' is 0; allowed: int >= 1 <= 10000" in capsys.readouterr().err
+    assert f"film2vec sample: {path}: 'seasons.seasons' is -1; allowed: int >= 0 <= 10000" in capsys.readouterr().err

@@ -26,7 +26,7 @@ from film2vec.seasons import season_sampler
 
 SEASON, SEED = 1, 7
 SEASONS = SeasonsConfig(
-    walk="coview", origin_distribution="stratified", origins_per_asset=20, negatives=3, sample_partitions=2
+    walk="coview", origin_distribution="stratified", samples_per_view=2.0, negatives=3, sample_partitions=2
 )
 
 CONNECT_JOB = f"""
@@ -52,7 +52,7 @@ views = views.join(assets.select("asset_idx", "asset_id"), "asset_idx")
 pairs_by_gram(views, assets, 2).write.format("delta").save(folder + "/pairs")
 pairs = spark.read.format("delta").load(folder + "/pairs")
 config = SeasonsConfig(walk={SEASONS.walk!r}, origin_distribution={SEASONS.origin_distribution!r},
-                       origins_per_asset={SEASONS.origins_per_asset}, negatives={SEASONS.negatives},
+                       samples_per_view={SEASONS.samples_per_view}, negatives={SEASONS.negatives},
                        sample_partitions={SEASONS.sample_partitions})
 season_sampler(config, {SEED}, assets, pairs=pairs).write({SEASON}, folder + "/seasons")
 print("connect job done")
@@ -99,7 +99,9 @@ def test_pairs_and_a_season_over_spark_connect(spark, tmp_path: Path):
     classic_season = [row.asDict() for row in sampler.samples(SEASON).collect()]
     sampler.release()
     key = itemgetter("draw", "origin", "target")
-    assert len(connect_season) == SEASONS.origins_per_asset * len({a for a, _ in expected})
+    origins = sorted({a for a, _ in brute_force_pairs(views)})
+    per_origin = round(SEASONS.samples_per_view * views_per_asset[origins].sum() / len(origins))  # stratified
+    assert len(connect_season) == per_origin * len(origins)
     assert sorted(map(key, connect_season)) == sorted(map(key, classic_season))
     by_id = {f"film-{i}": i for i in range(12)}
     coviewed = {(by_id[a], by_id[b]) for a, b in expected}

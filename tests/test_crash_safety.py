@@ -40,7 +40,7 @@ SETTINGS = {  # small, but with several write tasks per table so that a kill lan
     "sample_partitions": 6,
     "seasons": 3,
     "sampler": "spark",  # a season drawn on the driver is one file, committed before a kill can land in it
-    "origins_per_asset": 400,
+    "samples_per_view": 6.5,
     "dim": 32,
     "epochs_per_season": 2,
     "batch_size": 512,

@@ -8,13 +8,16 @@ import os
 import mlflow
 import numpy as np
 import pytest
+from deltalake import DeltaTable
 
 from film2vec import cli, evaluation, tables
 from film2vec.config import AppsConfig
 from film2vec.errors import ExitCode
+from film2vec.seasons import held_out_views
 
 SMALL = ["--users", "400", "--catalogue-size", "120", "--genres", "4", "--views-per-user", "20"]
-SMALL += ["--seasons", "2", "--origins-per-asset", "100", "--dim", "16"]
+SMALL += ["--seasons", "0", "--min-seasons", "2", "--max-seasons", "4", "--validation-users", "100"]
+SMALL += ["--samples-per-view", "1.5", "--dim", "16"]
 SMALL += ["--batch-size", "256", "--learning-rate", "0.5"]
 
 
@@ -36,6 +39,28 @@ def test_evaluate_splits_the_events_and_trains_on_train_only(spark, evaluated):
     learnt_from = spark.read.format("delta").load(config.out("views"))
     assert learnt_from.join(test_views, ["user_id", "asset_id"]).count() == 0  # no test view reached training
     assert learnt_from.count() == train_views.count()
+
+
+def test_evaluate_trains_until_the_held_out_slice_stops_gaining_and_never_holds_out_a_test_view(spark, evaluated):
+    config, summary = evaluated
+    volume = summary["train"]["volume"]
+    assert 2 <= len(volume["seasons"]) <= 4 and volume["seasons"] == list(range(len(volume["seasons"])))
+    assert "no gain" in volume["stopped"] or "ceiling of 4" in volume["stopped"]
+    seasons = DeltaTable(config.out("seasons")).to_pyarrow_table(columns=["season"]).column("season").to_numpy()
+    assert volume["samples"] == np.isin(seasons, volume["seasons"]).sum()
+    assert set(np.unique(seasons)) <= set(range(len(volume["seasons"]) + 1))  # at most one season drawn ahead
+    views = tables.read(spark, config, "views")  # the train views, the events the run learnt from
+    held_out = held_out_views(views, config.seasons.validation_users, config.seed).join(
+        views.select("user_id", "asset_idx", "asset_id"), ["user_id", "asset_idx"]
+    )
+    test_views = spark.read.format("delta").load(config.out("split/test"))
+    assert held_out.count() == volume["held_out_users"] == 100
+    assert held_out.join(test_views, ["user_id", "asset_id"]).count() == 0
+    history = mlflow.MlflowClient().get_metric_history(summary["train"]["run_id"], "held_out_ndcg_at_1000")
+    assert [metric.step for metric in sorted(history, key=lambda m: m.step)] == list(range(len(volume["seasons"])))
+    assert [metric.value for metric in sorted(history, key=lambda m: m.step)] == pytest.approx(
+        [figures["ndcg_at_1000"] for figures in volume["held_out_figures"]]
+    )
 
 
 def test_evaluate_beats_random_vectors_and_logs_the_figures_to_the_run(spark, evaluated):

@@ -32,7 +32,7 @@ from film2vec.pairs import count_pairs
 from film2vec.seasons import sample
 from film2vec.walks import Negatives, stream_key
 
-ORIGINS_PER_ASSET = 3
+SAMPLES_PER_VIEW = 1.5
 NEGATIVES = 2
 
 # (text, usable as an id): text ids as they may arrive in CSV or a string column
@@ -239,12 +239,13 @@ def check(spark, found: Events, root: Path) -> None:
     config = Config()
     config.data.events = write_events(found, root)
     config.data.out = str(root / "out")
-    config.seasons.origins_per_asset, config.seasons.negatives, config.seasons.sample_partitions = (
-        ORIGINS_PER_ASSET,
+    config.seasons.samples_per_view, config.seasons.negatives, config.seasons.sample_partitions = (
+        SAMPLES_PER_VIEW,
         NEGATIVES,
         2,
     )
-    config.seasons.origin_distribution = "stratified"  # exactly ORIGINS_PER_ASSET per origin, checked below
+    config.seasons.seasons = 1  # a fixed count: every view walks (no slice held out to stop on)
+    config.seasons.origin_distribution = "stratified"  # the same count from every origin, checked below
     views, bad_rows = expected_views(found)
     pairs = brute_force_pairs(views)
     assets = {asset for _, asset in views}
@@ -296,12 +297,16 @@ def assert_rejects(config: Config, bad_rows: int) -> None:
 
 
 def check_season(config: Config, pairs: Counter, assets: set[str]) -> None:
-    catalogue = DeltaTable(config.out("assets")).to_pyarrow_table(columns=["asset_idx", "asset_id"]).to_pylist()
+    catalogue = (
+        DeltaTable(config.out("assets")).to_pyarrow_table(columns=["asset_idx", "asset_id", "views"]).to_pylist()
+    )
     id_of = {row["asset_idx"]: _key(row["asset_id"]) for row in catalogue}
+    views_of = {_key(row["asset_id"]): row["views"] for row in catalogue}
     assert set(id_of.values()) == assets
     samples = DeltaTable(config.out("seasons")).to_pyarrow_table().to_pylist()
     origins = {a for a, _ in pairs}
-    assert Counter(id_of[row["origin"]] for row in samples) == {a: ORIGINS_PER_ASSET for a in origins}
+    per_origin = max(1, round(SAMPLES_PER_VIEW * sum(views_of[a] for a in origins) / len(origins)))
+    assert Counter(id_of[row["origin"]] for row in samples) == {a: per_origin for a in origins}
     for row in samples:
         assert row["season"] == 0
         assert (id_of[row["origin"]], id_of[row["target"]]) in pairs

@@ -30,7 +30,7 @@ def small_run(spark, out: str) -> Config:
     config = Config()
     config.data.out = out
     config.synthetic.users, config.synthetic.catalogue_size, config.synthetic.views_per_user = 400, 80, 12
-    config.seasons.seasons, config.seasons.origins_per_asset, config.seasons.sample_partitions = 2, 30, 3
+    config.seasons.seasons, config.seasons.samples_per_view, config.seasons.sample_partitions = 2, 0.5, 3
     config.train.dim, config.train.epochs_per_season, config.train.batch_size = 8, 2, 256
     config.train.device, config.train.shuffle_buffer = "cpu", 2_000  # several buffers per season
     count_pairs(spark, config)
@@ -84,7 +84,7 @@ def test_a_season_is_the_same_rows_in_the_same_order_on_any_partitioning_and_tra
     source.data.out = str(tmp_path / "source")
     source.synthetic.users, source.synthetic.catalogue_size, source.synthetic.views_per_user = 400, 80, 12
     count_pairs(spark, source)
-    settings = {"seasons": 2, "origins_per_asset": 40, "walk": walk, "sampler": "spark"}  # the driver writes one file
+    settings = {"seasons": 2, "samples_per_view": 0.7, "walk": walk, "sampler": "spark"}  # the driver writes one file
     variants = {"local[2], shuffle 2, sample 3": (2, 3), "local[2], shuffle 7, sample 5": (7, 5)}
     if walk == "bipartite":
         variants["local[1], shuffle 1, sample 1"] = (1, 1)

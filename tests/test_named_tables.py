@@ -15,7 +15,7 @@ import numpy as np
 
 from film2vec.errors import ExitCode
 
-SMALL = ["--seasons", "1", "--origins-per-asset", "30", "--negatives", "3", "--sample-partitions", "2", "--dim", "8"]
+SMALL = ["--seasons", "1", "--samples-per-view", "0.5", "--negatives", "3", "--sample-partitions", "2", "--dim", "8"]
 SMALL += ["--batch-size", "256"]
 SPARK = ["--master", "local[2]", "--shuffle-partitions", "2", "--driver-memory", "1g"]
 

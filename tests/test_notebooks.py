@@ -18,7 +18,7 @@ SMALL = {
     "users": "300",
     "catalogue_size": "60",
     "seasons": "2",
-    "origins_per_asset": "20",
+    "samples_per_view": "0.15",
     "dim": "8",
     "epochs_per_season": "1",
 }

@@ -23,7 +23,10 @@ def finished_run(spark, tmp_path_factory):
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     config = Config()
     config.data.out = str(tmp_path_factory.mktemp("run"))
-    config.seasons.seasons, config.seasons.origins_per_asset = 3, 100  # a third of the default's volume does here
+    # every asset's own genre recoverable at this volume: one genre each, all out before the first view, a short tail
+    config.synthetic.multi_genre_share, config.synthetic.back_catalogue_share = 0.0, 1.0
+    config.synthetic.popularity_exponent = 1.0
+    config.seasons.seasons, config.seasons.samples_per_view = 3, 1.5  # a 20th of the default's volume does here
     summary = pipeline.run(spark, config)
     return config, summary
 
@@ -88,7 +91,8 @@ def test_run_logs_how_long_training_waited_for_each_pipelined_season(finished_ru
     waits = client.get_metric_history(summary["train"]["run_id"], "waited_for_samples_seconds")
     assert sorted(metric.step for metric in waits) == [0, 1, 2] and all(metric.value >= 0 for metric in waits)
     assert summary["train"]["waited_for_samples_seconds"] == pytest.approx(sum(m.value for m in waits), abs=0.1)
-    # origins ∝ views: each asset's count is a Poisson draw with mean origins_per_asset · its share, so a
-    # season's total is Poisson around origins_per_asset per asset (three equal seasons at worst: var 3·mean)
-    expected = 3 * config.synthetic.catalogue_size * config.seasons.origins_per_asset
+    # origins ∝ views: each asset's count is a Poisson draw with mean samples_per_view · its views, so a season's
+    # total is Poisson around samples_per_view per view (every synthetic user walks: each has 2 views or more)
+    # (three equal seasons at worst: var 3·mean)
+    expected = 3 * summary["inputs"]["ingest"]["views"] * config.seasons.samples_per_view
     assert abs(summary["sample"]["samples"] - expected) <= 5 * (3 * expected) ** 0.5

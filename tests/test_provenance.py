@@ -26,7 +26,7 @@ def small_config(out: str) -> Config:
     config = Config()
     config.data.out = out
     config.synthetic.users, config.synthetic.catalogue_size, config.synthetic.views_per_user = 300, 60, 10
-    config.seasons.seasons, config.seasons.origins_per_asset, config.seasons.sample_partitions = 3, 20, 2
+    config.seasons.seasons, config.seasons.samples_per_view, config.seasons.sample_partitions = 3, 0.4, 2
     config.train.dim, config.train.batch_size, config.train.device = 8, 256, "cpu"
     return config
 
@@ -42,7 +42,7 @@ def test_each_season_and_the_pair_table_record_how_they_were_drawn(spark, tmp_pa
     assert records[1]["settings"] == {
         "seed": 0,
         "walk": "bipartite",
-        "origins_per_asset": 20,
+        "samples_per_view": 0.4,
         "origin_distribution": "views",
         "origin_exponent": 1.0,
         "negatives": 20,
@@ -67,7 +67,7 @@ def test_a_train_after_a_sample_of_another_walk_stops_and_says_what_differs_and_
     assert "seasons 1–2 missing from " + seasons in message
     assert f"season 0 of {seasons}: context_window = None there, 50 here" in message  # the co-view walk has none
     assert "walk = 'coview' there, 'bipartite' here" in message
-    assert f"`film2vec sample --out {tmp_path} --seasons 3 --origins-per-asset 20`" in message
+    assert f"`film2vec sample --out {tmp_path} --seasons 3 --samples-per-view 0.4`" in message
     assert not tables.exists(spark, config, "embeddings")  # stopped before anything was written
     config.train.allow_season_mismatch = True
     with pytest.raises(InputError, match="seasons 1–2 missing"):  # no flag trains on rows that are not there

@@ -241,7 +241,9 @@ def refreshed(spark, tmp_path_factory):
     config = Config()
     config.data.out = str(tmp_path_factory.mktemp("refresh"))
     config.synthetic.users, config.synthetic.catalogue_size = 1_500, 200
-    config.seasons.seasons, config.seasons.origins_per_asset = 3, 60
+    # every asset's own genre recoverable at this volume: one genre each, all out before the first view
+    config.synthetic.multi_genre_share, config.synthetic.back_catalogue_share = 0.0, 1.0
+    config.seasons.seasons, config.seasons.samples_per_view = 3, 1.0
     config.train.cold_start, config.train.warm_new_assets = True, "labels"
     catalogue = generate_catalogue(config.synthetic, config.seed)
     events, assets = catalogue.events_table().to_pandas(), catalogue.assets_table().to_pandas()

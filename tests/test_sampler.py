@@ -24,7 +24,9 @@ def test_fractional_co_views_become_proportional_integer_weights():
 def test_the_plan_weighs_origins_by_views_and_draws_negatives_from_the_whole_catalogue():
     views = np.array([1, 4, 9, 16])
     origins = sampling_plan(SeasonsConfig(origin_distribution="views", origin_exponent=0.5), views, views)
-    assert origins.exponent == 0.5 and origins.scale == pytest.approx(SeasonsConfig().origins_per_asset * 4 / 10)
+    assert origins.exponent == 0.5 and origins.scale == pytest.approx(
+        SeasonsConfig().samples_per_view * 30 / 10
+    )  # views 1+4+9+16, √views 1+2+3+4
     uniform = negatives_plan(SeasonsConfig(negatives=7), views)
     assert (uniform.count, uniform.n_assets, uniform.cumulative) == (7, 4, None)
     unigram = negatives_plan(SeasonsConfig(negative_distribution="unigram", unigram_exponent=0.5), views)

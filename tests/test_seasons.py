@@ -14,9 +14,23 @@ from test_walks import VIEWS, bipartite_season, bipartite_transition, window_tra
 
 from film2vec.config import SeasonsConfig
 from film2vec.errors import InputError
-from film2vec.seasons import SAMPLE_SCHEMA, SeasonFeed, draws_on_driver, season_sampler, write_season
+from film2vec.seasons import (
+    SAMPLE_SCHEMA,
+    SeasonFeed,
+    bipartite_lists,
+    draws_on_driver,
+    held_out_views,
+    season_sampler,
+    write_season,
+)
 from film2vec.train.stream import read_season
 from film2vec.walks import Negatives, draw_keys, stream_key
+
+
+def per_origin(samples: int) -> float:
+    """The samples_per_view that gives each of the catalogue's five origins (a..e, 14 views) `samples` samples."""
+    return samples * 5 / 14
+
 
 EDGES = {("a", "b"): 1, ("a", "c"): 4, ("a", "d"): 10, ("b", "c"): 2, ("c", "d"): 3, ("d", "e"): 1}
 
@@ -51,7 +65,7 @@ def season_rows(path: str, season: int) -> list[tuple]:
 
 def test_coview_targets_match_co_views_and_negatives_avoid_both_ends(catalogue, tmp_path):
     path = str(tmp_path / "seasons")
-    sampler(catalogue, origins_per_asset=4000, negatives=3, sample_partitions=3).write(0, path)
+    sampler(catalogue, samples_per_view=per_origin(4000), negatives=3, sample_partitions=3).write(0, path)
     rows = season_rows(path, 0)
     assert len(rows) == 5 * 4000  # assets a..e have neighbours, f has none
     from_a = np.array([target for origin, target, _ in rows if origin == 0])
@@ -67,16 +81,16 @@ def test_coview_targets_match_co_views_and_negatives_avoid_both_ends(catalogue, 
 @pytest.mark.parametrize("window", [0, 1])
 def test_bipartite_walk_in_spark_equals_the_kernels_in_one_process(catalogue, tmp_path, window):
     path = str(tmp_path / "seasons")
-    per_origin = 3000
-    settings = {"walk": "bipartite", "origins_per_asset": per_origin, "negatives": 2, "context_window": window}
+    samples = 3000
+    settings = {"walk": "bipartite", "samples_per_view": per_origin(samples), "negatives": 2, "context_window": window}
     sampler(catalogue, seed=3, **settings).write(0, path)
     rows = season_rows(path, 0)
-    origin, sample, target, _ = bipartite_season(VIEWS, 6, per_origin, window=window)
+    origin, sample, target, _ = bipartite_season(VIEWS, 6, samples, window=window)
     assert rows == sorted(zip(origin.tolist(), target.tolist(), draw_keys(origin, sample).tolist()))
     transition = window_transition(VIEWS, 6, window) if window else bipartite_transition(VIEWS, 6)
     from_d = np.bincount([t for o, t, _ in rows if o == 3], minlength=6)
     reachable = np.flatnonzero(transition[3])
-    assert stats.chisquare(from_d[reachable], transition[3, reachable] * per_origin).pvalue > 0.001
+    assert stats.chisquare(from_d[reachable], transition[3, reachable] * samples).pvalue > 0.001
 
 
 @pytest.mark.parametrize(
@@ -94,8 +108,10 @@ def test_the_driver_draws_the_rows_spark_draws_in_draw_order(catalogue, tmp_path
         missing = (F.col("user_id") == "u2") & F.col("asset_idx").isin(1, 3)
         catalogue = pairs, assets, views.withColumn("viewed_at", F.when(~missing, F.col("viewed_at")))
     on_spark, on_driver = str(tmp_path / "spark"), str(tmp_path / "driver")
-    sampler(catalogue, seed=5, origins_per_asset=400, negatives=2, sample_partitions=3, **settings).write(1, on_spark)
-    driver = sampler(catalogue, seed=5, origins_per_asset=400, negatives=2, sampler="driver", **settings)
+    sampler(catalogue, seed=5, samples_per_view=per_origin(400), negatives=2, sample_partitions=3, **settings).write(
+        1, on_spark
+    )
+    driver = sampler(catalogue, seed=5, samples_per_view=per_origin(400), negatives=2, sampler="driver", **settings)
     assert driver.driver_lists is not None
     driver.write(1, on_driver)
     assert season_rows(on_driver, 1) == season_rows(on_spark, 1)
@@ -104,15 +120,17 @@ def test_the_driver_draws_the_rows_spark_draws_in_draw_order(catalogue, tmp_path
 
 
 def test_auto_draws_on_the_driver_only_when_the_input_and_a_season_fit_the_limit(catalogue):
-    pairs, _, views = catalogue  # 12 pair rows and 15 views over 6 assets
-    assert draws_on_driver(SeasonsConfig(walk="bipartite", origins_per_asset=2, driver_sampling_rows=15), views, 6)
-    assert not draws_on_driver(SeasonsConfig(walk="bipartite", origins_per_asset=2, driver_sampling_rows=14), views, 6)
-    assert not draws_on_driver(SeasonsConfig(walk="bipartite", origins_per_asset=3, driver_sampling_rows=15), views, 6)
-    assert draws_on_driver(SeasonsConfig(walk="coview", origins_per_asset=2, driver_sampling_rows=12), pairs, 6)
-    assert not draws_on_driver(SeasonsConfig(walk="coview", sampler="spark"), pairs, 6)
-    assert draws_on_driver(SeasonsConfig(walk="coview", sampler="driver", driver_sampling_rows=0), pairs, 6)
-    fits = SeasonsConfig(walk="bipartite", origins_per_asset=2, driver_sampling_rows=15)
-    assert not draws_on_driver(fits, views, 6, rows=16)  # the rows the caller knows are not counted again
+    pairs, _, views = catalogue  # 12 pair rows and 15 views over 6 assets: a season of samples_per_view × 15
+    assert draws_on_driver(SeasonsConfig(walk="bipartite", samples_per_view=1, driver_sampling_rows=15), views, 15)
+    assert not draws_on_driver(SeasonsConfig(walk="bipartite", samples_per_view=1, driver_sampling_rows=14), views, 15)
+    assert not draws_on_driver(
+        SeasonsConfig(walk="bipartite", samples_per_view=1.1, driver_sampling_rows=15), views, 15
+    )
+    assert draws_on_driver(SeasonsConfig(walk="coview", samples_per_view=0.8, driver_sampling_rows=12), pairs, 15)
+    assert not draws_on_driver(SeasonsConfig(walk="coview", sampler="spark"), pairs, 15)
+    assert draws_on_driver(SeasonsConfig(walk="coview", sampler="driver", driver_sampling_rows=0), pairs, 15)
+    fits = SeasonsConfig(walk="bipartite", samples_per_view=1, driver_sampling_rows=15)
+    assert not draws_on_driver(fits, views, 15, rows=16)  # the rows the caller knows are not counted again
 
 
 @pytest.mark.parametrize(
@@ -124,20 +142,24 @@ def test_auto_draws_on_the_driver_only_when_the_input_and_a_season_fit_the_limit
 )
 def test_rerun_is_identical_whatever_the_partitions_and_replaces_only_its_season(catalogue, tmp_path, settings):
     path = str(tmp_path / "seasons")
-    two_partitions = sampler(catalogue, seed=7, origins_per_asset=50, negatives=2, sample_partitions=2, **settings)
+    two_partitions = sampler(
+        catalogue, seed=7, samples_per_view=per_origin(50), negatives=2, sample_partitions=2, **settings
+    )
     for season in (0, 1):
         two_partitions.write(season, path)
     first, second = season_rows(path, 0), season_rows(path, 1)
     assert first != second
 
-    sampler(catalogue, seed=7, origins_per_asset=50, negatives=2, sample_partitions=5, **settings).write(0, path)
+    sampler(catalogue, seed=7, samples_per_view=per_origin(50), negatives=2, sample_partitions=5, **settings).write(
+        0, path
+    )
     assert season_rows(path, 0) == first
     assert season_rows(path, 1) == second
 
 
 def test_a_season_write_that_fails_midway_leaves_the_season_as_it_was(catalogue, tmp_path):
     path = str(tmp_path / "seasons")
-    seasons = sampler(catalogue, origins_per_asset=200, negatives=2, sample_partitions=4)
+    seasons = sampler(catalogue, samples_per_view=per_origin(200), negatives=2, sample_partitions=4)
     seasons.write(0, path)
     before, version = season_rows(path, 0), DeltaTable(path).version()
     files_before = len(list((tmp_path / "seasons" / "season=0").glob("*.parquet")))
@@ -158,7 +180,7 @@ def test_a_season_write_that_fails_midway_leaves_the_season_as_it_was(catalogue,
 
 
 def test_feed_hands_over_seasons_in_order_once_written_with_sequential_content(catalogue, tmp_path):
-    seasons = sampler(catalogue, origins_per_asset=30, negatives=2)
+    seasons = sampler(catalogue, samples_per_view=per_origin(30), negatives=2)
     sequential, pipelined = str(tmp_path / "sequential"), str(tmp_path / "pipelined")
     for season in range(3):
         seasons.write(season, sequential)
@@ -188,3 +210,31 @@ def test_too_small_catalogue_is_an_input_error(spark):
     pairs = spark.createDataFrame([("a", "b", 1)], "asset_a string, asset_b string, co_views long")
     with pytest.raises(InputError, match="2 assets"):
         season_sampler(SeasonsConfig(walk="coview"), 0, assets, pairs=pairs)
+
+
+def test_the_feed_draws_one_season_ahead_of_the_trainer_and_no_further():
+    written = []
+    with SeasonFeed(written.append, range(6)) as feed:
+        for season in feed:
+            time.sleep(0.2)  # the thread has time to run ahead, if it would
+            assert max(written) <= season + 1
+            if season == 2:
+                break  # a run that stops early leaves at most one season it does not train
+    assert written == [0, 1, 2, 3] and feed.written == written
+
+
+def test_the_held_out_slice_is_the_last_view_in_the_walks_order_of_users_with_three_views(catalogue):
+    pairs, assets, views = catalogue
+    tied = views.withColumn(  # u3's last two views at one time: the walk's tie order decides which is last
+        "viewed_at",
+        F.when((F.col("user_id") == "u3") & (F.col("asset_idx") == 3), F.timestamp_seconds(F.lit(1_004))).otherwise(
+            F.col("viewed_at")
+        ),
+    )
+    _, histories = bipartite_lists(tied, assets, 2, in_viewing_order=True)
+    last_in_walk = {row["user_id"]: row["assets"][-1] for row in histories.collect() if len(row["assets"]) >= 3}
+    every = {(row["user_id"], row["asset_idx"]) for row in held_out_views(tied, 10, seed=1).collect()}
+    assert every == set(last_in_walk.items()) and len(every) == 3  # u0, u2, u3 have 3 views or more
+    two = {row["user_id"] for row in held_out_views(tied, 2, seed=1).collect()}
+    assert len(two) == 2 and two < set(last_in_walk)
+    assert {row["user_id"] for row in held_out_views(tied, 2, seed=1).collect()} == two  # seeded

@@ -154,11 +154,11 @@ def grouped(vectors: np.ndarray) -> float:
         {},
         {"loss": "sigmoid"},
         {"shared_vectors": False},
-        {"lr_schedule": "constant"},
+        {"lr_schedule": "linear"},
         {"dim": 2},
         {"step_kernel": "torch", "compile_step": "off"},
     ],
-    ids=["defaults", "sigmoid", "separate", "constant-lr", "dim-2", "tensor-code-step"],
+    ids=["defaults", "sigmoid", "separate", "linear-lr", "dim-2", "tensor-code-step"],
 )
 def test_each_option_lowers_the_loss_and_separates_the_groups(seasons_path, option):
     config = TrainConfig(**{"dim": 8, "batch_size": 256, "learning_rate": 0.5, "device": "cpu", **option})
@@ -186,7 +186,7 @@ def test_trained_vectors_are_centred_and_untouched_rows_kept(seasons_path):
 
 
 def test_learning_rate_schedule_decays_linearly_to_the_floor():
-    config = TrainConfig(learning_rate=0.02, lr_floor=0.1)
+    config = TrainConfig(learning_rate=0.02, lr_floor=0.1, lr_schedule="linear")
     assert [learning_rate(config, p) for p in (0.0, 0.5, 1.0)] == pytest.approx([0.02, 0.011, 0.002])
     assert learning_rate(TrainConfig(learning_rate=0.02, lr_schedule="constant"), 0.9) == 0.02
 

@@ -224,7 +224,7 @@ def test_origins_drawn_in_proportion_to_views_to_the_beta():
     totals = np.zeros(len(views))
     for season in range(200):  # counts of one season are small: pool seasons
         streams = origin_streams(stream_key(2, season), np.arange(len(views)))
-        totals += Origins.weighted(50, 0.5, views).counts(streams, views)
+        totals += Origins.weighted(50 * len(views), 0.5, views).counts(streams, views)
     expected = np.sqrt(views) / np.sqrt(views).sum() * totals.sum()
     assert stats.chisquare(totals, expected).pvalue > 0.001
     assert abs(totals.sum() / 200 - 50 * len(views)) < 4 * np.sqrt(50 * len(views) / 200)  # mean per origin

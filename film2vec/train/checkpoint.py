@@ -25,6 +25,7 @@ class Checkpoint:
     seasons_done: list[int] = field(default_factory=list)
     step: int = 0
     history: list[dict] = field(default_factory=list)
+    curve: list[dict] = field(default_factory=list)  # the held-out figures after each season (--seasons 0)
 
 
 def save(directory: str | Path, checkpoint: Checkpoint) -> Path:

@@ -25,6 +25,7 @@ from film2vec.config import TrainConfig
 from film2vec.native import NativeUnavailable
 from film2vec.train import checkpoint
 from film2vec.train.model import AssetVectors
+from film2vec.train.stopping import StopRule, Validation
 from film2vec.train.stream import prefetched, read_season, season_rows, shuffled_batches, with_negatives
 from film2vec.walks import Negatives, stream_key
 
@@ -54,6 +55,9 @@ class TrainResult:
     history: list[EpochReport] = field(default_factory=list)
     device: str = "cpu"
     resumed_seasons: list[int] = field(default_factory=list)
+    seasons: list[int] = field(default_factory=list)  # the seasons trained, in order
+    curve: list[dict] = field(default_factory=list)  # held-out figures after each season, when scored
+    stopped: str | None = None  # why the run stopped before its seasons ran out
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,8 @@ def train(
     n_seasons: int | None = None,
     checkpoints: str | None = None,
     start: StartingRows | None = None,
+    validation: Validation | None = None,
+    stop_rule: StopRule | None = None,
 ) -> TrainResult:
     """Train vectors for `n_assets` assets on the given seasons, `epochs_per_season` passes each, every sample
     against its `negatives` (drawn from its draw key under the seasons' `seed`).
@@ -102,7 +108,9 @@ def train(
     (default: its length) sets the learning-rate schedule. With `checkpoints`, a folder, each finished
     season is checkpointed there and, when `config.resume` holds, a checkpoint of the same settings is
     resumed from: its seasons are skipped and its vectors, step and history carried on. A warm start gives
-    `start`, the vectors and accumulators of some rows; the other rows start at random with empty ones.
+    `start`, the vectors and accumulators of some rows; the other rows start at random with empty ones. With
+    `validation`, the vectors (as they would be published) are scored after each season and the run stops
+    when `stop_rule` says so.
     """
     seasons_list = None if n_seasons is not None else list(seasons)
     n_seasons = n_seasons if n_seasons is not None else len(seasons_list)
@@ -155,9 +163,12 @@ def train(
         device=str(device),
         resumed_seasons=list(state.seasons_done),
     )
+    result.stopped = stop_rule.reason(state.curve) if stop_rule and state.curve else None
     with _deterministic_on_cpu(device):
         compile_undecided = config.compile_step == "auto"  # decided on the first season to train, by its size
         for season in seasons:
+            if result.stopped:
+                break
             if season in state.seasons_done:
                 continue
             position = len(state.seasons_done)
@@ -176,14 +187,30 @@ def train(
                 if on_epoch:
                     on_epoch(report)
             state.seasons_done.append(season)
+            if validation is not None:
+                state.curve.append(validation.score(published_vectors(model, config)))
+                log.info("season %d on the held-out slice: %s", season, _figures_text(state.curve[-1]))
+                result.stopped = stop_rule.reason(state.curve) if stop_rule else None
             if checkpoints:
                 state.tensors = model.state()
                 state.history = [dataclasses.asdict(report) for report in result.history]
                 checkpoint.save(checkpoints, state)
-    vectors = model.vectors.cpu().numpy()
+            if result.stopped:
+                break
+    result.seasons, result.curve = list(state.seasons_done), list(state.curve)
     result.accumulators = model.vectors_state.cpu().numpy().copy()
-    result.vectors = centered(vectors, result.accumulators > 0) if config.center_vectors else vectors.copy()
+    result.vectors = published_vectors(model, config)
     return result
+
+
+def published_vectors(model: AssetVectors, config: TrainConfig) -> np.ndarray:
+    """The model's vectors as the run publishes them: centred on the trained rows' mean unless turned off."""
+    vectors = model.vectors.cpu().numpy()
+    return centered(vectors, model.vectors_state.cpu().numpy() > 0) if config.center_vectors else vectors.copy()
+
+
+def _figures_text(figures: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.4f}" for name, value in figures.items())
 
 
 def centered(vectors: np.ndarray, trained: np.ndarray) -> np.ndarray:

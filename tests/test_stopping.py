@@ -1,0 +1,146 @@
+"""How many seasons a run trains under --seasons 0: the stopping rule, the slice it scores, and the trainer
+stopping on a plateau of the held-out figures while going on through a rise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from deltalake import write_deltalake
+
+from film2vec.config import Config, ConfigError, TrainConfig
+from film2vec.evaluate import next_watch
+from film2vec.seasons import stops_on_held_out
+from film2vec.train.stopping import DEEP_K, StopRule, Validation, gain_score
+from film2vec.train.trainer import train
+from film2vec.walks import Negatives
+
+DEEP = f"ndcg_at_{DEEP_K}"
+
+
+def figures(*deep: float) -> list[dict[str, float]]:
+    """A curve of held-out figures whose gain follows `deep` (Recall@20 moves the other way: it is not judged)."""
+    return [{"recall_at_20": 1.0 - value, "ndcg_at_20": 0.0, DEEP: value} for value in deep]
+
+
+def test_the_rule_stops_after_a_season_without_gain_between_the_floor_and_the_ceiling():
+    rule = StopRule(min_seasons=3, max_seasons=6)
+    assert rule.reason(figures(0.1)) is None
+    assert rule.reason(figures(0.1, 0.09)) is None  # below the floor: no judgement yet
+    assert "season 2 brought no gain" in rule.reason(figures(0.1, 0.09, 0.1))  # equal to the best is no gain
+    assert rule.reason(figures(0.1, 0.09, 0.11)) is None
+    assert "season 3 brought no gain" in rule.reason(figures(0.1, 0.2, 0.3, 0.25))
+    assert rule.reason(figures(0.1, 0.2, 0.3, 0.4, 0.5)) is None  # a rise goes on
+    assert "ceiling of 6 seasons" in rule.reason(figures(0.1, 0.2, 0.3, 0.4, 0.5, 0.6))
+    assert gain_score({DEEP: 0.25, "genre_p_at_10": 0.5, "recall_at_20": 0.9}) == 0.75
+    assert gain_score({DEEP: 0.25, "genre_p_at_10": float("nan")}) == 0.25
+
+
+def test_the_slice_ranks_against_the_whole_catalogue_and_labels_count_only_when_there_are_some():
+    # users 0 and 1: two views each kept (assets 0, 1 and 2, 3), the last held out (assets 1 and 4)
+    user = np.array([0, 0, 0, 1, 1, 1])
+    asset = np.array([0, 2, 1, 2, 3, 4])
+    held_out = np.array([False, False, True, False, False, True])
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(50, 8))
+    validation = Validation.of_slice(user, asset, held_out, 50, np.full(50, 30), [set()] * 50)
+    assert validation.genres is None and validation.users == 2
+    scored = validation.score(vectors)
+    assert set(scored) == {"recall_at_20", "ndcg_at_20", DEEP}
+    by_hand = next_watch(vectors, validation.split, DEEP_K, catalogue=np.arange(50))
+    assert scored[DEEP] == by_hand[f"ndcg_at_{DEEP_K}"]
+    only_slice = next_watch(vectors, validation.split, DEEP_K)  # five candidates, not fifty
+    assert only_slice[f"ndcg_at_{DEEP_K}"] > scored[DEEP]
+    labelled = Validation.of_slice(user, asset, held_out, 50, np.full(50, 30), [{"a"}] * 25 + [{"b"}] * 25)
+    assert labelled.score(vectors)["genre_p_at_10"] == pytest.approx(
+        np.mean([np.mean(np.isin(row, range(25)) == (i < 25)) for i, row in enumerate(nearest(vectors, 10))])
+    )
+
+
+def nearest(vectors: np.ndarray, k: int) -> np.ndarray:
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    scores = unit @ unit.T
+    np.fill_diagonal(scores, -np.inf)
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+class PlantedCurve:
+    """A slice whose figures are planted season by season (the trainer's side of the rule is under test here:
+    the real figures of a real slice are tested above)."""
+
+    def __init__(self, *deep: float) -> None:
+        self.curve = figures(*deep)
+        self.scored = 0
+        self.users = 1
+
+    def score(self, vectors: np.ndarray) -> dict[str, float]:
+        assert np.isfinite(vectors).all()
+        self.scored += 1
+        return self.curve[self.scored - 1]
+
+
+@pytest.fixture(scope="module")
+def seasons_path(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("stopping") / "seasons")
+    rng = np.random.default_rng(0)
+    for season in range(6):
+        origin = rng.integers(0, 20, 500)
+        table = pa.table(
+            {
+                "season": pa.array(np.full(500, season, dtype=np.int32)),
+                "draw": pa.array(np.arange(500, dtype=np.int64)),
+                "origin": pa.array(origin.astype(np.int32)),
+                "target": pa.array(((origin + 1) % 20).astype(np.int32)),
+            }
+        )
+        write_deltalake(path, table, mode="append", partition_by=["season"])
+    return path
+
+
+CONFIG = TrainConfig(dim=4, batch_size=128, device="cpu", lr_schedule="constant")
+
+
+def test_the_trainer_stops_on_a_plateau_and_goes_on_through_a_rise(seasons_path, tmp_path):
+    plateau = PlantedCurve(0.1, 0.2, 0.3, 0.3, 0.5, 0.6)
+    stopped = train(
+        seasons_path, range(6), 20, CONFIG, negatives=Negatives(2, 20), validation=plateau, stop_rule=StopRule(2, 6)
+    )
+    assert stopped.seasons == [0, 1, 2, 3] and plateau.scored == 4
+    assert "season 3 brought no gain" in stopped.stopped and stopped.curve == figures(0.1, 0.2, 0.3, 0.3)
+    assert sum(report.samples for report in stopped.history) == 4 * 500
+
+    rise = PlantedCurve(0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+    ceiling = train(
+        seasons_path, range(6), 20, CONFIG, negatives=Negatives(2, 20), validation=rise, stop_rule=StopRule(2, 6)
+    )
+    assert ceiling.seasons == list(range(6)) and "ceiling of 6 seasons" in ceiling.stopped
+
+
+def test_a_resumed_run_keeps_the_curve_it_stopped_on(seasons_path, tmp_path):
+    checkpoints = str(tmp_path / "checkpoints")
+    options = {"negatives": Negatives(2, 20), "stop_rule": StopRule(2, 6), "checkpoints": checkpoints}
+    first = train(seasons_path, range(6), 20, CONFIG, validation=PlantedCurve(0.1, 0.2, 0.1), **options)
+    again = PlantedCurve()  # a run started again after the stop trains and scores nothing more
+    resumed = train(seasons_path, range(6), 20, CONFIG, validation=again, **options)
+    assert first.seasons == resumed.seasons == [0, 1, 2] and again.scored == 0
+    assert resumed.stopped == first.stopped and resumed.curve == first.curve
+    np.testing.assert_array_equal(resumed.vectors, first.vectors)
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        ({"walk": "coview"}, "the co-view walk reads pair counts of every view"),
+        ({"min_seasons": 5, "max_seasons": 4}, "the floor is above the ceiling"),
+        ({"lr_schedule": "linear"}, "--lr-schedule linear ends"),
+    ],
+)
+def test_settings_that_cannot_stop_on_the_held_out_slice_are_refused_by_name(change, refusal):
+    config = Config()
+    assert stops_on_held_out(config)
+    for name, value in change.items():
+        setattr(config.train if name == "lr_schedule" else config.seasons, name, value)
+    with pytest.raises(ConfigError, match=refusal):
+        stops_on_held_out(config)
+    config.seasons.seasons = 3  # a fixed count needs no slice
+    assert not stops_on_held_out(config)
