@@ -610,6 +610,9 @@ def result(command: str, summary: dict) -> str:
         for key, value in node.items():
             if key in ("figures", "recommend_figures") and isinstance(value, dict):
                 add(key.replace("_", " "), "   ".join(f"{name} {figure:.4f}" for name, figure in value.items()))
+            elif key == "volume" and isinstance(value, dict):
+                trained = f"{len(value['seasons'])} season(s), {value['samples']:,} samples"
+                add("volume", f"{trained}: {value['stopped']}")
             elif key == "alias" and isinstance(value, dict):
                 moved = "moved to it" if value["moved"] else "stays"
                 add("alias", f"{value['name']} {moved}: {value['reason']}")

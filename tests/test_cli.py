@@ -265,3 +265,10 @@ def test_a_real_command_says_little_and_spark_nothing(tmp_path):
     ]
     noise = [line for line in done.stderr.splitlines() if not line.startswith("WARNING: Using incubator modules")]
     assert len(noise) == 2 and noise[0].startswith("Spark ready in ") and noise[1].startswith("film2vec generate done")
+
+
+def test_the_result_says_how_many_seasons_and_samples_trained_and_why_the_run_stopped():
+    volume = {"seasons": [0, 1, 2], "samples": 8_700_123, "stopped": "season 2 brought no gain on the held-out slice"}
+    assert cli.result("train", {"train": {"volume": volume}}) == (
+        "volume       3 season(s), 8,700,123 samples: season 2 brought no gain on the held-out slice"
+    )
