@@ -184,15 +184,11 @@ def train_vectors(
     with contextlib.ExitStack() as stack:
         if seasons is None and stops_on_held_out(config):
             seasons = stack.enter_context(season_feed(spark, config, season_numbers(config), keep_matching=True))
-        return train_on_seasons(spark, config, seasons, held_out, score_on_views)
+        return _train_on(spark, config, seasons, held_out, score_on_views)
 
 
-def train_on_seasons(
-    spark: SparkSession,
-    config: Config,
-    seasons: Iterable[int] | None = None,
-    held_out: HeldOut | None = None,
-    score_on_views: bool = False,
+def _train_on(
+    spark: SparkSession, config: Config, seasons: Iterable[int] | None, held_out: HeldOut | None, score_on_views: bool
 ) -> dict:
     """train_vectors on the given seasons (all configured ones when None)."""
     assets = tables.read(spark, config, "assets")
