@@ -48,5 +48,6 @@ setup(
             "ruff>=0.15",
         ],
     },
-    entry_points={"console_scripts": ["film2vec=film2vec.cli:main"]},
+    # a Databricks wheel task calls the function and ignores its return value: entry_point raises the exit code
+    entry_points={"console_scripts": ["film2vec=film2vec.cli:entry_point"]},
 )

@@ -536,6 +536,14 @@ def _run(name: str, command: Command, config: Config, handler: logging.Handler, 
         return function(spark, config)
 
 
+def entry_point() -> None:
+    """The `film2vec` console script, and what a Databricks wheel task calls: main's exit code raised as
+    SystemExit when it is not 0, because a wheel task calls this function and ignores what it returns."""
+    code = main()
+    if code:
+        raise SystemExit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`film2vec COMMAND [options]`; returns the exit code (ExitCode, documented in `film2vec --help`)."""
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -65,6 +65,27 @@ def test_the_console_script_of_the_wheel_prints_its_help(installed_wheel, tmp_pa
     assert done.stdout.startswith("usage: film2vec") and "similar" in done.stdout
 
 
+def test_a_wheel_task_that_calls_the_entry_point_fails_with_the_commands_exit_code(installed_wheel, tmp_path):
+    """As a Databricks python_wheel_task runs it: the `film2vec` entry point resolved from the installed wheel's
+    metadata and called, its return value ignored, in a process outside the checkout."""
+    script = (
+        "import sys; from importlib.metadata import entry_points\n"
+        "(entry,) = entry_points(group='console_scripts', name='film2vec')\n"
+        "sys.argv = ['film2vec', *sys.argv[1:]]\n"
+        "entry.load()()  # the task ignores what it returns\n"
+    )
+    missing = tmp_path / "nowhere.csv"
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", script, "pairs", "--events", str(missing), "--out", str(tmp_path / "out")],
+        env=without_checkout(installed_wheel),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 3, done.stderr[-3000:]  # bad input (ExitCode.BAD_INPUT), not a green task
+    assert str(missing) in done.stderr
+
+
 def test_installing_the_wheel_on_a_spark_runtime_pulls_no_second_spark(installed_wheel):
     (dist_info,) = installed_wheel.glob("film2vec-*.dist-info")
     requirements = [
