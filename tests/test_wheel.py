@@ -8,7 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import ROOT, without_checkout
+from test_tracking import no_server, register  # noqa: F401 (a fixture)
+
+from film2vec.config import TrackingConfig
+from film2vec.errors import ExitCode
+from film2vec.tracking import use_store
 
 PACKAGE = ROOT / "film2vec"
 
@@ -65,25 +71,39 @@ def test_the_console_script_of_the_wheel_prints_its_help(installed_wheel, tmp_pa
     assert done.stdout.startswith("usage: film2vec") and "similar" in done.stdout
 
 
-def test_a_wheel_task_that_calls_the_entry_point_fails_with_the_commands_exit_code(installed_wheel, tmp_path):
-    """As a Databricks python_wheel_task runs it: the `film2vec` entry point resolved from the installed wheel's
-    metadata and called, its return value ignored, in a process outside the checkout."""
+def as_a_wheel_task(site: Path, folder: Path, *argv: str) -> subprocess.CompletedProcess:
+    """Run a command as a Databricks python_wheel_task does: the `film2vec` entry point resolved from the installed
+    wheel's metadata and called, its return value ignored, in a process outside the checkout."""
     script = (
         "import sys; from importlib.metadata import entry_points\n"
         "(entry,) = entry_points(group='console_scripts', name='film2vec')\n"
         "sys.argv = ['film2vec', *sys.argv[1:]]\n"
         "entry.load()()  # the task ignores what it returns\n"
     )
-    missing = tmp_path / "nowhere.csv"
-    done = subprocess.run(
-        [sys.executable, "-S", "-c", script, "pairs", "--events", str(missing), "--out", str(tmp_path / "out")],
-        env=without_checkout(installed_wheel),
-        cwd=tmp_path,
+    return subprocess.run(
+        [sys.executable, "-S", "-c", script, *argv],
+        env=without_checkout(site),
+        cwd=folder,
         capture_output=True,
         text=True,
     )
-    assert done.returncode == 3, done.stderr[-3000:]  # bad input (ExitCode.BAD_INPUT), not a green task
+
+
+def test_a_wheel_task_fails_with_the_commands_exit_code_on_bad_input(installed_wheel, tmp_path):
+    missing = tmp_path / "nowhere.csv"
+    done = as_a_wheel_task(installed_wheel, tmp_path, "pairs", "--events", str(missing), "--out", str(tmp_path / "o"))
+    assert done.returncode == ExitCode.BAD_INPUT, done.stderr[-3000:]  # not a green task
     assert str(missing) in done.stderr
+
+
+@pytest.mark.usefixtures("no_server")  # the registry of the store under --out, not a server's
+def test_a_wheel_task_fails_when_validation_fails(installed_wheel, tmp_path):
+    out = str(tmp_path / "out")
+    register(use_store(out), TrackingConfig(), tmp_path / "staging", {"genre_p_at_10": 0.5})
+    done = as_a_wheel_task(installed_wheel, tmp_path, "validate", "--out", out, "--alias-floor-genre-p", "0.7")
+    assert done.returncode == ExitCode.FLOORS, done.stderr[-3000:]
+    assert "genre_p_at_10 = 0.5000 is below the floor 0.7" in done.stderr
+    assert as_a_wheel_task(installed_wheel, tmp_path, "validate", "--out", out).returncode == ExitCode.OK
 
 
 def test_installing_the_wheel_on_a_spark_runtime_pulls_no_second_spark(installed_wheel):
