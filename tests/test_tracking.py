@@ -6,8 +6,11 @@ from __future__ import annotations
 import ast
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -101,7 +104,42 @@ def brute_force_neighbours(vectors: np.ndarray, row: int, k: int) -> list[int]:
     ]
 
 
-def test_registered_model_is_served_by_mlflow_in_a_separate_process(tmp_path, no_server):
+def served_over_rest(model: str, tracking_uri: str, request: dict, folder: Path) -> tuple[list[dict], set[str]]:
+    """The predictions `mlflow models serve` (localhost, a free port, this environment) answers to one HTTP
+    request, and the modules its processes imported (PYTHONPROFILEIMPORTTIME)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model, "--env-manager", "local"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env |= {"MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPROFILEIMPORTTIME": "1"}  # each import, to stderr
+    log = (folder / "serve.log").open("w")
+    server = subprocess.Popen(command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(600):  # up to 2 minutes for the server to load the model
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1):
+                    break
+            except OSError:
+                assert server.poll() is None, (folder / "serve.log").read_text()[-3000:]
+                time.sleep(0.2)
+        answer = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps(request).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(answer, timeout=60) as response:
+            predictions = json.loads(response.read())["predictions"]
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        log.close()
+    lines = (folder / "serve.log").read_text().splitlines()
+    return predictions, {line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time")}
+
+
+def test_registered_model_is_served_over_rest_by_mlflow_in_a_separate_process(tmp_path, no_server):
     vectors = np.random.default_rng(7).standard_normal((50, 8)).astype(np.float32)
     asset_ids = np.arange(1000, 1050, dtype=np.int64)
     embeddings = embeddings_table(pa.array(asset_ids), vectors)
@@ -121,16 +159,8 @@ def test_registered_model_is_served_by_mlflow_in_a_separate_process(tmp_path, no
 
     queried = [1000, 1017, 1049, -1]
     request = {"dataframe_split": {"columns": ["asset_id"], "data": [[a] for a in queried]}, "params": {"k": 5}}
-    (tmp_path / "input.json").write_text(json.dumps(request))
-    command = [sys.executable, "-m", "mlflow", "models", "predict", "-m", "models:/similar_assets@champion"]
-    command += ["--env-manager", "local", "-i", "input.json", "-t", "json", "-o", "out.json"]
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    env |= {"MLFLOW_TRACKING_URI": store.uri, "PYTHONPROFILEIMPORTTIME": "1"}  # each import, to stderr
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
-    assert "mlflow.pyfunc" in loaded and not {name for name in loaded if name.split(".")[0] == "film2vec"}
-    served = json.loads((tmp_path / "out.json").read_text())["predictions"]
+    served, imported = served_over_rest("models:/similar_assets@champion", store.uri, request, tmp_path)
+    assert "mlflow.pyfunc" in imported and not {name for name in imported if name.split(".")[0] == "film2vec"}
 
     assert [answer["known"] for answer in served] == [True, True, True, False]
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
