@@ -226,7 +226,7 @@ def genre_precision(
     an eligible one scores 0. When fewer than k other eligible assets have vectors, the share is over
     those there are (0 when there are none). Returns nan when no asset is eligible.
     """
-    _unit_rows(vectors, split)  # checks the split's codes against the vectors
+    _check_codes(split, len(vectors))
     views = np.bincount(split.train_asset, minlength=len(vectors))
     return genre_precision_of_views(vectors, views, asset_genres, k, min_views, block_cells=block_cells)
 
@@ -282,13 +282,18 @@ def _unit_rows(vectors: np.ndarray, split: Split | None = None) -> tuple[np.ndar
     vectors = np.asarray(vectors, dtype=np.float64)
     if vectors.ndim != 2:
         raise ValueError(f"vectors must be a 2-d (assets, dim) array, got shape {vectors.shape}")
-    codes = () if split is None else (split.train_asset, split.test_asset)
-    largest = max((int(a.max()) for a in codes if a.size), default=-1)
-    if largest >= len(vectors):
-        raise ValueError(f"asset code {largest} is in the split but vectors has only {len(vectors)} rows")
+    if split is not None:
+        _check_codes(split, len(vectors))
     finite = np.isfinite(vectors).all(axis=1)
     norms = np.linalg.norm(np.where(finite[:, None], vectors, 0.0), axis=1)
     has_vector = finite & (norms > 0)
     unit = np.zeros_like(vectors)
     unit[has_vector] = vectors[has_vector] / norms[has_vector, None]
     return unit, has_vector
+
+
+def _check_codes(split: Split, rows: int) -> None:
+    """ValueError unless every asset code of the split has a row among `rows` vectors."""
+    largest = max((int(a.max()) for a in (split.train_asset, split.test_asset) if a.size), default=-1)
+    if largest >= rows:
+        raise ValueError(f"asset code {largest} is in the split but vectors has only {rows} rows")
