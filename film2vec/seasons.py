@@ -366,8 +366,13 @@ class SeasonFeed:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._wanted.release()  # a thread waiting for the trainer wakes up and stops
+        self.close()
+
+    def close(self) -> None:
+        """Stop drawing after the season being written, if any (again: nothing more happens)."""
+        if not self._stop.is_set():
+            self._stop.set()
+            self._wanted.release()  # a thread waiting for the trainer wakes up and stops
         self._thread.join()
 
     def __iter__(self) -> Iterator[int]:
@@ -476,19 +481,18 @@ def walked_views(views: DataFrame, config: Config) -> DataFrame:
     return views.join(held_out, ["user_id", "asset_idx"], "left_anti")
 
 
-def season_sampler_for(spark: SparkSession, config: Config) -> SeasonSampler:
-    """The configured walk over its input tables, read at their current versions, which its seasons record."""
+def season_sampler_for(spark: SparkSession, config: Config, *, hold_out: bool = True) -> SeasonSampler:
+    """The configured walk over its input tables, read at their current versions, which its seasons record.
+    Without `hold_out`, the walk covers every view, the held-out slice's too (recorded as validation_users 0):
+    the season that adds the slice back once the run has stopped (see film2vec.train.trainer.train)."""
     versions = {table: tables.version(spark, config, table) for table in walk_inputs(config)}
     frames = {table: tables.read(spark, config, table, version=version) for table, version in versions.items()}
-    if "views" in frames:
+    drawn_from = provenance(config.seasons, config.seed, versions)
+    if "views" in frames and hold_out:
         frames["views"] = walked_views(frames["views"], config)
-    return season_sampler(
-        config.seasons,
-        config.seed,
-        frames.pop("assets"),
-        **frames,
-        drawn_from=provenance(config.seasons, config.seed, versions),
-    )
+    elif "validation_users" in drawn_from["settings"]:
+        drawn_from["settings"]["validation_users"] = 0
+    return season_sampler(config.seasons, config.seed, frames.pop("assets"), **frames, drawn_from=drawn_from)
 
 
 def season_numbers(config: Config) -> range:

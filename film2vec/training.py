@@ -8,7 +8,7 @@ import copy
 import json
 import logging
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,7 @@ from film2vec.seasons import (
     season_feed,
     season_mismatch,
     season_numbers,
+    season_sampler_for,
     stops_on_held_out,
     walk_inputs,
     walk_origins,
@@ -155,6 +156,25 @@ def held_out_validation(spark: SparkSession, config: Config, catalogue: pa.Table
     )
 
 
+def slice_added_back(spark: SparkSession, config: Config, seasons: Iterable[int]) -> Callable[[int], int]:
+    """What draws the season that trains the held-out slice into the final vectors once the run has stopped:
+    a walk over every view. Its views are often a user's latest, the nearest in time to what they watch next,
+    so the vectors keep them; one more season (not a retrain) costs the least."""
+
+    def draw(season: int) -> int:
+        if isinstance(seasons, SeasonFeed):
+            seasons.close()  # the season it drew ahead is replaced, not trained
+        sampler = season_sampler_for(spark, config, hold_out=False)
+        try:
+            sampler.write(season, config.out("seasons"))
+        finally:
+            sampler.release()
+        log.info("season %d: the held-out slice added back (a walk over every view)", season)
+        return season
+
+    return draw
+
+
 def train_vectors(
     spark: SparkSession,
     config: Config,
@@ -253,6 +273,7 @@ def _train_on(
             start=warm.starting_rows() if warm else None,
             validation=validation,
             stop_rule=StopRule(config.seasons.min_seasons, config.seasons.max_seasons) if stopping else None,
+            added_back=slice_added_back(spark, config, seasons) if stopping else None,
         )
         trained_seasons = result.seasons
         volume = {
@@ -262,6 +283,7 @@ def _train_on(
         }
         if validation is not None:
             volume["held_out_users"] = validation.users
+            volume["held_out_added_back_in_season"] = trained_seasons[-1]
             volume["held_out_figures"] = result.curve
             for season, figures in enumerate(result.curve):
                 mlflow.log_metrics({f"held_out_{name}": value for name, value in figures.items()}, step=season)

@@ -13,7 +13,7 @@ from deltalake import DeltaTable
 from film2vec import cli, evaluation, tables
 from film2vec.config import AppsConfig
 from film2vec.errors import ExitCode
-from film2vec.seasons import held_out_views
+from film2vec.seasons import held_out_views, season_mismatch
 
 SMALL = ["--users", "400", "--catalogue-size", "120", "--genres", "4", "--views-per-user", "20"]
 SMALL += ["--seasons", "0", "--min-seasons", "2", "--max-seasons", "4", "--validation-users", "100"]
@@ -44,11 +44,16 @@ def test_evaluate_splits_the_events_and_trains_on_train_only(spark, evaluated):
 def test_evaluate_trains_until_the_held_out_slice_stops_gaining_and_never_holds_out_a_test_view(spark, evaluated):
     config, summary = evaluated
     volume = summary["train"]["volume"]
-    assert 2 <= len(volume["seasons"]) <= 4 and volume["seasons"] == list(range(len(volume["seasons"])))
+    scored = len(volume["held_out_figures"])  # then one more season puts the slice back
+    assert 2 <= scored <= 4 and volume["seasons"] == list(range(scored + 1))
     assert "no gain" in volume["stopped"] or "ceiling of 4" in volume["stopped"]
     seasons = DeltaTable(config.out("seasons")).to_pyarrow_table(columns=["season"]).column("season").to_numpy()
-    assert volume["samples"] == np.isin(seasons, volume["seasons"]).sum()
-    assert set(np.unique(seasons)) <= set(range(len(volume["seasons"]) + 1))  # at most one season drawn ahead
+    assert volume["samples"] == seasons.size and set(np.unique(seasons)) == set(volume["seasons"])
+    added_back = volume["held_out_added_back_in_season"]
+    assert added_back == scored  # drawn over the season the feed drew ahead, over every view
+    mismatch, _ = season_mismatch(spark, config, [added_back])
+    assert "validation_users = 0 there, 100 here" in mismatch
+    assert season_mismatch(spark, config, list(range(scored)))[0] is None
     views = tables.read(spark, config, "views")  # the train views, the events the run learnt from
     held_out = held_out_views(views, config.seasons.validation_users, config.seed).join(
         views.select("user_id", "asset_idx", "asset_id"), ["user_id", "asset_idx"]
@@ -57,7 +62,7 @@ def test_evaluate_trains_until_the_held_out_slice_stops_gaining_and_never_holds_
     assert held_out.count() == volume["held_out_users"] == 100
     assert held_out.join(test_views, ["user_id", "asset_id"]).count() == 0
     history = mlflow.MlflowClient().get_metric_history(summary["train"]["run_id"], "held_out_ndcg_at_1000")
-    assert [metric.step for metric in sorted(history, key=lambda m: m.step)] == list(range(len(volume["seasons"])))
+    assert [metric.step for metric in sorted(history, key=lambda m: m.step)] == list(range(scored))
     assert [metric.value for metric in sorted(history, key=lambda m: m.step)] == pytest.approx(
         [figures["ndcg_at_1000"] for figures in volume["held_out_figures"]]
     )

@@ -116,6 +116,22 @@ def test_the_trainer_stops_on_a_plateau_and_goes_on_through_a_rise(seasons_path,
     assert ceiling.seasons == list(range(6)) and "ceiling of 6 seasons" in ceiling.stopped
 
 
+def test_after_the_stop_the_season_that_adds_the_slice_back_trains_unscored(seasons_path):
+    asked = []
+
+    def added_back(season: int) -> int:
+        asked.append(season)
+        return 5  # where the caller drew it
+
+    plateau = PlantedCurve(0.1, 0.2, 0.2, 0.9)
+    options = {"negatives": Negatives(2, 20), "validation": plateau, "stop_rule": StopRule(2, 6)}
+    result = train(seasons_path, range(5), 20, CONFIG, added_back=added_back, **options)
+    assert asked == [3] and result.seasons == [0, 1, 2, 5] and plateau.scored == 3 and len(result.curve) == 3
+    assert [report.season for report in result.history] == [0, 1, 2, 5]
+    without = train(seasons_path, range(5), 20, CONFIG, **{**options, "validation": PlantedCurve(0.1, 0.2, 0.2)})
+    assert without.seasons == [0, 1, 2] and not np.allclose(without.vectors, result.vectors)
+
+
 def test_a_resumed_run_keeps_the_curve_it_stopped_on(seasons_path, tmp_path):
     checkpoints = str(tmp_path / "checkpoints")
     options = {"negatives": Negatives(2, 20), "stop_rule": StopRule(2, 6), "checkpoints": checkpoints}

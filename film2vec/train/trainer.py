@@ -100,6 +100,7 @@ def train(
     start: StartingRows | None = None,
     validation: Validation | None = None,
     stop_rule: StopRule | None = None,
+    added_back: Callable[[int], int] | None = None,
 ) -> TrainResult:
     """Train vectors for `n_assets` assets on the given seasons, `epochs_per_season` passes each, every sample
     against its `negatives` (drawn from its draw key under the seasons' `seed`).
@@ -110,7 +111,8 @@ def train(
     resumed from: its seasons are skipped and its vectors, step and history carried on. A warm start gives
     `start`, the vectors and accumulators of some rows; the other rows start at random with empty ones. With
     `validation`, the vectors (as they would be published) are scored after each season and the run stops
-    when `stop_rule` says so.
+    when `stop_rule` says so; then `added_back`, given the next season number, draws the season that puts the
+    held-out slice back (a walk over every view) and returns its number, and the run trains it unscored.
     """
     seasons_list = None if n_seasons is not None else list(seasons)
     n_seasons = n_seasons if n_seasons is not None else len(seasons_list)
@@ -164,29 +166,33 @@ def train(
         resumed_seasons=list(state.seasons_done),
     )
     result.stopped = stop_rule.reason(state.curve) if stop_rule and state.curve else None
+    compile_undecided = config.compile_step == "auto"  # decided on the first season to train, by its size
+
+    def train_season(season: int) -> None:
+        nonlocal compile_undecided
+        position, rows = len(state.seasons_done), season_rows(seasons_path, season)
+        if rows == 0:
+            raise RuntimeError(f"season {season} in {seasons_path} has no samples; run the sample stage first")
+        if compile_undecided and model.native is None:
+            model.compiled = rows * config.epochs_per_season * (n_seasons - position) >= COMPILE_FROM_SAMPLES
+            compile_undecided = False
+        for epoch in range(config.epochs_per_season):
+            report = _train_epoch(
+                model, seasons_path, season, epoch, rows, position, n_seasons, state.step, config, seed, negatives
+            )
+            state.step = report.step
+            result.history.append(report)
+            if on_epoch:
+                on_epoch(report)
+        state.seasons_done.append(season)
+
     with _deterministic_on_cpu(device):
-        compile_undecided = config.compile_step == "auto"  # decided on the first season to train, by its size
         for season in seasons:
             if result.stopped:
                 break
             if season in state.seasons_done:
                 continue
-            position = len(state.seasons_done)
-            rows = season_rows(seasons_path, season)
-            if rows == 0:
-                raise RuntimeError(f"season {season} in {seasons_path} has no samples; run the sample stage first")
-            if compile_undecided and model.native is None:
-                model.compiled = rows * config.epochs_per_season * (n_seasons - position) >= COMPILE_FROM_SAMPLES
-                compile_undecided = False
-            for epoch in range(config.epochs_per_season):
-                report = _train_epoch(
-                    model, seasons_path, season, epoch, rows, position, n_seasons, state.step, config, seed, negatives
-                )
-                state.step = report.step
-                result.history.append(report)
-                if on_epoch:
-                    on_epoch(report)
-            state.seasons_done.append(season)
+            train_season(season)
             if validation is not None:
                 state.curve.append(validation.score(published_vectors(model, config)))
                 log.info("season %d on the held-out slice: %s", season, _figures_text(state.curve[-1]))
@@ -197,7 +203,10 @@ def train(
                 checkpoint.save(checkpoints, state)
             if result.stopped:
                 break
-    result.seasons, result.curve = list(state.seasons_done), list(state.curve)
+        result.curve = list(state.curve)
+        if added_back is not None and result.stopped:  # not checkpointed: a run killed here trains it again
+            train_season(added_back(max(state.seasons_done) + 1))
+    result.seasons = list(state.seasons_done)
     result.accumulators = model.vectors_state.cpu().numpy().copy()
     result.vectors = published_vectors(model, config)
     return result
