@@ -84,6 +84,23 @@ def merge_blocks(
 
 
 def top_neighbours(unit: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, cosines) of each row's k nearest other rows, best first; ties go to the lower index."""
+    """(indices, cosines) of each row's k nearest other rows, best first; ties go to the lower index.
+
+    The whole matrix is scored in its own precision (float32: no float64 copy of it per call, which is what a
+    served model answers from), then only the candidates within that precision's rounding of each row's k-th
+    score are scored again as `cosines` scores them, summed in float64: the same neighbours and scores as the
+    blocks of the neighbours table, exact ties included."""
+    rows = np.asarray(rows, dtype=np.int64)
     k = min(k, unit.shape[0] - 1)
-    return block_neighbours(unit[rows], np.asarray(rows), unit, np.arange(unit.shape[0]), k)
+    if k <= 0 or rows.size == 0:
+        return np.empty((rows.size, max(k, 0)), dtype=np.int64), np.empty((rows.size, max(k, 0)), dtype=unit.dtype)
+    queries = unit[rows]
+    rough = queries @ unit.T
+    rough[np.arange(rows.size), rows] = -np.inf
+    kth = np.partition(rough, -k, axis=1)[:, -k]
+    # a dot product of unit rows is off by at most dim roundings of the precision it is summed in
+    margin = unit.shape[1] * np.finfo(rough.dtype).eps
+    slot, column = np.nonzero(rough >= (kth - margin)[:, None])
+    exact = np.einsum("ij,ij->i", queries[slot].astype(np.float64), unit[column].astype(np.float64))
+    picked, _ = merge_blocks(slot, column, exact.astype(unit.dtype), k)
+    return column[picked].reshape(rows.size, k), exact.astype(unit.dtype)[picked].reshape(rows.size, k)

@@ -3,6 +3,8 @@ brute force."""
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,6 +43,21 @@ def test_block_neighbours_leaves_each_query_out_and_marks_missing_candidates():
     columns, scores = block_neighbours(unit, np.arange(3), unit, np.arange(3), 3)
     assert columns[:, :2].tolist() == [[1, 2], [0, 2], [1, 0]]
     assert np.isneginf(scores[:, 2]).all()  # two other assets only
+
+
+def test_a_query_scores_the_matrix_without_copying_it():
+    unit = normalised(np.random.default_rng(5).normal(size=(50_000, 32)).astype(np.float32))
+    tracemalloc.start()
+    try:
+        found, scores = top_neighbours(unit, np.array([3, 7]), 10)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < unit.nbytes / 4  # a float64 copy of the matrix alone would be twice its size
+    exact = unit[[3, 7]].astype(np.float64) @ unit.astype(np.float64).T
+    exact[[0, 1], [3, 7]] = -np.inf
+    assert np.array_equal(found, np.argsort(-exact, axis=1, kind="stable")[:, :10])
+    assert scores.dtype == np.float32 and np.allclose(scores, np.sort(exact, axis=1)[:, ::-1][:, :10])
 
 
 def test_merge_blocks_keeps_each_owners_best_across_blocks():

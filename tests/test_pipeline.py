@@ -74,7 +74,9 @@ def test_registered_model_loads_in_a_fresh_process_and_agrees(finished_run):
         "import json, sys, mlflow, pandas as pd\n"
         f"model = mlflow.pyfunc.load_model('models:/{config.tracking.model_name}@{config.tracking.alias}')\n"
         f"out = model.predict(pd.DataFrame({{'asset_id': {queried!r} + [-1]}}), params={{'k': 10}})\n"
-        "print(json.dumps({'neighbours': out.neighbours.tolist(), 'known': out.known.tolist()}, default=int))\n"
+        "matrix = model.unwrap_python_model().unit\n"
+        "print(json.dumps({'neighbours': out.neighbours.tolist(), 'known': out.known.tolist(), "
+        "'matrix': str(matrix.dtype)}, default=int))\n"
     )
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{config.out('mlflow.db')}"}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
@@ -83,6 +85,7 @@ def test_registered_model_loads_in_a_fresh_process_and_agrees(finished_run):
     order, _ = top_neighbours(normalised(vectors), np.arange(5), 10)
     assert served["neighbours"][:5] == asset_ids[order].tolist()
     assert served["known"] == [True] * 5 + [False] and served["neighbours"][5] == []
+    assert served["matrix"] == "float32"  # kept as trained: half the memory of float64
 
 
 def test_run_logs_how_long_training_waited_for_each_pipelined_season(finished_run):
