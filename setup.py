@@ -20,9 +20,17 @@ setup(
     include_package_data=True,
     # Spark comes with the platform on a cluster (Databricks, EMR, Dataproc): PySpark and delta-spark are the
     # `spark` extra, so installing the wheel there never pulls a second Spark beside the runtime's.
+    # Every bound admits what the job's runtime, Databricks Runtime 18 LTS ML, ships, so installing the wheel
+    # there installs film2vec alone and changes none of the runtime's packages (tests/test_runtime.py).
     install_requires=[
         "deltalake>=1.0,<2",  # the trainer and `film2vec similar` read Delta without Spark through its 1.x API
-        "mlflow>=3.0,<4",  # models from code, LoggedModel metrics and `name=` of log_model are MLflow 3 API
+        # models from code, LoggedModel metrics and `name=` of log_model are MLflow 3 API. The ML runtimes ship
+        # MLflow as the mlflow-skinny distribution and no `mlflow`: asking for `mlflow` would install it there,
+        # and `mlflow` pins mlflow-skinny to its own release, so it would replace the runtime's MLflow.
+        "mlflow-skinny>=3.0,<4",
+        # the SQLite store film2vec keeps off Databricks (tracking.use_store), which `mlflow` would bring
+        "sqlalchemy>=1.4,<3",
+        "alembic!=1.10.0,<2",
         "torch>=2.0,<3",  # torch.compile fuses the tensor-code training step (2.0 introduced it)
         "numpy>=1.22,<3",  # array basics only; 1.22 is the floor of the pandas below
         "pandas>=2.2,<4",  # PySpark 4's floor for its pandas and Arrow conversions (toArrow, mapInArrow)
@@ -34,8 +42,9 @@ setup(
         "scikit-learn>=1.3,<2",  # k-means, t-SNE and the adjusted Rand index of the uses (film2vec/apps)
     ],
     extras_require={
-        # a machine without Spark: `pip install "film2vec[spark]"` (the checked pair of versions)
-        "spark": ["pyspark==4.1.1", "delta-spark==4.3.1"],
+        # a machine without Spark: `pip install "film2vec[spark]"` (the checked pair of versions), with the
+        # whole of MLflow a platform would otherwise provide (`mlflow ui`, `mlflow models serve`)
+        "spark": ["pyspark==4.1.1", "delta-spark==4.3.1", "mlflow>=3.0,<4"],
         # the Spark Connect client (pyspark's own "connect" extra): Databricks serverless, tests/test_connect.py
         "connect": ["grpcio>=1.76", "grpcio-status>=1.76", "googleapis-common-protos>=1.71", "zstandard>=0.25"],
         # gensim is the reference the trainer benchmark compares against, never used by film2vec itself.
