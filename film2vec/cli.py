@@ -112,7 +112,8 @@ NEGATIVES = frozenset({"seasons.negatives", "seasons.negative_distribution", "se
 # the sampler leaves each sample's negatives' slots in its stream; the trainer draws them (train/stream.py)
 SAMPLING = {"seed"} | every("seasons", "pipelined_seasons", "negative_distribution", "unigram_exponent")
 HELD_OUT = frozenset({"seasons.min_seasons", "seasons.max_seasons", "seasons.validation_users"})  # --seasons 0
-TRAINING = {"seed", "seasons.seasons"} | HELD_OUT | NEGATIVES | every("train") | every("tracking", "evaluation_model")
+GATE = ("evaluation_model", "version", "evaluation_version", "force")  # tracking settings only validate, promote read
+TRAINING = {"seed", "seasons.seasons"} | HELD_OUT | NEGATIVES | every("train") | every("tracking", *GATE)
 USES_RUN = SESSION | TABLES | {"apps.run_id", "tracking.experiment"}  # the MLflow run uses log to
 LABELS = frozenset({"apps.labels", "apps.label_column"})  # uses.load_catalogue's labels
 
@@ -201,18 +202,18 @@ COMMANDS = {
         TASTES | RECOMMEND | AUDIT | CLUSTERS | MAP,
     ),
     "validate": Command(
-        "check the newest registered version against the alias floors (with --evaluation-model's held-out "
-        "figures); exit 5 when it fails",
-        "film2vec.tracking:validate",
-        frozenset({"data.out", "tracking.model_name", "tracking.evaluation_model"})
-        | {"tracking.alias_floor_recall", "tracking.alias_floor_genre_p"},
+        "check the version this job trained (--version) against the alias floors (with --evaluation-model's "
+        "held-out figures); exit 5 when it fails",
+        "film2vec.gate:validate",
+        frozenset({"data.out", "tracking.model_name", "tracking.version", "tracking.evaluation_model"})
+        | {"tracking.evaluation_version", "tracking.alias_floor_recall", "tracking.alias_floor_genre_p"},
         spark=False,
     ),
     "promote": Command(
-        "move the alias to the newest registered version once `validate` passed it; exit 5 otherwise",
-        "film2vec.tracking:promote",
-        frozenset({"data.out", "tracking.model_name", "tracking.alias"}),
-        spark=False,
+        "serve the version this job trained (--version) once `validate` passed it: its rows become DIR/embeddings "
+        "and DIR/neighbours and the alias points at it; exit 5 otherwise",
+        "film2vec.gate:promote",
+        SESSION | TABLES | {"tracking.model_name", "tracking.alias", "tracking.version", "tracking.force"},
     ),
     "config": Command(
         "print the effective configuration (the profile, --set and the flags) as YAML",

@@ -389,7 +389,7 @@ class EvaluateConfig:
 class TrackingConfig:
     experiment: str = setting("film2vec", "MLflow experiment name")
     model_name: str = setting("film2vec", "Registered model name")
-    alias: str = setting("champion", "Alias given to the newly registered version")
+    alias: str = setting("champion", "Alias of the served version, the one consumers load")
     top_k: int = setting(
         10,
         "Neighbours the served model returns by default, and each asset's rows in the neighbours table",
@@ -398,15 +398,30 @@ class TrackingConfig:
     )
     move_alias: str = setting(
         "when_floors_clear",
-        "when_floors_clear: training moves the alias to the new version when its figures clear the floors; "
-        "by_promote: training only registers it, and `film2vec validate` then `film2vec promote` move the alias "
-        "(the Databricks job's gated deployment)",
+        "when_floors_clear: training serves the new version (its rows become DIR/embeddings and DIR/neighbours, "
+        "the alias points at it) when its figures clear the floors; by_promote: training registers it and writes "
+        "its candidate rows, and `film2vec validate` then `film2vec promote` serve it (the Databricks job's gate)",
         choices=("when_floors_clear", "by_promote"),
     )
     evaluation_model: str | None = setting(
         None,
         "`validate`: the registered model `film2vec evaluate` logged its held-out figures under (its latest "
         "version's figures count); none: only the new version's own figures (GenreP@10 over all views)",
+    )
+    version: int = setting(
+        0,
+        "`validate`, `promote`: the registered version to act on; 0: the model_version task value the train task "
+        "published in this Databricks job run (film2vec.task_values), and a refusal without one",
+        low=0,
+    )
+    evaluation_version: int = setting(
+        0,
+        "`validate`: the version of --evaluation-model whose held-out figures count; 0: the evaluate task's "
+        "model_version task value",
+        low=0,
+    )
+    force: bool = setting(
+        False, "`promote`: serve the version even though `validate` did not pass it (recorded on the version)"
     )
     alias_floor_recall: float = setting(
         0.0,
@@ -465,7 +480,9 @@ class AppsConfig:
     map_assets: int = setting(
         20_000, "Most-viewed assets placed on the 2-D map (t-SNE cost grows with it)", low=10, high=10_000_000
     )
-    run_id: str | None = setting(None, "MLflow run to log uses to; none: the latest run of the experiment")
+    run_id: str | None = setting(
+        None, "MLflow run to log uses to; none: the run that trained the served vectors (DIR/embeddings' run_id)"
+    )
 
 
 @dataclass

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import SparkSession
 
-from film2vec import tables
+from film2vec import gate, tables
 from film2vec.baselines import fit_als
 from film2vec.config import AppsConfig, Config
 from film2vec.errors import InputError
@@ -142,7 +142,8 @@ def evaluate(spark: SparkSession, config: Config) -> dict:
     summary["sample"] = timed("sample", sample, spark, on_train)
     summary["train"] = timed("train", train_vectors, spark, on_train, held_out=held_out)
     summary["film2vec_seconds"] = round(time.perf_counter() - started, 1)
-    embeddings = tables.read(spark, on_train, "embeddings").select("asset_id", "vector").toArrow()
+    trained = gate.candidate_rows(spark, on_train, "embeddings", summary["train"]["model_version"])
+    embeddings = trained.select("asset_id", "vector").toArrow()
     summary.update(
         split=config.out("split"),
         figures=summary["train"]["figures"],

@@ -52,6 +52,7 @@ from film2vec.sampler import (
     sampling_plan,
     season_table,
 )
+from film2vec.storage import writes_in_place
 from film2vec.tables import NO_DELETION_VECTORS
 from film2vec.walks import Origins, stream_key
 
@@ -184,7 +185,7 @@ class SeasonSampler:
     def write(self, season: int, path: str) -> None:
         """Sample season `season` and replace it in the Delta table at `path`, recording how it was drawn."""
         record = {**(self.drawn_from or {}), "season": season}
-        if self.driver_lists is not None and not tables.is_remote(path):
+        if self.driver_lists is not None and writes_in_place(path):  # delta-rs commits atomically only there
             write_season_without_spark(self.drawn_on_driver(season), path, season, record)
         else:
             write_season(self.samples(season), path, season, record)

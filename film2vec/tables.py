@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from film2vec.errors import InputError
+from film2vec.storage import Storage, storage
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
     from film2vec.config import Config
 
-REMOTE_PREFIXES = ("dbfs:",)
 MOVIELENS_LAYOUTS = ("ml-100k", "ml-1m", "ml-latest")
 
 # The tables users read, and the command that writes each (named in "not found" messages)
@@ -40,8 +40,10 @@ USER_TABLES = {
     "unviewed": "pairs",
     "rejects": "pairs",
     "pairs": "pairs",
-    "embeddings": "train",
+    "embeddings": "train",  # served: `promote` (or `train` when its figures clear the floors) replaces it
     "neighbours": "train",
+    "candidate_embeddings": "train",  # every version's rows until one is served (film2vec.gate)
+    "candidate_neighbours": "train",
     "user_vectors": "tastes",
     "recommendations": "recommend",
     "audit": "audit",
@@ -58,9 +60,9 @@ _QUOTED_PART = re.compile(r"`((?:[^`]|``)+)`")
 
 
 def is_remote(path: str) -> bool:
-    """Whether a path names a store reached through a URI (s3://, abfss://, gs://, dbfs:/) rather than a local
-    file system, so that only Spark (or a client of that store) can tell what is there."""
-    return "://" in path or path.startswith(REMOTE_PREFIXES)
+    """Whether a path names a store reached through a URI (s3://, abfss://, gs://, dbfs:/), where only Spark can
+    tell what is there (film2vec.storage decides)."""
+    return storage(path) is Storage.REMOTE
 
 
 def name_parts(text: str, what: str) -> list[str]:
@@ -202,6 +204,13 @@ def write(config: Config, frame: DataFrame, table: str, **options: str) -> None:
     _commit(config, frame.sparkSession, writer, table)
 
 
+def replace_rows(config: Config, frame: DataFrame, table: str, condition: str, **options: str) -> None:
+    """Replace the rows matching `condition` (a SQL predicate every row of `frame` meets) in one Delta commit,
+    the table's other rows untouched; the table is created when missing."""
+    writer = frame.write.format("delta").mode("overwrite").option("replaceWhere", condition).options(**options)
+    _commit(config, frame.sparkSession, writer, table)
+
+
 def append(config: Config, frame: DataFrame, table: str) -> None:
     """Append rows to a table in one Delta commit."""
     _commit(config, frame.sparkSession, frame.write.format("delta").mode("append"), table)
@@ -232,8 +241,8 @@ def delta_table(spark: SparkSession, config: Config, table: str) -> DeltaTable:
 
 
 def local_folder(config: Config, table: str) -> bool:
-    """Whether a table is a Delta folder on this machine (not named in a metastore, not remote), whose log and
-    files delta-rs reads without a Spark job."""
+    """Whether a table is a Delta folder of files (not named in a metastore, not remote: on this machine or a
+    FUSE mount), whose log and files delta-rs reads without a Spark job."""
     return not named(config, table) and not is_remote(config.out(table))
 
 

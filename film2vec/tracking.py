@@ -25,12 +25,10 @@ from mlflow.types.schema import Array, ColSpec, DataType, ParamSchema, ParamSpec
 
 from film2vec import nearest, serving
 from film2vec.config import Config, ConfigError, TrackingConfig
-from film2vec.errors import FloorsNotCleared, InputError
-from film2vec.tables import is_remote
+from film2vec.storage import writes_in_place
 
 MODEL_CODE = Path(serving.__file__)  # the file MLflow logs as the model: it imports no film2vec
 NEAREST_CODE = Path(nearest.__file__)  # the top-k rule it ranks by, logged beside it (numpy only)
-FUSE_PREFIXES = ("/Volumes/", "/dbfs/")  # Databricks mounts of remote storage, where SQLite cannot live
 EMBEDDINGS_FILE = "embeddings.parquet"
 OPTIMISER_STATE_FILE = "optimiser_state.parquet"
 
@@ -71,7 +69,7 @@ def use_store(out_dir: str) -> Store:
     if given and given not in _LOCAL_URIS:
         store = Store(given, None)
     else:
-        if is_remote(out_dir) or out_dir.startswith(FUSE_PREFIXES):
+        if not writes_in_place(out_dir):  # SQLite needs a local disk
             raise ConfigError(
                 f"--out {out_dir} is remote and MLFLOW_TRACKING_URI is not set: without a tracking server, "
                 "film2vec keeps MLflow's runs and models in a SQLite file in a local output folder. "
@@ -265,52 +263,3 @@ def log_similar_assets_model(
     if move_alias:
         MlflowClient().set_registered_model_alias(tracking.model_name, tracking.alias, version)
     return RegisteredModel(tracking.model_name, version, info.model_id)
-
-
-VALIDATION_TAG = "film2vec.validation"  # model version tag: passed or failed, set by `film2vec validate`
-
-
-def latest_version(name: str):
-    """The newest registered version of a model; InputError when there is none."""
-    versions = MlflowClient().search_model_versions(f"name = '{name}'")
-    if not versions:
-        raise InputError(f"no registered version of the model {name!r} in {mlflow.get_registry_uri()}")
-    return max(versions, key=lambda found: int(found.version))
-
-
-def validate(config: Config) -> dict:
-    """Check the newest version of the model against the alias floors (the gate of the Databricks job): its
-    own figures, with the held-out figures of the newest `film2vec evaluate` model (--evaluation-model) for
-    next-watch. The verdict is tagged on the version; FloorsNotCleared when it fails, so no promotion follows."""
-    use_store(config.data.out)
-    client = MlflowClient()
-    candidate = latest_version(config.tracking.model_name)
-    figures = dict(client.get_run(candidate.run_id).data.metrics)
-    sources = {"own": f"models:/{candidate.name}/{candidate.version}"}
-    if config.tracking.evaluation_model:
-        evaluated = latest_version(config.tracking.evaluation_model)
-        held_out = client.get_run(evaluated.run_id).data.metrics
-        figures.update({key: value for key, value in held_out.items() if key in ("recall_at_20", "ndcg_at_20")})
-        sources["held_out"] = f"models:/{evaluated.name}/{evaluated.version}"
-    decision = alias_decision(figures, config.tracking)
-    client.set_model_version_tag(
-        candidate.name, candidate.version, VALIDATION_TAG, "passed" if decision.moved else "failed"
-    )
-    client.set_model_version_tag(candidate.name, candidate.version, f"{VALIDATION_TAG}_reason", decision.reason)
-    summary = {"model": sources["own"], "figures_from": sources, "passed": decision.moved, "reason": decision.reason}
-    if not decision.moved:
-        raise FloorsNotCleared(f"{sources['own']} did not pass validation: {decision.reason}")
-    return summary
-
-
-def promote(config: Config) -> dict:
-    """Point the alias at the newest version of the model once `film2vec validate` passed it."""
-    use_store(config.data.out)
-    candidate = latest_version(config.tracking.model_name)
-    verdict = candidate.tags.get(VALIDATION_TAG)
-    uri = f"models:/{candidate.name}/{candidate.version}"
-    if verdict != "passed":
-        reason = candidate.tags.get(f"{VALIDATION_TAG}_reason", "not validated yet: run `film2vec validate` first")
-        raise FloorsNotCleared(f"{uri} is not promoted: {reason}")
-    MlflowClient().set_registered_model_alias(candidate.name, config.tracking.alias, candidate.version)
-    return {"model": uri, "alias": config.tracking.alias}

@@ -1,5 +1,6 @@
 """The training stage: the torch trainer (film2vec/train/) run over DIR/seasons, tracked in MLflow, its vectors
-written to DIR/embeddings (with provisional vectors for unviewed assets) and registered."""
+(with provisional vectors for unviewed assets) registered and written as candidate rows of their version,
+served when they clear the floors (film2vec.gate)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import pyarrow.compute as pc
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from film2vec import tables, tracking
+from film2vec import gate, tables, task_values, tracking
 from film2vec.config import Config, ConfigError
 from film2vec.errors import InputError
 from film2vec.evaluate import genre_precision_of_views
@@ -40,6 +41,7 @@ from film2vec.seasons import (
     walk_inputs,
     walk_origins,
 )
+from film2vec.storage import local_scratch
 from film2vec.train.checkpoint import clear as clear_checkpoint
 from film2vec.train.stopping import StopRule, Validation
 from film2vec.train.trainer import StartingRows, train
@@ -49,7 +51,6 @@ if TYPE_CHECKING:  # evaluation imports this module
     from film2vec.evaluation import HeldOut
 
 log = logging.getLogger(__name__)
-EMBEDDINGS_RECORD = "film2vec_embeddings"  # the key of the embeddings' (and neighbours') provenance in their commits
 SEASON_MISMATCH_TAG = "film2vec.season_mismatch"  # on a run trained with --allow-season-mismatch: what differed
 FIGURES_TAG = "film2vec.figures_from"  # run tag: "held-out split" (film2vec evaluate) or "all views"
 
@@ -182,8 +183,9 @@ def train_vectors(
     held_out: HeldOut | None = None,
     score_on_views: bool = False,
 ) -> dict:
-    """Train on the seasons, log the run to MLflow, register the model, then write DIR/embeddings and
-    DIR/neighbours (each asset's --top-k nearest), both stamped with the registered version.
+    """Train on the seasons, log the run to MLflow, register the model, then write its vectors and each asset's
+    --top-k nearest as the registered version's rows of DIR/candidate_embeddings and DIR/candidate_neighbours,
+    and publish the version (the task value model_version in a Databricks job, film2vec.task_values).
 
     `seasons` defaults to all configured ones (--warm-seasons of them when warm-starting); under --seasons 0
     it is DIR/seasons's seasons drawn by this configuration, in order, with any further ones drawn here one
@@ -192,8 +194,9 @@ def train_vectors(
     output folder), so a killed run started again resumes after its last finished season; the checkpoint
     goes once the run is written. With `held_out`, the protocol's figures of the new vectors are logged to
     the run and returned; without it, GenreP@10 over all views is, with `score_on_views`, a GenreP floor or a
-    deferred alias (--move-alias by_promote). The alias moves to the new version only when the figures clear
-    the configured floors, or later by `film2vec promote`.
+    deferred alias (--move-alias by_promote). The version is served (its rows become DIR/embeddings and
+    DIR/neighbours, the alias points at it) only when the figures clear the configured floors, or later by
+    `film2vec promote`.
 
     Example::
 
@@ -238,7 +241,7 @@ def _train_on(
             log.warning("training anyway (--allow-season-mismatch): %s", mismatch)
     stopping = stops_on_held_out(config)
     validation = held_out_validation(spark, config, catalogue) if stopping else None
-    checkpoints = config.out("checkpoints") if Path(config.out("checkpoints")).is_absolute() else None  # local only
+    checkpoints = local_scratch(config.out("checkpoints"))  # torch.save's rename is atomic only on a local disk
     with (
         mlflow.start_run(experiment_id=tracking.experiment_id(config.tracking.experiment, store)) as run,
         tempfile.TemporaryDirectory() as tmp,
@@ -334,45 +337,49 @@ def _train_on(
             {"asset_id": catalogue.column("asset_id").take(rows), "accumulator": result.accumulators[rows]}
         )
         registered = tracking.log_similar_assets_model(
-            embeddings, Path(tmp), config.tracking, decision.moved, optimiser_state, figures
+            embeddings, Path(tmp), config.tracking, False, optimiser_state, figures
         )
-        written = spark.createDataFrame(embeddings).withColumns(
-            {"model_version": F.lit(int(registered.version)), "run_id": F.lit(run.info.run_id)}
-        )
+        version = int(registered.version)
         record = json.dumps(
             {
-                EMBEDDINGS_RECORD: {
+                gate.EMBEDDINGS_RECORD: {
                     "seasons": trained_seasons,
                     "inputs": versions,
-                    "model_version": int(registered.version),
+                    "model_version": version,
                     "run_id": run.info.run_id,
                     "season_mismatch": mismatch,
                 }
             }
         )
-        tables.write(config, written, "embeddings", userMetadata=record)
+        written = spark.createDataFrame(embeddings).withColumn("run_id", F.lit(run.info.run_id))
+        gate.write_candidate(config, written, "embeddings", version, record)
         if on_driver is not None:
             neighbours = spark.createDataFrame(on_driver.result())
         else:
-            embedded = tables.read(spark, config, "embeddings").select("asset_id", "vector")
+            embedded = gate.candidate_rows(spark, config, "embeddings", version).select("asset_id", "vector")
             neighbours = neighbours_table(embedded, config.tracking.top_k)
-        neighbours = neighbours.withColumn("model_version", F.lit(int(registered.version)))
-        tables.write(config, neighbours, "neighbours", userMetadata=record)
+        gate.write_candidate(config, neighbours, "neighbours", version, record)
+        if decision.moved:
+            gate.serve(spark, config, version, decision.reason)
+        task_values.publish(gate.EVALUATE_TASK if held_out else gate.TRAIN_TASK, gate.VERSION_KEY, version)
         mlflow.log_dict(
             {"device": result.device, "assets": len(rows), "resumed_seasons": result.resumed_seasons, **extra},
             "training.json",
         )
     if checkpoints:
         clear_checkpoint(checkpoints)
+    served = decision.moved
     return {
-        "embeddings": tables.where(config, "embeddings"),
+        "model_version": version,
+        "embeddings": tables.where(config, "embeddings" if served else gate.candidate("embeddings")),
         "assets_with_vectors": len(rows),
         "volume": volume,
         **extra,
         "resumed_seasons": result.resumed_seasons,
         **({"season_mismatch": mismatch} if mismatch else {}),
         **({"figures": figures} if figures else {}),
-        "neighbours": tables.where(config, "neighbours"),
+        "neighbours": tables.where(config, "neighbours" if served else gate.candidate("neighbours")),
+        "served": served,
         "run_id": run.info.run_id,
         "model": registered.uri,
         "model_id": registered.model_id,

@@ -6,7 +6,7 @@
     DIR/clusters         cluster, size, top_labels, label_shares, central_asset_ids, central_titles
     DIR/asset_clusters   asset_id, cluster, cosine
     DIR/plots/           map.png, map.html, loss.png
-Summaries and pictures go to the MLflow run named by --run-id, else to the experiment's latest run.
+Summaries and pictures go to the MLflow run named by --run-id, else to the run that trained the served vectors.
 User-sized work (tastes, recommendations) runs in Spark; catalogue-sized work (audit, clusters, similar,
 map) runs on the driver, where the trainer already holds the whole embedding matrix.
 """
@@ -122,8 +122,9 @@ def load_catalogue(spark: SparkSession, config: Config, provisional: bool = True
     )
 
 
-def _run_id(config: Config) -> str | None:
-    """The MLflow run uses are logged to: --run-id, else the experiment's latest run, else none."""
+def _run_id(spark: SparkSession, config: Config) -> str | None:
+    """The MLflow run uses are logged to: --run-id, else the run that trained the served vectors (their
+    run_id), never merely the experiment's latest run, which may be `evaluate`'s or another job's."""
     tracking.use_store(config.data.out)
     client = MlflowClient()
     if config.apps.run_id:
@@ -133,16 +134,18 @@ def _run_id(config: Config) -> str | None:
             raise ConfigError(
                 f"flag --run-id: no MLflow run {config.apps.run_id!r} in {mlflow.get_tracking_uri()}"
             ) from None
-    experiment = mlflow.get_experiment_by_name(config.tracking.experiment)
-    if experiment is None:
+    embeddings = tables.read(spark, config, "embeddings")
+    if "run_id" not in embeddings.columns:
         return None
-    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)
-    return runs[0].info.run_id if runs else None
+    served = embeddings.select("run_id").where(F.col("run_id").isNotNull()).limit(1).collect()
+    return served[0]["run_id"] if served else None
 
 
-def log_to_run(config: Config, metrics: dict | None = None, dicts: dict | None = None, files=()) -> str | None:
+def log_to_run(
+    spark: SparkSession, config: Config, metrics: dict | None = None, dicts: dict | None = None, files=()
+) -> str | None:
     """Log metrics, JSON summaries (name -> dict) and files (under uses/) to the run; returns its id."""
-    run_id = _run_id(config)
+    run_id = _run_id(spark, config)
     if run_id is None:
         return None
     with mlflow.start_run(run_id=run_id):
@@ -169,7 +172,7 @@ def tastes(spark: SparkSession, config: Config) -> dict:
     tables.write(config, taste, "user_vectors")
     written = tables.read(spark, config, "user_vectors")
     stats = written.agg(F.count("*").alias("users"), F.mean("n_views").alias("mean_views")).first()
-    run_id = log_to_run(config, {"taste_users": stats["users"]})
+    run_id = log_to_run(spark, config, {"taste_users": stats["users"]})
     return {
         "user_vectors": tables.where(config, "user_vectors"),
         "users": stats["users"],
@@ -213,7 +216,7 @@ def recommend(spark: SparkSession, config: Config) -> dict:
     tables.write(config, ranked, "recommendations")
     written = tables.read(spark, config, "recommendations")
     stats = written.agg(F.count("*").alias("rows"), F.countDistinct("user_id").alias("users")).first()
-    run_id = log_to_run(config, {"recommended_users": stats["users"], "candidates": table.num_rows})
+    run_id = log_to_run(spark, config, {"recommended_users": stats["users"], "candidates": table.num_rows})
     return {
         "recommendations": tables.where(config, "recommendations"),
         "candidates_given": given if given is not None else "every asset with a vector",
@@ -284,7 +287,7 @@ def audit(spark: SparkSession, config: Config) -> dict:
     }
     metrics = {f"audit_{status}": count for status, count in summary["by_status"].items()}
     metrics.update({f"audit_holdout_{key}": value for key, value in summary.get("holdout", {}).items()})
-    summary["mlflow_run"] = log_to_run(config, metrics, {"audit.json": report})
+    summary["mlflow_run"] = log_to_run(spark, config, metrics, {"audit.json": report})
     return summary
 
 
@@ -344,6 +347,7 @@ def clusters(spark: SparkSession, config: Config) -> dict:
         else None,
     }
     summary["mlflow_run"] = log_to_run(
+        spark,
         config,
         {"n_clusters": len(described), **({"cluster_ari": summary["ari_vs_first_label"]} if labelled else {})},
         {"clusters.json": {**summary, "described": described}},
@@ -383,11 +387,11 @@ def draw_map(spark: SparkSession, config: Config) -> dict:
         folder.mkdir(parents=True, exist_ok=True)
         files = [plot_map(xy, colourings, folder / "map.png")]
         files.append(write_map_html(xy, hover, colourings, folder / "map.html"))
-        run_id = _run_id(config)
+        run_id = _run_id(spark, config)
         history = _loss_history(run_id) if run_id else []
         if history:
             files.append(plot_loss(history, folder / "loss.png"))
-        log_to_run(config, files=files)
+        log_to_run(spark, config, files=files)
         return {
             "plots": [str(path) for path in files] if not remote else "MLflow run only (remote --out)",
             "assets_on_map": len(shown),

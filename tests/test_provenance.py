@@ -12,9 +12,10 @@ import pytest
 from film2vec import tables
 from film2vec.config import Config
 from film2vec.errors import InputError
+from film2vec.gate import EMBEDDINGS_RECORD, candidate
 from film2vec.pairs import PAIRS_RECORD, count_pairs
 from film2vec.seasons import SEASON_RECORD, sample, season_mismatch
-from film2vec.training import EMBEDDINGS_RECORD, SEASON_MISMATCH_TAG, train_vectors
+from film2vec.training import SEASON_MISMATCH_TAG, train_vectors
 
 
 @pytest.fixture(autouse=True)
@@ -98,7 +99,7 @@ def test_seasons_from_older_views_stop_train_unless_allowed_and_then_the_run_rec
     assert "views changed since" in trained["season_mismatch"]
     run = mlflow.get_run(trained["run_id"])
     assert run.data.tags[SEASON_MISMATCH_TAG] == trained["season_mismatch"]
-    for table in ("embeddings", "neighbours"):
+    for table in ("embeddings", "neighbours", candidate("embeddings"), candidate("neighbours")):
         record = tables.commit_records(spark, config, table, EMBEDDINGS_RECORD)[0][1]
         assert record["season_mismatch"] == trained["season_mismatch"]
         assert record["seasons"] == [0, 1] and record["run_id"] == trained["run_id"]

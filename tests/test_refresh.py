@@ -17,6 +17,7 @@ from deltalake import DeltaTable
 
 from film2vec import pipeline, tracking
 from film2vec.config import Config, ConfigError, TrackingConfig
+from film2vec.gate import SERVED_TABLES, candidate
 from film2vec.ingest import append_new_views, new_batch
 from film2vec.nearest import normalised, top_neighbours
 from film2vec.pairs import count_pairs
@@ -257,12 +258,26 @@ def refreshed(spark, tmp_path_factory):
     config.data.events, config.data.metadata = first, metadata
     base = pipeline.run(spark, config)
     before = DeltaTable(config.out("embeddings")).to_pandas().set_index("asset_id")
+    served = {table: served_state(config, table) for table in SERVED_TABLES}
     nightly = copy.deepcopy(config)
     nightly.data.new_events = batch
     nightly.tracking.alias_floor_genre_p = 0.999  # out of reach: the alias must stay
     summary = pipeline.refresh(spark, nightly)
+    assert {table: served_state(config, table) for table in SERVED_TABLES} == served  # the floor was missed
     genre = {a: g[0] for a, g in zip(assets.asset_id, assets.genres)}
     return config, base, summary, before, genre, new_ids, cold_ids
+
+
+def served_state(config, table: str) -> tuple:
+    """A served table's Delta version and files: what a failed version must leave exactly as it was."""
+    found = DeltaTable(config.out(table))
+    return found.version(), sorted(found.file_uris())
+
+
+def new_vectors(config, summary) -> pd.DataFrame:
+    """The refresh's vectors: its version's candidate rows (the floor kept them from being served)."""
+    rows = DeltaTable(config.out(candidate("embeddings"))).to_pandas()
+    return rows[rows.model_version == summary["train"]["model_version"]].set_index("asset_id")
 
 
 def test_warm_start_keeps_known_vectors_close(refreshed):
@@ -271,7 +286,7 @@ def test_warm_start_keeps_known_vectors_close(refreshed):
     assert warm["known_assets"] == (before.source == "views").sum()
     assert warm["new_assets"] == 20 and warm["new_assets_started_from_labels"] == 20
     assert warm["median_cosine_to_previous"] >= 0.8  # documented in docs/operations.md: one warm season moves little
-    after = DeltaTable(config.out("embeddings")).to_pandas().set_index("asset_id")
+    after = new_vectors(config, summary)
     known = before.index[before.source == "views"]
     cosines = (normalised(np.stack(before.vector[known])) * normalised(np.stack(after.vector[known]))).sum(axis=1)
     assert np.median(cosines) == pytest.approx(warm["median_cosine_to_previous"], abs=1e-6)
@@ -303,15 +318,15 @@ def neighbour_genre_share(table: pd.DataFrame, queried, genre: dict) -> float:
 
 
 def test_new_assets_land_among_their_planted_genre(refreshed):
-    config, _, _, _, genre, new_ids, _ = refreshed
-    after = DeltaTable(config.out("embeddings")).to_pandas().set_index("asset_id")
+    config, _, summary, _, genre, new_ids, _ = refreshed
+    after = new_vectors(config, summary)
     assert set(new_ids) <= set(after.index[after.source == "views"])
     assert neighbour_genre_share(after, new_ids, genre) >= 0.8  # 10 planted genres: chance is about 0.1
 
 
 def test_cold_start_assets_get_provisional_vectors_near_their_genre(refreshed):
     config, base, summary, _, genre, _, cold_ids = refreshed
-    after = DeltaTable(config.out("embeddings")).to_pandas().set_index("asset_id")
+    after = new_vectors(config, summary)
     provisional = after.index[after.source == "metadata"]
     assert sorted(provisional) == sorted(cold_ids)
     assert base["train"]["provisional_vectors"] == 10 + 20  # before the batch, the late assets were unviewed too

@@ -19,19 +19,14 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from film2vec import cli
-from film2vec.cli import config_from, parser
 from film2vec.config import ConfigError, TrackingConfig
-from film2vec.errors import ExitCode, FloorsNotCleared
 from film2vec.tables import embeddings_table
 from film2vec.tracking import (
-    VALIDATION_TAG,
     experiment_id,
     log_input_tables,
     log_similar_assets_model,
     model_tables,
     use_store,
-    validate,
 )
 
 
@@ -193,32 +188,6 @@ def register(store, tracking: TrackingConfig, staging: Path, figures: dict[str, 
         found = log_similar_assets_model(embeddings_table(pa.array(np.arange(12)), vectors), staging, tracking, False)
         mlflow.log_metrics(figures)
     return found.version
-
-
-def test_validate_gates_promotion_on_the_floors_with_the_held_out_figures(tmp_path, no_server):
-    out = str(tmp_path / "out")
-    store = use_store(out)
-    evaluation = TrackingConfig(model_name="film2vec_evaluation")
-    register(store, evaluation, tmp_path / "e", {"recall_at_20": 0.12, "ndcg_at_20": 0.07, "genre_p_at_10": 0.1})
-    served = TrackingConfig(model_name="film2vec")
-    first = register(store, served, tmp_path / "a", {"genre_p_at_10": 0.8})
-    gate = [
-        "--out", out, "--evaluation-model", "film2vec_evaluation", "--alias-floor-recall", "0.1",
-        "--alias-floor-genre-p", "0.7",
-    ]  # fmt: skip
-    assert cli.main(["validate", *gate]) == 0  # recall from the held-out model, GenreP@10 the version's own
-    assert cli.main(["promote", "--out", out]) == 0
-    client = mlflow.MlflowClient()
-    assert str(client.get_model_version_by_alias("film2vec", "champion").version) == first
-
-    second = register(store, served, tmp_path / "b", {"genre_p_at_10": 0.5})
-    assert cli.main(["promote", "--out", out]) == ExitCode.FLOORS  # not validated yet
-    assert cli.main(["validate", *gate]) == ExitCode.FLOORS
-    assert client.get_model_version("film2vec", second).tags[VALIDATION_TAG] == "failed"
-    assert cli.main(["promote", "--out", out]) == ExitCode.FLOORS
-    assert str(client.get_model_version_by_alias("film2vec", "champion").version) == first
-    with pytest.raises(FloorsNotCleared, match="genre_p_at_10 = 0.5000 is below the floor 0.7"):
-        validate(config_from(parser().parse_args(["validate", *gate])))
 
 
 def test_a_warm_start_needs_the_optimiser_state_the_model_carries(tmp_path, no_server):

@@ -99,11 +99,12 @@ def test_a_wheel_task_fails_with_the_commands_exit_code_on_bad_input(installed_w
 @pytest.mark.usefixtures("no_server")  # the registry of the store under --out, not a server's
 def test_a_wheel_task_fails_when_validation_fails(installed_wheel, tmp_path):
     out = str(tmp_path / "out")
-    register(use_store(out), TrackingConfig(), tmp_path / "staging", {"genre_p_at_10": 0.5})
-    done = as_a_wheel_task(installed_wheel, tmp_path, "validate", "--out", out, "--alias-floor-genre-p", "0.7")
+    version = register(use_store(out), TrackingConfig(), tmp_path / "staging", {"genre_p_at_10": 0.5})
+    validate = ("validate", "--out", out, "--version", version)
+    done = as_a_wheel_task(installed_wheel, tmp_path, *validate, "--alias-floor-genre-p", "0.7")
     assert done.returncode == ExitCode.FLOORS, done.stderr[-3000:]
     assert "genre_p_at_10 = 0.5000 is below the floor 0.7" in done.stderr
-    assert as_a_wheel_task(installed_wheel, tmp_path, "validate", "--out", out).returncode == ExitCode.OK
+    assert as_a_wheel_task(installed_wheel, tmp_path, *validate).returncode == ExitCode.OK
 
 
 def test_installing_the_wheel_on_a_spark_runtime_pulls_no_second_spark(installed_wheel):
@@ -115,7 +116,7 @@ def test_installing_the_wheel_on_a_spark_runtime_pulls_no_second_spark(installed
     ]
     always = {requirement.split(";")[0].split("[")[0] for requirement in requirements if "extra ==" not in requirement}
     names = {re.split(r"[<>=!~ ]", requirement)[0].lower() for requirement in always}
-    assert {"torch", "mlflow", "deltalake", "numpy", "pandas", "pyarrow"} <= names
-    assert not names & {"pyspark", "delta-spark"}
+    assert {"torch", "mlflow-skinny", "deltalake", "numpy", "pandas", "pyarrow"} <= names
+    assert not names & {"pyspark", "delta-spark", "mlflow"}  # the runtime's own, never a second one
     spark_extra = [r for r in requirements if r.endswith(('extra == "spark"', "extra == 'spark'"))]
-    assert {re.split(r"[<>=!~ ]", r)[0] for r in spark_extra} == {"pyspark", "delta-spark"}
+    assert {re.split(r"[<>=!~ ]", r)[0] for r in spark_extra} == {"pyspark", "delta-spark", "mlflow"}

@@ -1,0 +1,150 @@
+"""The validation gate: consumers read only vectors of a version that passed it.
+
+`train` registers a version and writes its rows to DIR/candidate_embeddings and DIR/candidate_neighbours,
+keyed by model_version; the tables consumers read, DIR/embeddings and DIR/neighbours, change only when a
+version is served: by `train` itself when its figures clear the floors (--move-alias when_floors_clear), or
+by `film2vec promote` after `film2vec validate` passed it (by_promote, the Databricks job). Serving
+replaces each served table in one Delta commit with the version's candidate rows, then points the alias at
+the version. A version that fails, or a run that dies before serving, leaves the served tables as they were.
+
+validate and promote act on a named version (--version, or the version the train task of this Databricks job
+run published as a task value, film2vec.task_values), never on the newest: two overlapping jobs each gate
+what they trained.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import mlflow
+from mlflow.tracking import MlflowClient
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from film2vec import tables, task_values
+from film2vec.config import Config, ConfigError
+from film2vec.errors import FloorsNotCleared, InputError
+from film2vec.tracking import alias_decision, use_store
+
+log = logging.getLogger(__name__)
+SERVED_TABLES = ("embeddings", "neighbours")  # each served from the candidate rows of one version
+VERSION_KEY = "model_version"  # the task value `train` (and `evaluate`) publish
+TRAIN_TASK, EVALUATE_TASK = "train", "evaluate"  # the job's task keys validate reads the versions of
+VALIDATION_TAG = "film2vec.validation"  # model version tag: passed or failed, set by `film2vec validate`
+FORCED_TAG = "film2vec.promoted_by_force"  # model version tag: why a version was served without passing
+SERVED_RECORD = "film2vec_served"  # the key of a served table's commit metadata: the version and why
+EMBEDDINGS_RECORD = "film2vec_embeddings"  # the key of the rows' provenance in the candidate and served commits
+
+
+def candidate(table: str) -> str:
+    """The table holding every unserved version's rows of a served table."""
+    return f"candidate_{table}"
+
+
+def write_candidate(config: Config, rows: DataFrame, table: str, version: int, record: str) -> None:
+    """Replace version `version`'s rows of `table`'s candidate table (other versions untouched) in one commit."""
+    rows = rows.withColumn(VERSION_KEY, F.lit(version))
+    tables.replace_rows(config, rows, candidate(table), f"{VERSION_KEY} = {version}", userMetadata=record)
+
+
+def candidate_rows(spark: SparkSession, config: Config, table: str, version: int) -> DataFrame:
+    """Version `version`'s candidate rows of a served table."""
+    return tables.read(spark, config, candidate(table)).where(F.col(VERSION_KEY) == version)
+
+
+def serve(spark: SparkSession, config: Config, version: int, why: str) -> None:
+    """Make version `version`'s candidate rows what the served tables hold (one commit each), point the alias
+    at it, then drop older versions' candidate rows. InputError when the version wrote no candidate rows."""
+    records = {}
+    for table in SERVED_TABLES:
+        written = (
+            tables.commit_records(spark, config, candidate(table), EMBEDDINGS_RECORD)
+            if tables.exists(spark, config, candidate(table))
+            else []
+        )
+        records[table] = next((record for _, record in written if record[VERSION_KEY] == version), None)
+        if records[table] is None:
+            raise InputError(
+                f"{tables.where(config, candidate(table))} holds no rows of version {version}: `film2vec train` "
+                "writes them; serve a version trained with this --out (or --catalog/--schema)"
+            )
+    served = {VERSION_KEY: version, "why": why}
+    for table, record in records.items():
+        metadata = json.dumps({EMBEDDINGS_RECORD: record, SERVED_RECORD: served})
+        tables.write(config, candidate_rows(spark, config, table, version), table, userMetadata=metadata)
+    MlflowClient().set_registered_model_alias(config.tracking.model_name, config.tracking.alias, str(version))
+    for table in SERVED_TABLES:
+        tables.delta_table(spark, config, candidate(table)).delete(F.col(VERSION_KEY) < version)
+    log.info("version %d served in %s (%s)", version, ", ".join(tables.where(config, t) for t in SERVED_TABLES), why)
+
+
+def chosen_version(given: int, task: str, flag: str) -> int:
+    """The version a command acts on: `given` (its flag), else the task value `task` published in this job
+    run; ConfigError when there is neither, since the newest version may be another job's."""
+    if given:
+        return given
+    published = task_values.value(task, VERSION_KEY)
+    if published is None:
+        raise ConfigError(
+            f"flag {flag}: name the registered version to act on; there is no {VERSION_KEY} task value from the "
+            f"{task!r} task either (film2vec never takes the newest version: it may be another job's)"
+        )
+    return int(published)
+
+
+def model_version(name: str, version: int):
+    """A registered version; InputError when the registry has no such version."""
+    try:
+        return MlflowClient().get_model_version(name, str(version))
+    except mlflow.exceptions.MlflowException:
+        raise InputError(f"no version {version} of the model {name!r} in {mlflow.get_registry_uri()}") from None
+
+
+def validate(config: Config) -> dict:
+    """Check the version this job trained against the alias floors: its own figures, with the held-out
+    next-watch figures of the version `film2vec evaluate` registered (--evaluation-model). The verdict is
+    tagged on the version; FloorsNotCleared when it fails, so no promotion follows."""
+    use_store(config.data.out)
+    client = MlflowClient()
+    tracking = config.tracking
+    candidate_version = model_version(tracking.model_name, chosen_version(tracking.version, TRAIN_TASK, "--version"))
+    figures = dict(client.get_run(candidate_version.run_id).data.metrics)
+    own = f"models:/{candidate_version.name}/{candidate_version.version}"
+    sources = {"own": own}
+    if tracking.evaluation_model:
+        number = chosen_version(tracking.evaluation_version, EVALUATE_TASK, "--evaluation-version")
+        evaluated = model_version(tracking.evaluation_model, number)
+        held_out = client.get_run(evaluated.run_id).data.metrics
+        figures.update({key: value for key, value in held_out.items() if key in ("recall_at_20", "ndcg_at_20")})
+        sources["held_out"] = f"models:/{evaluated.name}/{evaluated.version}"
+    decision = alias_decision(figures, tracking)
+    verdict = "passed" if decision.moved else "failed"
+    client.set_model_version_tag(candidate_version.name, candidate_version.version, VALIDATION_TAG, verdict)
+    client.set_model_version_tag(
+        candidate_version.name, candidate_version.version, f"{VALIDATION_TAG}_reason", decision.reason
+    )
+    summary = {"model": own, "figures_from": sources, "passed": decision.moved, "reason": decision.reason}
+    if not decision.moved:
+        raise FloorsNotCleared(f"{own} did not pass validation: {decision.reason}")
+    return summary
+
+
+def promote(spark: SparkSession, config: Config) -> dict:
+    """Serve the version this job trained once `film2vec validate` passed it; with --force, serve it anyway and
+    record that on the version."""
+    use_store(config.data.out)
+    tracking = config.tracking
+    version = chosen_version(tracking.version, TRAIN_TASK, "--version")
+    found = model_version(tracking.model_name, version)
+    uri = f"models:/{found.name}/{found.version}"
+    verdict = found.tags.get(VALIDATION_TAG)
+    reason = found.tags.get(f"{VALIDATION_TAG}_reason", "not validated yet: run `film2vec validate` first")
+    if verdict != "passed" and not tracking.force:
+        raise FloorsNotCleared(f"{uri} is not promoted: {reason}")
+    why = "passed `film2vec validate`"
+    if verdict != "passed":
+        why = f"promoted by force (--force true); validation: {verdict or 'none'}, {reason}"
+        MlflowClient().set_model_version_tag(found.name, found.version, FORCED_TAG, why)
+    serve(spark, config, version, why)
+    return {"model": uri, "alias": tracking.alias, "served": [tables.where(config, t) for t in SERVED_TABLES]}
