@@ -50,6 +50,11 @@ class LocalDbutils:
         self.widgets = LocalWidgets()
 
 
+def default_profile() -> str:
+    """The profile a notebook starts from: `databricks` on a Databricks cluster, else `local`."""
+    return "databricks" if "DATABRICKS_RUNTIME_VERSION" in os.environ else "local"
+
+
 def local_display(item: Any) -> None:
     """Print a table (Spark or pandas DataFrame, first 20 rows) or save a matplotlib figure and say where."""
     from matplotlib.figure import Figure

@@ -8,9 +8,15 @@
 # MAGIC library (`film2vec.pairs`, `seasons`, `training`, `evaluation`, `uses`); the widgets above are its
 # MAGIC settings (job parameters when run as a job).
 # MAGIC
-# MAGIC On Databricks, attach the film2vec wheel as a cluster library (README, "Databricks") and pick the
-# MAGIC `databricks` profile. Elsewhere, run it as plain Python: `python notebooks/film2vec_walkthrough.py`
-# MAGIC (widgets take their defaults, or `FILM2VEC_WIDGET_<NAME>` from the environment).
+# MAGIC On Databricks the next cell installs the wheel (`python -m pip wheel --no-deps -w dist .`, copied
+# MAGIC to the volume it names; or attach it as a cluster library and skip the cell), the profile defaults to
+# MAGIC `databricks`, and the tables are read by name when the catalog and schema widgets are set. Elsewhere,
+# MAGIC run it as plain Python: `python notebooks/film2vec_walkthrough.py` (widgets take their defaults, or
+# MAGIC `FILM2VEC_WIDGET_<NAME>` from the environment).
+
+# COMMAND ----------
+
+# MAGIC %pip install /Volumes/main/default/film2vec/wheels/film2vec-0.1.0-py3-none-any.whl
 
 # COMMAND ----------
 
@@ -21,9 +27,9 @@ import mlflow
 import pandas as pd
 from pyspark.sql import functions as F
 
-from film2vec import uses
+from film2vec import tables, uses
 from film2vec.evaluation import evaluate
-from film2vec.notebook import config_from_widgets
+from film2vec.notebook import config_from_widgets, default_profile
 from film2vec.pairs import count_pairs
 from film2vec.pipeline import describe
 from film2vec.seasons import sample
@@ -35,8 +41,10 @@ if "dbutils" not in globals():  # outside Databricks: film2vec's stand-ins for t
 
     dbutils, display = LocalDbutils(), local_display
 
-dbutils.widgets.dropdown("profile", "local", ["local", "cluster", "databricks"], "Profile")
+dbutils.widgets.dropdown("profile", default_profile(), ["local", "cluster", "databricks"], "Profile")
 dbutils.widgets.text("out", "film2vec-notebook", "Output folder")
+dbutils.widgets.text("catalog", "", "Catalog of the tables (empty: folders under the output folder)")
+dbutils.widgets.text("schema", "", "Schema of the tables")
 dbutils.widgets.text("events", "", "Events (empty: the synthetic catalogue)")
 dbutils.widgets.text("users", "2000", "Synthetic users")
 dbutils.widgets.text("catalogue_size", "500", "Synthetic assets")
@@ -51,6 +59,8 @@ config = config_from_widgets(
     dbutils.widgets,
     {
         "out": "data.out",
+        "catalog": "data.catalog",
+        "schema": "data.schema",
         "events": "data.events",
         "users": "synthetic.users",
         "catalogue_size": "synthetic.catalogue_size",
@@ -75,8 +85,8 @@ print(f"writing under {config.out('')}")
 
 pairs_summary = count_pairs(spark, config)
 print(describe(pairs_summary))
-assets = spark.read.format("delta").load(config.out("assets"))
-pairs = spark.read.format("delta").load(config.out("pairs"))
+assets = tables.read(spark, config, "assets")
+pairs = tables.read(spark, config, "pairs")
 display(assets.orderBy(F.desc("views")))
 
 # COMMAND ----------
@@ -114,7 +124,7 @@ display(
 
 seasons_summary = sample(spark, config)
 print(describe(seasons_summary))
-seasons = spark.read.format("delta").load(config.out("seasons"))
+seasons = tables.read(spark, config, "seasons")
 display(seasons.groupBy("season").count().orderBy("season"))
 display(seasons.where(F.col("season") == 0).limit(10))
 
@@ -167,8 +177,10 @@ display(
 
 # COMMAND ----------
 
-evaluation_config = copy.deepcopy(config)
+evaluation_config = copy.deepcopy(config)  # its own folders and model, never the served tables or alias
 evaluation_config.data.out = config.out("evaluation")
+evaluation_config.data.catalog = evaluation_config.data.schema = None
+evaluation_config.tracking.model_name = f"{config.tracking.model_name}_evaluation"
 evaluation = evaluate(spark, evaluation_config)
 display(pd.DataFrame([evaluation["figures"]]))
 
@@ -183,8 +195,8 @@ display(pd.DataFrame([evaluation["figures"]]))
 # COMMAND ----------
 
 print(describe(uses.uses(spark, config)))
-display(spark.read.format("delta").load(config.out("recommendations")).limit(10))
-display(spark.read.format("delta").load(config.out("clusters")).limit(10))
+display(tables.read(spark, config, "recommendations").limit(10))
+display(tables.read(spark, config, "clusters").limit(10))
 figure, axis = plt.subplots(figsize=(8, 8))
 axis.imshow(plt.imread(config.out("plots/map.png")))
 axis.set_axis_off()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
-from film2vec.notebook import LocalWidgets, widget_variable
+from film2vec.notebook import LocalWidgets, default_profile, widget_variable
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
@@ -34,9 +34,24 @@ def cells(notebook: Path) -> list[list[str]]:
 def test_notebook_is_in_databricks_source_format(notebook):
     found = cells(notebook)
     assert len(found) >= 4 and all(found)
-    markdown = [cell for cell in found if cell[0].startswith("# MAGIC")]
-    assert markdown and all(cell[0] == "# MAGIC %md" for cell in markdown)
-    assert all(line.startswith("# MAGIC") for cell in markdown for line in cell)
+    magic = [cell for cell in found if cell[0].startswith("# MAGIC")]
+    assert magic and all(cell[0] == "# MAGIC %md" or cell[0].startswith("# MAGIC %pip install ") for cell in magic)
+    assert all(line.startswith("# MAGIC") for cell in magic for line in cell)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
+def test_on_databricks_a_notebook_installs_the_wheel_and_reads_tables_by_their_names(notebook, monkeypatch):
+    found = cells(notebook)
+    (install,) = [cell for cell in found if cell[0].startswith("# MAGIC %pip install ")]
+    assert found.index(install) < min(i for i, cell in enumerate(found) if not cell[0].startswith("# MAGIC"))
+    assert install[0].split()[-1].endswith(".whl")
+    code = notebook.read_text()
+    assert ".load(" not in code and "tables.read(spark, config" in code  # named tables work as folders do
+    assert 'dropdown("profile", default_profile()' in code
+    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+    assert default_profile() == "local"
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "18.0")
+    assert default_profile() == "databricks"
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
