@@ -188,7 +188,7 @@ COMMANDS = {
         "print an asset's nearest neighbours from DIR/neighbours, without Spark: film2vec similar 'ASSET ID OR TITLE'",
         "film2vec.apps.similar:similar",
         frozenset({"data.out", "data.schema", "apps.similar_to", "tracking.top_k", "tracking.model_name"})
-        | {"tracking.alias"},
+        | {"tracking.alias", "train.min_views"},
         spark=False,
     ),
     "map": Command(
@@ -513,7 +513,11 @@ def mlflow_quietly(handler: logging.Handler, level: str) -> Iterator[None]:
 
 
 def _run(name: str, command: Command, config: Config, handler: logging.Handler, level: str) -> dict:
-    """Call the command's function (with a Spark session when it takes one) and return its summary."""
+    """Call the command's function (with a Spark session when it takes one) and return its summary, once the
+    checks that need no Spark have passed (film2vec.preflight)."""
+    from film2vec import preflight
+
+    preflight.check(config, command.reads, writes=name != "similar")
     if command.spark and "data.schema" in command.reads:
         from film2vec.tables import output_schema
 
@@ -535,6 +539,26 @@ def _run(name: str, command: Command, config: Config, handler: logging.Handler, 
         function = imported.result()
     with mlflow_quietly(handler, level):
         return function(spark, config)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """While a command runs, whatever reaches the process's standard output (the JVM's own lines, such as
+    Delta's "Deleted 0 files" from a vacuum, or a library's prints) goes to standard error instead, so that
+    stdout carries the result alone (`--json`: one JSON document)."""
+    sys.stdout.flush()
+    try:
+        kept = os.dup(1)
+    except OSError:  # no standard output at all
+        yield
+        return
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(kept, 1)
+        os.close(kept)
 
 
 def entry_point() -> None:
@@ -569,7 +593,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     json.dumps(values, indent=2) if arguments.json else yaml.safe_dump(values, sort_keys=False), end=""
                 )
                 return ExitCode.OK
-            with switch_interval(SWITCH_INTERVAL_SECONDS):
+            with switch_interval(SWITCH_INTERVAL_SECONDS), stdout_to_stderr():
                 summary = _run(name, command, config, handler, arguments.log_level)
         except tuple(error for error, _ in EXIT_OF) as error:
             log.error("film2vec %s: %s", name, error)
@@ -598,7 +622,7 @@ def floor_verdict(summary: dict) -> dict | None:
 
 OUTPUTS = (
     *("events", "metadata", "pairs", "seasons", "split", "embeddings", "neighbours", "user_vectors"),
-    *("recommendations", "audit", "clusters", "asset_clusters", "plots"),
+    *("recommendations", "audit", "clusters", "asset_clusters", "plots", "served"),
 )
 NOT_OUTPUTS = ("ingest", "estimate", "settings", "figures_from", "baseline")  # inputs and settings, not outputs
 
@@ -637,6 +661,8 @@ def result(command: str, summary: dict) -> str:
                 add("validation", f"{'passed' if value else 'failed'}: {node['reason']}")
             elif key == "mlflow_ui":
                 add("MLflow", str(value))
+            elif key == "nothing_new":
+                add("nothing new", str(value))
 
     walk(summary)
     if "baseline" in summary:
@@ -650,6 +676,8 @@ def neighbours_text(found: dict) -> str:
     lines = [
         name + (f"; also matched: {', '.join(map(str, found['also_matched']))}" if found.get("also_matched") else "")
     ]
+    if found.get("no_vector"):
+        lines.append(f"no vector: {found['no_vector']}")
     for neighbour in found["neighbours"]:
         title = f"{neighbour['title']} ({neighbour['asset_id']})" if neighbour.get("title") else neighbour["asset_id"]
         lines.append(f"{neighbour['rank']:>4}  {neighbour['score']:.4f}  {title}")

@@ -149,10 +149,26 @@ def where(config: Config, table: str) -> str:
 
 def _missing(config: Config, table: str) -> InputError:
     stage = USER_TABLES.get(table, "sample" if table == "seasons" else "run")
+    path = config.out(table)
+    state = "not written yet (a write stopped before its first commit)" if started(path) else "not found"
     return InputError(
-        f"{where(config, table)} not found: run `film2vec {stage}` (or `film2vec run`) with the same "
+        f"{where(config, table)} {state}: run `film2vec {stage}` (or `film2vec run`) with the same "
         f"{'--catalog/--schema' if named(config, table) else '--out'} first"
     )
+
+
+def committed(path: str) -> bool:
+    """Whether a Delta folder (local or on a mount) holds a commit: a folder whose first write stopped before
+    committing has a `_delta_log` with no commit in it, and is a table no reader can open."""
+    log_folder = Path(path) / "_delta_log"
+    return log_folder.is_dir() and any(
+        entry.name.endswith(".json") or entry.name == "_last_checkpoint" for entry in log_folder.iterdir()
+    )
+
+
+def started(path: str) -> bool:
+    """Whether a write began at a local path (files or a log there) without necessarily committing."""
+    return not is_remote(path) and Path(path).is_dir() and any(Path(path).iterdir())
 
 
 def exists(spark: SparkSession, config: Config, table: str) -> bool:
@@ -165,7 +181,7 @@ def exists(spark: SparkSession, config: Config, table: str) -> bool:
         from delta.tables import DeltaTable
 
         return DeltaTable.isDeltaTable(spark, path)
-    return (Path(path) / "_delta_log").is_dir()
+    return committed(path)
 
 
 def read(spark: SparkSession, config: Config, table: str, version: int | None = None) -> DataFrame:
@@ -454,6 +470,8 @@ def open_without_spark(path: str, what: str):
     from deltalake import DeltaTable
     from deltalake.exceptions import DeltaProtocolError, TableNotFoundError
 
+    if not is_remote(path) and Path(path).is_dir() and not committed(path):
+        raise InputError(f"{what} at {path} is not written yet: a write stopped before its first commit")
     try:
         table = DeltaTable(path)
         if "deletionVectors" in (table.protocol().reader_features or ()):

@@ -236,3 +236,18 @@ def test_recommend_and_audit_break_exact_ties_to_the_lower_column_as_nearest_doe
     shares = label_votes(tied, labels, 2)
     assert shares[4].tolist() == [0.5, 0.5, 0.0, 0.0, 0.0]
     assert shares[0].tolist() == [0.0, 0.5, 0.5, 0.0, 0.0]
+
+
+def test_similar_says_why_an_asset_it_finds_has_no_vector(tmp_path: Path, capsys):
+    write_deltalake(
+        tmp_path / "assets", pa.table({"asset_id": [1, 2, 3], "title": ["Alpha", "Beta", "Rare"], "views": [5, 9, 2]})
+    )
+    neighbours = {"asset_id": [1, 2], "rank": [1, 1], "neighbour_id": [2, 1], "score": [0.5, 0.5]}
+    write_deltalake(tmp_path / "neighbours", pa.table(neighbours))
+    write_deltalake(tmp_path / "unviewed", pa.table({"asset_id": [4], "title": ["Gamma"]}))
+    assert cli.main(["similar", "Gamma", "--out", str(tmp_path)]) == 0
+    assert "no vector: it has no views yet" in capsys.readouterr().out
+    assert cli.main(["similar", "Rare", "--out", str(tmp_path), "--min-views", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["no_vector"] == "it has 2 viewer(s), fewer than --min-views 3"
+    assert cli.main(["similar", "Alpha", "--out", str(tmp_path), "--json"]) == 0
+    assert "no_vector" not in json.loads(capsys.readouterr().out)

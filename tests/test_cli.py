@@ -272,3 +272,19 @@ def test_the_result_says_how_many_seasons_and_samples_trained_and_why_the_run_st
     assert cli.result("train", {"train": {"volume": volume}}) == (
         "volume       3 season(s), 8,700,123 samples: season 2 brought no gain on the held-out slice"
     )
+
+
+def noisy(spark, config: Config) -> dict:
+    """A stand-in command whose libraries write to the process's standard output, as the JVM does."""
+    os.write(1, b"Deleted 0 files and directories in a total of 1 directories.\n")
+    subprocess.run(["echo", "a child process's line"], check=True)
+    return {"embeddings": config.out("embeddings")}
+
+
+def test_stdout_holds_the_json_alone_whatever_the_libraries_print(monkeypatch, tmp_path, capfd):
+    monkeypatch.setitem(cli.COMMANDS, "train", cli.COMMANDS["train"]._replace(target=f"{__name__}:noisy"))
+    monkeypatch.setattr("film2vec.spark.get_spark", lambda *_, **__: None)
+    assert cli.main(["train", "--out", str(tmp_path), "--json"]) == ExitCode.OK
+    printed = capfd.readouterr()
+    assert json.loads(printed.out) == {"embeddings": str(tmp_path.resolve() / "embeddings")}
+    assert "Deleted 0 files" in printed.err and "a child process's line" in printed.err

@@ -222,3 +222,18 @@ def test_compaction_merges_small_files_and_vacuum_removes_the_unreferenced(spark
     on_disk = [path for path in (tmp_path / "views").glob("*.parquet")]
     assert len(on_disk) == 1  # vacuumed: only the compacted file is left
     assert tables.read(spark, config, "views").count() == 40
+
+
+def test_a_table_whose_first_write_never_committed_reads_as_not_written_yet(spark, tmp_path):
+    config = Config()
+    config.data.out = str(tmp_path)
+    half = tmp_path / "assets"
+    (half / "_delta_log").mkdir(parents=True)  # what a process killed during its first write leaves
+    (half / "part-00000.snappy.parquet").write_bytes(b"PAR1")
+    assert not tables.exists(spark, config, "assets")
+    with pytest.raises(InputError, match=r"assets not written yet \(a write stopped before its first commit\): run"):
+        tables.read(spark, config, "assets")
+    with pytest.raises(InputError, match="is not written yet"):
+        tables.open_without_spark(str(half), "assets")
+    with pytest.raises(InputError, match=r"unviewed not found: run `film2vec pairs`"):
+        tables.read(spark, config, "unviewed")  # nothing there at all

@@ -69,15 +69,26 @@ def similar(config: Config) -> dict:
     wanted = (ds.field("asset_id") == ids[row]) & (ds.field("rank") <= config.tracking.top_k)
     found = _written(config, "neighbours", "train", ["rank", "neighbour_id", "score"], wanted)
     title_of = dict(zip(ids, titles))
+    views = int(assets.column("views")[row].as_py())
     return {
         "asset_id": ids[row],
         "title": titles[row],
+        **({} if found.num_rows else {"no_vector": why_no_vector(views, config.train.min_views)}),
         "also_matched": [titles[other] for other in others[:5]],
         "neighbours": [
             {"rank": rank, "asset_id": other, "title": title_of.get(other), "score": round(score, 4)}
             for rank, other, score in sorted(zip(*(found.column(c).to_pylist() for c in found.column_names)))
         ],
     }
+
+
+def why_no_vector(views: int, min_views: int) -> str:
+    """Why an asset found in the catalogue has no row in the served neighbours."""
+    if views == 0:
+        return "it has no views yet, and no provisional vector from its labels (--cold-start)"
+    if views < min_views:
+        return f"it has {views} viewer(s), fewer than --min-views {min_views}"
+    return "none of its viewers watched another asset, or the served version was trained before its views"
 
 
 def similar_from_model(config: Config) -> dict:
