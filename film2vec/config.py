@@ -501,6 +501,11 @@ class RefreshConfig:
         low=0.0,
         high=1e6,
     )
+    retrain_unchanged: bool = setting(
+        False,
+        "`refresh`: train and register a new version even when the batch holds no view the tables lack (without "
+        "it such a refresh says so and stops, exit 0: no new version, the alias stays)",
+    )
 
 
 @dataclass

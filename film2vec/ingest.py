@@ -148,9 +148,9 @@ def new_batch(spark: SparkSession, config: Config) -> tuple[DataFrame, DataFrame
     return views, found.metadata, found.summary
 
 
-def append_new_views(spark: SparkSession, config: Config, batch: DataFrame) -> None:
-    """Append the batch's (user, asset) views that DIR/views lacks, in one commit. Known assets keep their
-    asset_idx; new ones get the next indices in asset id order."""
+def append_new_views(spark: SparkSession, config: Config, batch: DataFrame) -> int:
+    """Append the batch's (user, asset) views that DIR/views lacks, in one commit (none without any); returns
+    how many. Known assets keep their asset_idx; new ones get the next indices in asset id order."""
     path = tables.where(config, "views")
     views = tables.read(spark, config, "views")
     for column in ("user_id", "asset_id"):
@@ -164,9 +164,21 @@ def append_new_views(spark: SparkSession, config: Config, batch: DataFrame) -> N
     top = views.agg(F.max("asset_idx")).first()[0]
     added = new.select("asset_id").distinct().join(known, "asset_id", "left_anti")
     added = added.withColumn("asset_idx", (F.lit(top) + F.row_number().over(Window.orderBy("asset_id"))).cast("int"))
-    indexed = new.join(known.unionByName(added), "asset_id").select(*views.columns)
-    if not indexed.isEmpty():
-        tables.append(config, indexed, "views")
+    indexed = new.join(known.unionByName(added), "asset_id").select(*views.columns).persist()
+    try:
+        appended = indexed.count()
+        if appended:
+            tables.append(config, indexed, "views")
+    finally:
+        indexed.unpersist()
+    return appended
+
+
+def assets_count_the_views(spark: SparkSession, config: Config) -> bool:
+    """Whether DIR/assets counts every view of DIR/views (its viewers sum to the views' rows)."""
+    views = tables.read(spark, config, "views").count()
+    counted = tables.read(spark, config, "assets").agg(F.sum("views")).first()[0] or 0
+    return views == counted
 
 
 def rebuild_assets(spark: SparkSession, config: Config, metadata: DataFrame | None) -> None:
@@ -191,15 +203,17 @@ def rebuild_assets(spark: SparkSession, config: Config, metadata: DataFrame | No
 
 def merge_new_views(spark: SparkSession, config: Config) -> dict:
     """A batch of new views (--new-events or --since) into DIR/views and DIR/assets, one commit each, views
-    first; a batch given twice adds nothing. Returns the ingest summary, the views' new version and the
-    seconds of each commit."""
+    first; a batch given twice adds nothing (no commit). Returns the ingest summary, how many views were new,
+    the views' version and the seconds of each commit."""
     started = time.perf_counter()
     batch, metadata, ingest_summary = new_batch(spark, config)
-    append_new_views(spark, config, batch)
+    appended = append_new_views(spark, config, batch)
     views_written = time.perf_counter()
-    rebuild_assets(spark, config, metadata)
+    if appended or not assets_count_the_views(spark, config):  # a run stopped after the views' commit too
+        rebuild_assets(spark, config, metadata)
     return {
         "ingest": ingest_summary,
+        "new_views": appended,
         "views_version": tables.version(spark, config, "views"),
         "seconds_by_step": {
             "append_views": round(views_written - started, 1),

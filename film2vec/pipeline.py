@@ -92,7 +92,6 @@ def run(spark: SparkSession, config: Config) -> dict:
         summary["train"] = timed("train", train_vectors, spark, config)
         return summary
     seasons = list(season_numbers(config))
-    removed = drop_other_seasons(spark, config, seasons)
 
     def log_wait(season: int, seconds: float) -> None:
         mlflow.log_metric("waited_for_samples_seconds", seconds, step=season)
@@ -101,6 +100,7 @@ def run(spark: SparkSession, config: Config) -> dict:
         trained = timed(
             "sample and train (season k + 1 drawn while k trains)", train_vectors, spark, config, seasons=feed
         )
+    removed = drop_other_seasons(spark, config, sorted({*seasons, *trained["volume"]["seasons"]}))  # once trained
     trained["waited_for_samples_seconds"] = round(sum(feed.waited.values()), 1)
     mlflow.MlflowClient().log_metric(
         trained["run_id"], "waited_for_samples_seconds_total", trained["waited_for_samples_seconds"]
@@ -136,6 +136,13 @@ def refresh(spark: SparkSession, config: Config) -> dict:
     warm.seasons.seasons = config.refresh.warm_seasons
     seasons = season_numbers(warm)
     summary = {"inputs": inputs_with_store("merge new views", spark, warm)}
+    if summary["inputs"].get("new_views") == 0 and not config.refresh.retrain_unchanged:
+        summary["nothing_new"] = (
+            f"the batch holds no view {tables.where(config, 'views')} lacks: no new version, the alias stays "
+            "(--retrain-unchanged true trains one anyway)"
+        )
+        log.info(summary["nothing_new"])
+        return summary
     if config.refresh.compact:
         retention = config.refresh.vacuum_retention_hours
         merged = ("views", *(["pairs"] if "pairs" in walk_inputs(config) else []))  # appended to night after night

@@ -540,8 +540,8 @@ def drop_other_seasons(spark: SparkSession, config: Config, seasons: list[int]) 
 
 
 def sample(spark: SparkSession, config: Config, seasons: range | None = None) -> dict:
-    """Write the configured seasons of samples to DIR/seasons, each replacing only itself, and delete any
-    other season the table holds.
+    """Write the configured seasons of samples to DIR/seasons, each replacing only itself, then delete any
+    other season the table holds (last: a walk whose inputs are missing stops before anything is deleted).
 
     Example::
 
@@ -550,7 +550,6 @@ def sample(spark: SparkSession, config: Config, seasons: range | None = None) ->
         seasons.sample(spark.get_spark(settings.spark), settings)
     """
     seasons = list(seasons if seasons is not None else seasons_to_sample(config))
-    removed = drop_other_seasons(spark, config, seasons)
     sampler = season_sampler_for(spark, config)
     try:
         for season in seasons:
@@ -558,6 +557,7 @@ def sample(spark: SparkSession, config: Config, seasons: range | None = None) ->
             log.info("season %d sampled", season)
     finally:
         sampler.release()
+    removed = drop_other_seasons(spark, config, seasons)
     return {**seasons_written(config, seasons), "removed_seasons": removed}
 
 

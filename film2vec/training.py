@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import logging
 import tempfile
@@ -33,6 +34,7 @@ from film2vec.sampler import negatives_plan
 from film2vec.seasons import (
     SeasonFeed,
     held_out_views,
+    sampler_settings,
     season_feed,
     season_mismatch,
     season_numbers,
@@ -133,6 +135,14 @@ def _genre_precision_on_views(catalogue: pa.Table, vectors: np.ndarray) -> float
 
 def _genre_sets(catalogue: pa.Table) -> list[set[str]]:
     return [set(names or ()) for names in catalogue.column("genres").to_pylist()]
+
+
+def identity(catalogue: pa.Table) -> str:
+    """A digest of the catalogue a run trains (each asset's id and views, in asset_idx order): the same for the
+    same events ingested again, another for other events. A checkpoint is resumed only by a run of the same."""
+    digest = hashlib.sha256(json.dumps(catalogue.column("asset_id").to_pylist()).encode())
+    digest.update(catalogue.column("views").to_numpy().astype(np.int64).tobytes())
+    return digest.hexdigest()
 
 
 def held_out_validation(spark: SparkSession, config: Config, catalogue: pa.Table) -> Validation:
@@ -277,6 +287,7 @@ def _train_on(
             validation=validation,
             stop_rule=StopRule(config.seasons.min_seasons, config.seasons.max_seasons) if stopping else None,
             added_back=slice_added_back(spark, config, seasons) if stopping else None,
+            drawn_from={"settings": sampler_settings(config.seasons, config.seed), "catalogue": identity(catalogue)},
         )
         trained_seasons = result.seasons
         volume = {

@@ -358,3 +358,16 @@ def test_served_model_marks_provisional_vectors(refreshed):
     answer = model.predict(pd.DataFrame({"asset_id": [int(cold_ids[0]), -1]}), params={"k": 5})
     assert answer.known.tolist() == [True, False] and answer.provisional.tolist() == [True, False]
     assert len(answer.neighbours[0]) == 5
+
+
+def test_a_refresh_with_nothing_new_says_so_and_registers_nothing(spark, refreshed, capsys):
+    config, _, summary, *_ = refreshed
+    views = DeltaTable(config.out("views")).version()
+    versions = mlflow.MlflowClient(f"sqlite:///{config.out('mlflow.db')}").search_model_versions("name = 'film2vec'")
+    again = copy.deepcopy(config)
+    again.data.new_events = summary["inputs"]["ingest"]["source"]  # the batch the fixture merged, once more
+    repeated = pipeline.refresh(spark, again)
+    assert repeated["inputs"]["new_views"] == 0 and "no new version, the alias stays" in repeated["nothing_new"]
+    assert "train" not in repeated and DeltaTable(config.out("views")).version() == views
+    after = mlflow.MlflowClient(f"sqlite:///{config.out('mlflow.db')}").search_model_versions("name = 'film2vec'")
+    assert len(after) == len(versions)

@@ -3,6 +3,7 @@ against Spark's, reruns, failures, pipelining."""
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import numpy as np
@@ -12,8 +13,9 @@ from pyspark.sql import functions as F
 from scipy import stats
 from test_walks import VIEWS, bipartite_season, bipartite_transition, window_transition
 
+from film2vec import cli
 from film2vec.config import SeasonsConfig
-from film2vec.errors import InputError
+from film2vec.errors import ExitCode, InputError
 from film2vec.seasons import (
     SAMPLE_SCHEMA,
     SeasonFeed,
@@ -238,3 +240,18 @@ def test_the_held_out_slice_is_the_last_view_in_the_walks_order_of_users_with_th
     two = {row["user_id"] for row in held_out_views(tied, 2, seed=1).collect()}
     assert len(two) == 2 and two < set(last_in_walk)
     assert {row["user_id"] for row in held_out_views(tied, 2, seed=1).collect()} == two  # seeded
+
+
+def test_a_sample_that_cannot_draw_deletes_no_season_it_would_replace(spark, tmp_path, capsys):
+    out = str(tmp_path / "out")
+    tiny = ["--users", "200", "--catalogue-size", "40", "--genres", "4", "--views-per-user", "10"]
+    assert cli.main(["pairs", "--out", out, *tiny]) == ExitCode.OK
+    shutil.rmtree(tmp_path / "out" / "pairs")  # as `film2vec run` leaves it: the default walk reads the views
+    assert cli.main(["sample", "--out", out, "--seasons", "3", "--samples-per-view", "1"]) == ExitCode.OK
+    drawn = DeltaTable(f"{out}/seasons")
+    before = drawn.version()
+    assert cli.main(["sample", "--out", out, "--seasons", "1", "--walk", "coview"]) == ExitCode.BAD_INPUT
+    assert "pairs not found" in capsys.readouterr().err
+    after = DeltaTable(f"{out}/seasons")
+    assert after.version() == before  # seasons 1 and 2 are still there: the stop came first
+    assert sorted(set(after.to_pyarrow_table(columns=["season"]).column("season").to_pylist())) == [0, 1, 2]

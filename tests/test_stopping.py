@@ -143,6 +143,17 @@ def test_a_resumed_run_keeps_the_curve_it_stopped_on(seasons_path, tmp_path):
     np.testing.assert_array_equal(resumed.vectors, first.vectors)
 
 
+def test_a_checkpoint_of_other_inputs_is_set_aside_with_the_reason(seasons_path, tmp_path, caplog):
+    options = {"negatives": Negatives(2, 20), "checkpoints": str(tmp_path / "checkpoints")}
+    first = train(seasons_path, [0, 1], 20, CONFIG, drawn_from={"catalogue": "a"}, **options)
+    assert first.seasons == [0, 1] and (tmp_path / "checkpoints" / "checkpoint.pt").is_file()
+    same = train(seasons_path, [0, 1], 20, CONFIG, drawn_from={"catalogue": "a"}, **options)
+    assert same.resumed_seasons == [0, 1]  # the same inputs: nothing left to train
+    other = train(seasons_path, [0, 1], 20, CONFIG, drawn_from={"catalogue": "b"}, **options)
+    assert other.resumed_seasons == [] and len(other.history) == 2  # trained afresh
+    assert "set aside: it was made with other drawn_from" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("change", "refusal"),
     [

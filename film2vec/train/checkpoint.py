@@ -7,6 +7,7 @@ settings that shape the model; a checkpoint made with other settings is not resu
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import torch
 
 CHECKPOINT_FILE = "checkpoint.pt"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,12 +42,23 @@ def save(directory: str | Path, checkpoint: Checkpoint) -> Path:
 
 
 def load(directory: str | Path, fingerprint: dict) -> Checkpoint | None:
-    """The checkpoint in `directory` when there is one made with the same settings, else None."""
+    """The checkpoint in `directory` when there is one made with the same settings and inputs, else None; one
+    made with others is set aside (the run starts afresh and replaces it) and the log says what differs."""
     path = Path(directory) / CHECKPOINT_FILE
     if not path.is_file():
         return None
     found = Checkpoint(**torch.load(path, weights_only=True))
-    return found if found.fingerprint == fingerprint else None
+    if found.fingerprint == fingerprint:
+        return found
+    differs = sorted(
+        key for key in {*found.fingerprint, *fingerprint} if found.fingerprint.get(key) != fingerprint.get(key)
+    )
+    log.warning(
+        "checkpoint %s set aside: it was made with other %s; training starts from the first season",
+        path,
+        ", ".join(differs),
+    )
+    return None
 
 
 def clear(directory: str | Path) -> None:

@@ -101,6 +101,7 @@ def train(
     validation: Validation | None = None,
     stop_rule: StopRule | None = None,
     added_back: Callable[[int], int] | None = None,
+    drawn_from: dict | None = None,
 ) -> TrainResult:
     """Train vectors for `n_assets` assets on the given seasons, `epochs_per_season` passes each, every sample
     against its `negatives` (drawn from its draw key under the seasons' `seed`).
@@ -113,6 +114,8 @@ def train(
     `validation`, the vectors (as they would be published) are scored after each season and the run stops
     when `stop_rule` says so; then `added_back`, given the next season number, draws the season that puts the
     held-out slice back (a walk over every view) and returns its number, and the run trains it unscored.
+    `drawn_from` (what the seasons are drawn from: the walk's settings and input versions) is part of what a
+    checkpoint must match to be resumed, so a checkpoint of other events is never trained on.
     """
     seasons_list = None if n_seasons is not None else list(seasons)
     n_seasons = n_seasons if n_seasons is not None else len(seasons_list)
@@ -152,6 +155,7 @@ def train(
         "negatives": negatives.count,
         "negative_weights": None if negatives.cumulative is None else zlib.crc32(negatives.cumulative.tobytes()),
         **{key: value for key, value in dataclasses.asdict(config).items() if key in _MODEL_SETTINGS},
+        "drawn_from": drawn_from,
     }
     state = checkpoint.load(checkpoints, fingerprint) if checkpoints and config.resume else None
     if state is None:
