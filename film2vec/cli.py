@@ -101,11 +101,11 @@ def every(section: str, *but: str) -> frozenset[str]:
 # What each command reads, by the code it runs (ingest.py, pairs.py, seasons.py, training.py,
 # evaluation.py, pipeline.py, uses.py, tracking.py, apps/similar.py)
 SESSION = frozenset({"spark.master", "spark.shuffle_partitions", "spark.driver_memory"})  # a session film2vec starts
-TABLES = frozenset({"data.out", "data.catalog", "data.schema", "spark.metastore"})  # the run's tables, path or name
+TABLES = frozenset({"data.out", "data.catalog", "data.schema", "spark.metastore", "data.lock_wait"})  # path or name
 EVENTS = {  # read and validated by events.ingest; without --events, the synthetic catalogue drawn on first use
     "seed",
     *("data.events", "data.metadata", "data.id_type", "data.user_col", "data.asset_col", "data.time_col"),
-    *("data.metadata_asset_col", "data.title_col", "data.genres_col"),
+    *("data.metadata_asset_col", "data.title_col", "data.genres_col", "data.null_tokens", "data.strict_metadata"),
 } | every("synthetic")
 NEW_VIEWS = frozenset({"data.new_events", "data.since"})  # a batch merged into the tables (count_new_pairs)
 NEGATIVES = frozenset({"seasons.negatives", "seasons.negative_distribution", "seasons.unigram_exponent"})
@@ -526,19 +526,21 @@ def _run(name: str, command: Command, config: Config, handler: logging.Handler, 
         function = command.function()
         with mlflow_quietly(handler, level):
             return function(config)
+    from film2vec.lock import writing
     from film2vec.spark import get_spark
     from film2vec.tables import uses_metastore
 
-    # The command's imports (torch, MLflow: ~7 s) load in a thread while the JVM starts (~6 s); the session
-    # itself is made on this thread, whose Spark calls then find it active.
-    with ThreadPoolExecutor(1, thread_name_prefix="film2vec-imports") as pool:
-        imported = pool.submit(command.function)
-        started = time.perf_counter()
-        spark = get_spark(config.spark, metastore=uses_metastore(config))
-        log.info("Spark ready in %.1f s", time.perf_counter() - started)
-        function = imported.result()
-    with mlflow_quietly(handler, level):
-        return function(spark, config)
+    with writing(config.data.out, name, config.data.lock_wait):
+        # The command's imports (torch, MLflow: ~7 s) load in a thread while the JVM starts (~6 s); the session
+        # itself is made on this thread, whose Spark calls then find it active.
+        with ThreadPoolExecutor(1, thread_name_prefix="film2vec-imports") as pool:
+            imported = pool.submit(command.function)
+            started = time.perf_counter()
+            spark = get_spark(config.spark, metastore=uses_metastore(config))
+            log.info("Spark ready in %.1f s", time.perf_counter() - started)
+            function = imported.result()
+        with mlflow_quietly(handler, level):
+            return function(spark, config)
 
 
 @contextlib.contextmanager

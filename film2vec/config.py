@@ -55,6 +55,23 @@ class DataConfig:
     id_type: str = setting(
         "auto", "Type of user and asset ids in CSV input: auto detects integers", choices=("auto", "int", "string")
     )
+    lock_wait: float = setting(
+        0.0,
+        "Seconds a command waits for another one writing under the same --out before it stops with exit 4 "
+        "(nothing written); 0: stop at once",
+        low=0.0,
+        high=86_400.0,
+    )
+    null_tokens: str = setting(
+        "NULL,null,\\N,NaN,nan,None",
+        "Words that mean a missing value in text id and time columns (CSV), comma-separated; a blank value is "
+        "always missing. Such a row is rejected with the reason 'is null', not taken for an id",
+    )
+    strict_metadata: bool = setting(
+        False,
+        "Reject the views of assets --metadata lacks ('asset_id not in metadata'); false: keep them, the assets "
+        "without title or genres, and count them in the summary",
+    )
     catalog: str | None = setting(
         None, "Catalog of --schema (Unity Catalog; spark_catalog for a local Hive metastore); none: the current one"
     )

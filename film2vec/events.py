@@ -59,8 +59,11 @@ INTEGER_TEXT = r"^-?[0-9]+$"
 CANONICAL_INTEGER = r"^(0|-?[1-9][0-9]{0,17})$"
 NUMBER_TEXT = r"^-?[0-9]+(\.[0-9]+)?$"
 MAX_STRING_ID = 512
-# Unix seconds of 0001-01-01 00:00:00 and 9999-12-31 23:59:59 UTC, the range a timestamp can hold
-EARLIEST_SECONDS, LATEST_SECONDS = -62_135_596_800, 253_402_300_799
+# Unix seconds of 1677-09-21 00:12:44 and 2262-04-11 23:47:16 UTC: the times a nanosecond timestamp holds, so
+# that every reader of the tables (pandas, delta-rs, Spark) reads every view time
+EARLIEST_SECONDS, LATEST_SECONDS = -9_223_372_036, 9_223_372_036
+TIME_RANGE = "1677-09-22 to 2262-04-11"
+MILLISECONDS = (1e11, 1e14)  # Unix milliseconds of 1973 to 5138: a plausible time read as seconds is not one
 ID_COLUMNS = ("user_id", "asset_id")
 
 
@@ -112,6 +115,21 @@ class Columns:
 
     def metadata(self) -> dict[str, str]:
         return {"asset_id": self.metadata_asset_id, "title": self.title, "genres": self.genres}
+
+
+@dataclass(frozen=True)
+class ReadRules:
+    """How text values are read: the words that mean a missing value, and whether views of assets the metadata
+    lacks are rejected (strict) or kept without labels."""
+
+    null_tokens: tuple[str, ...] = ("NULL", "null", "\\N", "NaN", "nan", "None")
+    strict_metadata: bool = False
+
+
+def read_rules_of(data) -> ReadRules:
+    """The reading rules a DataConfig gives (--null-tokens, --strict-metadata)."""
+    tokens = tuple(token.strip() for token in data.null_tokens.split(",") if token.strip())
+    return ReadRules(tokens, data.strict_metadata)
 
 
 def columns_of(data) -> Columns:
@@ -335,9 +353,10 @@ def read_raw(spark: SparkSession, path: str, id_type: str = "auto", columns: Col
     return read_table(spark, path, layout, id_type, columns)
 
 
-def _id_types(raw: RawInput) -> dict[str, str]:
+def _id_types(raw: RawInput, rules: ReadRules = ReadRules()) -> dict[str, str]:
     """Per id column, int or string: integer columns are ints, string columns as raw.id_type says, where
-    auto makes a column int when every non-blank id in it is a plain integer (one pass over the events)."""
+    auto makes a column int when every id in it that is not missing is an integral number ("12", "12.0")
+    (one pass over the events)."""
     types = {}
     for column in ID_COLUMNS:
         if isinstance(raw.events.schema[column].dataType, INTEGER_TYPES):
@@ -349,61 +368,77 @@ def _id_types(raw: RawInput) -> dict[str, str]:
 
         def not_integer(column: str) -> Column:
             text = F.trim(column)
-            return F.sum((text.isNotNull() & (text != "") & ~text.rlike(CANONICAL_INTEGER)).cast("int"))
+            present = text.isNotNull() & (text != "") & ~text.isin(*rules.null_tokens)
+            return F.sum((present & ~_integral(text).rlike(CANONICAL_INTEGER)).cast("int"))
 
         counts = raw.events.select(*[not_integer(c).alias(c) for c in auto]).first()
         types.update({c: "string" if (counts[c] or 0) > 0 else "int" for c in auto})
     return types
 
 
-def _clean_id(column: str, id_type: str, what: str = "") -> tuple[Column, Column]:
-    """(parsed id, reason or null) for one id column: a long for "int", trimmed text for "string"."""
+def _integral(text: Column) -> Column:
+    """Text of an integral number without its zero fraction ("12.0" → "12"); other text as it is."""
+    return F.regexp_replace(text, r"^(-?[0-9]+)\.0+$", "$1")
+
+
+def _clean_id(column: str, id_type: str, what: str = "", rules: ReadRules = ReadRules()) -> tuple[Column, Column]:
+    """(parsed id, reason or null) for one id column: a long for "int" ("12" and "12.0" alike), trimmed text
+    for "string"; a blank value or a null token is missing."""
     raw = F.col(column)
     text = F.trim(raw.cast("string"))
+    missing = raw.isNull() | (text == "") | text.isin(*rules.null_tokens)
     name = f"{what}{column}"
     shown = F.substring(text, 1, 40)
     if id_type == "int":
-        reason = F.when(raw.isNull() | (text == ""), F.lit(f"{name} is null")).when(
-            ~text.rlike(INTEGER_TEXT) | text.try_cast("long").isNull(),
+        number = _integral(text)
+        reason = F.when(missing, F.lit(f"{name} is null")).when(
+            ~number.rlike(INTEGER_TEXT) | number.try_cast("long").isNull(),
             F.concat(F.lit(f"malformed {name}: not a 64-bit integer: "), shown),
         )
-        return F.when(reason.isNull(), text.try_cast("long")), reason
+        return F.when(reason.isNull(), number.try_cast("long")), reason
     reason = (
-        F.when(raw.isNull() | (text == ""), F.lit(f"{name} is null"))
+        F.when(missing, F.lit(f"{name} is null"))
         .when(F.length(text) > MAX_STRING_ID, F.lit(f"malformed {name}: longer than {MAX_STRING_ID} characters"))
         .when(text.rlike(r"[\x00-\x1f\x7f]"), F.concat(F.lit(f"malformed {name}: control characters in "), shown))
     )
     return F.when(reason.isNull(), text), reason
 
 
-def _seconds(value: Column) -> Column:
-    """A timestamp from Unix seconds; null when not a number or beyond the years 1 to 9999."""
-    return F.when(value.between(EARLIEST_SECONDS, LATEST_SECONDS), F.timestamp_seconds(value))
-
-
-def _parse_time(events: DataFrame) -> tuple[Column, Column]:
-    """(viewed_at as timestamp, reason or null): timestamps, dates, Unix seconds or ISO text, in the years 1 to 9999."""
+def _parse_time(events: DataFrame, rules: ReadRules = ReadRules()) -> tuple[Column, Column]:
+    """(viewed_at as timestamp, reason or null): timestamps, dates, Unix seconds or ISO text between 1677 and
+    2262 (TIME_RANGE); a null token is a missing time, and a number that reads as milliseconds says so."""
     kind = events.schema["viewed_at"].dataType
     column = F.col("viewed_at")
+    number = stamp = None  # the time as Unix seconds given as a number, or as a timestamp
     if isinstance(kind, TIME_TYPES):
-        # Parquet and Delta hold times far outside the years 1 to 9999; they get the text path's range
         stamp = column.cast("timestamp")
-        parsed = F.when(F.unix_seconds(stamp).between(EARLIEST_SECONDS, LATEST_SECONDS), stamp)
     elif isinstance(kind, (*NUMBER_TYPES, T.NullType)):
-        parsed = _seconds(column.cast("double"))
+        number = column.cast("double")
     else:
+        column = F.when(~F.trim(column).isin(*rules.null_tokens), column)
         text = F.trim(column)
-        parsed = F.when(text.rlike(NUMBER_TEXT), _seconds(text.try_cast("double"))).otherwise(F.try_to_timestamp(text))
-    reason = F.when(
-        column.isNotNull() & parsed.isNull(),
-        F.concat(F.lit("malformed viewed_at: not a time: "), F.substring(column.cast("string"), 1, 40)),
-    )
-    return parsed, reason
+        number = F.when(text.rlike(NUMBER_TEXT), text.try_cast("double"))
+        stamp = F.when(number.isNull(), F.try_to_timestamp(text))
+    if stamp is None:
+        seconds, value = number, F.timestamp_seconds(number)
+    elif number is None:
+        seconds, value = F.unix_seconds(stamp), stamp
+    else:
+        seconds = F.coalesce(number, F.unix_seconds(stamp))
+        value = F.coalesce(stamp, F.timestamp_seconds(number))
+    within = seconds.between(EARLIEST_SECONDS, LATEST_SECONDS)
+    shown = F.substring(column.cast("string"), 1, 40)
+    outside = F.concat(F.lit(f"viewed_at outside {TIME_RANGE}: "), shown)
+    if number is not None:
+        looks_like = F.concat(F.lit("viewed_at in milliseconds: Unix seconds expected (divide by 1000): "), shown)
+        outside = F.when(number.between(*MILLISECONDS), looks_like).otherwise(outside)
+    reason = F.when(column.isNotNull() & seconds.isNull(), F.concat(F.lit("malformed viewed_at: not a time: "), shown))
+    return F.when(within, value), reason.when(column.isNotNull() & ~within, outside)
 
 
-def typed_metadata(metadata: DataFrame, id_type: str) -> DataFrame:
+def typed_metadata(metadata: DataFrame, id_type: str, rules: ReadRules = ReadRules()) -> DataFrame:
     """Raw metadata with asset ids of the events' type and a reject reason (null for a usable row), cached."""
-    asset, reason = _clean_id("asset_id", id_type, "metadata ")
+    asset, reason = _clean_id("asset_id", id_type, "metadata ", rules)
     checked = metadata.select(
         asset.alias("asset_id"), F.coalesce("line_error", reason).alias("reason"), "title", "genres", "line"
     )
@@ -427,11 +462,14 @@ def _tally(checked: DataFrame, checked_metadata: DataFrame | None) -> dict[str, 
     return tally
 
 
-def validate(raw: RawInput, metadata: DataFrame | None, id_types: dict[str, str]) -> DataFrame:
-    """Every raw row with its parsed ids and time and a reject reason (null for a valid view), cached."""
-    user, user_reason = _clean_id("user_id", id_types["user_id"])
-    asset, asset_reason = _clean_id("asset_id", id_types["asset_id"])
-    viewed_at, time_reason = _parse_time(raw.events)
+def validate(
+    raw: RawInput, metadata: DataFrame | None, id_types: dict[str, str], rules: ReadRules = ReadRules()
+) -> DataFrame:
+    """Every raw row with its parsed ids and time, a reject reason (null for a valid view) and whether the
+    metadata lacks its asset (rejected only under strict_metadata), cached."""
+    user, user_reason = _clean_id("user_id", id_types["user_id"], rules=rules)
+    asset, asset_reason = _clean_id("asset_id", id_types["asset_id"], rules=rules)
+    viewed_at, time_reason = _parse_time(raw.events, rules)
     checked = raw.events.select(
         user.alias("user_id"),
         asset.alias("asset_id"),
@@ -439,18 +477,18 @@ def validate(raw: RawInput, metadata: DataFrame | None, id_types: dict[str, str]
         F.coalesce("line_error", user_reason, asset_reason, time_reason).alias("reason"),
         "line",
     )
+    unlabelled = F.lit(False)
     if metadata is not None:
         known = metadata.select(F.col("asset_id").alias("known_asset"), F.lit(True).alias("in_metadata"))
-        checked = checked.join(known, checked.asset_id == known.known_asset, "left").select(
-            "user_id",
-            "asset_id",
-            "viewed_at",
-            "line",
-            F.coalesce("reason", F.when(F.col("in_metadata").isNull(), F.lit("asset_id not in metadata"))).alias(
-                "reason"
-            ),
-        )
-    return checked.persist()
+        checked = checked.join(known, checked.asset_id == known.known_asset, "left")
+        unlabelled = F.col("in_metadata").isNull()
+        if rules.strict_metadata:
+            checked = checked.withColumn(
+                "reason", F.coalesce("reason", F.when(unlabelled, F.lit("asset_id not in metadata")))
+            )
+    return checked.select(
+        "user_id", "asset_id", "viewed_at", "line", "reason", unlabelled.alias("unlabelled")
+    ).persist()
 
 
 def index_assets(views: DataFrame, metadata: DataFrame | None) -> DataFrame:
@@ -491,6 +529,7 @@ def ingest(
     metadata_path: str | None = None,
     id_type: str = "auto",
     columns: Columns = Columns(),
+    rules: ReadRules = ReadRules(),
 ) -> Ingested:
     """Read and validate events (and metadata): clean views, asset index, rejects, and a summary of counts.
 
@@ -505,14 +544,17 @@ def ingest(
         metadata, metadata_source = _raw_metadata(spark, metadata_path, columns)
     where = f"events at {events_path}" + (f" with metadata at {metadata_source}" if metadata is not None else "")
     with reading(where):
-        id_types = _id_types(raw)
+        id_types = _id_types(raw, rules)
         checked_metadata = usable = None
         if metadata is not None:
-            checked_metadata = typed_metadata(metadata, id_types["asset_id"])
+            checked_metadata = typed_metadata(metadata, id_types["asset_id"], rules)
             usable = checked_metadata.where(F.col("reason").isNull()).select("asset_id", "title", "genres")
             usable = usable.dropDuplicates(["asset_id"])
-        checked = validate(raw, usable, id_types)
+        checked = validate(raw, usable, id_types, rules)
         tally = _tally(checked, checked_metadata)
+        unlabelled = checked.where(F.col("reason").isNull() & F.col("unlabelled"))
+        without_metadata = unlabelled.agg(F.count("*").alias("views"), F.countDistinct("asset_id").alias("assets"))
+        without_metadata = without_metadata.first() if metadata is not None else None
     try:
         _check_not_empty(tally, events_path, metadata_source, id_types["asset_id"])
     except InputError:
@@ -543,4 +585,7 @@ def ingest(
         "metadata": metadata_source,
         "metadata_rejected": sum(rows for kind, (rows, _) in tally["metadata"].items() if kind is not None),
     }
+    if without_metadata is not None:  # kept, without title or genres (strict_metadata rejects them instead)
+        summary["views_without_metadata"] = without_metadata["views"]
+        summary["assets_without_metadata"] = without_metadata["assets"]
     return Ingested(views, index_assets(views, usable), rejects, summary, usable)

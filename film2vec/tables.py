@@ -437,7 +437,8 @@ def load(spark: SparkSession, path: str, layout: str, what: str) -> DataFrame:
         elif layout == "parquet":
             frame = spark.read.parquet(path)
         else:
-            frame = spark.read.csv(path, header=True, quote='"', escape='"')
+            # a quoted field may span lines (a title with a line break); such a file is read whole, not split
+            frame = spark.read.csv(path, header=True, quote='"', escape='"', multiLine=True)
     if not frame.columns:
         raise InputError(f"{what} at {path}: the file is empty (no header, no rows)")
     return frame

@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from film2vec.errors import InputError
-from film2vec.events import ingest, read_metadata
+from film2vec.events import ReadRules, ingest, read_metadata
 
 ML_LATEST_SMALL = Path("/work/shared/data/ml-latest-small")
 
@@ -19,6 +19,9 @@ def write(path: Path, lines: list[str], encoding: str = "utf-8", newline: str = 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes("".join(line + newline for line in lines).encode(encoding))
     return str(path)
+
+
+STRICT = ReadRules(strict_metadata=True)  # views of assets the metadata lacks are rejected
 
 
 def seconds(text: str) -> int:
@@ -76,7 +79,7 @@ def test_ml_100k_reads_latin1_titles_genre_flags_and_rejects_short_lines(spark, 
         encoding="latin-1",
     )
 
-    found = ingest(spark, str(tmp_path))
+    found = ingest(spark, str(tmp_path), rules=STRICT)
 
     assert views_of(found) == [(1, 10, 881250000), (2, 20, 881250100)]
     assert id_types(found) == ("bigint", "bigint")
@@ -98,6 +101,8 @@ def test_ml_100k_reads_latin1_titles_genre_flags_and_rejects_short_lines(spark, 
         "rejected_by_reason": {"asset_id not in metadata": 1, "malformed user_id": 1, "unparseable line": 1},
         "metadata": str(tmp_path / "u.item"),
         "metadata_rejected": 1,
+        "views_without_metadata": 0,
+        "assets_without_metadata": 0,
     }
     assert_counts_add_up(found, rejects)
 
@@ -196,7 +201,7 @@ def test_csv_keeps_string_ids_parses_each_time_form_and_checks_metadata(spark, t
             "u2,007,2024-01-01T00:00:00+00:00",
             ",film-a,1",
             "u3,film-a,not a time",
-            "u4,film-a,99999999999999",  # Unix seconds past the year 9999
+            "u4,film-a,99999999999999",  # Unix seconds past the year 2262
             "u3,film-z,5",
         ],
         newline="\r\n",
@@ -211,7 +216,7 @@ def test_csv_keeps_string_ids_parses_each_time_form_and_checks_metadata(spark, t
         ],
     )
 
-    found = ingest(spark, events, metadata)
+    found = ingest(spark, events, metadata, rules=STRICT)
 
     assert views_of(found) == [
         ("u1", "film-a", seconds("2023-11-14T00:00:00")),
@@ -227,9 +232,9 @@ def test_csv_keeps_string_ids_parses_each_time_form_and_checks_metadata(spark, t
     rejects = rejects_of(found)
     assert rejects == [
         ("asset_id not in metadata", "events.csv"),
-        ("malformed viewed_at: not a time: 99999999999999", "events.csv"),
         ("malformed viewed_at: not a time: not a time", "events.csv"),
         ("user_id is null", "events.csv"),
+        ("viewed_at in milliseconds: Unix seconds expected (divide by 1000): 99999999999999", "events.csv"),
     ]
     assert (found.summary["rows"], found.summary["valid"], found.summary["id_type"]) == (8, 4, "string")
     assert_counts_add_up(found, rejects)
@@ -261,7 +266,7 @@ def test_parquet_and_delta_keep_each_column_type_and_read_metadata(spark, tmp_pa
     ).save(str(tmp_path / "meta"))
 
     mixed = ingest(spark, str(tmp_path / "events"))
-    delta = ingest(spark, str(tmp_path / "delta"), str(tmp_path / "meta"))
+    delta = ingest(spark, str(tmp_path / "delta"), str(tmp_path / "meta"), rules=STRICT)
 
     assert id_types(mixed) == ("bigint", "string")
     assert mixed.summary["id_type"] == "user_id int, asset_id string"
@@ -325,3 +330,45 @@ def test_metadata_with_no_usable_row_stops(spark, tmp_path: Path) -> None:
         f"metadata at {metadata}: none of the 1 rows is usable "
         "(e.g. malformed metadata asset_id: not a 64-bit integer: m1); the events' asset ids are integers"
     )
+
+
+def test_null_tokens_are_missing_values_and_the_list_is_configurable(spark, tmp_path: Path) -> None:
+    lines = ["user_id,asset_id,viewed_at", "1,10,NULL", "NULL,10,0", "\\N,10,0", "NaN,11,0", "None,11,0", ",11,0"]
+    events = write(tmp_path / "events.csv", [*lines, "nan,12,0", "2,NULL,0", "3,12,0", "missing,12,0"])
+    found = ingest(spark, events)
+    assert found.summary["id_type"] == "user_id string, asset_id int"  # "missing" is a string id
+    assert found.summary["rejected_by_reason"] == {"user_id is null": 6, "asset_id is null": 1}
+    assert views_of(found) == [("1", 10, None), ("3", 12, 0), ("missing", 12, 0)]
+    own = ingest(spark, events, rules=ReadRules(null_tokens=("missing",)))
+    assert own.summary["rejected_by_reason"] == {"user_id is null": 2, "malformed viewed_at": 1}  # "" and "missing"
+    assert own.summary["id_type"] == "string"  # "NULL" is an asset id there
+
+
+def test_integral_numbers_in_an_id_column_are_integers(spark, tmp_path: Path) -> None:
+    events = write(tmp_path / "events.csv", ["user_id,asset_id", "1.0,10", "1,10", "2.00,11.0", "-3.0,12"])
+    found = ingest(spark, events)
+    assert id_types(found) == ("bigint", "bigint") and found.summary["id_type"] == "int"
+    assert views_of(found) == [(-3, 12, None), (1, 10, None), (2, 11, None)]  # "1.0" and "1" are one user
+    mixed = write(tmp_path / "mixed.csv", ["user_id,asset_id", "1.5,10", "2,10"])
+    assert ingest(spark, mixed).summary["id_type"] == "user_id string, asset_id int"  # 1.5 is not integral
+
+
+def test_quoted_fields_may_span_lines(spark, tmp_path: Path) -> None:
+    events = write(tmp_path / "events.csv", ["user_id,asset_id", "1,10", "2,11"])
+    metadata = write(
+        tmp_path / "assets.csv", ["asset_id,title,genres", '10,"Two', 'lines",Drama', '11,"One line",Comedy']
+    )
+    found = ingest(spark, events, metadata)
+    assert assets_of(found) == [(0, 10, 1, "Two\nlines", ["Drama"]), (1, 11, 1, "One line", ["Comedy"])]
+    assert found.summary["metadata_rejected"] == 0 and found.summary["rejected"] == 0
+
+
+def test_views_of_assets_the_metadata_lacks_are_kept_unless_strict(spark, tmp_path: Path) -> None:
+    events = write(tmp_path / "events.csv", ["user_id,asset_id", "1,10", "2,10", "1,99", "2,99", "3,98"])
+    metadata = write(tmp_path / "assets.csv", ["asset_id,title,genres", "10,Ten,Drama"])
+    found = ingest(spark, events, metadata)
+    assert found.summary["rejected"] == 0 and len(views_of(found)) == 5
+    assert (found.summary["views_without_metadata"], found.summary["assets_without_metadata"]) == (3, 2)
+    assert assets_of(found) == [(0, 10, 2, "Ten", ["Drama"]), (1, 98, 1, None, None), (2, 99, 2, None, None)]
+    strict = ingest(spark, events, metadata, rules=STRICT)
+    assert strict.summary["rejected_by_reason"] == {"asset_id not in metadata": 3} and strict.summary["valid"] == 2

@@ -42,6 +42,7 @@ TEXT_IDS = st.sampled_from(
         ("2", True),
         ("3", True),
         (" 4 ", True),  # padded: trimmed
+        ("NULL", False),  # a null token
         ("007", True),  # not canonical: makes the column text
         ("фильм", True),
         ("映画 2", True),
@@ -68,7 +69,8 @@ TEXT_TIMES = st.sampled_from(
         ("2025-03-04", True),
         ("0", True),
         ("yesterday", False),
-        ("99999999999999", False),  # beyond the year 9999
+        ("99999999999999", False),  # beyond the year 2262
+        ("1700000000000", False),  # milliseconds
         ("-99999999999999", False),
         ("1e9", False),
     ]
@@ -77,8 +79,10 @@ TIMESTAMPS = st.sampled_from(
     [
         (None, True),
         (dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc), True),
-        (dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc), True),
-        (dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc), True),
+        (dt.datetime(1700, 1, 1, tzinfo=dt.timezone.utc), True),
+        (dt.datetime(2262, 4, 10, tzinfo=dt.timezone.utc), True),
+        (dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc), False),  # outside the times every reader holds (1677-2262)
+        (dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc), False),
         (FAR_FUTURE, False),  # Parquet holds times beyond the years 1 to 9999, which text cannot reach
         (FAR_PAST, False),
     ]

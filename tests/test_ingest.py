@@ -59,3 +59,25 @@ def test_since_must_be_a_time():
         since_moment("yesterday")
     assert since_moment("1700000000") == datetime.fromtimestamp(1_700_000_000, timezone.utc)
     assert since_moment("2024-05-01").tzinfo == timezone.utc
+
+
+def test_far_future_times_are_written_as_every_reader_reads_them(spark, tmp_path: Path) -> None:
+    config = Config()
+    config.data.out = str(tmp_path / "out")
+    config.data.events = write(
+        tmp_path / "events.csv", ["user_id,asset_id,viewed_at", "1,10,2999-01-01T00:00:00", "2,10,2024-05-01T00:00:00"]
+    )
+    summary = prepare_views(spark, config)
+    assert summary["rejected_by_reason"] == {"viewed_at outside 1677-09-22 to 2262-04-11": 1}
+    views = DeltaTable(config.out("views")).to_pyarrow_table(columns=["user_id", "viewed_at"])  # delta-rs reads it
+    assert [stamp.year for stamp in views.column("viewed_at").to_pylist()] == [2024]
+
+
+def test_times_in_milliseconds_are_refused_with_a_hint(spark, tmp_path: Path) -> None:
+    config = Config()
+    config.data.out = str(tmp_path / "out")
+    config.data.events = write(
+        tmp_path / "events.csv", ["user_id,asset_id,viewed_at", "1,10,1700000000000", "2,10,1700000360000"]
+    )
+    with pytest.raises(InputError, match=r"rejected by reason: \{'viewed_at in milliseconds': 2\}"):
+        prepare_views(spark, config)
