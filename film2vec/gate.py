@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -35,6 +36,25 @@ VALIDATION_TAG = "film2vec.validation"  # model version tag: passed or failed, s
 FORCED_TAG = "film2vec.promoted_by_force"  # model version tag: why a version was served without passing
 SERVED_RECORD = "film2vec_served"  # the key of a served table's commit metadata: the version and why
 EMBEDDINGS_RECORD = "film2vec_embeddings"  # the key of the rows' provenance in the candidate and served commits
+
+
+# The served embeddings are what a Databricks Vector Search Delta Sync index follows: their changes are
+# recorded (Change Data Feed) and each row is one asset (the key, asset_id; model_version says which version)
+SYNCED = {"delta.enableChangeDataFeed": "true"}
+KEY = "asset_id"
+
+
+def declare_key(spark: SparkSession, config: Config) -> None:
+    """On Unity Catalog, declare the served embeddings' primary key (an informational constraint: what a
+    Vector Search index and other readers may rely on); other catalogs have no primary keys to declare."""
+    name = tables.named(config, "embeddings")
+    if name is None or "DATABRICKS_RUNTIME_VERSION" not in os.environ:
+        return
+    try:
+        spark.sql(f"ALTER TABLE {name} ALTER COLUMN {KEY} SET NOT NULL")
+        spark.sql(f"ALTER TABLE {name} ADD CONSTRAINT embeddings_pk PRIMARY KEY ({KEY})")
+    except tables.spark_errors() as error:  # declared by an earlier serve, or a catalog without the feature
+        log.info("primary key of %s not declared now: %s", name, tables.spark_reason(error))
 
 
 def candidate(table: str) -> str:
@@ -72,7 +92,9 @@ def serve(spark: SparkSession, config: Config, version: int, why: str) -> None:
     served = {VERSION_KEY: version, "why": why}
     for table, record in records.items():
         metadata = json.dumps({EMBEDDINGS_RECORD: record, SERVED_RECORD: served})
-        tables.write(config, candidate_rows(spark, config, table, version), table, userMetadata=metadata)
+        options = SYNCED if table == "embeddings" else {}
+        tables.write(config, candidate_rows(spark, config, table, version), table, userMetadata=metadata, **options)
+    declare_key(spark, config)
     MlflowClient().set_registered_model_alias(config.tracking.model_name, config.tracking.alias, str(version))
     for table in SERVED_TABLES:
         tables.delta_table(spark, config, candidate(table)).delete(F.col(VERSION_KEY) < version)

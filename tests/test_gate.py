@@ -100,3 +100,26 @@ def test_a_version_that_fails_changes_no_served_row_unless_promoted_by_force(spa
     assert "genre_p_at_10 = 0.5000 is below the floor 0.7" in forced
     commit = DeltaTable(f"{out}/embeddings").history(1)[0]
     assert json.loads(commit["userMetadata"])[gate.SERVED_RECORD]["why"] == forced
+
+
+@pytest.mark.usefixtures("no_server")
+def test_the_served_embeddings_record_their_changes_for_a_vector_search_index(spark, tmp_path):
+    out = str(tmp_path / "out")
+    versions = [trained(spark, out, tmp_path, genre_p) for genre_p in (0.8, 0.9)]
+    for version in versions:
+        assert cli.main(["promote", "--out", out, "--version", str(version), "--force", "true"]) == ExitCode.OK
+    served = DeltaTable(f"{out}/embeddings")
+    assert served.metadata().configuration["delta.enableChangeDataFeed"] == "true"
+    rows = served.to_pandas()
+    assert rows[gate.KEY].notna().all() and rows[gate.KEY].is_unique  # one row per asset: the index's key
+    changes = (
+        spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", served.version())
+        .load(f"{out}/embeddings")
+    )
+    counted = {
+        (row["_change_type"], row["model_version"]): row["count"]
+        for row in changes.groupBy("_change_type", "model_version").count().collect()
+    }
+    assert counted == {("delete", versions[0]): 6, ("insert", versions[1]): 6}
