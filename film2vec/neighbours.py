@@ -1,11 +1,12 @@
-"""The neighbours table: every asset's k most similar assets by cosine, computed in Spark block by block, or in
-this process for a catalogue small enough (`neighbours_on_driver`, the same kernels and the same rows).
+"""The neighbours table: every asset's k most similar assets by cosine, computed by Spark's executors, or in
+this process for a catalogue small enough (`neighbours_on_driver`): the same kernel and the same rows.
 
-Assets take consecutive positions in asset_id order and are cut into blocks of `block_rows`. Every pair of
-blocks is one row of a blocks x blocks cross join (nb^2 rows, never assets x assets) and is scored in one
-matrix product by `nearest.block_neighbours`; each query block's candidates from all blocks are then merged
-to its k best by `nearest.merge_blocks`. Both keep the one rule of `nearest.top_k`: the higher cosine
-first, ties to the lower position, that is the lower asset_id.
+Assets take consecutive positions in asset_id order. The catalogue's unit vectors, cut into shards of
+`shard_rows`, are broadcast to the executors (one copy each, never shuffled per pair); the assets to query,
+cut into blocks of `block_rows`, stay partitioned. Each task scores a query block against every shard, one
+matrix product per shard (`nearest.block_neighbours`), keeps each query's k best of each shard and merges
+them (`nearest.merge_blocks`), in the one rule of `nearest.top_k`: the higher cosine first, ties to the lower
+position, that is the lower asset_id.
 """
 
 from __future__ import annotations
@@ -20,20 +21,64 @@ from pyspark.sql import types as T
 
 from film2vec.nearest import block_neighbours, merge_blocks, normalised
 
-BLOCK_ROWS = 2048  # assets per block: a block pair is a 2048 x 2048 score matrix (16 MiB in float32)
+BLOCK_ROWS = 1024  # query assets a task scores at a time
+SHARD_ROWS = (
+    16_384  # candidate assets per broadcast shard: a block x shard product is 1024 x 16384 (128 MiB in float64)
+)
 DRIVER_ASSETS = 50_000  # at most this many assets, one process scores the catalogue sooner than Spark's jobs start
 DRIVER_SCORES = 1 << 23  # query rows x catalogue scored at a time on the driver (64 MiB in float64)
 
 
-def _block(assets: pa.ListScalar) -> tuple[np.ndarray, pa.Array, np.ndarray]:
-    """(positions, asset ids, unit vectors) of one block's list of (position, asset_id, vector)."""
+def _rows(assets: pa.ListScalar) -> tuple[np.ndarray, pa.Array, np.ndarray]:
+    """(positions, asset ids, unit vectors) of one list of (position, asset_id, vector)."""
     rows = assets.values
     vectors = rows.field("vector")
     matrix = np.asarray(vectors.flatten()).reshape(len(vectors), -1)
     return rows.field("position").to_numpy(), rows.field("asset_id"), normalised(matrix)
 
 
-def neighbours_table(embeddings: DataFrame, k: int, block_rows: int = BLOCK_ROWS) -> DataFrame:
+class Candidates:
+    """The kernel both paths share: each query's k best candidates of every shard it is scored against,
+    then, once all shards are in, its k best overall (`best`), as positions, ids and cosines."""
+
+    def __init__(self, k: int) -> None:
+        self.k, self.parts = k, []
+
+    def score(self, query_positions, query_ids, query_unit, shard_positions, shard_ids, shard_unit) -> None:
+        columns, scores = block_neighbours(query_unit, query_positions, shard_unit, shard_positions, self.k)
+        rows, slots = np.nonzero(scores > -np.inf)
+        chosen = columns[rows, slots]
+        self.parts.append(
+            (
+                query_positions[rows],
+                query_ids.take(rows),
+                shard_positions[chosen],
+                shard_ids.take(chosen),
+                scores[rows, slots],
+            )
+        )
+
+    def best(self) -> pa.Table:
+        """asset_id, rank, neighbour_id, score of each query's k best candidates."""
+        if not self.parts:
+            return pa.table({"asset_id": [], "rank": pa.array([], pa.int32()), "neighbour_id": [], "score": []})
+        owners, ids, positions, neighbour_ids, scores = zip(*self.parts)
+        picked, rank = merge_blocks(np.concatenate(owners), np.concatenate(positions), np.concatenate(scores), self.k)
+        return pa.table(
+            {
+                "asset_id": pa.concat_arrays(
+                    [a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in ids]
+                ).take(picked),
+                "rank": pa.array(rank, pa.int32()),
+                "neighbour_id": pa.concat_arrays(list(neighbour_ids)).take(picked),
+                "score": pa.array(np.concatenate(scores)[picked]),
+            }
+        )
+
+
+def neighbours_table(
+    embeddings: DataFrame, k: int, block_rows: int = BLOCK_ROWS, shard_rows: int = SHARD_ROWS
+) -> DataFrame:
     """asset_id, rank (1..k), neighbour_id, score (cosine) of every asset's k nearest other assets (all of
     them when the catalogue has k or fewer others), from `embeddings` (asset_id, vector), one per asset.
 
@@ -41,74 +86,42 @@ def neighbours_table(embeddings: DataFrame, k: int, block_rows: int = BLOCK_ROWS
 
         neighbours = neighbours_table(spark.read.format("delta").load(config.out("embeddings")), k=10)
     """
-    if k < 1 or block_rows < 1:
-        raise ValueError(f"neighbours_table: k and block_rows must be at least 1 (got k={k}, block_rows={block_rows})")
+    if k < 1 or block_rows < 1 or shard_rows < 1:
+        raise ValueError(
+            f"neighbours_table: k, block_rows and shard_rows must be at least 1 (got {k}, {block_rows}, {shard_rows})"
+        )
     id_type = embeddings.schema["asset_id"].dataType
     score_type = embeddings.schema["vector"].dataType.elementType
     # one sort of the ids alone, not of the vectors, numbers the catalogue
     positions = embeddings.select("asset_id").withColumn(
         "position", F.row_number().over(Window.orderBy("asset_id")).cast("long") - 1
     )
-    blocks = (
-        embeddings.select("asset_id", "vector")
-        .join(positions, "asset_id")
-        .groupBy(F.floor(F.col("position") / block_rows).alias("block"))
-        .agg(F.collect_list(F.struct("position", "asset_id", "vector")).alias("assets"))
-    )
-    pairs = blocks.select("block", F.col("assets").alias("queries")).crossJoin(
-        blocks.select(F.col("assets").alias("candidates"))
-    )
-    partitions = int(embeddings.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    numbered = embeddings.select("asset_id", "vector").join(positions, "asset_id")
+    row = F.struct("position", "asset_id", "vector")
 
-    candidate_schema = T.StructType(
+    def cut(size: int, name: str) -> DataFrame:
+        return numbered.groupBy(F.floor(F.col("position") / size).alias(name)).agg(
+            F.collect_list(row).alias(f"{name}_rows")
+        )
+
+    pairs = cut(block_rows, "block").crossJoin(F.broadcast(cut(shard_rows, "shard")))
+
+    def score_blocks(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        found: dict[int, Candidates] = {}  # every pair of a query block is in this task: the shards are broadcast
+        for batch in batches:
+            for block, queries, shard in zip(*(batch.column(c) for c in ("block", "block_rows", "shard_rows"))):
+                found.setdefault(block.as_py(), Candidates(k)).score(*_rows(queries), *_rows(shard))
+        for candidates in found.values():
+            yield from candidates.best().cast(schema).to_batches()
+
+    schema = pa.schema(
         [
-            T.StructField("block", T.LongType()),
-            T.StructField("position", T.LongType()),
-            T.StructField("asset_id", id_type),
-            T.StructField("neighbour_position", T.LongType()),
-            T.StructField("neighbour_id", id_type),
-            T.StructField("score", score_type),
+            ("asset_id", _arrow(id_type)),
+            ("rank", pa.int32()),
+            ("neighbour_id", _arrow(id_type)),
+            ("score", _arrow(score_type)),
         ]
     )
-
-    candidate_columns = candidate_schema.fieldNames()
-
-    def score_pairs(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            for block, queries, candidates in zip(*(batch.column(c) for c in ("block", "queries", "candidates"))):
-                query_positions, query_ids, query_unit = _block(queries)
-                candidate_positions, candidate_ids, candidate_unit = _block(candidates)
-                columns, scores = block_neighbours(query_unit, query_positions, candidate_unit, candidate_positions, k)
-                rows, slots = np.nonzero(scores > -np.inf)
-                chosen = columns[rows, slots]
-                yield pa.RecordBatch.from_arrays(
-                    [
-                        pa.array(np.full(len(rows), block.as_py(), dtype=np.int64)),
-                        pa.array(query_positions[rows]),
-                        query_ids.take(rows),
-                        pa.array(candidate_positions[chosen]),
-                        candidate_ids.take(chosen),
-                        pa.array(scores[rows, slots]),
-                    ],
-                    names=candidate_columns,
-                )
-
-    def keep_best(candidates: pa.Table) -> pa.Table:
-        picked, rank = merge_blocks(
-            candidates.column("position").to_numpy(),
-            candidates.column("neighbour_position").to_numpy(),
-            candidates.column("score").to_numpy(),
-            k,
-        )
-        return pa.table(
-            {
-                "asset_id": candidates.column("asset_id").take(picked),
-                "rank": pa.array(rank, pa.int32()),
-                "neighbour_id": candidates.column("neighbour_id").take(picked),
-                "score": candidates.column("score").take(picked),
-            }
-        )
-
     neighbour_schema = T.StructType(
         [
             T.StructField("asset_id", id_type),
@@ -117,12 +130,18 @@ def neighbours_table(embeddings: DataFrame, k: int, block_rows: int = BLOCK_ROWS
             T.StructField("score", score_type),
         ]
     )
-    return (
-        pairs.repartition(partitions)
-        .mapInArrow(score_pairs, candidate_schema)
-        .groupBy("block")
-        .applyInArrow(keep_best, neighbour_schema)
-    )
+    return pairs.mapInArrow(score_blocks, neighbour_schema)
+
+
+def _arrow(kind: T.DataType) -> pa.DataType:
+    """The Arrow type Spark hands a column of `kind` over in."""
+    return {
+        T.LongType(): pa.int64(),
+        T.IntegerType(): pa.int32(),
+        T.StringType(): pa.string(),
+        T.FloatType(): pa.float32(),
+        T.DoubleType(): pa.float64(),
+    }[kind]
 
 
 def neighbours_on_driver(embeddings: pa.Table, k: int, query_rows: int | None = None) -> pa.Table:
@@ -134,21 +153,12 @@ def neighbours_on_driver(embeddings: pa.Table, k: int, query_rows: int | None = 
     ordered = embeddings.select(["asset_id", "vector"]).sort_by("asset_id")
     vectors = ordered.column("vector").combine_chunks()
     unit = normalised(np.asarray(vectors.flatten()).reshape(len(vectors), -1))
-    positions = np.arange(len(unit))
+    positions, ids = np.arange(len(unit)), ordered.column("asset_id").combine_chunks()
     block_rows = query_rows or max(1, DRIVER_SCORES // max(1, len(unit)))
     parts = []
     for start in range(0, len(unit), block_rows):
         queries = positions[start : start + block_rows]
-        columns, scores = block_neighbours(unit[queries], queries, unit, positions, k)
-        rows, slots = np.nonzero(scores > -np.inf)
-        parts.append((queries[rows], columns[rows, slots], slots + 1, scores[rows, slots]))
-    query, neighbour, rank, score = (np.concatenate(part) for part in zip(*parts))
-    ids = ordered.column("asset_id")
-    return pa.table(
-        {
-            "asset_id": ids.take(query),
-            "rank": pa.array(rank, pa.int32()),
-            "neighbour_id": ids.take(neighbour),
-            "score": pa.array(score),
-        }
-    )
+        candidates = Candidates(k)  # the whole catalogue is one shard here
+        candidates.score(queries, ids.take(queries), unit[queries], positions, ids, unit)
+        parts.append(candidates.best())
+    return pa.concat_tables(parts)

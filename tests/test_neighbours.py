@@ -100,7 +100,8 @@ def table_neighbours(
     if where == "driver":
         found = neighbours_on_driver(embeddings, k, block_rows)
     else:
-        found = neighbours_table(spark.createDataFrame(embeddings), k, block_rows).toArrow()
+        shards = block_rows + 13  # query blocks and broadcast shards cut the catalogue differently
+        found = neighbours_table(spark.createDataFrame(embeddings), k, block_rows, shards).toArrow()
     return found.sort_by([("asset_id", "ascending"), ("rank", "ascending")])
 
 
