@@ -110,4 +110,4 @@ def test_evaluate_names_a_missing_embeddings_table(evaluated, capsys):
     argv = ["evaluate", "--out", config.data.out, "--embeddings", config.out("nowhere"), *SMALL]
     assert cli.main(argv) == ExitCode.BAD_INPUT
     error = capsys.readouterr().err
-    assert f"embeddings at {config.out('nowhere')}: no such file or folder" in error
+    assert f"flag --embeddings: {config.out('nowhere')}: no such file or folder" in error
