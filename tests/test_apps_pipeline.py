@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -13,7 +14,7 @@ from deltalake import DeltaTable
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import adjusted_rand_score
 
-from film2vec import cli, pipeline, tables, uses
+from film2vec import cli, pipeline, tables, tracking, uses
 from film2vec.apps.similar import similar
 from film2vec.config import Config
 from film2vec.errors import InputError
@@ -172,3 +173,13 @@ def test_missing_candidates_and_unknown_titles_are_named(spark, finished):
     config.apps.similar_to = "no such film"
     with pytest.raises(InputError, match="'no such film'"):
         similar(config)
+
+
+def test_uses_log_to_the_run_that_trained_the_served_vectors(spark, finished):
+    config, _, _ = finished
+    trained = table(config, "embeddings").run_id.iloc[0]
+    store = tracking.use_store(config.data.out)
+    with mlflow.start_run(experiment_id=tracking.experiment_id(config.tracking.experiment, store)) as newer:
+        pass  # a newer run in the experiment, as `film2vec evaluate` or another job leaves one
+    logged = uses.tastes(spark, config)["mlflow_run"]
+    assert logged == trained != newer.info.run_id
