@@ -19,51 +19,29 @@ import os
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 from deltalake import write_deltalake
 
+from benchmarks.bench_scale import tree_rss
 from film2vec.config import SparkConfig
 from film2vec.neighbours import neighbours_on_driver, neighbours_table
 from film2vec.spark import get_spark
-
-
-def tree_rss_bytes(root: int) -> int:
-    """Resident memory of a process and all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    sizes: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            rss_pages = int((entry / "statm").read_text().split()[1])
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-        sizes[int(entry.name)] = rss_pages * os.sysconf("SC_PAGE_SIZE")
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        total += sizes.get(pid, 0)
-        todo.extend(children.get(pid, []))
-    return total
 
 
 class PeakMemory:
     """The largest resident set of this process tree while the block runs."""
 
     def __enter__(self) -> PeakMemory:
-        self.peak, self._stop = tree_rss_bytes(os.getpid()), threading.Event()
+        self.peak, self._stop = tree_rss(os.getpid()), threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
 
     def _sample(self) -> None:
         while not self._stop.wait(0.1):
-            self.peak = max(self.peak, tree_rss_bytes(os.getpid()))
+            self.peak = max(self.peak, tree_rss(os.getpid()))
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
