@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 
 from film2vec import tables
 from film2vec.config import Config, ConfigError, EvaluateConfig
-from film2vec.events import columns_of, ingest, read_rules_of
+from film2vec.events import ingest_as_configured
 from film2vec.tables import embeddings_table
 
 
@@ -96,14 +96,7 @@ def als_vectors(spark: SparkSession, config: Config) -> dict:
     (asset_id, vector), a table `film2vec evaluate --embeddings` can score."""
     if not config.data.events:
         raise ConfigError("ALS vectors: give the events to fit on, --events PATH")
-    found = ingest(
-        spark,
-        config.data.events,
-        config.data.metadata,
-        config.data.id_type,
-        columns_of(config.data),
-        read_rules_of(config.data),
-    )
+    found = ingest_as_configured(spark, config.data.events, config.data.metadata, config.data)
     views = found.views.join(found.assets.select("asset_id", "asset_idx"), "asset_id")
     factors = fit_als(index_users(views), config.train.dim, config.evaluate, config.seed)
     asset_ids = found.assets.orderBy("asset_idx").select("asset_id").toArrow().column("asset_id")

@@ -21,7 +21,7 @@ from film2vec.config import AppsConfig, Config
 from film2vec.errors import InputError
 from film2vec.evaluate import Split, next_watch, next_watch_of_user_vectors, split_views
 from film2vec.evaluate import evaluate as evaluate_vectors
-from film2vec.events import columns_of, ingest, read_rules_of
+from film2vec.events import ingest_as_configured
 from film2vec.ingest import events_source
 from film2vec.pipeline import prepare_inputs, timed
 from film2vec.recency import recency_weights
@@ -80,7 +80,7 @@ def split_events(spark: SparkSession, config: Config) -> tuple[HeldOut, dict[str
     is ordered by asset id alone. The split is a driver-side numpy function, so the views must fit there.
     """
     events, metadata = events_source(spark, config)
-    found = ingest(spark, events, metadata, config.data.id_type, columns_of(config.data), read_rules_of(config.data))
+    found = ingest_as_configured(spark, events, metadata, config.data)
     assets = found.assets.orderBy("asset_idx").select("asset_id", "title", "genres").toArrow()
     views = (
         found.views.join(found.assets.select("asset_id", "asset_idx"), "asset_id")

@@ -589,3 +589,8 @@ def ingest(
         summary["views_without_metadata"] = without_metadata["views"]
         summary["assets_without_metadata"] = without_metadata["assets"]
     return Ingested(views, index_assets(views, usable), rejects, summary, usable)
+
+
+def ingest_as_configured(spark: SparkSession, events_path: str, metadata_path: str | None, data) -> Ingested:
+    """`ingest` with the id type, column names and reading rules a DataConfig gives."""
+    return ingest(spark, events_path, metadata_path, data.id_type, columns_of(data), read_rules_of(data))

@@ -17,7 +17,7 @@ from pyspark.sql import types as T
 from film2vec import tables
 from film2vec.config import Config, ConfigError
 from film2vec.errors import InputError
-from film2vec.events import columns_of, ingest, read_rules_of
+from film2vec.events import ingest_as_configured
 from film2vec.synthetic import plan_catalogue
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def events_source(spark: SparkSession, config: Config) -> tuple[str, str | None]
 def prepare_views(spark: SparkSession, config: Config) -> dict:
     """Validate the events into DIR/views, DIR/assets and DIR/rejects; stop when no view is valid."""
     events, metadata = events_source(spark, config)
-    found = ingest(spark, events, metadata, config.data.id_type, columns_of(config.data), read_rules_of(config.data))
+    found = ingest_as_configured(spark, events, metadata, config.data)
     summary = dict(found.summary)
     if summary["valid"] == 0:
         tables.write(config, found.rejects, "rejects")
@@ -141,7 +141,7 @@ def new_batch(spark: SparkSession, config: Config) -> tuple[DataFrame, DataFrame
         source, metadata = config.data.new_events, config.data.metadata
     else:
         source, metadata = events_source(spark, config)
-    found = ingest(spark, source, metadata, config.data.id_type, columns_of(config.data), read_rules_of(config.data))
+    found = ingest_as_configured(spark, source, metadata, config.data)
     views = found.views
     if config.data.since:
         views = views.where(F.col("viewed_at") >= F.lit(since_moment(config.data.since)))
