@@ -101,7 +101,7 @@ def als_vectors(spark: SparkSession, config: Config) -> dict:
     factors = fit_als(index_users(views), config.train.dim, config.evaluate, config.seed)
     asset_ids = found.assets.orderBy("asset_idx").select("asset_id").toArrow().column("asset_id")
     items = embeddings_table(asset_ids.take(factors.assets), factors.asset_vectors)
-    tables.write(config, spark.createDataFrame(items), "als_embeddings")
+    tables.write(config, items, "als_embeddings")
     return {
         "events": config.data.events,
         "users_with_vectors": len(factors.users),

@@ -1,7 +1,8 @@
 """Two jobs committing to one Delta table at once: Delta's optimistic concurrency rejects the later commit.
 
 Delta raises one of its conflict exceptions (ConcurrentAppendException for two writers of one season,
-ConcurrentDeleteDeleteException for two overwrites of a table, …), deep in a Py4J or Spark Connect error.
+ConcurrentDeleteDeleteException for two overwrites of a table, …), deep in a Py4J or Spark Connect error;
+delta-rs raises CommitFailedError.
 `committing` turns that into a ConcurrentWriteError that names the table and says what to do; the table
 itself holds the other job's commit, whole, and this job's commit is not in it.
 """
@@ -30,10 +31,12 @@ def is_conflict(error: BaseException) -> bool:
 @contextmanager
 def committing(what: str) -> Iterator[None]:
     """Run a Delta write of `what` (a table, or a season of one); a commit conflict becomes ConcurrentWriteError."""
+    from deltalake.exceptions import CommitFailedError
+
     try:
         yield
-    except spark_errors() as error:
-        if not is_conflict(error):
+    except (*spark_errors(), CommitFailedError) as error:
+        if not isinstance(error, CommitFailedError) and not is_conflict(error):
             raise
         raise ConcurrentWriteError(
             f"{what} was written by another job at the same time; Delta kept the other job's commit and refused "

@@ -23,7 +23,7 @@ from film2vec.evaluate import Split, next_watch, next_watch_of_user_vectors, spl
 from film2vec.evaluate import evaluate as evaluate_vectors
 from film2vec.events import ingest_as_configured
 from film2vec.ingest import events_source
-from film2vec.pipeline import prepare_inputs, timed
+from film2vec.pipeline import inputs_with_store, timed
 from film2vec.recency import recency_weights
 from film2vec.seasons import sample
 from film2vec.training import train_vectors
@@ -135,10 +135,10 @@ def evaluate(spark: SparkSession, config: Config) -> dict:
         return summary
     started = time.perf_counter()
     for name, table in split_tables.items():
-        tables.write(config, spark.createDataFrame(table), f"split/{name}")
+        tables.write(config, table, f"split/{name}")
     on_train = copy.deepcopy(config)
     on_train.data.events, on_train.data.metadata = config.out("split/train"), config.out("split/metadata")
-    summary["inputs"] = timed("inputs", prepare_inputs, spark, on_train)
+    summary["inputs"] = inputs_with_store("inputs", spark, on_train)
     summary["sample"] = timed("sample", sample, spark, on_train)
     summary["train"] = timed("train", train_vectors, spark, on_train, held_out=held_out)
     summary["film2vec_seconds"] = round(time.perf_counter() - started, 1)
@@ -183,7 +183,7 @@ def als_baseline(spark: SparkSession, config: Config, held_out: HeldOut) -> dict
     recommend_figures = held_out.score_recommender(users, items)
     seconds = round(time.perf_counter() - started, 1)
     log.info("baseline done in %.1f s", seconds)
-    tables.write(config, spark.createDataFrame(items), "split/als_embeddings")
+    tables.write(config, items, "split/als_embeddings")
     return {
         "method": "als",
         "figures": figures,

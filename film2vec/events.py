@@ -89,7 +89,7 @@ class Ingested:
 
     rejects holds the rejected event rows (source: the events path) and the unusable metadata rows
     (source: the metadata path); summary counts them apart: rows = valid + rejected for the events, and
-    metadata_rejected for the metadata.
+    metadata_rows and metadata_rejected for the metadata.
     """
 
     views: DataFrame
@@ -445,21 +445,35 @@ def typed_metadata(metadata: DataFrame, id_type: str, rules: ReadRules = ReadRul
     return checked.persist()
 
 
-def _tally(checked: DataFrame, checked_metadata: DataFrame | None) -> dict[str, dict[str | None, tuple[int, str]]]:
-    """{"events" or "metadata": {reason kind (None for valid rows): (rows, an example reason)}}, in one job.
+def _tally(
+    checked: DataFrame, checked_metadata: DataFrame | None
+) -> tuple[dict[str, dict[str | None, tuple[int, str]]], tuple[int, int]]:
+    """{"events" or "metadata": {reason kind (None for valid rows): (rows, an example reason)}}, and the
+    valid views whose asset the metadata lacks with their distinct assets, in one job.
 
     The kind is the reason up to its first colon, so "malformed user_id: not a 64-bit integer: x" counts
     as "malformed user_id".
     """
-    reasons = checked.select(F.lit("events").alias("table"), "reason")
+    reasons = checked.select(F.lit("events").alias("table"), "reason", "unlabelled", "asset_id")
     if checked_metadata is not None:
-        reasons = reasons.unionByName(checked_metadata.select(F.lit("metadata").alias("table"), "reason"))
+        reasons = reasons.unionByName(
+            checked_metadata.select(
+                F.lit("metadata").alias("table"), "reason", F.lit(False).alias("unlabelled"), "asset_id"
+            )
+        )
     kind = F.regexp_extract("reason", r"^[^:]*", 0).alias("kind")
-    rows = reasons.groupBy("table", kind).agg(F.count("*").alias("rows"), F.first("reason").alias("example"))
-    tally = {"events": {}, "metadata": {}}
+    rows = reasons.groupBy("table", kind).agg(
+        F.count("*").alias("rows"),
+        F.first("reason").alias("example"),
+        F.count(F.when(F.col("unlabelled"), 1)).alias("unlabelled_views"),
+        F.count_distinct(F.when(F.col("unlabelled"), F.col("asset_id"))).alias("unlabelled_assets"),
+    )
+    tally, unlabelled = {"events": {}, "metadata": {}}, (0, 0)
     for row in rows.collect():
         tally[row["table"]][row["kind"]] = (row["rows"], row["example"])
-    return tally
+        if row["table"] == "events" and row["kind"] is None:
+            unlabelled = (row["unlabelled_views"], row["unlabelled_assets"])
+    return tally, unlabelled
 
 
 def validate(
@@ -551,10 +565,7 @@ def ingest(
             usable = checked_metadata.where(F.col("reason").isNull()).select("asset_id", "title", "genres")
             usable = usable.dropDuplicates(["asset_id"])
         checked = validate(raw, usable, id_types, rules)
-        tally = _tally(checked, checked_metadata)
-        unlabelled = checked.where(F.col("reason").isNull() & F.col("unlabelled"))
-        without_metadata = unlabelled.agg(F.count("*").alias("views"), F.countDistinct("asset_id").alias("assets"))
-        without_metadata = without_metadata.first() if metadata is not None else None
+        tally, without_metadata = _tally(checked, checked_metadata)
     try:
         _check_not_empty(tally, events_path, metadata_source, id_types["asset_id"])
     except InputError:
@@ -583,11 +594,11 @@ def ingest(
         "rejected": sum(reasons.values()),
         "rejected_by_reason": reasons,
         "metadata": metadata_source,
+        "metadata_rows": sum(rows for rows, _ in tally["metadata"].values()),
         "metadata_rejected": sum(rows for kind, (rows, _) in tally["metadata"].items() if kind is not None),
     }
-    if without_metadata is not None:  # kept, without title or genres (strict_metadata rejects them instead)
-        summary["views_without_metadata"] = without_metadata["views"]
-        summary["assets_without_metadata"] = without_metadata["assets"]
+    if metadata is not None:  # kept, without title or genres (strict_metadata rejects them instead)
+        summary["views_without_metadata"], summary["assets_without_metadata"] = without_metadata
     return Ingested(views, index_assets(views, usable), rejects, summary, usable)
 
 

@@ -48,7 +48,7 @@ def generate(spark: SparkSession, config: Config) -> dict:
     tables.write(
         config, chunks.mapInArrow(draw, "user_id long, asset_id long, viewed_at timestamp"), "synthetic/events"
     )
-    tables.write(config, spark.createDataFrame(plan.assets_table()), "synthetic/assets")
+    tables.write(config, plan.assets_table(), "synthetic/assets")
     return {
         "events": events,
         "metadata": assets,
@@ -81,15 +81,18 @@ def prepare_views(spark: SparkSession, config: Config) -> dict:
             f"events at {events}: none of the {summary['rows']} rows is a valid view "
             f"(rejected by reason: {summary['rejected_by_reason']}); see {tables.where(config, 'rejects')}"
         )
-    # rejects and unviewed are written by threads while assets then views are: Spark runs the jobs side by side
+    # rejects and unviewed are written by threads while assets then views are: Spark runs the jobs side by side.
+    # The counts bound each table's rows, so small ones are written from the driver.
+    rejected, valid = summary["rejected"] + summary["metadata_rejected"], summary["valid"]
     with ThreadPoolExecutor(2, thread_name_prefix="film2vec-ingest") as pool:
         beside = [
-            pool.submit(tables.write, config, found.rejects, "rejects"),
-            pool.submit(_write_unviewed, spark, config, found.metadata, found.views),
+            pool.submit(tables.write, config, found.rejects, "rejects", at_most=rejected),
+            pool.submit(_write_unviewed, spark, config, found.metadata, found.views, summary["metadata_rows"]),
         ]
-        tables.write(config, found.assets, "assets")
+        tables.write(config, found.assets, "assets", at_most=valid)
         assets = tables.read(spark, config, "assets")
-        tables.write(config, found.views.join(assets.select("asset_id", "asset_idx"), "asset_id"), "views")
+        views = found.views.join(assets.select("asset_id", "asset_idx"), "asset_id")
+        tables.write(config, views, "views", at_most=valid)
         for written in beside:
             written.result()
     views = tables.read(spark, config, "views")
@@ -118,8 +121,11 @@ def since_moment(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _write_unviewed(spark: SparkSession, config: Config, metadata: DataFrame | None, views: DataFrame) -> None:
-    """DIR/unviewed: the metadata's assets that none of the views names (empty without metadata)."""
+def _write_unviewed(
+    spark: SparkSession, config: Config, metadata: DataFrame | None, views: DataFrame, at_most: int | None = None
+) -> None:
+    """DIR/unviewed: the metadata's assets that none of the views names (empty without metadata); `at_most`
+    bounds the metadata's rows when known."""
     if metadata is None:
         schema = T.StructType(
             [
@@ -131,7 +137,7 @@ def _write_unviewed(spark: SparkSession, config: Config, metadata: DataFrame | N
         metadata = spark.createDataFrame([], schema)
     viewed = views.select("asset_id").distinct()
     unviewed = metadata.select("asset_id", "title", "genres").dropDuplicates(["asset_id"])
-    tables.write(config, unviewed.join(viewed, "asset_id", "left_anti"), "unviewed")
+    tables.write(config, unviewed.join(viewed, "asset_id", "left_anti"), "unviewed", at_most=at_most)
 
 
 def new_batch(spark: SparkSession, config: Config) -> tuple[DataFrame, DataFrame | None, dict]:

@@ -257,7 +257,7 @@ def audit(spark: SparkSession, config: Config) -> dict:
             "status": pa.array(verdict.status.astype(str)),
         }
     )
-    tables.write(config, spark.createDataFrame(table), "audit")
+    tables.write(config, table, "audit")
     statuses, counts = np.unique(verdict.status.astype(str), return_counts=True)
     by_status = dict(zip(statuses.tolist(), counts.tolist()))
     summary = {"audit": tables.where(config, "audit"), "assets": table.num_rows, "by_status": by_status}
@@ -310,19 +310,12 @@ def clusters(spark: SparkSession, config: Config) -> dict:
         cluster["central_asset_ids"] = catalogue.asset_ids.take(pa.array(rows, pa.int64())).to_pylist()
         cluster["central_titles"] = [catalogue.titles[row] for row in rows]
     id_type = catalogue.asset_ids.type
-    tables.write(
-        config,
-        spark.createDataFrame(
-            pa.table(
-                {
-                    "asset_id": catalogue.asset_ids,
-                    "cluster": pa.array(clustering.cluster.astype(np.int32)),
-                    "cosine": pa.array(clustering.cosine),
-                }
-            )
-        ),
-        "asset_clusters",
-    )
+    assigned = {
+        "asset_id": catalogue.asset_ids,
+        "cluster": pa.array(clustering.cluster.astype(np.int32)),
+        "cosine": pa.array(clustering.cosine),
+    }
+    tables.write(config, pa.table(assigned), "asset_clusters")
     schema = pa.schema(
         [
             ("cluster", pa.int32()),
@@ -333,7 +326,7 @@ def clusters(spark: SparkSession, config: Config) -> dict:
             ("central_titles", pa.list_(pa.string())),
         ]
     )
-    tables.write(config, spark.createDataFrame(pa.Table.from_pylist(described, schema)), "clusters")
+    tables.write(config, pa.Table.from_pylist(described, schema), "clusters")
     labelled = [row for row, found in enumerate(catalogue.label_lists) if found]
     summary = {
         "clusters": tables.where(config, "clusters"),

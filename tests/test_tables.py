@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
@@ -200,6 +201,26 @@ def test_a_local_table_read_by_delta_rs_holds_what_spark_reads(spark, tmp_path):
     by_spark = tables.read(spark, config, "assets").select(*columns).orderBy("asset_idx").toArrow()
     assert by_delta_rs.to_pylist() == by_spark.to_pylist()
     assert by_delta_rs.column("asset_id").type == by_spark.column("asset_id").type
+
+
+def test_rows_on_the_driver_go_to_a_plain_local_table_by_delta_rs_and_to_a_featured_one_through_spark(spark, tmp_path):
+    config = Config()
+    config.data.out = str(tmp_path)
+    tables.write(config, pa.table({"user_id": [1, 2, 3]}), "rejects", userMetadata='{"film2vec_test": 7}')
+    assert DeltaTable(config.out("rejects")).history(1)[0]["engineInfo"].startswith("delta-rs")
+    assert tables.commit_records(spark, config, "rejects", "film2vec_test") == [(0, 7)]  # provenance, as Spark's
+    tables.append(config, spark.createDataFrame([(4,)], "user_id long"), "rejects")
+    assert sorted(row.user_id for row in tables.read(spark, config, "rejects").collect()) == [1, 2, 3, 4]
+    small = spark.range(5).withColumnRenamed("id", "user_id")
+    tables.write(config, small, "rejects", at_most=5)  # a frame known to be small is collected
+    assert DeltaTable(config.out("rejects")).history(1)[0]["engineInfo"].startswith("delta-rs")
+
+    tracked = spark.range(2).write.format("delta").option("delta.enableRowTracking", "true")
+    tracked.save(config.out("audit"))  # a writer feature delta-rs may not keep
+    tables.write(config, pa.table({"id": [7, 8, 9]}), "audit")
+    assert DeltaTable(config.out("audit")).protocol().min_writer_version == 7
+    assert not DeltaTable(config.out("audit")).history(1)[0]["engineInfo"].startswith("delta-rs")
+    assert sorted(row.id for row in tables.read(spark, config, "audit").collect()) == [7, 8, 9]
 
 
 def test_compaction_merges_small_files_and_vacuum_removes_the_unreferenced(spark, tmp_path):

@@ -190,7 +190,7 @@ def train(
                 on_epoch(report)
         state.seasons_done.append(season)
 
-    with _deterministic_on_cpu(device):
+    with _deterministic_on_cpu(device, model):
         for season in seasons:
             if result.stopped:
                 break
@@ -240,15 +240,18 @@ def centered(vectors: np.ndarray, trained: np.ndarray) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _deterministic_on_cpu(device: torch.device) -> Iterator[None]:
-    """Deterministic kernels while training on the CPU, so that a rerun gives identical vectors.
+def _deterministic_on_cpu(device: torch.device, model: AssetVectors) -> Iterator[None]:
+    """Deterministic kernels while the tensor-code step trains on the CPU, so that a rerun gives identical vectors.
 
     The compiled step's scatter-adds otherwise sum in thread order; the deterministic ones cost little
-    there. Ops without a deterministic kernel only warn; the caller's setting comes back afterwards.
+    there. Ops without a deterministic kernel only warn; the caller's setting comes back afterwards. The C
+    step is deterministic by itself, and leaving the switch alone spares importing the compiler's settings.
     """
+    if device.type != "cpu" or model.native is not None:
+        yield
+        return
     previous = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    if device.type == "cpu":
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield
     finally:
