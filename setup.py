@@ -49,9 +49,11 @@ setup(
         "connect": ["grpcio>=1.76", "grpcio-status>=1.76", "googleapis-common-protos>=1.71", "zstandard>=0.25"],
         # gensim is the reference the trainer benchmark compares against, never used by film2vec itself.
         "bench": ["gensim>=4.3"],
+        # approximate neighbours of a large catalogue (film2vec.ann): the neighbours table and the served model
+        "ann": ["faiss-cpu>=1.8"],
         # everything the suite exercises, so no test is skipped for a missing package
         "test": [
-            "film2vec[spark,connect]",
+            "film2vec[spark,connect,ann]",
             "pytest>=8",
             "hypothesis>=6.100",
             "ruff>=0.15",

@@ -413,6 +413,19 @@ class TrackingConfig:
         low=1,
         high=10_000,
     )
+    ann_from_assets: int = setting(
+        100_000,
+        "Catalogues of at least this many assets get approximate neighbours from a FAISS HNSW index (the optional "
+        "faiss-cpu extra), in the neighbours table and in the served model; smaller ones exact",
+        low=2,
+    )
+    ann_search_depth: int = setting(
+        256,
+        "Approximate neighbours: candidates the HNSW index weighs per query (efSearch); more is slower and nearer "
+        "to exact",
+        low=1,
+        high=100_000,
+    )
     move_alias: str = setting(
         "when_floors_clear",
         "when_floors_clear: training serves the new version (its rows become DIR/embeddings and DIR/neighbours, "

@@ -15,10 +15,11 @@ from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from film2vec import ann
 from film2vec.nearest import block_neighbours, merge_blocks, normalised
 
 BLOCK_ROWS = 1024  # query assets a task scores at a time
@@ -29,12 +30,17 @@ DRIVER_ASSETS = 50_000  # at most this many assets, one process scores the catal
 DRIVER_SCORES = 1 << 23  # query rows x catalogue scored at a time on the driver (64 MiB in float64)
 
 
+def unit_matrix(vectors: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """An Arrow column of vectors (lists of one length) as a matrix of unit rows."""
+    if isinstance(vectors, pa.ChunkedArray):
+        vectors = vectors.combine_chunks()
+    return normalised(np.asarray(vectors.flatten()).reshape(len(vectors), -1))
+
+
 def _rows(assets: pa.ListScalar) -> tuple[np.ndarray, pa.Array, np.ndarray]:
     """(positions, asset ids, unit vectors) of one list of (position, asset_id, vector)."""
     rows = assets.values
-    vectors = rows.field("vector")
-    matrix = np.asarray(vectors.flatten()).reshape(len(vectors), -1)
-    return rows.field("position").to_numpy(), rows.field("asset_id"), normalised(matrix)
+    return rows.field("position").to_numpy(), rows.field("asset_id"), unit_matrix(rows.field("vector"))
 
 
 class Candidates:
@@ -133,6 +139,66 @@ def neighbours_table(
     return pairs.mapInArrow(score_blocks, neighbour_schema)
 
 
+QUERIES_PER_TASK = 50_000  # approximate path: query positions a task searches (it loads the index once)
+
+
+def approximate_neighbours_table(
+    spark: SparkSession, asset_ids: pa.Array, index: bytes, k: int, search_depth: int = ann.SEARCH_DEPTH
+) -> DataFrame:
+    """The rows of `neighbours_table` found by an HNSW index (film2vec.ann) instead of exactly: `index`
+    (ann.index_bytes) holds the unit vectors of `asset_ids` at their positions, in asset_id order.
+
+    The index travels to the executors once per task, beside a range of query positions: the task searches
+    the index's own vectors in blocks of BLOCK_ROWS, so no vector is shuffled or joined."""
+    if k < 1:
+        raise ValueError(f"approximate_neighbours_table: k must be at least 1 (got {k})")
+    if isinstance(asset_ids, pa.ChunkedArray):
+        asset_ids = asset_ids.combine_chunks()
+    assets = len(asset_ids)
+    tasks = max(1, -(-assets // QUERIES_PER_TASK), int(spark.conf.get("spark.sql.shuffle.partitions")))
+    shipped = spark.createDataFrame(
+        pa.table(
+            {
+                "index": pa.array([index], pa.large_binary()),
+                "asset_ids": pa.ListArray.from_arrays(pa.array([0, assets], pa.int32()), asset_ids),
+            }
+        )
+    )
+    ranges = spark.range(0, tasks, 1, tasks).select(
+        F.floor(F.col("id") * assets / tasks).alias("start"), F.floor((F.col("id") + 1) * assets / tasks).alias("stop")
+    )
+    id_type = shipped.schema["asset_ids"].dataType.elementType
+    ids_in = _arrow(id_type)
+    schema = pa.schema([("asset_id", ids_in), ("rank", pa.int32()), ("neighbour_id", ids_in), ("score", pa.float32())])
+
+    def search_ranges(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for start, stop, data, ids in zip(*(batch.column(c) for c in ("start", "stop", "index", "asset_ids"))):
+                loaded, ids = ann.load_index(data.as_buffer(), search_depth), ids.values
+                for first in range(start.as_py(), stop.as_py(), BLOCK_ROWS):
+                    count = min(BLOCK_ROWS, stop.as_py() - first)
+                    positions = np.arange(first, first + count)
+                    found, scores = ann.search(loaded, loaded.reconstruct_n(first, count), positions, k)
+                    rows, slots = np.nonzero(found >= 0)
+                    found_rows = {
+                        "asset_id": ids.take(pa.array(positions[rows])),
+                        "rank": pa.array(slots + 1, pa.int32()),
+                        "neighbour_id": ids.take(pa.array(found[rows, slots])),
+                        "score": pa.array(scores[rows, slots], pa.float32()),
+                    }
+                    yield from pa.table(found_rows).cast(schema).to_batches()
+
+    neighbour_schema = T.StructType(
+        [
+            T.StructField("asset_id", id_type),
+            T.StructField("rank", T.IntegerType()),
+            T.StructField("neighbour_id", id_type),
+            T.StructField("score", T.FloatType()),
+        ]
+    )
+    return ranges.crossJoin(F.broadcast(shipped)).mapInArrow(search_ranges, neighbour_schema)
+
+
 def _arrow(kind: T.DataType) -> pa.DataType:
     """The Arrow type Spark hands a column of `kind` over in."""
     return {
@@ -151,8 +217,7 @@ def neighbours_on_driver(embeddings: pa.Table, k: int, query_rows: int | None = 
     if k < 1 or (query_rows is not None and query_rows < 1):
         raise ValueError(f"neighbours_on_driver: k and query_rows must be at least 1 (got {k}, {query_rows})")
     ordered = embeddings.select(["asset_id", "vector"]).sort_by("asset_id")
-    vectors = ordered.column("vector").combine_chunks()
-    unit = normalised(np.asarray(vectors.flatten()).reshape(len(vectors), -1))
+    unit = unit_matrix(ordered.column("vector"))
     positions, ids = np.arange(len(unit)), ordered.column("asset_id").combine_chunks()
     block_rows = query_rows or max(1, DRIVER_SCORES // max(1, len(unit)))
     parts = []

@@ -2,8 +2,9 @@
 
 This file is itself what MLflow logs as the model (models from code): MLflow runs it and serves the
 SimilarAssets it hands to `mlflow.models.set_model`, loading the embeddings from the model's artifacts, so
-nothing is pickled. It imports only mlflow, numpy, pandas, pyarrow and film2vec/nearest.py (numpy alone), which
-the model carries in its code/ folder, never the film2vec package: consumers load it with
+nothing is pickled. It imports only mlflow, numpy, pandas, pyarrow, film2vec/nearest.py (numpy alone) and
+film2vec/ann.py (faiss, which only a model with an index needs), which the model carries in its code/ folder,
+never the film2vec package: consumers load it with
 `mlflow.pyfunc.load_model("models:/<name>@<alias>")` without film2vec, Spark or torch, and the served model
 ranks by the same top-k rule as the library and the neighbours table.
 """
@@ -16,15 +17,18 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-try:  # served by MLflow: film2vec/nearest.py travels beside this file in the model's code/ folder
+try:  # served by MLflow: film2vec/nearest.py and ann.py travel beside this file in the model's code/ folder
+    from ann import load_index, search
     from nearest import normalised, top_neighbours
 except ImportError:  # inside film2vec
+    from film2vec.ann import load_index, search
     from film2vec.nearest import normalised, top_neighbours
 
 
 class SimilarAssets(mlflow.pyfunc.PythonModel):
     """pyfunc model over the embeddings artifact (Parquet: asset_id, vector, source); the default k is the
-    model config's `top_k`."""
+    model config's `top_k`. A large catalogue's model carries an HNSW index over the artifact's rows (`index`),
+    which it searches instead of scoring every asset."""
 
     def load_context(self, context) -> None:
         self.top_k = int(context.model_config["top_k"])
@@ -35,6 +39,10 @@ class SimilarAssets(mlflow.pyfunc.PythonModel):
         self.provisional = np.array(table.column("source").to_pylist()) == "metadata"
         self.unit = normalised(self.vectors)
         self.row_of = {asset: row for row, asset in enumerate(self.asset_ids.tolist())}
+        self.index = None
+        if "index" in context.artifacts:
+            with open(context.artifacts["index"], "rb") as stored:
+                self.index = load_index(stored.read(), int(context.model_config["search_depth"]))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         """One row per input asset id: neighbours and scores (cosine), whether its vector is provisional (made
@@ -47,10 +55,14 @@ class SimilarAssets(mlflow.pyfunc.PythonModel):
         neighbours: list[list] = [[] for _ in asset_ids]
         scores: list[list[float]] = [[] for _ in asset_ids]
         if known.any():
-            order, cosine = top_neighbours(self.unit, rows[known], k)
+            if self.index is None:
+                order, cosine = top_neighbours(self.unit, rows[known], k)
+            else:
+                order, cosine = search(self.index, self.unit[rows[known]], rows[known], k)  # -1: none found
             for slot, position in enumerate(np.flatnonzero(known)):
-                neighbours[position] = self.asset_ids[order[slot]].tolist()
-                scores[position] = cosine[slot].astype(float).tolist()
+                found = order[slot] >= 0
+                neighbours[position] = self.asset_ids[order[slot][found]].tolist()
+                scores[position] = cosine[slot][found].astype(float).tolist()
         provisional = known & self.provisional[np.maximum(rows, 0)]
         result = pd.DataFrame(
             {

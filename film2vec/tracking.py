@@ -23,13 +23,15 @@ from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import Array, ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
-from film2vec import nearest, serving
+from film2vec import ann, nearest, serving
 from film2vec.config import Config, ConfigError, TrackingConfig
 from film2vec.storage import writes_in_place
 
 MODEL_CODE = Path(serving.__file__)  # the file MLflow logs as the model: it imports no film2vec
 NEAREST_CODE = Path(nearest.__file__)  # the top-k rule it ranks by, logged beside it (numpy only)
+ANN_CODE = Path(ann.__file__)  # the approximate search of a large catalogue's index (numpy and faiss)
 EMBEDDINGS_FILE = "embeddings.parquet"
+INDEX_FILE = "neighbours.faiss"
 OPTIMISER_STATE_FILE = "optimiser_state.parquet"
 
 
@@ -227,6 +229,11 @@ def model_signature(asset_id_type: pa.DataType, top_k: int) -> ModelSignature:
     return ModelSignature(Schema([ColSpec(asset_id, "asset_id")]), outputs, params)
 
 
+def _requirement(package) -> str:
+    """The pip requirement pinning an imported package's version (faiss is installed as faiss-cpu)."""
+    return f"{'faiss-cpu' if package.__name__ == 'faiss' else package.__name__}=={package.__version__}"
+
+
 def log_similar_assets_model(
     embeddings: pa.Table,
     staging_dir: Path,
@@ -234,27 +241,34 @@ def log_similar_assets_model(
     move_alias: bool = True,
     optimiser_state: pa.Table | None = None,
     figures: dict[str, float] | None = None,
+    index=None,
 ) -> RegisteredModel:
     """Log the pyfunc model in the active run, register it and, when `move_alias`, point the alias at the new
     version. The model is film2vec/serving.py as code over the embeddings artifact; the optimiser state
-    (asset_id, accumulator) travels with it for warm starts to continue. The requirements pin the versions it
-    was logged (and its input example checked) with. `figures` go to the run and to the logged model, so each
-    registered version shows its own."""
+    (asset_id, accumulator) travels with it for warm starts to continue, and an HNSW `index` over the
+    embeddings' rows (film2vec.ann), when given, for the model to search instead of scoring every asset. The
+    requirements pin the versions it was logged (and its input example checked) with. `figures` go to the run
+    and to the logged model, so each registered version shows its own."""
     path = staging_dir / EMBEDDINGS_FILE
     pq.write_table(embeddings, path)
     artifacts = {"embeddings": str(path)}
     if optimiser_state is not None:
         artifacts["optimiser_state"] = str(staging_dir / OPTIMISER_STATE_FILE)
         pq.write_table(optimiser_state, artifacts["optimiser_state"])
+    packages = [mlflow, np, pd, pa]
+    if index is not None:
+        artifacts["index"] = str(staging_dir / INDEX_FILE)
+        Path(artifacts["index"]).write_bytes(ann.index_bytes(index))
+        packages.append(ann.faiss_module())
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=str(MODEL_CODE),
-        code_paths=[str(NEAREST_CODE)],
+        code_paths=[str(NEAREST_CODE), str(ANN_CODE)],
         artifacts=artifacts,
-        model_config={"top_k": tracking.top_k},
+        model_config={"top_k": tracking.top_k, "search_depth": tracking.ann_search_depth},
         signature=model_signature(embeddings.schema.field("asset_id").type, tracking.top_k),
         input_example=pd.DataFrame({"asset_id": embeddings.column("asset_id")[:1].to_pylist()}),
-        pip_requirements=[f"{package.__name__}=={package.__version__}" for package in (mlflow, np, pd, pa)],
+        pip_requirements=[_requirement(package) for package in packages],
         registered_model_name=tracking.model_name,
     )
     if figures:

@@ -24,11 +24,17 @@ import pyarrow.compute as pc
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from film2vec import gate, tables, task_values, tracking
+from film2vec import ann, gate, tables, task_values, tracking
 from film2vec.config import Config, ConfigError
 from film2vec.errors import InputError
 from film2vec.evaluate import genre_precision_of_views
-from film2vec.neighbours import DRIVER_ASSETS, neighbours_on_driver, neighbours_table
+from film2vec.neighbours import (
+    DRIVER_ASSETS,
+    approximate_neighbours_table,
+    neighbours_on_driver,
+    neighbours_table,
+    unit_matrix,
+)
 from film2vec.plots import plot_held_out_curve, plot_loss
 from film2vec.sampler import negatives_plan
 from film2vec.seasons import (
@@ -315,9 +321,13 @@ def _train_on(
         provisional = _provisional_vectors(spark, config, embeddings, [genres[row] for row in rows])
         if provisional is not None:
             embeddings = pa.concat_tables((embeddings, provisional))
+        index = None  # a large catalogue's neighbours come from an HNSW index, its positions in asset_id order
+        if embeddings.num_rows >= config.tracking.ann_from_assets:
+            embeddings = embeddings.sort_by("asset_id")
+            index = ann.build_index(unit_matrix(embeddings.column("vector")), config.tracking.ann_search_depth)
         # a small catalogue's neighbours are found on the driver (numpy, off the GIL) while MLflow logs the model
         on_driver = None
-        if embeddings.num_rows <= DRIVER_ASSETS:
+        if index is None and embeddings.num_rows <= DRIVER_ASSETS:
             on_driver = pool.submit(neighbours_on_driver, embeddings, config.tracking.top_k)
         figures = held_out.score(embeddings) if held_out else {}
         deferred = config.tracking.move_alias == "by_promote"
@@ -325,7 +335,10 @@ def _train_on(
             vectors = np.zeros_like(result.vectors)
             vectors[rows] = result.vectors[rows]
             figures["genre_p_at_10"] = _genre_precision_on_views(catalogue, vectors)
-        extra = {"provisional_vectors": provisional.num_rows if provisional is not None else 0}
+        extra = {
+            "provisional_vectors": provisional.num_rows if provisional is not None else 0,
+            "neighbour_search": "exact" if index is None else f"approximate: HNSW, search depth {index.hnsw.efSearch}",
+        }
         if warm:
             kept = np.isin(warm.known_rows, rows)
             extra["warm_start"] = {
@@ -348,7 +361,7 @@ def _train_on(
             {"asset_id": catalogue.column("asset_id").take(rows), "accumulator": result.accumulators[rows]}
         )
         registered = tracking.log_similar_assets_model(
-            embeddings, Path(tmp), config.tracking, False, optimiser_state, figures
+            embeddings, Path(tmp), config.tracking, False, optimiser_state, figures, index
         )
         version = int(registered.version)
         record = json.dumps(
@@ -366,6 +379,10 @@ def _train_on(
         gate.write_candidate(config, written, "embeddings", version, record)
         if on_driver is not None:
             neighbours = spark.createDataFrame(on_driver.result())
+        elif index is not None:
+            neighbours = approximate_neighbours_table(
+                spark, embeddings.column("asset_id"), ann.index_bytes(index), config.tracking.top_k, index.hnsw.efSearch
+            )
         else:
             embedded = gate.candidate_rows(spark, config, "embeddings", version).select("asset_id", "vector")
             neighbours = neighbours_table(embedded, config.tracking.top_k)

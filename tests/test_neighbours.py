@@ -153,3 +153,38 @@ def test_table_with_k_at_least_the_catalogue_and_with_two_assets(spark, where):
     pair = table_neighbours(spark, np.array([7, 3]), np.array([[1.0, 0.0], [0.6, 0.8]]), 7, 1, where).to_pydict()
     assert pair["asset_id"] == [3, 7] and pair["neighbour_id"] == [7, 3] and pair["rank"] == [1, 1]
     assert pair["score"] == pytest.approx([0.6, 0.6])
+
+
+def test_approximate_search_leaves_each_query_out_and_finds_planted_neighbours():
+    from film2vec.ann import build_index, search
+
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(40, 16))
+    members = np.repeat(np.arange(40), 6)  # 40 planted groups of 6 near-identical vectors
+    unit = normalised((centres[members] + 0.01 * rng.normal(size=(240, 16))).astype(np.float32))
+    index = build_index(unit)
+    found, scores = search(index, unit, np.arange(240), 5)
+    assert not (found == np.arange(240)[:, None]).any()
+    assert (members[found] == members[:, None]).all()  # every neighbour is one of its group's 5 others
+    assert (np.diff(scores, axis=1) <= 0).all()
+    exact, _ = top_neighbours(unit, np.arange(240), 5)
+    assert np.array_equal(np.sort(found, axis=1), np.sort(exact, axis=1))
+
+
+def test_approximate_table_agrees_with_the_exact_one(spark):
+    from film2vec.ann import build_index, index_bytes
+    from film2vec.neighbours import approximate_neighbours_table, unit_matrix
+
+    asset_ids, vectors = shuffled_catalogue(3_000, 5)
+    order = np.argsort(asset_ids)
+    embeddings = pa.table({"asset_id": asset_ids[order], "vector": list(vectors[order])})
+    index = build_index(unit_matrix(embeddings.column("vector")))
+    found = approximate_neighbours_table(spark, embeddings.column("asset_id"), index_bytes(index), 10)
+    found = found.toArrow().sort_by([("asset_id", "ascending"), ("rank", "ascending")]).to_pydict()
+    exact = brute_force(asset_ids, vectors, 10)
+    assert found["asset_id"] == exact["asset_id"] and found["rank"] == exact["rank"]
+    pairs = zip(np.reshape(found["neighbour_id"], (-1, 10)), np.reshape(exact["neighbour_id"], (-1, 10)))
+    assert np.mean([len(set(approximate) & set(best)) for approximate, best in pairs]) / 10 >= 0.99
+    unit = dict(zip(asset_ids.tolist(), normalised(vectors)))
+    cosines = [unit[a] @ unit[b] for a, b in zip(found["asset_id"], found["neighbour_id"])]
+    assert np.allclose(found["score"], cosines, atol=1e-5)

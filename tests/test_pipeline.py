@@ -27,6 +27,7 @@ def finished_run(spark, tmp_path_factory):
     config.synthetic.multi_genre_share, config.synthetic.back_catalogue_share = 0.0, 1.0
     config.synthetic.popularity_exponent = 1.0
     config.seasons.seasons, config.seasons.samples_per_view = 3, 1.5  # a 20th of the default's volume does here
+    config.tracking.ann_from_assets = 500  # the large catalogue's path: an HNSW index in the table and the model
     summary = pipeline.run(spark, config)
     return config, summary
 
@@ -67,7 +68,7 @@ def test_every_table_is_written(finished_run):
 
 
 def test_registered_model_loads_in_a_fresh_process_and_agrees(finished_run):
-    config, _ = finished_run
+    config, summary = finished_run
     asset_ids, vectors = embeddings(config)
     queried = asset_ids[:5].tolist()
     script = (
@@ -82,9 +83,21 @@ def test_registered_model_loads_in_a_fresh_process_and_agrees(finished_run):
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     served = json.loads(done.stdout.strip().splitlines()[-1])
-    order, _ = top_neighbours(normalised(vectors), np.arange(5), 10)
-    assert served["neighbours"][:5] == asset_ids[order].tolist()
+    table = (
+        DeltaTable(config.out("neighbours"))
+        .to_pyarrow_table()
+        .sort_by([("asset_id", "ascending"), ("rank", "ascending")])
+    )
+    in_table = np.reshape(table.column("neighbour_id").to_numpy(), (-1, 10))
+    assert (
+        served["neighbours"][:5]
+        == in_table[np.searchsorted(table.column("asset_id").to_numpy()[::10], queried)].tolist()
+    )
     assert served["known"] == [True] * 5 + [False] and served["neighbours"][5] == []
+    # the index the model and the table search finds the exact neighbours (recall@10 against brute force)
+    order, _ = top_neighbours(normalised(vectors), np.arange(len(asset_ids)), 10)
+    assert np.mean([len(set(a) & set(b)) for a, b in zip(in_table, asset_ids[order])]) / 10 >= 0.99
+    assert summary["train"]["neighbour_search"].startswith("approximate")
     assert served["matrix"] == "float32"  # kept as trained: half the memory of float64
 
 

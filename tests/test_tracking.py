@@ -167,10 +167,11 @@ def test_registered_model_is_served_over_rest_by_mlflow_in_a_separate_process(tm
 
     folder = Path(mlflow.artifacts.download_artifacts(f"models:/{registered.model_id}"))
     assert not (folder / "python_model.pkl").exists()
-    assert sorted(path.name for path in (folder / "code").iterdir()) == ["nearest.py"]  # no film2vec package
+    assert sorted(path.name for path in (folder / "code").iterdir()) == ["ann.py", "nearest.py"]  # no film2vec
     for code, allowed in (
-        (folder / "serving.py", {"__future__", "mlflow", "numpy", "pandas", "pyarrow", "nearest", "film2vec"}),
+        (folder / "serving.py", {"__future__", "mlflow", "numpy", "pandas", "pyarrow", "nearest", "ann", "film2vec"}),
         (folder / "code" / "nearest.py", {"__future__", "numpy"}),
+        (folder / "code" / "ann.py", {"__future__", "numpy", "faiss"}),
     ):
         tree = ast.parse(code.read_text())
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
@@ -178,6 +179,37 @@ def test_registered_model_is_served_over_rest_by_mlflow_in_a_separate_process(tm
         assert {name.split(".")[0] for name in imported} <= allowed
     requirements = (folder / "requirements.txt").read_text().split()
     assert requirements == [f"{p.__name__}=={p.__version__}" for p in (mlflow, np, pd, pa)]
+
+
+def test_a_large_catalogues_model_carries_its_index_and_searches_it(tmp_path, no_server):
+    import faiss
+
+    from film2vec.ann import build_index
+    from film2vec.nearest import normalised
+
+    rng = np.random.default_rng(8)
+    groups = np.repeat(np.arange(50), 6)  # 50 planted groups of 6 near-identical vectors
+    vectors = (rng.normal(size=(50, 16))[groups] + 0.01 * rng.normal(size=(300, 16))).astype(np.float32)
+    asset_ids = np.arange(300, dtype=np.int64) * 7
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    store = use_store(str(tmp_path / "out"))
+    with mlflow.start_run(experiment_id=experiment_id("index", store)):
+        index = build_index(normalised(vectors))
+        tracking = TrackingConfig(model_name="indexed", top_k=5, ann_search_depth=64)
+        embeddings = embeddings_table(pa.array(asset_ids), vectors)
+        registered = log_similar_assets_model(embeddings, staging, tracking, True, index=index)
+    folder = Path(mlflow.artifacts.download_artifacts(f"models:/{registered.model_id}"))
+    assert f"faiss-cpu=={faiss.__version__}" in (folder / "requirements.txt").read_text().split()
+    assert index.ntotal == 300 and (folder / "artifacts" / "neighbours.faiss").stat().st_size > 300 * 16 * 4
+
+    model = mlflow.pyfunc.load_model(registered.uri)
+    assert model.unwrap_python_model().index.hnsw.efSearch == 64
+    answers = model.predict(pd.DataFrame({"asset_id": [0, 7 * 121, 5]}))
+    for answer, row in zip(answers.itertuples(), (0, 121)):
+        assert sorted(answer.neighbours) == sorted(asset_ids[(groups == groups[row]) & (np.arange(300) != row)])
+        assert np.all(np.diff(answer.scores) <= 0) and min(answer.scores) > 0.99
+    assert answers.known.tolist() == [True, True, False]
 
 
 def register(store, tracking: TrackingConfig, staging: Path, figures: dict[str, float]) -> str:
