@@ -17,7 +17,6 @@ import numpy as np
 
 LINKS = 32  # HNSW's M: the graph's links per vector (memory ~ 2 x LINKS x 4 bytes per vector beside the vector)
 BUILD_DEPTH = 80  # efConstruction: candidates weighed per insertion
-SEARCH_DEPTH = 256  # efSearch: candidates weighed per query; recall@10 >= 0.95 on random 64-d vectors of 250k
 
 
 class AnnUnavailable(ImportError):
@@ -36,8 +35,9 @@ def faiss_module():
     return faiss
 
 
-def build_index(unit: np.ndarray, search_depth: int = SEARCH_DEPTH):
-    """An HNSW index (inner product) over the rows of `unit`, row i at position i."""
+def build_index(unit: np.ndarray, search_depth: int = 64):
+    """An HNSW index (inner product) over the rows of `unit`, row i at position i, searching `search_depth`
+    candidates per query (efSearch, which its serialised form keeps)."""
     faiss = faiss_module()
     unit = np.ascontiguousarray(unit, dtype=np.float32)
     index = faiss.IndexHNSWFlat(unit.shape[1], LINKS, faiss.METRIC_INNER_PRODUCT)
@@ -52,12 +52,9 @@ def index_bytes(index) -> bytes:
     return faiss_module().serialize_index(index).tobytes()
 
 
-def load_index(data: bytes, search_depth: int = SEARCH_DEPTH):
-    """The index from `index_bytes`, searching `search_depth` candidates per query."""
-    faiss = faiss_module()
-    index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-    index.hnsw.efSearch = search_depth
-    return index
+def load_index(data: bytes):
+    """The index from `index_bytes`, searching as deep as it was built to."""
+    return faiss_module().deserialize_index(np.frombuffer(data, dtype=np.uint8))
 
 
 def search(index, queries: np.ndarray, query_positions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

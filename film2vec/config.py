@@ -419,12 +419,12 @@ class TrackingConfig:
         "faiss-cpu extra), in the neighbours table and in the served model; smaller ones exact",
         low=2,
     )
-    ann_search_depth: int = setting(
-        256,
-        "Approximate neighbours: candidates the HNSW index weighs per query (efSearch); more is slower and nearer "
-        "to exact",
-        low=1,
-        high=100_000,
+    ann_recall: float = setting(
+        0.95,
+        "Approximate neighbours: the share of 1,000 sampled assets' exact top-k neighbours the index must find; "
+        "its search depth (efSearch) doubles until it does",
+        low=0.5,
+        high=1.0,
     )
     move_alias: str = setting(
         "when_floors_clear",

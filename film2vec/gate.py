@@ -19,6 +19,7 @@ import logging
 import os
 
 import mlflow
+import pyarrow as pa
 from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -62,9 +63,13 @@ def candidate(table: str) -> str:
     return f"candidate_{table}"
 
 
-def write_candidate(config: Config, rows: DataFrame, table: str, version: int, record: str) -> None:
-    """Replace version `version`'s rows of `table`'s candidate table (other versions untouched) in one commit."""
-    rows = rows.withColumn(VERSION_KEY, F.lit(version))
+def write_candidate(config: Config, rows: DataFrame | pa.Table, table: str, version: int, record: str) -> None:
+    """Replace version `version`'s rows of `table`'s candidate table (other versions untouched) in one commit;
+    rows held on the driver (an Arrow table) are written from it."""
+    if hasattr(rows, "sparkSession"):
+        rows = rows.withColumn(VERSION_KEY, F.lit(version))
+    else:
+        rows = rows.append_column(VERSION_KEY, pa.array([version] * rows.num_rows, pa.int32()))
     tables.replace_rows(config, rows, candidate(table), f"{VERSION_KEY} = {version}", userMetadata=record)
 
 

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from film2vec import ann
-from film2vec.nearest import block_neighbours, merge_blocks, normalised
+from film2vec.nearest import block_neighbours, merge_blocks, normalised, top_neighbours
 
 BLOCK_ROWS = 1024  # query assets a task scores at a time
 SHARD_ROWS = (
@@ -139,12 +139,30 @@ def neighbours_table(
     return pairs.mapInArrow(score_blocks, neighbour_schema)
 
 
+RECALL_SAMPLE = 1_000  # assets whose exact neighbours check an index's recall
+DEEPEST_SEARCH = 8_192  # the search depth tuned_index stops doubling at
+
+
+def tuned_index(unit: np.ndarray, k: int, recall: float, seed: int = 0):
+    """An HNSW index over the rows of `unit` (film2vec.ann) searching just deep enough to find `recall` of the
+    exact k nearest of RECALL_SAMPLE sampled rows, and the recall it found: the depth doubles from 4k until it
+    does (or reaches DEEPEST_SEARCH). Every catalogue is measured, since a depth enough for one is too shallow
+    for another (deeper for more assets, and for vectors with less structure)."""
+    rows = np.random.default_rng(seed).choice(len(unit), min(RECALL_SAMPLE, len(unit)), replace=False)
+    exact, _ = top_neighbours(unit, rows, k)
+    index = ann.build_index(unit, max(4 * k, 16))
+    while True:
+        found, _ = ann.search(index, unit[rows], rows, k)
+        measured = float(np.mean([len(set(a) & set(b)) for a, b in zip(found, exact)]) / max(exact.shape[1], 1))
+        if measured >= recall or index.hnsw.efSearch >= DEEPEST_SEARCH:
+            return index, measured
+        index.hnsw.efSearch *= 2
+
+
 QUERIES_PER_TASK = 50_000  # approximate path: query positions a task searches (it loads the index once)
 
 
-def approximate_neighbours_table(
-    spark: SparkSession, asset_ids: pa.Array, index: bytes, k: int, search_depth: int = ann.SEARCH_DEPTH
-) -> DataFrame:
+def approximate_neighbours_table(spark: SparkSession, asset_ids: pa.Array, index: bytes, k: int) -> DataFrame:
     """The rows of `neighbours_table` found by an HNSW index (film2vec.ann) instead of exactly: `index`
     (ann.index_bytes) holds the unit vectors of `asset_ids` at their positions, in asset_id order.
 
@@ -174,7 +192,7 @@ def approximate_neighbours_table(
     def search_ranges(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for start, stop, data, ids in zip(*(batch.column(c) for c in ("start", "stop", "index", "asset_ids"))):
-                loaded, ids = ann.load_index(data.as_buffer(), search_depth), ids.values
+                loaded, ids = ann.load_index(data.as_buffer()), ids.values
                 for first in range(start.as_py(), stop.as_py(), BLOCK_ROWS):
                     count = min(BLOCK_ROWS, stop.as_py() - first)
                     positions = np.arange(first, first + count)

@@ -42,7 +42,7 @@ class SimilarAssets(mlflow.pyfunc.PythonModel):
         self.index = None
         if "index" in context.artifacts:
             with open(context.artifacts["index"], "rb") as stored:
-                self.index = load_index(stored.read(), int(context.model_config["search_depth"]))
+                self.index = load_index(stored.read())
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         """One row per input asset id: neighbours and scores (cosine), whether its vector is provisional (made

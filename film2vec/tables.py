@@ -253,8 +253,11 @@ def _plain_local(config: Config, table: str, options: dict[str, str]) -> bool:
     return not committed(path) or DeltaTable(path).protocol().min_writer_version <= PLAIN_WRITER_VERSION
 
 
-def _write_without_spark(config: Config, rows: pa.Table, table: str, options: dict[str, str]) -> None:
-    """Replace a plain local table's rows by delta-rs in one commit, `userMetadata` as the commit's."""
+def _write_without_spark(
+    config: Config, rows: pa.Table, table: str, options: dict[str, str], condition: str | None = None
+) -> None:
+    """Replace a plain local table's rows (those matching `condition` when given) by delta-rs in one commit,
+    `userMetadata` as the commit's."""
     from deltalake import CommitProperties, write_deltalake
 
     from film2vec.conflicts import committing
@@ -265,15 +268,24 @@ def _write_without_spark(config: Config, rows: pa.Table, table: str, options: di
             config.out(table),
             rows,
             mode="overwrite",
-            schema_mode="overwrite",
+            schema_mode=None if condition else "overwrite",
+            predicate=condition,
             configuration={name: value for name, value in options.items() if name != "userMetadata"},
             commit_properties=CommitProperties(custom_metadata=metadata),
         )
 
 
-def replace_rows(config: Config, frame: DataFrame, table: str, condition: str, **options: str) -> None:
-    """Replace the rows matching `condition` (a SQL predicate every row of `frame` meets) in one Delta commit,
-    the table's other rows untouched; the table is created when missing."""
+def replace_rows(config: Config, rows: DataFrame | pa.Table, table: str, condition: str, **options: str) -> None:
+    """Replace the rows matching `condition` (a SQL predicate every one of `rows` meets) in one Delta commit,
+    the table's other rows untouched; the table is created when missing. Rows held on the driver (an Arrow
+    table) go to a plain local table by delta-rs, as `write` sends them."""
+    from pyspark.sql import SparkSession
+
+    held = not hasattr(rows, "sparkSession")
+    if held and _plain_local(config, table, options):
+        _write_without_spark(config, rows, table, options, condition)
+        return
+    frame = SparkSession.active().createDataFrame(rows) if held else rows
     writer = frame.write.format("delta").mode("overwrite").option("replaceWhere", condition).options(**options)
     _commit(config, frame.sparkSession, writer, table)
 

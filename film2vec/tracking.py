@@ -265,7 +265,7 @@ def log_similar_assets_model(
         python_model=str(MODEL_CODE),
         code_paths=[str(NEAREST_CODE), str(ANN_CODE)],
         artifacts=artifacts,
-        model_config={"top_k": tracking.top_k, "search_depth": tracking.ann_search_depth},
+        model_config={"top_k": tracking.top_k},
         signature=model_signature(embeddings.schema.field("asset_id").type, tracking.top_k),
         input_example=pd.DataFrame({"asset_id": embeddings.column("asset_id")[:1].to_pylist()}),
         pip_requirements=[_requirement(package) for package in packages],

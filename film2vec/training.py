@@ -33,6 +33,7 @@ from film2vec.neighbours import (
     approximate_neighbours_table,
     neighbours_on_driver,
     neighbours_table,
+    tuned_index,
     unit_matrix,
 )
 from film2vec.plots import plot_held_out_curve, plot_loss
@@ -324,7 +325,9 @@ def _train_on(
         index = None  # a large catalogue's neighbours come from an HNSW index, its positions in asset_id order
         if embeddings.num_rows >= config.tracking.ann_from_assets:
             embeddings = embeddings.sort_by("asset_id")
-            index = ann.build_index(unit_matrix(embeddings.column("vector")), config.tracking.ann_search_depth)
+            unit = unit_matrix(embeddings.column("vector"))
+            index, recall = tuned_index(unit, config.tracking.top_k, config.tracking.ann_recall)
+            mlflow.log_metric("neighbours_sampled_recall", recall)
         # a small catalogue's neighbours are found on the driver (numpy, off the GIL) while MLflow logs the model
         on_driver = None
         if index is None and embeddings.num_rows <= DRIVER_ASSETS:
@@ -337,7 +340,9 @@ def _train_on(
             figures["genre_p_at_10"] = _genre_precision_on_views(catalogue, vectors)
         extra = {
             "provisional_vectors": provisional.num_rows if provisional is not None else 0,
-            "neighbour_search": "exact" if index is None else f"approximate: HNSW, search depth {index.hnsw.efSearch}",
+            "neighbour_search": "exact"
+            if index is None
+            else f"approximate: HNSW, search depth {index.hnsw.efSearch}, recall {recall:.3f} on sampled assets",
         }
         if warm:
             kept = np.isin(warm.known_rows, rows)
@@ -375,13 +380,13 @@ def _train_on(
                 }
             }
         )
-        written = spark.createDataFrame(embeddings).withColumn("run_id", F.lit(run.info.run_id))
+        written = embeddings.append_column("run_id", pa.array([run.info.run_id] * embeddings.num_rows, pa.string()))
         gate.write_candidate(config, written, "embeddings", version, record)
         if on_driver is not None:
-            neighbours = spark.createDataFrame(on_driver.result())
+            neighbours = on_driver.result()
         elif index is not None:
             neighbours = approximate_neighbours_table(
-                spark, embeddings.column("asset_id"), ann.index_bytes(index), config.tracking.top_k, index.hnsw.efSearch
+                spark, embeddings.column("asset_id"), ann.index_bytes(index), config.tracking.top_k
             )
         else:
             embedded = gate.candidate_rows(spark, config, "embeddings", version).select("asset_id", "vector")

@@ -188,3 +188,16 @@ def test_approximate_table_agrees_with_the_exact_one(spark):
     unit = dict(zip(asset_ids.tolist(), normalised(vectors)))
     cosines = [unit[a] @ unit[b] for a, b in zip(found["asset_id"], found["neighbour_id"])]
     assert np.allclose(found["score"], cosines, atol=1e-5)
+
+
+def test_the_index_searches_deeper_until_it_finds_the_recall_asked_for():
+    from film2vec.ann import search
+    from film2vec.neighbours import tuned_index
+
+    unit = normalised(np.random.default_rng(6).normal(size=(10_000, 64)).astype(np.float32))  # no structure: hard
+    index, recall = tuned_index(unit, 10, 0.99)
+    assert recall >= 0.99 and index.hnsw.efSearch > 40  # the first depth (4k) was not enough
+    rows = np.arange(0, 10_000, 7)  # other assets than the sample it was tuned on
+    found, _ = search(index, unit[rows], rows, 10)
+    exact, _ = top_neighbours(unit, rows, 10)
+    assert np.mean([len(set(a) & set(b)) for a, b in zip(found, exact)]) / 10 >= 0.97

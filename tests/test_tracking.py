@@ -195,8 +195,8 @@ def test_a_large_catalogues_model_carries_its_index_and_searches_it(tmp_path, no
     staging.mkdir()
     store = use_store(str(tmp_path / "out"))
     with mlflow.start_run(experiment_id=experiment_id("index", store)):
-        index = build_index(normalised(vectors))
-        tracking = TrackingConfig(model_name="indexed", top_k=5, ann_search_depth=64)
+        index = build_index(normalised(vectors), search_depth=64)
+        tracking = TrackingConfig(model_name="indexed", top_k=5)
         embeddings = embeddings_table(pa.array(asset_ids), vectors)
         registered = log_similar_assets_model(embeddings, staging, tracking, True, index=index)
     folder = Path(mlflow.artifacts.download_artifacts(f"models:/{registered.model_id}"))
@@ -204,7 +204,7 @@ def test_a_large_catalogues_model_carries_its_index_and_searches_it(tmp_path, no
     assert index.ntotal == 300 and (folder / "artifacts" / "neighbours.faiss").stat().st_size > 300 * 16 * 4
 
     model = mlflow.pyfunc.load_model(registered.uri)
-    assert model.unwrap_python_model().index.hnsw.efSearch == 64
+    assert model.unwrap_python_model().index.hnsw.efSearch == 64  # the depth travels in the index
     answers = model.predict(pd.DataFrame({"asset_id": [0, 7 * 121, 5]}))
     for answer, row in zip(answers.itertuples(), (0, 121)):
         assert sorted(answer.neighbours) == sorted(asset_ids[(groups == groups[row]) & (np.arange(300) != row)])
