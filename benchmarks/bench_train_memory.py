@@ -20,6 +20,7 @@ import tempfile
 import time
 
 import numpy as np
+import pyarrow.compute as pc
 from deltalake import write_deltalake
 
 from benchmarks.bench_neighbours import PeakMemory
@@ -47,6 +48,7 @@ def main() -> None:
         views = np.bincount(origin, minlength=assets)
         negatives = negatives_plan(SeasonsConfig(), views)
         batch = sample_batch(0, origin, np.arange(arguments.samples), target)
+        batch = batch.take(pc.sort_indices(batch, [("draw", "ascending")]))  # a season's rows are in draw order
         with tempfile.TemporaryDirectory() as folder:
             write_deltalake(f"{folder}/seasons", batch, partition_by=["season"])
             del batch, origin, target
