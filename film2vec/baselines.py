@@ -100,6 +100,7 @@ def als_vectors(spark: SparkSession, config: Config) -> dict:
     views = found.views.join(found.assets.select("asset_id", "asset_idx"), "asset_id")
     factors = fit_als(index_users(views), config.train.dim, config.evaluate, config.seed)
     asset_ids = found.assets.orderBy("asset_idx").select("asset_id").toArrow().column("asset_id")
+    found.release()
     items = embeddings_table(asset_ids.take(factors.assets), factors.asset_vectors)
     tables.write(config, items, "als_embeddings")
     return {

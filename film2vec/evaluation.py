@@ -87,6 +87,7 @@ def split_events(spark: SparkSession, config: Config) -> tuple[HeldOut, dict[str
         .select("user_id", "asset_id", "viewed_at", "asset_idx")
         .toArrow()
     )
+    found.release()
     if views.num_rows == 0:
         raise InputError(f"events at {events}: no valid view to split")
     user = pd.factorize(views.column("user_id").to_pandas())[0].astype(np.int64)

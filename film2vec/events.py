@@ -97,6 +97,12 @@ class Ingested:
     rejects: DataFrame
     summary: dict
     metadata: DataFrame | None = None  # usable metadata rows (asset_id, title, genres), viewed or not
+    cached: tuple[DataFrame, ...] = ()  # the validated rows every frame above reads, held in Spark's cache
+
+    def release(self) -> None:
+        """Drop the validated rows from Spark's cache once the frames are written or collected."""
+        for frame in self.cached:
+            frame.unpersist()
 
 
 @dataclass(frozen=True)
@@ -599,7 +605,8 @@ def ingest(
     }
     if metadata is not None:  # kept, without title or genres (strict_metadata rejects them instead)
         summary["views_without_metadata"], summary["assets_without_metadata"] = without_metadata
-    return Ingested(views, index_assets(views, usable), rejects, summary, usable)
+    cached = (checked,) if checked_metadata is None else (checked, checked_metadata)
+    return Ingested(views, index_assets(views, usable), rejects, summary, usable, cached)
 
 
 def ingest_as_configured(spark: SparkSession, events_path: str, metadata_path: str | None, data) -> Ingested:

@@ -77,6 +77,7 @@ def prepare_views(spark: SparkSession, config: Config) -> dict:
     summary = dict(found.summary)
     if summary["valid"] == 0:
         tables.write(config, found.rejects, "rejects")
+        found.release()
         raise InputError(
             f"events at {events}: none of the {summary['rows']} rows is a valid view "
             f"(rejected by reason: {summary['rejected_by_reason']}); see {tables.where(config, 'rejects')}"
@@ -95,6 +96,7 @@ def prepare_views(spark: SparkSession, config: Config) -> dict:
         tables.write(config, views, "views", at_most=valid)
         for written in beside:
             written.result()
+    found.release()
     views = tables.read(spark, config, "views")
     counts = views.agg(F.count("*").alias("views"), F.countDistinct("user_id").alias("users")).first()
     summary.update(
