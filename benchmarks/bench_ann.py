@@ -31,7 +31,7 @@ from benchmarks.bench_neighbours import PeakMemory
 from film2vec import ann
 from film2vec.config import TrackingConfig
 from film2vec.nearest import normalised, top_neighbours
-from film2vec.neighbours import tuned_index
+from film2vec.neighbours import recall_of, tuned_index
 from film2vec.tables import embeddings_table
 from film2vec.tracking import experiment_id, log_similar_assets_model, use_store
 
@@ -49,7 +49,7 @@ def recall(index, unit: np.ndarray, k: int, sample: int = 2_000) -> float:
     rows = np.random.default_rng(1).choice(len(unit), min(sample, len(unit)), replace=False)
     exact, _ = top_neighbours(unit, rows, k)
     found, _ = ann.search(index, unit[rows], rows, k)
-    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, exact)]))
+    return recall_of(found, exact)
 
 
 def latencies(uri: str, asset_ids: np.ndarray, repeats: int = 200) -> dict[int, tuple[float, float]]:

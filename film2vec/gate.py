@@ -66,10 +66,10 @@ def candidate(table: str) -> str:
 def write_candidate(config: Config, rows: DataFrame | pa.Table, table: str, version: int, record: str) -> None:
     """Replace version `version`'s rows of `table`'s candidate table (other versions untouched) in one commit;
     rows held on the driver (an Arrow table) are written from it."""
-    if hasattr(rows, "sparkSession"):
-        rows = rows.withColumn(VERSION_KEY, F.lit(version))
-    else:
+    if isinstance(rows, pa.Table):
         rows = rows.append_column(VERSION_KEY, pa.array([version] * rows.num_rows, pa.int32()))
+    else:
+        rows = rows.withColumn(VERSION_KEY, F.lit(version))
     tables.replace_rows(config, rows, candidate(table), f"{VERSION_KEY} = {version}", userMetadata=record)
 
 

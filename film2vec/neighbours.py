@@ -143,6 +143,11 @@ RECALL_SAMPLE = 1_000  # assets whose exact neighbours check an index's recall
 DEEPEST_SEARCH = 8_192  # the search depth tuned_index stops doubling at
 
 
+def recall_of(found: np.ndarray, exact: np.ndarray) -> float:
+    """The mean share of each row's exact neighbours (rows of positions) that `found` holds."""
+    return float(np.mean([len(set(a) & set(b)) for a, b in zip(found, exact)]) / max(exact.shape[1], 1))
+
+
 def tuned_index(unit: np.ndarray, k: int, recall: float, seed: int = 0):
     """An HNSW index over the rows of `unit` (film2vec.ann) searching just deep enough to find `recall` of the
     exact k nearest of RECALL_SAMPLE sampled rows, and the recall it found: the depth doubles from 4k until it
@@ -153,7 +158,7 @@ def tuned_index(unit: np.ndarray, k: int, recall: float, seed: int = 0):
     index = ann.build_index(unit, max(4 * k, 16))
     while True:
         found, _ = ann.search(index, unit[rows], rows, k)
-        measured = float(np.mean([len(set(a) & set(b)) for a, b in zip(found, exact)]) / max(exact.shape[1], 1))
+        measured = recall_of(found, exact)
         if measured >= recall or index.hnsw.efSearch >= DEEPEST_SEARCH:
             return index, measured
         index.hnsw.efSearch *= 2

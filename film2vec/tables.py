@@ -226,11 +226,12 @@ def write(
     disk by delta-rs, without a Spark commit; a metastore table, a mount, a remote path or a table with
     writer features gets them through Spark. Tables read without Spark are created with deletion vectors
     off, whatever the platform's default."""
+    import pyarrow as pa
     from pyspark.sql import SparkSession
 
     if table in READ_WITHOUT_SPARK:
         options = {**NO_DELETION_VECTORS, **options}
-    held = not hasattr(rows, "sparkSession")
+    held = isinstance(rows, pa.Table)
     if (held or (at_most is not None and at_most <= DRIVER_ROWS)) and _plain_local(config, table, options):
         _write_without_spark(config, rows if held else rows.toArrow(), table, options)
         return
@@ -279,9 +280,10 @@ def replace_rows(config: Config, rows: DataFrame | pa.Table, table: str, conditi
     """Replace the rows matching `condition` (a SQL predicate every one of `rows` meets) in one Delta commit,
     the table's other rows untouched; the table is created when missing. Rows held on the driver (an Arrow
     table) go to a plain local table by delta-rs, as `write` sends them."""
+    import pyarrow as pa
     from pyspark.sql import SparkSession
 
-    held = not hasattr(rows, "sparkSession")
+    held = isinstance(rows, pa.Table)
     if held and _plain_local(config, table, options):
         _write_without_spark(config, rows, table, options, condition)
         return
