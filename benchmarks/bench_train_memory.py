@@ -28,6 +28,21 @@ from benchmarks.bench_scale import tree_rss
 from film2vec.config import SeasonsConfig, TrainConfig
 from film2vec.sampler import negatives_plan, sample_batch
 from film2vec.train.trainer import train
+from film2vec.walks import Negatives
+
+
+def zipf_season(folder: str, assets: int, samples: int) -> Negatives:
+    """Write season 0 of `samples` Zipf-popular (origin, target) pairs to FOLDER/seasons; its negatives."""
+    rng = np.random.default_rng(0)
+    popularity = 1.0 / np.arange(1, assets + 1)
+    popularity /= popularity.sum()
+    origin = rng.choice(assets, samples, p=popularity)
+    target = rng.choice(assets, samples, p=popularity)
+    negatives = negatives_plan(SeasonsConfig(), np.bincount(origin, minlength=assets))
+    batch = sample_batch(0, origin, np.arange(samples), target)
+    batch = batch.take(pc.sort_indices(batch, [("draw", "ascending")]))  # a season's rows are in draw order
+    write_deltalake(f"{folder}/seasons", batch, partition_by=["season"])
+    return negatives
 
 
 def main() -> None:
@@ -40,18 +55,8 @@ def main() -> None:
     print(f"{os.cpu_count()} cores, dim {config.dim}, batch {config.batch_size}, shuffle {config.shuffle_buffer}")
     for assets in arguments.assets:
         before = tree_rss(os.getpid())
-        rng = np.random.default_rng(0)
-        popularity = 1.0 / np.arange(1, assets + 1)
-        popularity /= popularity.sum()
-        origin = rng.choice(assets, arguments.samples, p=popularity)
-        target = rng.choice(assets, arguments.samples, p=popularity)
-        views = np.bincount(origin, minlength=assets)
-        negatives = negatives_plan(SeasonsConfig(), views)
-        batch = sample_batch(0, origin, np.arange(arguments.samples), target)
-        batch = batch.take(pc.sort_indices(batch, [("draw", "ascending")]))  # a season's rows are in draw order
         with tempfile.TemporaryDirectory() as folder:
-            write_deltalake(f"{folder}/seasons", batch, partition_by=["season"])
-            del batch, origin, target
+            negatives = zipf_season(folder, assets, arguments.samples)
             with PeakMemory() as memory:
                 started = time.perf_counter()
                 train(f"{folder}/seasons", [0], assets, config, negatives=negatives)

@@ -351,6 +351,14 @@ class TrainConfig:
     shuffle_buffer: int = setting(1_000_000, "Samples shuffled together while streaming", low=1, high=1_000_000_000)
     prefetch: int = setting(4, "Arrow batches read ahead in the background", low=1, high=1_000)
     threads: int = setting(0, "Torch CPU threads; 0 means all cores", low=0, high=1_024)
+    processes: int = setting(
+        1,
+        "Processes that train each season together, data parallel, started on the driver by Spark's "
+        "TorchDistributor (CPU, gloo; the eager tensor-code step). 1 trains in the driver's own process, which "
+        "is faster on one machine; more is the small case of training past one driver (docs/operations.md)",
+        low=1,
+        high=256,
+    )
     resume: bool = setting(True, "Resume from the last season checkpoint in DIR/checkpoints when its settings match")
     warm_start: str | None = setting(
         None,
@@ -381,6 +389,22 @@ class TrainConfig:
         "Assets in the metadata with no views get a provisional vector (mean of the trained vectors sharing a "
         "label), marked source = 'metadata' in DIR/embeddings",
     )
+
+    def check_processes(self) -> None:
+        """Refuse, by flag, what training on several processes cannot honour: its processes take the eager
+        tensor-code step on the CPU (film2vec.train.distributed)."""
+        if self.processes == 1:
+            return
+        for flag, value, refused in (
+            ("--step-kernel", self.step_kernel, "native"),
+            ("--compile-step", self.compile_step, "on"),
+            ("--device", self.device, "cuda"),
+        ):
+            if value == refused:
+                raise ConfigError(
+                    f"flag --processes {self.processes}: its processes take the eager tensor-code step on the CPU, "
+                    f"so {flag} {refused} cannot hold; leave {flag} at auto, or --processes at 1"
+                )
 
 
 @dataclass

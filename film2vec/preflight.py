@@ -37,6 +37,8 @@ def check(config: Config, reads: frozenset[str], writes: bool = True) -> None:
             check_input(_setting(config, key), flag)
     if writes and "data.out" in reads:
         check_out(config.data.out)
+    if "train.processes" in reads:
+        config.train.check_processes()
     if any(key.startswith("tracking.") for key in reads):
         check_tracking_server(os.environ.get("MLFLOW_TRACKING_URI", ""))
 

@@ -66,3 +66,11 @@ def test_a_tracking_server_that_does_not_answer_stops_the_run_before_it_writes(t
     assert done.returncode == ExitCode.USAGE, done.stderr[-2000:]
     assert f"MLFLOW_TRACKING_URI {server} does not answer" in done.stderr
     assert seconds < FAST_SECONDS and not out.exists()
+
+
+def test_processes_with_a_setting_they_cannot_honour_stop_before_spark(tmp_path):
+    out = tmp_path / "out"
+    done, seconds = film2vec("run", "--processes", "2", "--step-kernel", "native", "--out", str(out))
+    assert done.returncode == ExitCode.USAGE, done.stderr[-2000:]
+    assert "flag --processes 2: " in done.stderr and "--step-kernel native cannot hold" in done.stderr
+    assert seconds < FAST_SECONDS and not out.exists()

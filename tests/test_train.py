@@ -12,13 +12,14 @@ import pytest
 import torch
 from deltalake import write_deltalake
 
-from film2vec.config import TrainConfig
+from film2vec.config import ConfigError, TrainConfig
 from film2vec.native import NativeUnavailable
 from film2vec.train import model as model_module
 from film2vec.train import native
+from film2vec.train.epoch import learning_rate
 from film2vec.train.model import LOSSES, AssetVectors
 from film2vec.train.stream import prefetched, read_season, shuffled_batches, with_negatives
-from film2vec.train.trainer import learning_rate, pick_device, train
+from film2vec.train.trainer import pick_device, train
 from film2vec.walks import Negatives, stream_key
 
 NEGATIVES = Negatives(4, 40)  # 4 uniform negatives a sample among assets 0..39, drawn by the trainer
@@ -276,3 +277,44 @@ def test_without_a_c_compiler_auto_trains_with_tensor_code_and_native_says_why(s
             train_uniform(seasons_path, range(1), 40, TrainConfig(dim=8, step_kernel="native"))
     finally:
         native.library.cache_clear()
+
+
+def planted_margin(vectors: np.ndarray) -> float:
+    """The mean cosine between assets of one planted half less that between the halves."""
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    cosine, half = unit @ unit.T, np.arange(len(vectors)) // (len(vectors) // 2)
+    same = half[:, None] == half[None, :]
+    return float(cosine[same & ~np.eye(len(vectors), dtype=bool)].mean() - cosine[~same].mean())
+
+
+def test_processes_through_torch_distributor_train_what_one_process_does(spark, seasons_path):
+    """Two gloo processes started by TorchDistributor, each stepping on half of every batch and applying
+    both halves' row gradients, train the planted catalogue to the single process's vectors and loss."""
+    config = TrainConfig(
+        dim=8, batch_size=512, learning_rate=0.1, step_kernel="torch", compile_step="off", device="cpu"
+    )
+    alone = train_uniform(seasons_path, [0, 1], 40, config)
+    together = train_uniform(seasons_path, [0, 1], 40, dataclasses.replace(config, processes=2))
+    assert [report.samples for report in together.history] == [8_000, 8_000]
+    assert [report.step for report in together.history] == [report.step for report in alone.history]
+    assert together.history[-1].loss == pytest.approx(alone.history[-1].loss, rel=1e-4)
+    assert planted_margin(together.vectors) > 0.5
+    np.testing.assert_allclose(together.vectors, alone.vectors, atol=1e-4)
+
+
+def test_processes_refuse_what_they_cannot_honour(seasons_path):
+    for refused in ({"step_kernel": "native"}, {"compile_step": "on"}, {"device": "cuda"}):
+        flag = "--" + next(iter(refused)).replace("_", "-")
+        with pytest.raises(ConfigError, match=f"--processes 2: .*{flag} {next(iter(refused.values()))} cannot hold"):
+            train_uniform(seasons_path, [0], 40, TrainConfig(processes=2, **refused))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA device; the CUDA step runs where it does")
+def test_cuda_trains_what_the_cpu_does(seasons_path):
+    """The CUDA path (the tensor-code step on the GPU) recovers the planted halves with the CPU's loss."""
+    config = TrainConfig(dim=8, batch_size=512, learning_rate=0.1, step_kernel="torch", compile_step="off")
+    on_cpu = train_uniform(seasons_path, [0, 1], 40, dataclasses.replace(config, device="cpu"))
+    on_gpu = train_uniform(seasons_path, [0, 1], 40, dataclasses.replace(config, device="cuda"))
+    assert on_gpu.device.startswith("cuda")
+    assert on_gpu.history[-1].loss == pytest.approx(on_cpu.history[-1].loss, rel=1e-2)  # atomics sum in any order
+    assert planted_margin(on_gpu.vectors) > 0.5

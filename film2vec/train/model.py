@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Callable
 
 import torch
 from torch.nn import functional as F
@@ -52,6 +53,9 @@ class AssetVectors:
         self.compiled = compiled  # the step runs through torch.compile; set before the first step
         self._compiled_once = False
         self.native: NativeStep | None = None  # the C step (CPU), once `use_native` has built it
+        # A data-parallel process's link to the others (film2vec.train.distributed): given this process's
+        # summed loss and (rows, gradients) per matrix, every process's, in rank order.
+        self.exchange: Callable[[torch.Tensor, RowGradients], tuple[torch.Tensor, RowGradients]] | None = None
 
     def use_native(self) -> None:
         """Train with the C step from now on; raises NativeUnavailable where it cannot be built."""
@@ -89,6 +93,8 @@ class AssetVectors:
         candidates = _candidates(target, negatives)
         if self.native is not None:
             return self.native(origin, candidates, learning_rate)
+        if self.exchange is not None:
+            return self._exchanged_step(origin, candidates, learning_rate)
         dense = self.vectors.shape[0] <= DENSE_ROWS_PER_TOUCH * candidates.numel()
         touched = None if dense else _touched(origin, candidates, self.shared)
         rate = torch.tensor(learning_rate, dtype=self.vectors.dtype, device=self.vectors.device)
@@ -105,6 +111,25 @@ class AssetVectors:
             self.compiled = False
             return _train_step(*arguments)
         self._compiled_once = True
+        return loss
+
+    def _exchanged_step(self, origin: torch.Tensor, candidates: torch.Tensor, learning_rate: float) -> torch.Tensor:
+        """A data-parallel process's step: its share of the batch gives the gradients of the rows it touches,
+        the exchange brings every process's, and each process applies all of them in the same order, so the
+        replicas stay equal and the step is the one a single process takes on the whole batch."""
+        loss, gradients = _row_gradients(self.vectors, self.context, origin, candidates, self.loss_kind, self.shared)
+        loss, gradients = self.exchange(loss, gradients)
+        rate = torch.tensor(learning_rate, dtype=self.vectors.dtype, device=self.vectors.device)
+        matrices = [(self.vectors, self.vectors_state)]
+        if not self.shared:
+            matrices.append((self.context, self.context_state))
+        for (matrix, state), (rows, row_gradients) in zip(matrices, gradients, strict=True):
+            touched = (
+                None
+                if matrix.shape[0] <= DENSE_ROWS_PER_TOUCH * rows.numel()
+                else torch.unique(rows, return_inverse=True)
+            )
+            _adagrad_rows(matrix, state, rows, row_gradients, touched, rate)
         return loss
 
 
@@ -139,6 +164,28 @@ def _train_step(
     matrix products. (Inductor's own fused dot products were 3x faster at 5 candidates but 2x slower
     from 7 on: measured at 4,096 samples, dim 64, one thread.)
     """
+    loss, gradients = _row_gradients(vectors, context, origin, candidates, loss_kind, shared)
+    if shared:
+        _adagrad_rows(vectors, vectors_state, *gradients[0], touched, learning_rate)
+    else:
+        _adagrad_rows(vectors, vectors_state, *gradients[0], touched and touched[:2], learning_rate)
+        _adagrad_rows(context, context_state, *gradients[1], touched and touched[2:], learning_rate)
+    return loss
+
+
+# the rows a batch touches in each matrix (the shared one, or vectors then context) with each occurrence's gradient
+RowGradients = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def _row_gradients(
+    vectors: torch.Tensor,
+    context: torch.Tensor,
+    origin: torch.Tensor,
+    candidates: torch.Tensor,
+    loss_kind: str,
+    shared: bool,
+) -> tuple[torch.Tensor, RowGradients]:
+    """A batch's summed loss and, per matrix, the rows it touches with each occurrence's gradient."""
     dim = vectors.shape[1]
     origin_vectors = vectors[origin]
     candidate_vectors = context[candidates]
@@ -148,13 +195,8 @@ def _train_step(
     candidate_gradient = (gradient.unsqueeze(2) * origin_vectors.unsqueeze(1)).reshape(-1, dim)
     flat = candidates.reshape(-1)
     if shared:
-        rows = torch.cat((origin, flat))
-        gradients = torch.cat((origin_gradient, candidate_gradient))
-        _adagrad_rows(vectors, vectors_state, rows, gradients, touched, learning_rate)
-    else:
-        _adagrad_rows(vectors, vectors_state, origin, origin_gradient, touched and touched[:2], learning_rate)
-        _adagrad_rows(context, context_state, flat, candidate_gradient, touched and touched[2:], learning_rate)
-    return loss
+        return loss, [(torch.cat((origin, flat)), torch.cat((origin_gradient, candidate_gradient)))]
+    return loss, [(origin, origin_gradient), (flat, candidate_gradient)]
 
 
 def _adagrad_rows(

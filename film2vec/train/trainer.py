@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import sys
-import time
 import warnings
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -19,33 +17,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from film2vec.config import TrainConfig
 from film2vec.native import NativeUnavailable
 from film2vec.train import checkpoint
+from film2vec.train.distributed import train_season_on_processes
+from film2vec.train.epoch import EpochReport, SeasonPlace, train_epoch
 from film2vec.train.model import AssetVectors
 from film2vec.train.stopping import StopRule, Validation
-from film2vec.train.stream import prefetched, read_season, season_rows, shuffled_batches, with_negatives
-from film2vec.walks import Negatives, stream_key
+from film2vec.train.stream import season_rows
+from film2vec.walks import Negatives
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EpochReport:
-    """What one pass over a season did."""
-
-    season: int
-    epoch: int
-    step: int
-    loss: float
-    samples: int
-    seconds: float
-
-    @property
-    def samples_per_second(self) -> float:
-        return self.samples / self.seconds if self.seconds > 0 else float("nan")
 
 
 @dataclass
@@ -77,13 +60,6 @@ def pick_device(choice: str) -> torch.device:
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
     return torch.device("cpu")
-
-
-def learning_rate(config: TrainConfig, progress: float) -> float:
-    """The learning rate when `progress` (0 to 1) of the whole run's samples are done."""
-    if config.lr_schedule == "constant":
-        return config.learning_rate
-    return config.learning_rate * (1.0 - min(progress, 1.0) * (1.0 - config.lr_floor))
 
 
 def train(
@@ -120,7 +96,8 @@ def train(
     seasons_list = None if n_seasons is not None else list(seasons)
     n_seasons = n_seasons if n_seasons is not None else len(seasons_list)
     seasons = seasons if seasons_list is None else seasons_list
-    device = pick_device(config.device)
+    config.check_processes()
+    device = pick_device("cpu" if config.processes > 1 else config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
     model = AssetVectors(
@@ -132,7 +109,7 @@ def train(
         device=device,
         compiled=config.compile_step == "on",
     )
-    if device.type == "cpu" and config.step_kernel != "torch":
+    if device.type == "cpu" and config.step_kernel != "torch" and config.processes == 1:
         try:
             model.use_native()
         except NativeUnavailable as error:
@@ -141,7 +118,7 @@ def train(
             warnings.warn(
                 f"the C training step is unavailable ({error}); training with the tensor-code step", stacklevel=2
             )
-    elif config.step_kernel == "native":
+    elif config.step_kernel == "native" and config.processes == 1:
         raise RuntimeError(f"train.step_kernel 'native' runs on the CPU, but the device is {device}")
     if start is not None:
         rows = torch.as_tensor(start.rows, dtype=torch.long, device=device)
@@ -177,13 +154,11 @@ def train(
         position, rows = len(state.seasons_done), season_rows(seasons_path, season)
         if rows == 0:
             raise RuntimeError(f"season {season} in {seasons_path} has no samples; run the sample stage first")
-        if compile_undecided and model.native is None:
+        if compile_undecided and model.native is None and config.processes == 1:
             model.compiled = rows * config.epochs_per_season * (n_seasons - position) >= COMPILE_FROM_SAMPLES
             compile_undecided = False
-        for epoch in range(config.epochs_per_season):
-            report = _train_epoch(
-                model, seasons_path, season, epoch, rows, position, n_seasons, state.step, config, seed, negatives
-            )
+        place = SeasonPlace(season, rows, position, n_seasons)
+        for report in _epochs(model, seasons_path, place, state.step, config, seed, negatives):
             state.step = report.step
             result.history.append(report)
             if on_epoch:
@@ -276,39 +251,20 @@ _MODEL_SETTINGS = (
 )
 
 
-def _train_epoch(
+def _epochs(
     model: AssetVectors,
     seasons_path: str,
-    season: int,
-    epoch: int,
-    rows: int,
-    position: int,
-    n_seasons: int,
+    place: SeasonPlace,
     step: int,
     config: TrainConfig,
     seed: int,
     negatives: Negatives,
-) -> EpochReport:
-    """One shuffled pass over a season, the learning rate stepping down with every batch."""
-    device = model.vectors.device
-    rng = np.random.default_rng([seed, season, epoch])
-    batches = shuffled_batches(read_season(seasons_path, season), config.batch_size, config.shuffle_buffer, rng)
-    source = with_negatives(batches, negatives, stream_key(seed, season))
-    started, total_loss, samples = time.perf_counter(), torch.zeros((), device=device), 0
-    season_samples = rows * config.epochs_per_season
-    progress = tqdm(
-        total=rows,
-        unit="samples",
-        unit_scale=True,
-        leave=False,
-        disable=not sys.stderr.isatty() or not log.isEnabledFor(logging.INFO),  # a terminal, progress on
-        desc=f"season {season} epoch {epoch + 1}/{config.epochs_per_season}",
-    )
-    for batch in prefetched(source, device, config.prefetch):
-        done = (position + (epoch * rows + samples) / season_samples) / n_seasons
-        total_loss += model.step(batch.origin, batch.target, batch.negatives, learning_rate(config, done))
-        samples += len(batch.origin)
-        step += 1
-        progress.update(len(batch.origin))
-    progress.close()
-    return EpochReport(season, epoch, step, float(total_loss) / max(samples, 1), samples, time.perf_counter() - started)
+) -> Iterator[EpochReport]:
+    """The season's epochs, each reported once done: in this process, or on --processes of them."""
+    if config.processes > 1:
+        yield from train_season_on_processes(model, seasons_path, place, step, config, seed, negatives)
+        return
+    for epoch in range(config.epochs_per_season):
+        report = train_epoch(model, seasons_path, place, epoch, step, config, seed, negatives)
+        step = report.step
+        yield report

@@ -1,0 +1,104 @@
+"""A season's epochs on several processes through Spark's TorchDistributor: data parallel, one replica of the
+vectors in each process.
+
+Every process reads the same shuffled batches and steps on its share of each. The gradients of the rows its
+share touches are gathered from all processes over gloo (a batch touches at most batch × (1 + negatives) rows,
+so what travels does not grow with the catalogue, unlike an all-reduce of the whole matrix), and every
+process applies all of them in rank order: the replicas stay equal and the run trains what one process does
+on the same batches. The vectors go to the processes and back through a file once a season, so the driver
+keeps the schedule, the held-out stopping, the checkpoints and the seasons drawn beside training.
+
+This is the local mode (processes on the driver, CPU). docs/operations.md ("Training past one driver") says
+what a cluster of GPUs needs beyond it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from film2vec.config import TrainConfig
+from film2vec.train.epoch import EpochReport, SeasonPlace, train_epoch
+from film2vec.train.model import AssetVectors, RowGradients
+from film2vec.walks import Negatives
+
+
+def train_season_on_processes(
+    model: AssetVectors,
+    seasons_path: str,
+    place: SeasonPlace,
+    step: int,
+    config: TrainConfig,
+    seed: int,
+    negatives: Negatives,
+) -> list[EpochReport]:
+    """The season's epochs on `config.processes` processes; `model` holds the trained vectors afterwards."""
+    from pyspark.ml.torch.distributor import TorchDistributor  # imports torch's launcher: only when asked for
+
+    with tempfile.TemporaryDirectory(prefix="film2vec-processes-") as folder:
+        before, after = str(Path(folder) / "before.pt"), str(Path(folder) / "after.pt")
+        torch.save(model.state(), before)
+        distributor = TorchDistributor(num_processes=config.processes, local_mode=True, use_gpu=False)
+        with contextlib.redirect_stdout(sys.stderr):  # the processes' output is a log, not the command's answer
+            reports = distributor.run(
+                _season_on_rank, before, after, seasons_path, place, step, config, seed, negatives
+            )
+        model.load(torch.load(after))
+    return reports
+
+
+def _season_on_rank(
+    before: str,
+    after: str,
+    seasons_path: str,
+    place: SeasonPlace,
+    step: int,
+    config: TrainConfig,
+    seed: int,
+    negatives: Negatives,
+) -> list[EpochReport]:
+    """One process's part (torchrun sets its rank): load the vectors, train the season's epochs on this rank's
+    share of each batch, and (rank 0) save the vectors."""
+    dist.init_process_group("gloo")
+    try:
+        rank, processes = dist.get_rank(), dist.get_world_size()
+        torch.set_num_threads(max(1, (config.threads or os.cpu_count() or 1) // processes))
+        state = torch.load(before)
+        model = AssetVectors(len(state["vectors"]), config.dim, shared=config.shared_vectors, loss=config.loss)
+        model.load(state)
+        model.exchange = _exchanged
+        reports = []
+        for epoch in range(config.epochs_per_season):
+            reports.append(
+                train_epoch(model, seasons_path, place, epoch, step, config, seed, negatives, (rank, processes))
+            )
+            step = reports[-1].step
+        if rank == 0:
+            torch.save(model.state(), after)
+        return reports
+    finally:
+        dist.destroy_process_group()
+
+
+def _exchanged(loss: torch.Tensor, gradients: RowGradients) -> tuple[torch.Tensor, RowGradients]:
+    """Every process's summed loss and row gradients, in rank order."""
+    dist.all_reduce(loss)
+    return loss, [(_gathered(rows), _gathered(values)) for rows, values in gradients]
+
+
+def _gathered(part: torch.Tensor) -> torch.Tensor:
+    """Every process's `part` (their lengths may differ), concatenated in rank order."""
+    lengths = [torch.zeros(1, dtype=torch.long) for _ in range(dist.get_world_size())]
+    dist.all_gather(lengths, torch.tensor([len(part)]))
+    longest = int(max(lengths))
+    padded = part.new_zeros((longest, *part.shape[1:]))
+    padded[: len(part)] = part
+    parts = [torch.empty_like(padded) for _ in lengths]
+    dist.all_gather(parts, padded)
+    return torch.cat([gathered[: int(length)] for gathered, length in zip(parts, lengths, strict=True)])
