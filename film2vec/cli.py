@@ -44,6 +44,7 @@ from film2vec.config import (
     apply,
     check_value,
     field_specs,
+    help_text,
     load_profile,
     parsed_text,
     type_options,
@@ -113,14 +114,21 @@ NEGATIVES = frozenset({"seasons.negatives", "seasons.negative_distribution", "se
 SAMPLING = {"seed"} | every("seasons", "pipelined_seasons", "negative_distribution", "unigram_exponent")
 HELD_OUT = frozenset({"seasons.min_seasons", "seasons.max_seasons", "seasons.validation_users"})  # --seasons 0
 GATE = ("evaluation_model", "version", "evaluation_version", "force")  # tracking settings only validate, promote read
-TRAINING = {"seed", "seasons.seasons"} | HELD_OUT | NEGATIVES | every("train") | every("tracking", *GATE)
-USES_RUN = SESSION | TABLES | {"apps.run_id", "tracking.experiment"}  # the MLflow run uses log to
+# the settings of training on the seasons drawn beside it (run, refresh, evaluate); `train` reads DIR/seasons
+TRAINING = (
+    {"seed", "seasons.seasons"}
+    | HELD_OUT
+    | NEGATIVES
+    | every("train", "allow_season_mismatch")
+    | every("tracking", *GATE)
+)
+USES_RUN = SESSION | TABLES | {"apps.run_id"}  # the MLflow run uses log to (the served vectors' unless named)
 LABELS = frozenset({"apps.labels", "apps.label_column"})  # uses.load_catalogue's labels
 
 PAIRS = SESSION | TABLES | EVENTS | NEW_VIEWS | every("pairs")
 SAMPLE = SESSION | TABLES | SAMPLING
-TRAIN = SESSION | TABLES | TRAINING
-RUN = PAIRS | SAMPLE | TRAIN | {"seasons.pipelined_seasons"}
+TRAIN = SESSION | TABLES | TRAINING | {"train.allow_season_mismatch"}
+RUN = PAIRS | SAMPLE | TRAINING | {"seasons.pipelined_seasons"}
 RECENCY = frozenset({"apps.half_life_views", "apps.half_life_days"})  # film2vec.recency's clocks
 TASTES = USES_RUN | RECENCY
 RECOMMEND = USES_RUN | {"apps.candidates", "apps.popularity_prior", "apps.recommend_n"}
@@ -173,7 +181,7 @@ COMMANDS = {
         "split the events per user (last 5 views held out), train on the rest (or score --embeddings), "
         "print the figures",
         "film2vec.evaluation:evaluate",
-        (PAIRS - NEW_VIEWS) | SAMPLE | TRAIN | every("evaluate") | RECENCY,
+        (PAIRS - NEW_VIEWS) | SAMPLE | TRAINING | every("evaluate") | RECENCY,
         trains=True,
     ),
     "tastes": Command("write each user's taste vector into DIR/user_vectors", "film2vec.uses:tastes", TASTES),
@@ -355,7 +363,7 @@ def parser(profile: Config | None = None) -> argparse.ArgumentParser:
                 default=argparse.SUPPRESS,
                 type=typed(setting),
                 metavar=_metavar(setting),
-                help=f"{setting.meta['help']} (default: {shown(value)})".replace("%", "%%"),
+                help=f"{help_text(setting.meta)} (default: {shown(value)})".replace("%", "%%"),
             )
         if name == "similar":
             sub.add_argument(
@@ -512,12 +520,12 @@ def mlflow_quietly(handler: logging.Handler, level: str) -> Iterator[None]:
             os.environ.pop(ARTIFACT_BARS, None)
 
 
-def _run(name: str, command: Command, config: Config, handler: logging.Handler, level: str) -> dict:
+def _run(name: str, command: Command, config: Config, base: Config, handler: logging.Handler, level: str) -> dict:
     """Call the command's function (with a Spark session when it takes one) and return its summary, once the
     checks that need no Spark have passed (film2vec.preflight)."""
     from film2vec import preflight
 
-    preflight.check(config, command.reads, writes=name != "similar")
+    preflight.check(config, command.reads, writes=name != "similar", command=name, base=base)
     if command.spark and "data.schema" in command.reads:
         from film2vec.tables import output_schema
 
@@ -596,7 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 return ExitCode.OK
             with switch_interval(SWITCH_INTERVAL_SECONDS), stdout_to_stderr():
-                summary = _run(name, command, config, handler, arguments.log_level)
+                summary = _run(name, command, config, profile, handler, arguments.log_level)
         except tuple(error for error, _ in EXIT_OF) as error:
             log.error("film2vec %s: %s", name, error)
             return next(code for kind, code in EXIT_OF if isinstance(error, kind))

@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,20 @@ class ConfigError(ValueError):
 
 
 def setting(
-    default: Any, help: str, *, low: float | None = None, high: float | None = None, choices: tuple | None = None
+    default: Any,
+    help: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple | None = None,
+    speed_only: bool = False,
 ) -> Any:
-    """A config field with its help text and allowed values (inclusive bounds)."""
-    return field(default=default, metadata={"help": help, "low": low, "high": high, "choices": choices})
+    """A config field with its help text and allowed values (inclusive bounds). A `speed_only` setting changes
+    how fast a command runs or what it holds in memory, never what it writes."""
+    return field(
+        default=default,
+        metadata={"help": help, "low": low, "high": high, "choices": choices, "speed_only": speed_only},
+    )
 
 
 @dataclass
@@ -61,6 +72,7 @@ class DataConfig:
         "(nothing written); 0: stop at once",
         low=0.0,
         high=86_400.0,
+        speed_only=True,
     )
     null_tokens: str = setting(
         "NULL,null,\\N,NaN,nan,None",
@@ -100,9 +112,9 @@ class DataConfig:
 
 @dataclass
 class SparkConfig:
-    master: str = setting("local[*]", "Spark master used when film2vec starts Spark itself")
-    shuffle_partitions: int = setting(8, "spark.sql.shuffle.partitions", low=1, high=100_000)
-    driver_memory: str = setting("4g", "Driver memory when film2vec starts Spark itself")
+    master: str = setting("local[*]", "Spark master used when film2vec starts Spark itself", speed_only=True)
+    shuffle_partitions: int = setting(8, "spark.sql.shuffle.partitions", low=1, high=100_000, speed_only=True)
+    driver_memory: str = setting("4g", "Driver memory when film2vec starts Spark itself", speed_only=True)
     metastore: str = setting(
         "~/.film2vec/metastore",
         "Folder of the local Hive metastore (embedded Derby) and its warehouse, used when film2vec starts Spark "
@@ -200,6 +212,7 @@ class PairsConfig:
         "gram",
         "How co-views are counted: gram (per-bucket sparse products, fast) or join (the self-join reference)",
         choices=("gram", "join"),
+        speed_only=True,
     )
     max_user_views: int = setting(
         0, "Users with more views contribute a seeded uniform sample of this many; 0 keeps every view", low=0
@@ -218,6 +231,7 @@ class PairsConfig:
         50_000_000,
         "Gram memory bound: products per sparse block, and table rows per bucket (more rows: more buckets)",
         low=1_000,
+        speed_only=True,
     )
 
 
@@ -277,6 +291,7 @@ class SeasonsConfig:
         "Spark partitions of the walk's lists (and user buckets of the bipartite walk); samples do not depend on it",
         low=1,
         high=100_000,
+        speed_only=True,
     )
     sampler: str = setting(
         "auto",
@@ -284,11 +299,18 @@ class SeasonsConfig:
         "process from the walk's lists collected once, without a Spark job per season; auto: the driver when neither "
         "the walk's input (views or pairs) nor a season has more than --driver-sampling-rows rows",
         choices=("auto", "spark", "driver"),
+        speed_only=True,
     )
     driver_sampling_rows: int = setting(
-        5_000_000, "--sampler auto: the most input rows, and samples a season, drawn on the driver", low=0, high=10**12
+        5_000_000,
+        "--sampler auto: the most input rows, and samples a season, drawn on the driver",
+        low=0,
+        high=10**12,
+        speed_only=True,
     )
-    pipelined_seasons: bool = setting(True, "film2vec run: sample season k + 1 while the trainer trains on season k")
+    pipelined_seasons: bool = setting(
+        True, "film2vec run: sample season k + 1 while the trainer trains on season k", speed_only=True
+    )
 
 
 @dataclass
@@ -340,17 +362,21 @@ class TrainConfig:
         "The CPU training step: native (C, built once per machine with the system's cc; several times faster), "
         "torch (tensor code, see --compile-step) or auto (native where it builds, else torch); CUDA runs torch",
         choices=("auto", "native", "torch"),
+        speed_only=True,
     )
     compile_step: str = setting(
         "auto",
         "Fuse the tensor-code step with torch.compile: ~4x faster than eager on CPU after ~10-30 s of compiling; "
         "auto compiles when the run makes at least 5M sample passes; the eager step takes over when no compiler works",
         choices=("auto", "on", "off"),
+        speed_only=True,
     )
-    device: str = setting("auto", "Torch device: auto picks CUDA when present", choices=("auto", "cpu", "cuda"))
+    device: str = setting(
+        "auto", "Torch device: auto picks CUDA when present", choices=("auto", "cpu", "cuda"), speed_only=True
+    )
     shuffle_buffer: int = setting(1_000_000, "Samples shuffled together while streaming", low=1, high=1_000_000_000)
-    prefetch: int = setting(4, "Arrow batches read ahead in the background", low=1, high=1_000)
-    threads: int = setting(0, "Torch CPU threads; 0 means all cores", low=0, high=1_024)
+    prefetch: int = setting(4, "Arrow batches read ahead in the background", low=1, high=1_000, speed_only=True)
+    threads: int = setting(0, "Torch CPU threads; 0 means all cores", low=0, high=1_024, speed_only=True)
     processes: int = setting(
         1,
         "Processes that train each season together, data parallel, started on the driver by Spark's "
@@ -358,8 +384,11 @@ class TrainConfig:
         "is faster on one machine; more is the small case of training past one driver (docs/operations.md)",
         low=1,
         high=256,
+        speed_only=True,
     )
-    resume: bool = setting(True, "Resume from the last season checkpoint in DIR/checkpoints when its settings match")
+    resume: bool = setting(
+        True, "Resume from the last season checkpoint in DIR/checkpoints when its settings match", speed_only=True
+    )
     warm_start: str | None = setting(
         None,
         "Start from a registered model's vectors: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model or a "
@@ -547,6 +576,7 @@ class RefreshConfig:
     compact: bool = setting(
         True,
         "`refresh`: OPTIMIZE the tables the refresh merged into (views, pairs) and VACUUM their unreferenced files",
+        speed_only=True,
     )
     vacuum_retention_hours: float = setting(
         168.0,
@@ -554,6 +584,7 @@ class RefreshConfig:
         "older than that fail, and time travel cannot go further back)",
         low=0.0,
         high=1e6,
+        speed_only=True,
     )
     retrain_unchanged: bool = setting(
         False,
@@ -586,6 +617,90 @@ class Config:
 
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(Config) if dataclasses.is_dataclass(f.default_factory))
+
+
+@dataclass(frozen=True)
+class ActsOnlyWhen:
+    """Settings that act only when the rest of the configuration (and the command) lets them: `film2vec
+    COMMAND` refuses a value of its own for one of them otherwise, naming what would let it act."""
+
+    keys: tuple[str, ...]
+    holds: Callable[[Config, str], bool]  # (the configuration, the command)
+    what_lets_them: str
+
+
+def _keys(section: str, *names: str) -> tuple[str, ...]:
+    """`section.name` for the names given, or for every field of the section when none are."""
+    owner = type(getattr(Config(), section))
+    return tuple(f"{section}.{name}" for name in names or [f.name for f in dataclasses.fields(owner)])
+
+
+CONDITIONAL_SETTINGS = (
+    ActsOnlyWhen(_keys("pairs"), lambda c, command: command == "pairs" or c.seasons.walk == "coview", "--walk coview"),
+    ActsOnlyWhen(
+        _keys("seasons", "min_seasons", "max_seasons", "validation_users"),
+        lambda c, _: c.seasons.seasons == 0,
+        "--seasons 0",
+    ),
+    ActsOnlyWhen(_keys("seasons", "context_window"), lambda c, _: c.seasons.walk == "bipartite", "--walk bipartite"),
+    ActsOnlyWhen(
+        _keys("seasons", "origin_exponent"),
+        lambda c, _: c.seasons.origin_distribution == "views",
+        "--origin-distribution views",
+    ),
+    ActsOnlyWhen(
+        _keys("seasons", "unigram_exponent"),
+        lambda c, _: c.seasons.negative_distribution == "unigram",
+        "--negative-distribution unigram",
+    ),
+    ActsOnlyWhen(_keys("seasons", "driver_sampling_rows"), lambda c, _: c.seasons.sampler == "auto", "--sampler auto"),
+    ActsOnlyWhen(_keys("train", "lr_floor"), lambda c, _: c.train.lr_schedule == "linear", "--lr-schedule linear"),
+    ActsOnlyWhen(
+        _keys("train", "warm_learning_rate", "warm_new_assets"),
+        lambda c, command: c.train.warm_start is not None or command == "refresh",
+        "--warm-start (or `film2vec refresh`, which warm-starts from the served model)",
+    ),
+    ActsOnlyWhen(
+        _keys("evaluate", "als_iterations", "als_reg_param", "als_alpha"),
+        lambda c, _: c.evaluate.baseline == "als",
+        "--baseline als",
+    ),
+    ActsOnlyWhen(
+        tuple(key for key in (*_keys("seasons"), *_keys("train")) if key != "seasons.sample_partitions"),
+        lambda c, command: command != "evaluate" or c.evaluate.embeddings is None,
+        "`film2vec evaluate` training its own vectors (no --embeddings)",
+    ),
+    ActsOnlyWhen(
+        ("seed",),
+        lambda c, command: command != "audit" or c.apps.audit_holdout > 0,
+        "--audit-holdout above 0 (the only draw `film2vec audit` makes)",
+    ),
+    ActsOnlyWhen(
+        _keys("tracking", "model_name", "alias"),
+        lambda c, command: command != "similar" or c.data.schema is not None,
+        "--schema (`film2vec similar` asks the served model only for tables in a metastore)",
+    ),
+    ActsOnlyWhen(
+        _keys("tracking", "evaluation_version"),
+        lambda c, _: c.tracking.evaluation_model is not None,
+        "--evaluation-model",
+    ),
+)
+
+
+def idle_settings(config: Config, base: Config, command: str, reads: Collection[str]) -> list[str]:
+    """The settings `command` reads whose value differs from `base`'s (the profile the flags were applied to)
+    although this configuration does not let them act, each with what would (CONDITIONAL_SETTINGS)."""
+    idle = {}
+    for rule in CONDITIONAL_SETTINGS:
+        if rule.holds(config, command):
+            continue
+        for key in rule.keys:
+            *section, name = key.split(".")
+            value, based = (getattr(getattr(c, section[0]) if section else c, name) for c in (config, base))
+            if key in reads and key not in idle and value != based:
+                idle[key] = f"--{name.replace('_', '-')} {_yaml_text(value)} acts only with {rule.what_lets_them}"
+    return list(idle.values())
 
 
 def _allowed(meta: dict, kind: Any) -> str:
@@ -748,8 +863,13 @@ def reference_markdown() -> str:
             if getattr(values, spec.name) != spec.default:
                 default += f" (built-in `{_yaml_text(spec.default)}`)"
             flag = "--" + spec.name.replace("_", "-")
-            lines.append(f"- **`{key}`** (`{flag}`): {allowed}; {default}. {spec.metadata['help']}")
+            lines.append(f"- **`{key}`** (`{flag}`): {allowed}; {default}. {help_text(spec.metadata)}")
     return "\n".join(lines) + "\n"
+
+
+def help_text(meta: dict) -> str:
+    """A setting's help, with what a speed-only one does not change."""
+    return meta["help"] + (" (speed only: what the command writes does not depend on it)" if meta["speed_only"] else "")
 
 
 def _yaml_text(value: Any) -> str:

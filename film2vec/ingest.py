@@ -3,6 +3,8 @@ refresh appends (DIR/unviewed keeps the metadata's assets with no view yet)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -48,7 +50,8 @@ def generate(spark: SparkSession, config: Config) -> dict:
     tables.write(
         config, chunks.mapInArrow(draw, "user_id long, asset_id long, viewed_at timestamp"), "synthetic/events"
     )
-    tables.write(config, plan.assets_table(), "synthetic/assets")
+    # written last, with the settings it was drawn by: a run finds the catalogue whole, and drawn as asked
+    tables.write(config, plan.assets_table(), "synthetic/assets", userMetadata=json.dumps(_drawn_by(config)))
     return {
         "events": events,
         "metadata": assets,
@@ -64,10 +67,23 @@ def events_source(spark: SparkSession, config: Config) -> tuple[str, str | None]
     if config.data.events:
         return config.data.events, config.data.metadata
     events, metadata = config.out("synthetic/events"), config.out("synthetic/assets")
-    if not tables.exists(spark, config, "synthetic/events"):
+    if not tables.exists(spark, config, "synthetic/assets"):
         log.info("no --events: drawing the synthetic catalogue into %s", config.out("synthetic"))
         generate(spark, config)
+    elif [record for _, record in tables.commit_records(spark, config, "synthetic/assets", "synthetic")][:1] != [
+        _drawn_by(config)["synthetic"]
+    ]:  # the newest commit's settings
+        log.warning(
+            "no --events: the synthetic catalogue in %s was drawn by other settings; drawing it again",
+            config.out("synthetic"),
+        )
+        generate(spark, config)
     return events, metadata
+
+
+def _drawn_by(config: Config) -> dict:
+    """What decides the synthetic catalogue's rows: its settings and the seed."""
+    return {"synthetic": {**dataclasses.asdict(config.synthetic), "seed": config.seed}}
 
 
 def prepare_views(spark: SparkSession, config: Config) -> dict:

@@ -25,7 +25,7 @@ import mlflow
 from pyspark.sql import SparkSession
 
 from film2vec import tables, tracking
-from film2vec.config import Config, ConfigError, PairsConfig
+from film2vec.config import Config, ConfigError
 from film2vec.ingest import merge_new_views, prepare_views
 from film2vec.pairs import count_pairs
 from film2vec.seasons import (
@@ -53,26 +53,12 @@ def timed(name: str, stage: Callable[..., dict], *arguments, **options) -> dict:
     return summary
 
 
-# the pair settings that change the counts (the others only how fast they are made)
-PAIR_SHAPING = ("max_user_views", "user_weighting", "max_neighbours", "min_co_views")
-
-
 def prepare_inputs(spark: SparkSession, config: Config) -> dict:
     """The tables the walk reads, made current: the events ingested into DIR/views and DIR/assets (new views
     merged, with --new-events or --since), and the co-view pairs counted into DIR/pairs only when the walk
     reads them (--walk coview): a bipartite run does not pay for a table it never reads."""
     if "pairs" in walk_inputs(config):
         return count_pairs(spark, config)
-    unread = [
-        f"--{name.replace('_', '-')}"
-        for name in PAIR_SHAPING
-        if getattr(config.pairs, name) != getattr(PairsConfig(), name)
-    ]
-    if unread:
-        raise ConfigError(
-            f"flag(s) {', '.join(unread)} shape the co-view pair counts, which the bipartite walk (--walk bipartite, "
-            "the default) does not read: give --walk coview, or leave them out"
-        )
     if config.data.new_events or config.data.since:
         return {**merge_new_views(spark, config), "pairs": PAIRS_NOT_COUNTED}
     return {"ingest": prepare_views(spark, config), "pairs": PAIRS_NOT_COUNTED}

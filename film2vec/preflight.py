@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from film2vec.config import Config, ConfigError
+from film2vec.config import Config, ConfigError, idle_settings
 from film2vec.errors import InputError
 from film2vec.storage import Storage, storage
 from film2vec.tables import looks_like_table
@@ -29,9 +29,14 @@ INPUT_FLAGS = {
 SERVER_TIMEOUT_SECONDS = 5.0
 
 
-def check(config: Config, reads: frozenset[str], writes: bool = True) -> None:
-    """Every check that needs no Spark, for a command that reads the settings `reads` (and writes under --out
-    unless `writes` is False)."""
+def check(
+    config: Config, reads: frozenset[str], writes: bool = True, command: str = "run", base: Config | None = None
+) -> None:
+    """Every check that needs no Spark, for `command`, which reads the settings `reads` (and writes under --out
+    unless `writes` is False); `base` is the profile the flags were applied to (default: the built-in values)."""
+    idle = idle_settings(config, base or Config(), command, reads)
+    if idle:
+        raise ConfigError("; ".join(idle) + ": leave them out, or give what lets them act")
     for key, flag in INPUT_FLAGS.items():
         if key in reads:
             check_input(_setting(config, key), flag)

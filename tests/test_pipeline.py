@@ -14,7 +14,7 @@ import pytest
 from deltalake import DeltaTable
 
 from film2vec import pipeline
-from film2vec.config import Config, ConfigError
+from film2vec.config import Config
 from film2vec.nearest import normalised, top_neighbours
 
 
@@ -112,15 +112,3 @@ def test_run_logs_how_long_training_waited_for_each_pipelined_season(finished_ru
     # (three equal seasons at worst: var 3·mean)
     expected = 3 * summary["inputs"]["ingest"]["views"] * config.seasons.samples_per_view
     assert abs(summary["sample"]["samples"] - expected) <= 5 * (3 * expected) ** 0.5
-
-
-@pytest.mark.parametrize("setting", ["max_user_views", "user_weighting", "max_neighbours", "min_co_views"])
-def test_a_pair_setting_the_walk_does_not_read_is_refused_by_name(spark, tmp_path, setting):
-    config = Config()
-    config.data.out = str(tmp_path)
-    value = {"max_user_views": 500, "user_weighting": "inverse", "max_neighbours": 5, "min_co_views": 2.0}[setting]
-    setattr(config.pairs, setting, value)
-    flag = "--" + setting.replace("_", "-")
-    with pytest.raises(ConfigError, match=f"flag\\(s\\) {flag} shape the co-view pair counts"):
-        pipeline.prepare_inputs(spark, config)
-    assert not any(tmp_path.iterdir())  # refused before anything was written

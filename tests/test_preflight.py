@@ -11,6 +11,9 @@ import time
 
 import pytest
 
+from film2vec import preflight
+from film2vec.cli import COMMANDS
+from film2vec.config import Config, ConfigError
 from film2vec.errors import ExitCode
 
 FAST_SECONDS = 8.0  # the process, Python's imports included; Spark's start alone takes longer
@@ -74,3 +77,16 @@ def test_processes_with_a_setting_they_cannot_honour_stop_before_spark(tmp_path)
     assert done.returncode == ExitCode.USAGE, done.stderr[-2000:]
     assert "flag --processes 2: " in done.stderr and "--step-kernel native cannot hold" in done.stderr
     assert seconds < FAST_SECONDS and not out.exists()
+
+
+@pytest.mark.parametrize("setting", ["max_user_views", "user_weighting", "max_neighbours", "min_co_views"])
+def test_a_pair_setting_the_walk_does_not_read_is_refused_by_name(tmp_path, setting):
+    config = Config()
+    config.data.out = str(tmp_path)
+    value = {"max_user_views": 500, "user_weighting": "inverse", "max_neighbours": 5, "min_co_views": 2.0}[setting]
+    setattr(config.pairs, setting, value)
+    flag = "--" + setting.replace("_", "-")
+    with pytest.raises(ConfigError, match=f"{flag} {value} acts only with --walk coview"):
+        preflight.check(config, COMMANDS["run"].reads, command="run")
+    preflight.check(config, COMMANDS["pairs"].reads, command="pairs")  # `film2vec pairs` counts them whatever the walk
+    assert not any(tmp_path.iterdir())  # refused before anything was written
