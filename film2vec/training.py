@@ -312,6 +312,7 @@ def _train_on(
             mlflow.log_artifact(str(Path(tmp) / "held_out.png"), "plots")
         mlflow.log_metrics({"seasons_trained": len(trained_seasons), "samples_trained": volume["samples"]})
         mlflow.set_tag("film2vec.stopped", volume["stopped"])
+        mlflow.set_tags({f"film2vec.step_{name}": value for name, value in result.step.items() if value is not None})
         versions = {table: tables.version(spark, config, table) for table in (*walk_inputs(config), "seasons")}
         tracking.log_input_tables({table: (tables.where(config, table), v) for table, v in versions.items()})
         if mismatch:
@@ -396,7 +397,7 @@ def _train_on(
             gate.serve(spark, config, version, decision.reason)
         task_values.publish(gate.EVALUATE_TASK if held_out else gate.TRAIN_TASK, gate.VERSION_KEY, version)
         mlflow.log_dict(
-            {"device": result.device, "assets": len(rows), "resumed_seasons": result.resumed_seasons, **extra},
+            {"step": result.step, "assets": len(rows), "resumed_seasons": result.resumed_seasons, **extra},
             "training.json",
         )
     if checkpoints:
@@ -407,6 +408,7 @@ def _train_on(
         "embeddings": tables.where(config, "embeddings" if served else gate.candidate("embeddings")),
         "assets_with_vectors": len(rows),
         "volume": volume,
+        "step": result.step,
         **extra,
         "resumed_seasons": result.resumed_seasons,
         **({"season_mismatch": mismatch} if mismatch else {}),

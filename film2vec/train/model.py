@@ -53,6 +53,7 @@ class AssetVectors:
         self.compiled = compiled  # the step runs through torch.compile; set before the first step
         self._compiled_once = False
         self.native: NativeStep | None = None  # the C step (CPU), once `use_native` has built it
+        self.fallback: str | None = None  # why the step is not the one asked for, once it fell back
         # A data-parallel process's link to the others (film2vec.train.distributed): given this process's
         # summed loss and (rows, gradients) per matrix, every process's, in rank order.
         self.exchange: Callable[[torch.Tensor, RowGradients], tuple[torch.Tensor, RowGradients]] | None = None
@@ -60,6 +61,13 @@ class AssetVectors:
     def use_native(self) -> None:
         """Train with the C step from now on; raises NativeUnavailable where it cannot be built."""
         self.native = NativeStep(self.vectors, self.vectors_state, self.context, self.context_state, self.loss_kind)
+
+    @property
+    def kernel(self) -> str:
+        """The step that trains: native (C), compiled (torch.compile) or eager (tensor code)."""
+        if self.native is not None:
+            return "native"
+        return "compiled" if self.compiled and self._compiled_once else "eager"
 
     def state(self) -> dict[str, torch.Tensor]:
         """The tensors a checkpoint must hold (on the CPU)."""
@@ -107,7 +115,8 @@ class AssetVectors:
         except Exception as error:  # noqa: BLE001 - any compiler failure: the eager step computes the same
             if self._compiled_once:
                 raise
-            warnings.warn(f"torch.compile failed ({error!r:.200}); training with the eager step", stacklevel=2)
+            self.fallback = f"torch.compile failed ({error!r:.200}); training with the eager step"
+            warnings.warn(self.fallback, stacklevel=2)
             self.compiled = False
             return _train_step(*arguments)
         self._compiled_once = True

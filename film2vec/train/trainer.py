@@ -36,11 +36,11 @@ class TrainResult:
     vectors: np.ndarray
     accumulators: np.ndarray  # each row's row-wise Adagrad accumulator: what a warm start continues from
     history: list[EpochReport] = field(default_factory=list)
-    device: str = "cpu"
     resumed_seasons: list[int] = field(default_factory=list)
     seasons: list[int] = field(default_factory=list)  # the seasons trained, in order
     curve: list[dict] = field(default_factory=list)  # held-out figures after each season, when scored
     stopped: str | None = None  # why the run stopped before its seasons ran out
+    step: dict = field(default_factory=dict)  # which step trained: kernel, device, processes, and any fallback
 
 
 @dataclass(frozen=True)
@@ -115,9 +115,8 @@ def train(
         except NativeUnavailable as error:
             if config.step_kernel == "native":
                 raise
-            warnings.warn(
-                f"the C training step is unavailable ({error}); training with the tensor-code step", stacklevel=2
-            )
+            model.fallback = f"the C training step is unavailable ({error}); training with the tensor-code step"
+            warnings.warn(model.fallback, stacklevel=2)
     elif config.step_kernel == "native" and config.processes == 1:
         raise RuntimeError(f"train.step_kernel 'native' runs on the CPU, but the device is {device}")
     if start is not None:
@@ -143,7 +142,6 @@ def train(
         vectors=np.empty((0, config.dim)),
         accumulators=np.empty(0),
         history=[EpochReport(**report) for report in state.history],
-        device=str(device),
         resumed_seasons=list(state.seasons_done),
     )
     result.stopped = stop_rule.reason(state.curve) if stop_rule and state.curve else None
@@ -186,6 +184,12 @@ def train(
         if added_back is not None and result.stopped:  # not checkpointed: a run killed here trains it again
             train_season(added_back(max(state.seasons_done) + 1))
     result.seasons = list(state.seasons_done)
+    result.step = {
+        "kernel": "eager" if config.processes > 1 else model.kernel,
+        "device": str(device),
+        "processes": config.processes,
+        "fallback": model.fallback,
+    }
     result.accumulators = model.vectors_state.cpu().numpy().copy()
     result.vectors = published_vectors(model, config)
     return result
