@@ -29,7 +29,8 @@ import pyarrow as pa
 from benchmarks.movielens import MOVIELENS
 from film2vec import pipeline, tables
 from film2vec.config import Config, RefreshConfig, SeasonsConfig, TrainConfig
-from film2vec.evaluation import HeldOut, split_events
+from film2vec.evaluate import HeldOut
+from film2vec.evaluation import split_events
 from film2vec.spark import get_spark
 from film2vec.tables import read_without_spark
 

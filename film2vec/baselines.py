@@ -1,7 +1,7 @@
 """Baselines that film2vec's vectors are measured against: Spark MLlib implicit ALS, the tool a Spark team has.
 
 ALS factors the user × asset view matrix (every view a 1, confidence 1 + alpha); its item factors are asset
-vectors too, so the protocol scores them as it scores film2vec's (evaluation.HeldOut). Spark does the fitting
+vectors too, so the protocol scores them as it scores film2vec's (evaluate.HeldOut). Spark does the fitting
 through the DataFrame API; the factors come back to the driver as numpy rows keyed by index.
 
 Example::

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from film2vec.storage import Storage, storage
+
 
 def _conf_dir() -> Path:
     """The profiles: film2vec/conf in an installed wheel (setup.py packs conf/ there), else the checkout's conf/."""
@@ -609,9 +611,7 @@ class Config:
 
     def out(self, table: str) -> str:
         """Path of an output table or file under the output folder (absolute when local)."""
-        from film2vec.tables import is_remote
-
-        if is_remote(self.data.out):
+        if storage(self.data.out) is Storage.REMOTE:
             return f"{self.data.out.rstrip('/')}/{table}"
         return str(Path(self.data.out).resolve() / table)
 

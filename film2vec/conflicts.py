@@ -15,7 +15,6 @@ from contextlib import contextmanager
 import delta.exceptions
 
 from film2vec.errors import ConcurrentWriteError
-from film2vec.tables import spark_errors
 
 # Delta's conflict exceptions by class name, and the error classes of their messages (DELTA_CONCURRENT_APPEND…)
 CONFLICT_MARKERS = (*delta.exceptions.__all__, "DELTA_CONCURRENT_", "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED")
@@ -43,3 +42,11 @@ def committing(what: str) -> Iterator[None]:
             "this one, so the table is whole but holds the other job's rows. Run one job per --out at a time "
             "(give concurrent runs their own --out), then rerun this one"
         ) from error
+
+
+def spark_errors() -> tuple[type[Exception], ...]:
+    """The exceptions a Spark call raises (classic Py4J or Spark Connect), imported only when one is caught."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    return (PySparkException, Py4JJavaError)

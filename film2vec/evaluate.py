@@ -16,9 +16,14 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 
+from film2vec.config import AppsConfig
+from film2vec.errors import InputError
 from film2vec.labels import label_matrix
 from film2vec.nearest import top_k
+from film2vec.recency import recency_weights
 
 # Below every real score (a dot product with a sum of unit vectors) and above an excluded asset's -inf.
 _NO_VECTOR_SCORE = -np.finfo(np.float64).max
@@ -297,3 +302,44 @@ def _check_codes(split: Split, rows: int) -> None:
     largest = max((int(a.max()) for a in (split.train_asset, split.test_asset) if a.size), default=-1)
     if largest >= rows:
         raise ValueError(f"asset code {largest} is in the split but vectors has only {rows} rows")
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The protocol's split of an events table, in the asset codes of its whole catalogue."""
+
+    split: Split
+    asset_ids: pa.Array  # asset id of each code
+    genres: list[set[str]]  # genres of each code
+
+    def score(self, embeddings: pa.Table) -> dict[str, float]:
+        """The protocol's figures of an (asset_id, vector) table; catalogue assets it lacks have no vector."""
+        return evaluate(self._vectors(embeddings), self.split, self.genres)
+
+    def score_tastes(self, embeddings: pa.Table, apps: AppsConfig) -> dict[str, float]:
+        """Next-watch figures of film2vec's own recommender (the tastes and recommend uses): each user's
+        recency-weighted taste (--half-life-views, --half-life-days) against the asset vectors, by cosine."""
+        split = self.split
+        by_user = np.argsort(split.train_user, kind="stable")
+        _, counts = np.unique(split.train_user[by_user], return_counts=True)
+        seconds = split.train_time[by_user] / 1e6  # the split's times are microseconds
+        weights = np.empty(len(by_user))
+        weights[by_user] = recency_weights(counts, seconds, apps.half_life_days, apps.half_life_views)
+        return next_watch(self._vectors(embeddings), split, view_weights=weights)
+
+    def score_recommender(self, user_vectors: np.ndarray, embeddings: pa.Table) -> dict[str, float]:
+        """Next-watch figures of a factor model's own ranking, user vector · asset vector: `user_vectors` has a
+        row per user code of the split, `embeddings` the asset vectors as an (asset_id, vector) table."""
+        return next_watch_of_user_vectors(user_vectors, self._vectors(embeddings), self.split)
+
+    def _vectors(self, embeddings: pa.Table) -> np.ndarray:
+        """An (asset_id, vector) table as a matrix with a row per asset code, zero where it has no vector."""
+        ids = pd.Index(self.asset_ids.to_pandas())
+        rows = ids.get_indexer(embeddings.column("asset_id").to_pandas())
+        known = rows >= 0
+        if not known.any():
+            raise InputError("the embeddings share no asset_id with the events' catalogue; are they of these events?")
+        found = np.stack(embeddings.column("vector").to_numpy(zero_copy_only=False)[known])
+        vectors = np.zeros((len(ids), found.shape[1]))
+        vectors[rows[known]] = found
+        return vectors

@@ -24,7 +24,7 @@ from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from film2vec import tables, task_values
+from film2vec import conflicts, tables, task_values
 from film2vec.config import Config, ConfigError
 from film2vec.errors import FloorsNotCleared, InputError
 from film2vec.tracking import alias_decision, use_store
@@ -54,7 +54,7 @@ def declare_key(spark: SparkSession, config: Config) -> None:
     try:
         spark.sql(f"ALTER TABLE {name} ALTER COLUMN {KEY} SET NOT NULL")
         spark.sql(f"ALTER TABLE {name} ADD CONSTRAINT embeddings_pk PRIMARY KEY ({KEY})")
-    except tables.spark_errors() as error:  # declared by an earlier serve, or a catalog without the feature
+    except conflicts.spark_errors() as error:  # declared by an earlier serve, or a catalog without the feature
         log.info("primary key of %s not declared now: %s", name, tables.spark_reason(error))
 
 

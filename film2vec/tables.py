@@ -198,6 +198,8 @@ def read(spark: SparkSession, config: Config, table: str, version: int | None = 
 def ensure_schema(spark: SparkSession, config: Config) -> None:
     """Create the output schema when it is missing; InputError when it is missing and cannot be created (on
     Unity Catalog that takes the CREATE SCHEMA privilege, often an admin's)."""
+    from film2vec.conflicts import spark_errors
+
     schema = quoted(output_schema(config))
     if spark.catalog.databaseExists(schema):
         return
@@ -422,14 +424,6 @@ def read_arrow(spark: SparkSession, config: Config, table: str, columns: list[st
     return read(spark, config, table).select(*columns).toArrow()
 
 
-def spark_errors() -> tuple[type[Exception], ...]:
-    """The exceptions a Spark call raises (classic Py4J or Spark Connect), imported only when one is caught."""
-    from py4j.protocol import Py4JJavaError
-    from pyspark.errors import PySparkException
-
-    return (PySparkException, Py4JJavaError)
-
-
 def spark_reason(error: Exception) -> str:
     """The line of a Spark error that says what went wrong: the innermost Java cause, else the first line."""
     java = getattr(error, "java_exception", None)
@@ -444,6 +438,8 @@ def spark_reason(error: Exception) -> str:
 @contextmanager
 def reading(where: str) -> Iterator[None]:
     """Turn a Spark failure while reading into an InputError that starts with `where` (what and its path)."""
+    from film2vec.conflicts import spark_errors
+
     try:
         yield
     except spark_errors() as error:

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
@@ -27,7 +26,7 @@ from pyspark.sql import functions as F
 from film2vec import ann, gate, tables, task_values, tracking
 from film2vec.config import Config, ConfigError
 from film2vec.errors import InputError
-from film2vec.evaluate import genre_precision_of_views
+from film2vec.evaluate import HeldOut, genre_precision_of_views
 from film2vec.neighbours import (
     DRIVER_ASSETS,
     approximate_neighbours_table,
@@ -55,9 +54,6 @@ from film2vec.train.checkpoint import clear as clear_checkpoint
 from film2vec.train.stopping import StopRule, Validation
 from film2vec.train.trainer import StartingRows, train
 from film2vec.warm import label_mean_vectors, median_cosine
-
-if TYPE_CHECKING:  # evaluation imports this module
-    from film2vec.evaluation import HeldOut
 
 log = logging.getLogger(__name__)
 SEASON_MISMATCH_TAG = "film2vec.season_mismatch"  # on a run trained with --allow-season-mismatch: what differed
