@@ -6,7 +6,7 @@
 Per dataset, one fresh process each, one after the other:
   1. `film2vec run --events E`: film2vec's vectors from every view (timed);
   2. `python -m benchmarks.race_als als --events E`: Spark ALS's item factors from every view, the same events
-     read and validated by film2vec's reader (film2vec.baselines.als_vectors; timed);
+     read and validated by film2vec's reader (als_vectors; timed);
   3. `film2vec evaluate --baseline als --events E`: both models on the protocol's held-out split, scored by the
      same code (skipped with --no-figures).
 The datasets are MovieLens latest-small (../shared/data/ml-latest-small from the repository root) and a synthetic
@@ -100,10 +100,35 @@ def report(name: str, result: dict) -> str:
     return "\n".join(lines)
 
 
+def als_vectors(spark, config) -> dict:
+    """ALS's counterpart of `film2vec run`, for a race of whole processes: the events validated as film2vec
+    validates them, ALS (rank --dim) fitted on every view, its item factors written to DIR/als_embeddings
+    (asset_id, vector), a table `film2vec evaluate --embeddings` can score."""
+    from film2vec import tables
+    from film2vec.baselines import fit_als, index_users
+    from film2vec.config import ConfigError
+    from film2vec.events import ingest_as_configured
+
+    if not config.data.events:
+        raise ConfigError("ALS vectors: give the events to fit on, --events PATH")
+    found = ingest_as_configured(spark, config.data.events, config.data.metadata, config.data)
+    views = found.views.join(found.assets.select("asset_id", "asset_idx"), "asset_id")
+    factors = fit_als(index_users(views), config.train.dim, config.evaluate, config.seed)
+    asset_ids = found.assets.orderBy("asset_idx").select("asset_id").toArrow().column("asset_id")
+    found.release()
+    items = tables.embeddings_table(asset_ids.take(factors.assets), factors.asset_vectors)
+    tables.write(config, items, "als_embeddings")
+    return {
+        "events": config.data.events,
+        "users_with_vectors": len(factors.users),
+        "assets_with_vectors": len(factors.assets),
+        "embeddings": config.out("als_embeddings"),
+    }
+
+
 def als_process(flags: list[str]) -> None:
     """The ALS side of the race as a whole process: Spark started, events read, ALS fitted, factors written."""
     from film2vec import cli
-    from film2vec.baselines import als_vectors
     from film2vec.spark import get_spark
     from film2vec.tables import uses_metastore
 

@@ -16,13 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from pyspark.ml.recommendation import ALS
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from film2vec import tables
-from film2vec.config import Config, ConfigError, EvaluateConfig
-from film2vec.events import ingest_as_configured
-from film2vec.tables import embeddings_table
+from film2vec.config import EvaluateConfig
 
 
 @dataclass(frozen=True)
@@ -88,24 +85,3 @@ def _rows(factors: DataFrame) -> tuple[np.ndarray, np.ndarray]:
     ids = table.column("id").to_numpy().astype(np.int64)
     features = table.column("features").combine_chunks()
     return ids, features.flatten().to_numpy().astype(np.float32).reshape(len(ids), -1)
-
-
-def als_vectors(spark: SparkSession, config: Config) -> dict:
-    """ALS's counterpart of `film2vec run`, for a race of whole processes: the events validated as film2vec
-    validates them, ALS (rank --dim) fitted on every view, its item factors written to DIR/als_embeddings
-    (asset_id, vector), a table `film2vec evaluate --embeddings` can score."""
-    if not config.data.events:
-        raise ConfigError("ALS vectors: give the events to fit on, --events PATH")
-    found = ingest_as_configured(spark, config.data.events, config.data.metadata, config.data)
-    views = found.views.join(found.assets.select("asset_id", "asset_idx"), "asset_id")
-    factors = fit_als(index_users(views), config.train.dim, config.evaluate, config.seed)
-    asset_ids = found.assets.orderBy("asset_idx").select("asset_id").toArrow().column("asset_id")
-    found.release()
-    items = embeddings_table(asset_ids.take(factors.assets), factors.asset_vectors)
-    tables.write(config, items, "als_embeddings")
-    return {
-        "events": config.data.events,
-        "users_with_vectors": len(factors.users),
-        "assets_with_vectors": len(factors.assets),
-        "embeddings": config.out("als_embeddings"),
-    }

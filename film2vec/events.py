@@ -343,13 +343,6 @@ def _raw_metadata(spark: SparkSession, path: str, columns: Columns = Columns()) 
     ), path
 
 
-def read_metadata(spark: SparkSession, path: str) -> DataFrame:
-    """Asset metadata (asset_id, title, genres) from Delta, Parquet, CSV (genres separated by '|') or a
-    MovieLens folder; lines that cannot be parsed are left out here (ingest sets them aside as rejects)."""
-    raw, _ = _raw_metadata(spark, path)
-    return raw.where(F.col("line_error").isNull()).select("asset_id", "title", "genres")
-
-
 def read_raw(spark: SparkSession, path: str, id_type: str = "auto", columns: Columns = Columns()) -> RawInput:
     """Any supported events source, its layout detected."""
     layout = detect_layout(path)

@@ -15,7 +15,6 @@ Each function returns a summary dict of what it wrote; the CLI prints it.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -150,8 +149,3 @@ def refresh(spark: SparkSession, config: Config) -> dict:
     summary["sample"] = timed("sample", sample, spark, warm, seasons)
     summary["train"] = timed("train (warm start)", train_vectors, spark, warm, seasons, score_on_views=True)
     return summary
-
-
-def describe(summary: dict) -> str:
-    """A summary as indented JSON for the terminal."""
-    return json.dumps(summary, indent=2, default=str)

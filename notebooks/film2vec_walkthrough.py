@@ -28,10 +28,10 @@ import pandas as pd
 from pyspark.sql import functions as F
 
 from film2vec import tables, uses
+from film2vec.cli import result
 from film2vec.evaluation import evaluate
 from film2vec.notebook import config_from_widgets, default_profile
 from film2vec.pairs import count_pairs
-from film2vec.pipeline import describe
 from film2vec.seasons import sample
 from film2vec.spark import get_spark
 from film2vec.training import train_vectors
@@ -84,7 +84,7 @@ print(f"writing under {config.out('')}")
 # COMMAND ----------
 
 pairs_summary = count_pairs(spark, config)
-print(describe(pairs_summary))
+print(result("pairs", pairs_summary))
 assets = tables.read(spark, config, "assets")
 pairs = tables.read(spark, config, "pairs")
 display(assets.orderBy(F.desc("views")))
@@ -123,7 +123,7 @@ display(
 # COMMAND ----------
 
 seasons_summary = sample(spark, config)
-print(describe(seasons_summary))
+print(result("sample", seasons_summary))
 seasons = tables.read(spark, config, "seasons")
 display(seasons.groupBy("season").count().orderBy("season"))
 display(seasons.where(F.col("season") == 0).limit(10))
@@ -138,7 +138,7 @@ display(seasons.where(F.col("season") == 0).limit(10))
 # COMMAND ----------
 
 train_summary = train_vectors(spark, config)
-print(describe(train_summary))
+print(result("train", train_summary))
 loss = mlflow.MlflowClient().get_metric_history(train_summary["run_id"], "loss")
 figure, axis = plt.subplots(figsize=(7, 4))
 axis.plot([point.step for point in loss], [point.value for point in loss], marker="o")
@@ -194,7 +194,7 @@ display(pd.DataFrame([evaluation["figures"]]))
 
 # COMMAND ----------
 
-print(describe(uses.uses(spark, config)))
+print(result("uses", uses.uses(spark, config)))
 display(tables.read(spark, config, "recommendations").limit(10))
 display(tables.read(spark, config, "clusters").limit(10))
 figure, axis = plt.subplots(figsize=(8, 8))

@@ -9,8 +9,9 @@ import mlflow
 import numpy as np
 import pytest
 
+from benchmarks.race_als import als_vectors
 from film2vec import cli, tables
-from film2vec.baselines import als_vectors, fit_als, index_users
+from film2vec.baselines import fit_als, index_users
 from film2vec.config import EvaluateConfig
 from film2vec.evaluation import als_baseline, split_events
 

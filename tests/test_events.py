@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from film2vec.errors import InputError
-from film2vec.events import ReadRules, ingest, read_metadata
+from film2vec.events import ReadRules, ingest
 
 ML_LATEST_SMALL = Path("/work/shared/data/ml-latest-small")
 
@@ -183,8 +183,8 @@ def test_real_ml_latest_small_reads_every_rating(spark) -> None:
     summary = found.summary
     assert (summary["layout"], summary["id_type"], summary["rows"]) == ("ml-latest", "int", 100836)
     assert (summary["valid"], summary["rejected"], summary["metadata_rejected"]) == (100836, 0, 0)
-    titles = read_metadata(spark, str(ML_LATEST_SMALL)).where(F.col("asset_id").isin("11", "7789", "122888"))
-    assert sorted(tuple(row) for row in titles.collect()) == [
+    titles = found.metadata.where(F.col("asset_id").isin(11, 7789, 122888)).select("asset_id", "title", "genres")
+    assert sorted((str(row[0]), *row[1:]) for row in titles.collect()) == [
         ("11", "American President, The (1995)", ["Comedy", "Drama", "Romance"]),
         ("122888", "Ben-hur (2016)", []),
         ("7789", "11'09\"01 - September 11 (2002)", ["Drama"]),
@@ -276,7 +276,9 @@ def test_parquet_and_delta_keep_each_column_type_and_read_metadata(spark, tmp_pa
     assert mixed.summary["rejected_by_reason"] == {"user_id is null": 1}
     assert views_of(delta) == [(1, 10, 0), (2, 10, 3600)]
     assert delta.summary["rejected_by_reason"] == {"asset_id not in metadata": 1}
-    assert [tuple(row) for row in read_metadata(spark, str(tmp_path / "meta")).collect()] == [(10, "Ten", ["Drama"])]
+    assert [tuple(row) for row in delta.metadata.select("asset_id", "title", "genres").collect()] == [
+        (10, "Ten", ["Drama"])
+    ]
 
 
 BAD_INPUTS = {
