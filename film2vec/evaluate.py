@@ -22,7 +22,7 @@ import pyarrow as pa
 from film2vec.config import AppsConfig
 from film2vec.errors import InputError
 from film2vec.labels import label_matrix
-from film2vec.nearest import top_k
+from film2vec.nearest import top_k, vector_matrix
 from film2vec.recency import recency_weights
 
 # Below every real score (a dot product with a sum of unit vectors) and above an excluded asset's -inf.
@@ -339,7 +339,7 @@ class HeldOut:
         known = rows >= 0
         if not known.any():
             raise InputError("the embeddings share no asset_id with the events' catalogue; are they of these events?")
-        found = np.stack(embeddings.column("vector").to_numpy(zero_copy_only=False)[known])
+        found = vector_matrix(embeddings.column("vector"))[known]
         vectors = np.zeros((len(ids), found.shape[1]))
         vectors[rows[known]] = found
         return vectors

@@ -10,6 +10,15 @@ from __future__ import annotations
 import numpy as np
 
 
+def vector_matrix(column) -> np.ndarray:
+    """An Arrow column of vectors (lists of one length, chunked or not) as a matrix of its rows, in the
+    column's own precision: every table of vectors is read into numpy this one way."""
+    if hasattr(column, "combine_chunks"):
+        column = column.combine_chunks()
+    flat = np.asarray(column.flatten())
+    return flat.reshape(len(column), -1) if len(column) else flat.reshape(0, 0)
+
+
 def normalised(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length; zero rows stay zero."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)

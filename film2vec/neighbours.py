@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from film2vec import ann
-from film2vec.nearest import block_neighbours, merge_blocks, normalised, top_neighbours
+from film2vec.nearest import block_neighbours, merge_blocks, normalised, top_neighbours, vector_matrix
 
 BLOCK_ROWS = 1024  # query assets a task scores at a time
 SHARD_ROWS = (
@@ -32,9 +32,7 @@ DRIVER_SCORES = 1 << 23  # query rows x catalogue scored at a time on the driver
 
 def unit_matrix(vectors: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """An Arrow column of vectors (lists of one length) as a matrix of unit rows."""
-    if isinstance(vectors, pa.ChunkedArray):
-        vectors = vectors.combine_chunks()
-    return normalised(np.asarray(vectors.flatten()).reshape(len(vectors), -1))
+    return normalised(vector_matrix(vectors))
 
 
 def _rows(assets: pa.ListScalar) -> tuple[np.ndarray, pa.Array, np.ndarray]:

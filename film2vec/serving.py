@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 
 try:  # served by MLflow: film2vec/nearest.py and ann.py travel beside this file in the model's code/ folder
     from ann import load_index, search
-    from nearest import normalised, top_neighbours
+    from nearest import normalised, top_neighbours, vector_matrix
 except ImportError:  # inside film2vec
     from film2vec.ann import load_index, search
-    from film2vec.nearest import normalised, top_neighbours
+    from film2vec.nearest import normalised, top_neighbours, vector_matrix
 
 
 class SimilarAssets(mlflow.pyfunc.PythonModel):
@@ -34,7 +34,7 @@ class SimilarAssets(mlflow.pyfunc.PythonModel):
         self.top_k = int(context.model_config["top_k"])
         table = pq.read_table(context.artifacts["embeddings"])
         self.asset_ids = table.column("asset_id").to_numpy(zero_copy_only=False)
-        self.vectors = np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
+        self.vectors = vector_matrix(table.column("vector")).astype(np.float32)
         # a provisional vector is made from labels, not yet from views
         self.provisional = np.array(table.column("source").to_pylist()) == "metadata"
         self.unit = normalised(self.vectors)

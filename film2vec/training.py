@@ -27,6 +27,7 @@ from film2vec import ann, gate, tables, task_values, tracking
 from film2vec.config import Config, ConfigError
 from film2vec.errors import InputError
 from film2vec.evaluate import HeldOut, genre_precision_of_views
+from film2vec.nearest import vector_matrix
 from film2vec.neighbours import (
     DRIVER_ASSETS,
     approximate_neighbours_table,
@@ -94,7 +95,7 @@ def warm_start(config: Config, catalogue: pa.Table) -> WarmStart:
     source = tracking.model_uri(config.train.warm_start)
     previous, optimiser_state = tracking.model_tables(source)
     previous = previous.filter(pc.equal(previous.column("source"), "views"))  # label-made vectors start afresh
-    vectors = np.stack(previous.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
+    vectors = vector_matrix(previous.column("vector")).astype(np.float32)
     if vectors.shape[1] != config.train.dim:
         raise ConfigError(
             f"flag --warm-start: {source} has vectors of dimension {vectors.shape[1]}, --dim is {config.train.dim}"
@@ -124,7 +125,7 @@ def _provisional_vectors(
     if not config.train.cold_start or not tables.exists(spark, config, "unviewed"):
         return None
     unviewed = tables.read(spark, config, "unviewed").select("asset_id", "genres").toArrow()
-    known_vectors = np.stack(trained.column("vector").to_numpy(zero_copy_only=False))
+    known_vectors = vector_matrix(trained.column("vector"))
     vectors, found = label_mean_vectors(known_vectors, trained_genres, unviewed.column("genres").to_pylist())
     ids = unviewed.column("asset_id").filter(pa.array(found)).cast(trained.schema.field("asset_id").type)
     return tables.embeddings_table(ids, vectors[found], "metadata")

@@ -37,7 +37,7 @@ from film2vec.apps.tastes import user_vectors
 from film2vec.config import Config, ConfigError
 from film2vec.errors import InputError
 from film2vec.labels import label_matrix
-from film2vec.nearest import normalised
+from film2vec.nearest import normalised, vector_matrix
 from film2vec.plots import plot_loss, plot_map, write_map_html
 
 TOP_LABELS = 3  # labels listed per cluster
@@ -108,7 +108,7 @@ def load_catalogue(spark: SparkSession, config: Config, provisional: bool = True
         raise InputError(
             f"{tables.where(config, 'embeddings')}: {table.num_rows} asset(s) with a vector; need at least 2"
         )
-    vectors = np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float64)
+    vectors = vector_matrix(table.column("vector")).astype(np.float64)
     label_lists = table.column("labels").to_pylist()
     matrix, names = label_matrix(label_lists)
     return Catalogue(
@@ -208,7 +208,7 @@ def recommend(spark: SparkSession, config: Config) -> dict:
     table = candidates.orderBy(F.col("asset_idx").asc_nulls_last(), "asset_id").toArrow()
     if table.num_rows == 0:
         raise InputError(f"candidates at {config.apps.candidates}: none of the {given} assets has a vector")
-    unit = normalised(np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float64))
+    unit = normalised(vector_matrix(table.column("vector")).astype(np.float64))
     prior = popularity_prior(table.column("views").to_numpy(), config.apps.popularity_prior)
     ranked = recommendations(
         spark, users, views, table.column("asset_id").combine_chunks(), unit, prior, config.apps.recommend_n

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from film2vec.nearest import block_neighbours, merge_blocks, normalised, top_k, top_neighbours
+from film2vec.nearest import block_neighbours, merge_blocks, normalised, top_k, top_neighbours, vector_matrix
 
 
 def reference_top_k(scores: np.ndarray, positions: np.ndarray, k: int) -> np.ndarray:
@@ -201,3 +201,11 @@ def test_the_index_searches_deeper_until_it_finds_the_recall_asked_for():
     found, _ = search(index, unit[rows], rows, 10)
     exact, _ = top_neighbours(unit, rows, 10)
     assert np.mean([len(set(a) & set(b)) for a, b in zip(found, exact)]) / 10 >= 0.97
+
+
+def test_a_vector_column_reads_as_a_matrix_in_its_own_precision():
+    rows = [[1.0, 2.0], [3.0, 4.5], [0.0, -1.0]]
+    chunked = pa.chunked_array([pa.array(rows[:1], pa.list_(pa.float32())), pa.array(rows[1:], pa.list_(pa.float32()))])
+    assert vector_matrix(chunked).dtype == np.float32 and vector_matrix(chunked).tolist() == rows
+    assert vector_matrix(pa.array(rows, pa.list_(pa.float64()))).dtype == np.float64
+    assert vector_matrix(pa.array([], pa.list_(pa.float32()))).shape == (0, 0)
