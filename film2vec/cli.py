@@ -44,6 +44,7 @@ from film2vec.config import (
     apply,
     check_value,
     field_specs,
+    flag_of,
     help_text,
     load_profile,
     parsed_text,
@@ -88,7 +89,7 @@ class Setting(NamedTuple):
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return flag_of(self.name)
 
 
 SETTINGS = {s.key: s for s in (Setting(section, f.name, kind, f.metadata) for section, f, kind in field_specs())}

@@ -35,6 +35,11 @@ class ConfigError(ValueError):
     """A profile or flag value that is not allowed; the message says where and what is allowed."""
 
 
+def flag_of(name: str) -> str:
+    """The command-line flag of a setting, by its name: dim → --dim, lr_floor → --lr-floor."""
+    return "--" + name.replace("_", "-")
+
+
 def setting(
     default: Any,
     help: str,
@@ -699,7 +704,7 @@ def idle_settings(config: Config, base: Config, command: str, reads: Collection[
             *section, name = key.split(".")
             value, based = (getattr(getattr(c, section[0]) if section else c, name) for c in (config, base))
             if key in reads and key not in idle and value != based:
-                idle[key] = f"--{name.replace('_', '-')} {_yaml_text(value)} acts only with {rule.what_lets_them}"
+                idle[key] = f"{flag_of(name)} {_yaml_text(value)} acts only with {rule.what_lets_them}"
     return list(idle.values())
 
 
@@ -862,7 +867,7 @@ def reference_markdown() -> str:
             default = f"default `{_yaml_text(getattr(values, spec.name))}`"
             if getattr(values, spec.name) != spec.default:
                 default += f" (built-in `{_yaml_text(spec.default)}`)"
-            flag = "--" + spec.name.replace("_", "-")
+            flag = flag_of(spec.name)
             lines.append(f"- **`{key}`** (`{flag}`): {allowed}; {default}. {help_text(spec.metadata)}")
     return "\n".join(lines) + "\n"
 

@@ -32,7 +32,7 @@ from pyspark.sql import functions as F
 from scipy import sparse
 
 from film2vec import tables
-from film2vec.config import Config, ConfigError
+from film2vec.config import Config, ConfigError, flag_of
 from film2vec.errors import InputError
 from film2vec.ingest import merge_new_views, prepare_views
 from film2vec.native import NativeUnavailable, build
@@ -575,7 +575,7 @@ def _pairs_counted(spark: SparkSession, config: Config) -> dict:
     for name, now in (("max_user_views", settings.max_user_views), ("max_neighbours", settings.max_neighbours)):
         if record[name] or now:
             raise ConfigError(
-                f"flag --{name.replace('_', '-')}: new views can only be merged into exact counts (a capped history or "
+                f"flag {flag_of(name)}: new views can only be merged into exact counts (a capped history or "
                 f"a dropped pair cannot be updated); {pairs} was counted with {name} = {record[name]}, "
                 f"this run asks for {now}. Recount with `film2vec pairs`, or refresh with 0"
             )

@@ -41,7 +41,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from film2vec import tables
-from film2vec.config import Config, ConfigError, SeasonsConfig
+from film2vec.config import Config, ConfigError, SeasonsConfig, flag_of
 from film2vec.conflicts import committing
 from film2vec.sampler import (
     bipartite_first_step,
@@ -569,7 +569,7 @@ def _redraw_command(config: Config, seasons: list[int]) -> str:
     defaults = sampler_settings(SeasonsConfig(), 0)
     for name, value in sampler_settings(config.seasons, config.seed).items():
         if defaults.get(name) != value:
-            flags.append(f"--{name.replace('_', '-')} {value}")
+            flags.append(f"{flag_of(name)} {value}")
     return "film2vec sample " + " ".join(flags)
 
 
