@@ -304,6 +304,11 @@ def _check_codes(split: Split, rows: int) -> None:
         raise ValueError(f"asset code {largest} is in the split but vectors has only {rows} rows")
 
 
+def genre_sets(genres: Sequence[Sequence[str] | None]) -> list[set[str]]:
+    """Each asset's genres (a list, or None) as the set GenreP@10 compares."""
+    return [set(names or ()) for names in genres]
+
+
 @dataclass(frozen=True)
 class HeldOut:
     """The protocol's split of an events table, in the asset codes of its whole catalogue."""

@@ -18,7 +18,7 @@ from film2vec import gate, tables
 from film2vec.baselines import fit_als
 from film2vec.config import Config
 from film2vec.errors import InputError
-from film2vec.evaluate import HeldOut, split_views
+from film2vec.evaluate import HeldOut, genre_sets, split_views
 from film2vec.events import ingest_as_configured
 from film2vec.ingest import events_source
 from film2vec.pipeline import inputs_with_store, timed
@@ -52,7 +52,7 @@ def split_events(spark: SparkSession, config: Config) -> tuple[HeldOut, dict[str
     split = split_views(user, asset, micros)
     is_test = np.isin(user * assets.num_rows + asset, split.test_user * assets.num_rows + split.test_asset)
     columns = views.select(["user_id", "asset_id", "viewed_at"])
-    genres = [set(names or ()) for names in assets.column("genres").to_pylist()]
+    genres = genre_sets(assets.column("genres").to_pylist())
     return HeldOut(split, assets.column("asset_id"), genres), {
         "train": columns.filter(pa.array(~is_test)),
         "test": columns.filter(pa.array(is_test)),

@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 from film2vec import ann, gate, tables, task_values, tracking
 from film2vec.config import Config, ConfigError
 from film2vec.errors import InputError
-from film2vec.evaluate import HeldOut, genre_precision_of_views
+from film2vec.evaluate import HeldOut, genre_precision_of_views, genre_sets
 from film2vec.nearest import vector_matrix
 from film2vec.neighbours import (
     DRIVER_ASSETS,
@@ -134,11 +134,7 @@ def _provisional_vectors(
 def _genre_precision_on_views(catalogue: pa.Table, vectors: np.ndarray) -> float:
     """GenreP@10 with every view as a train view: agreement of the neighbours with the metadata, no held-out."""
     views = catalogue.column("views").to_numpy().astype(np.int64)
-    return genre_precision_of_views(vectors, views, _genre_sets(catalogue))
-
-
-def _genre_sets(catalogue: pa.Table) -> list[set[str]]:
-    return [set(names or ()) for names in catalogue.column("genres").to_pylist()]
+    return genre_precision_of_views(vectors, views, genre_sets(catalogue.column("genres").to_pylist()))
 
 
 def identity(catalogue: pa.Table) -> str:
@@ -167,7 +163,7 @@ def held_out_validation(spark: SparkSession, config: Config, catalogue: pa.Table
         rows.column("held_out").to_numpy(zero_copy_only=False),
         catalogue.num_rows,
         catalogue.column("views").to_numpy(),
-        _genre_sets(catalogue),
+        genre_sets(catalogue.column("genres").to_pylist()),
     )
 
 
