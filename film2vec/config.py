@@ -614,6 +614,11 @@ class Config:
     apps: AppsConfig = field(default_factory=AppsConfig)
     refresh: RefreshConfig = field(default_factory=RefreshConfig)
 
+    @property
+    def merges_new_views(self) -> bool:
+        """Whether a command merges a batch of new views (--new-events or --since) rather than reading all."""
+        return bool(self.data.new_events or self.data.since)
+
     def out(self, table: str) -> str:
         """Path of an output table or file under the output folder (absolute when local)."""
         if storage(self.data.out) is Storage.REMOTE:

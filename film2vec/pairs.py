@@ -477,7 +477,7 @@ def count_pairs(spark: SparkSession, config: Config) -> dict:
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
         pairs.count_pairs(spark.get_spark(settings.spark), settings)
     """
-    if config.data.new_events or config.data.since:
+    if config.merges_new_views:
         return count_new_pairs(spark, config)
     summary = {"ingest": prepare_views(spark, config)}
     settings = config.pairs

@@ -58,7 +58,7 @@ def prepare_inputs(spark: SparkSession, config: Config) -> dict:
     reads them (--walk coview): a bipartite run does not pay for a table it never reads."""
     if "pairs" in walk_inputs(config):
         return count_pairs(spark, config)
-    if config.data.new_events or config.data.since:
+    if config.merges_new_views:
         return {**merge_new_views(spark, config), "pairs": PAIRS_NOT_COUNTED}
     return {"ingest": prepare_views(spark, config), "pairs": PAIRS_NOT_COUNTED}
 
@@ -128,7 +128,7 @@ def refresh(spark: SparkSession, config: Config) -> dict:
         settings.data.new_events = "/tmp/f2v-new-views"
         pipeline.refresh(spark.get_spark(settings.spark), settings)
     """
-    if not (config.data.new_events or config.data.since):
+    if not config.merges_new_views:
         raise ConfigError("film2vec refresh: give the new views, --new-events PATH or --since TIME")
     warm = copy.deepcopy(config)
     warm.train.warm_start = config.train.warm_start or f"models:/{config.tracking.model_name}@{config.tracking.alias}"

@@ -78,7 +78,7 @@ def consulted(monkeypatch):
         os.path.join("film2vec", "cli.py"),
         os.path.join("film2vec", "preflight.py"),
     )
-    config_py = os.path.join("film2vec", "config.py")  # its rules and loaders skipped; Config.out is a read
+    config_py = os.path.join("film2vec", "config.py")  # its rules and loaders skipped; Config's methods read
     for section in ("", *SECTIONS):
         owner = type(getattr(Config(), section)) if section else Config
         names = {spec.name for spec in dataclasses.fields(owner)} - (set() if section else set(SECTIONS))
@@ -86,7 +86,7 @@ def consulted(monkeypatch):
         def traced(self, name, _get=owner.__getattribute__, _names=names, _prefix=f"{section}." if section else ""):
             caller = sys._getframe(1).f_code
             if name in _names and not caller.co_filename.endswith(skipped):
-                if caller.co_filename.endswith(config_py) and caller.co_name != "out":
+                if caller.co_filename.endswith(config_py) and not caller.co_qualname.startswith("Config."):
                     return _get(self, name)
                 read.add(_prefix + name)
             return _get(self, name)
