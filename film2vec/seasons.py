@@ -128,6 +128,97 @@ def user_bucket(partitions: int):
     return F.pmod(F.hash("user_id"), F.lit(partitions))
 
 
+class CoviewWalk:
+    """origin → a co-viewed asset, P(b | a) ∝ co_views(a, b): one step over DIR/pairs."""
+
+    name = "coview"
+    table = "pairs"  # what it walks over, beside the assets
+    held_out_refusal = (
+        "flag --seasons 0 (as many seasons as the vectors improve) holds a slice of views out of the walk, but "
+        "the co-view walk reads pair counts of every view: give --seasons N with --walk coview"
+    )
+
+    def settings(self, config: SeasonsConfig) -> dict:
+        """The settings of this walk alone that decide a season's rows."""
+        return {}
+
+    def window(self, config: SeasonsConfig) -> int:
+        return 0
+
+    def input_rows(self, catalogue_views) -> int | None:
+        """Its input's rows when the catalogue's views tell them (None: counted when needed)."""
+        return None
+
+    def origins(self, spark: SparkSession, config: Config) -> DataFrame:
+        """asset_id of the assets it starts from: those with a co-view pair."""
+        return tables.read(spark, config, "pairs").select(F.col("asset_a").alias("asset_id")).distinct()
+
+    def driver_lists(self, pairs: DataFrame, assets: DataFrame, catalogue_views, window: int) -> tuple:
+        """Its lists collected to the driver: (origin lists, None)."""
+        return coview_lists_from_edges(indexed_edges(pairs, assets).toArrow(), catalogue_views), None
+
+    def spark_lists(self, pairs: DataFrame, assets: DataFrame, partitions: int, window: int) -> tuple:
+        """Its lists in Spark, cached: (origin lists, None)."""
+        return neighbour_lists(pairs, assets, partitions).persist(), None
+
+    def samples(self, sampler: SeasonSampler, key: int, season: int) -> DataFrame:
+        """A season's samples drawn by the executors from the cached lists."""
+        step = coview_step(key, season, sampler.origins, sampler.negatives)
+        return sampler.origin_lists.mapInArrow(step, SAMPLE_SCHEMA)
+
+
+class BipartiteWalk:
+    """origin → a user who watched it → another asset of theirs (within --context-window of the origin):
+    straight from DIR/views, without the pair table."""
+
+    name = "bipartite"
+    table = "views"
+    held_out_refusal = None
+
+    def settings(self, config: SeasonsConfig) -> dict:
+        return {"context_window": config.context_window}
+
+    def window(self, config: SeasonsConfig) -> int:
+        return config.context_window
+
+    def input_rows(self, catalogue_views) -> int | None:
+        return int(catalogue_views.sum())  # a view per row
+
+    def origins(self, spark: SparkSession, config: Config) -> DataFrame:
+        """asset_id of the assets it starts from: those watched by a user who watched another asset."""
+        views = tables.read(spark, config, "views").select("user_id", "asset_id")
+        return onward_views(views).select("asset_id").distinct()
+
+    def driver_lists(self, views: DataFrame, assets: DataFrame, catalogue_views, window: int) -> tuple:
+        onward = onward_views(views.select("user_id", "asset_idx", "viewed_at").withColumn("tie", view_tie()))
+        return bipartite_lists_from_views(onward.toArrow(), catalogue_views, window > 0)
+
+    def spark_lists(self, views: DataFrame, assets: DataFrame, partitions: int, window: int) -> tuple:
+        origin_lists, user_lists = bipartite_lists(views, assets, partitions, window > 0)
+        return origin_lists.persist(), user_lists.persist()
+
+    def samples(self, sampler: SeasonSampler, key: int, season: int) -> DataFrame:
+        user_type = sampler.user_lists.schema["user_id"].dataType.simpleString()
+        choice_schema = f"user_id {user_type}, origin int, samples array<int>"
+        choices = sampler.origin_lists.mapInArrow(
+            bipartite_first_step(key, sampler.origins, sampler.negatives), choice_schema
+        ).withColumn("bucket", user_bucket(sampler.partitions))
+        return (
+            choices.groupBy("bucket")
+            .cogroup(sampler.user_lists.groupBy("bucket"))
+            .applyInArrow(bipartite_second_step(key, season, sampler.negatives, sampler.window), SAMPLE_SCHEMA)
+        )
+
+
+Walk = CoviewWalk | BipartiteWalk
+WALKS: dict[str, Walk] = {walk.name: walk for walk in (CoviewWalk(), BipartiteWalk())}
+
+
+def walk_of(config: SeasonsConfig) -> Walk:
+    """The configured walk (--walk)."""
+    return WALKS[config.walk]
+
+
 @dataclass(frozen=True)
 class SeasonSampler:
     """A walk's lists (cached in Spark, or held by the driver) with its origins: makes any season's samples.
@@ -139,7 +230,7 @@ class SeasonSampler:
     """
 
     spark: SparkSession
-    walk: str
+    walk: Walk
     seed: int
     origins: Origins
     negatives: int  # the negatives' slots in each sample's stream (the trainer draws them)
@@ -158,22 +249,7 @@ class SeasonSampler:
         """
         if self.driver_lists is not None:
             return self.spark.createDataFrame(self.drawn_on_driver(season))
-        key = stream_key(self.seed, season)
-        if self.walk == "coview":
-            samples = self.origin_lists.mapInArrow(
-                coview_step(key, season, self.origins, self.negatives), SAMPLE_SCHEMA
-            )
-        else:
-            user_type = self.user_lists.schema["user_id"].dataType.simpleString()
-            choice_schema = f"user_id {user_type}, origin int, samples array<int>"
-            choices = self.origin_lists.mapInArrow(
-                bipartite_first_step(key, self.origins, self.negatives), choice_schema
-            ).withColumn("bucket", user_bucket(self.partitions))
-            samples = (
-                choices.groupBy("bucket")
-                .cogroup(self.user_lists.groupBy("bucket"))
-                .applyInArrow(bipartite_second_step(key, season, self.negatives, self.window), SAMPLE_SCHEMA)
-            )
+        samples = self.walk.samples(self, stream_key(self.seed, season), season)
         # season first: the Delta writer, which orders rows by the partition column, keeps this order
         return samples.sortWithinPartitions("season", "draw")
 
@@ -210,31 +286,24 @@ def season_sampler(
 
     Raises InputError when the catalogue is too small or no asset has anywhere to walk to.
     """
-    needed = {"coview": ("pairs", pairs), "bipartite": ("views", views)}[config.walk]
-    if needed[1] is None:
-        raise ValueError(f"the {config.walk} walk samples from {needed[0]}; pass {needed[0]}=")
+    walk = walk_of(config)
+    walk_input = {"pairs": pairs, "views": views}[walk.table]
+    if walk_input is None:
+        raise ValueError(f"the {walk.name} walk samples from {walk.table}; pass {walk.table}=")
     # asset_idx runs 0..n-1 (ingest numbers the assets densely), so this is each index's views
     catalogue_views = assets.select("asset_idx", "views").orderBy("asset_idx").toArrow().column("views").to_numpy()
-    window = config.context_window if config.walk == "bipartite" else 0
-    walk = {"spark": assets.sparkSession, "walk": config.walk, "seed": seed, "negatives": config.negatives}
-    walk.update(window=window, partitions=config.sample_partitions, drawn_from=drawn_from)
-    views_rows = int(catalogue_views.sum()) if config.walk == "bipartite" else None  # the assets' views: its rows
-    if draws_on_driver(config, needed[1], int(catalogue_views.sum()), views_rows):
-        if config.walk == "coview":
-            lists = (coview_lists_from_edges(indexed_edges(pairs, assets).toArrow(), catalogue_views), None)
-        else:
-            onward = onward_views(views.select("user_id", "asset_idx", "viewed_at").withColumn("tie", view_tie()))
-            lists = bipartite_lists_from_views(onward.toArrow(), catalogue_views, window > 0)
+    window = walk.window(config)
+    sampler = {"spark": assets.sparkSession, "walk": walk, "seed": seed, "negatives": config.negatives}
+    sampler.update(window=window, partitions=config.sample_partitions, drawn_from=drawn_from)
+    rows = walk.input_rows(catalogue_views)
+    if draws_on_driver(config, walk_input, int(catalogue_views.sum()), rows):
+        lists = walk.driver_lists(walk_input, assets, catalogue_views, window)
         origins = sampling_plan(config, catalogue_views, lists[0].column("views").to_numpy())
-        return SeasonSampler(origins=origins, driver_lists=lists, **walk)
-    if config.walk == "coview":
-        origin_lists, user_lists = neighbour_lists(pairs, assets, config.sample_partitions).persist(), None
-    else:
-        origin_lists, user_lists = bipartite_lists(views, assets, config.sample_partitions, window > 0)
-        origin_lists, user_lists = origin_lists.persist(), user_lists.persist()
+        return SeasonSampler(origins=origins, driver_lists=lists, **sampler)
+    origin_lists, user_lists = walk.spark_lists(walk_input, assets, config.sample_partitions, window)
     origin_views = origin_lists.select("views").toArrow().column("views").to_numpy()
     origins = sampling_plan(config, catalogue_views, origin_views)
-    return SeasonSampler(origins=origins, origin_lists=origin_lists, user_lists=user_lists, **walk)
+    return SeasonSampler(origins=origins, origin_lists=origin_lists, user_lists=user_lists, **sampler)
 
 
 def draws_on_driver(config: SeasonsConfig, walk_input: DataFrame, views: int, rows: int | None = None) -> bool:
@@ -302,8 +371,7 @@ def sampler_settings(config: SeasonsConfig, seed: int) -> dict:
     }
     if config.origin_distribution == "views":
         settings["origin_exponent"] = config.origin_exponent
-    if config.walk == "bipartite":
-        settings["context_window"] = config.context_window
+    settings.update(walk_of(config).settings(config))
     if config.seasons == 0:  # the walk leaves the held-out slice out
         settings["validation_users"] = config.validation_users
     return settings
@@ -421,15 +489,13 @@ def season_feed(
 
 def walk_inputs(config: Config) -> tuple[str, str]:
     """The tables the configured walk draws from: the assets and DIR/pairs (co-view) or DIR/views (bipartite)."""
-    return ("assets", "pairs" if config.seasons.walk == "coview" else "views")
+    return ("assets", walk_of(config.seasons).table)
 
 
 def walk_origins(spark: SparkSession, config: Config) -> DataFrame:
     """asset_id of the assets the configured walk can start from: those with a co-view pair (co-view walk), or
     watched by a user who watched another asset (bipartite)."""
-    if config.seasons.walk == "coview":
-        return tables.read(spark, config, "pairs").select(F.col("asset_a").alias("asset_id")).distinct()
-    return onward_views(tables.read(spark, config, "views").select("user_id", "asset_id")).select("asset_id").distinct()
+    return walk_of(config.seasons).origins(spark, config)
 
 
 def stops_on_held_out(config: Config) -> bool:
@@ -438,11 +504,8 @@ def stops_on_held_out(config: Config) -> bool:
     settings = config.seasons
     if settings.seasons:
         return False
-    if settings.walk == "coview":
-        raise ConfigError(
-            "flag --seasons 0 (as many seasons as the vectors improve) holds a slice of views out of the walk, but "
-            "the co-view walk reads pair counts of every view: give --seasons N with --walk coview"
-        )
+    if walk_of(settings).held_out_refusal:
+        raise ConfigError(walk_of(settings).held_out_refusal)
     if config.train.lr_schedule == "linear":
         raise ConfigError(
             "flag --seasons 0 (as many seasons as the vectors improve) does not know the run's last sample, where "

@@ -18,6 +18,7 @@ from film2vec.config import SeasonsConfig
 from film2vec.errors import ExitCode, InputError
 from film2vec.seasons import (
     SAMPLE_SCHEMA,
+    WALKS,
     SeasonFeed,
     bipartite_lists,
     draws_on_driver,
@@ -255,3 +256,28 @@ def test_a_sample_that_cannot_draw_deletes_no_season_it_would_replace(spark, tmp
     after = DeltaTable(f"{out}/seasons")
     assert after.version() == before  # seasons 1 and 2 are still there: the stop came first
     assert sorted(set(after.to_pyarrow_table(columns=["season"]).column("season").to_pylist())) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("drawn_by", ["driver", "spark"])
+@pytest.mark.parametrize("walk", sorted(WALKS))
+def test_every_walk_steps_to_the_one_asset_a_tiny_graph_allows(spark, tmp_path, walk, drawn_by):
+    """Two users who each watched two assets (0, 1 and 2, 3): each asset's only co-view and only other asset
+    of its user is its partner, so every walk, drawn on the driver or by Spark, gives exactly that target."""
+    assets = spark.createDataFrame(
+        [(i, f"asset {i}", 1) for i in range(4)], "asset_idx int, asset_id string, views long"
+    )
+    pairs = spark.createDataFrame(
+        [(f"asset {a}", f"asset {b}", 1) for a, b in ((0, 1), (1, 0), (2, 3), (3, 2))],
+        "asset_a string, asset_b string, co_views long",
+    )
+    views = spark.createDataFrame(
+        [("u1", 0, 1), ("u1", 1, 2), ("u2", 2, 1), ("u2", 3, 2)], "user_id string, asset_idx int, at long"
+    ).select("user_id", "asset_idx", F.timestamp_seconds("at").alias("viewed_at"))
+    config = SeasonsConfig(walk=walk, sampler=drawn_by, samples_per_view=25, origin_distribution="stratified")
+    drawn = season_sampler(config, 0, assets, pairs=pairs, views=views)
+    assert drawn.walk is WALKS[walk] and (drawn.driver_lists is not None) == (drawn_by == "driver")
+    path = str(tmp_path / "seasons")
+    drawn.write(0, path)
+    rows = season_rows(path, 0)
+    assert {(origin, target) for origin, target, _ in rows} == {(0, 1), (1, 0), (2, 3), (3, 2)}
+    assert len(rows) == 100  # 25 samples a view, stratified: 25 per origin
