@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from film2vec import ann, gate, tables, task_values, tracking
@@ -53,7 +53,7 @@ from film2vec.seasons import (
 from film2vec.storage import local_scratch
 from film2vec.train.checkpoint import clear as clear_checkpoint
 from film2vec.train.stopping import StopRule, Validation
-from film2vec.train.trainer import StartingRows, train
+from film2vec.train.trainer import StartingRows, TrainResult, train
 from film2vec.warm import label_mean_vectors, median_cosine
 
 log = logging.getLogger(__name__)
@@ -220,10 +220,24 @@ def train_vectors(
         return _train_on(spark, config, seasons, held_out, score_on_views)
 
 
-def _train_on(
-    spark: SparkSession, config: Config, seasons: Iterable[int] | None, held_out: HeldOut | None, score_on_views: bool
-) -> dict:
-    """train_vectors on the given seasons (all configured ones when None)."""
+@dataclass
+class Prepared:
+    """What training needs before its first step: the configuration (a warm start's learning rate in it), the
+    catalogue, the starting rows, the seasons checked against this configuration, the held-out slice."""
+
+    config: Config
+    catalogue: pa.Table
+    with_neighbours: DataFrame  # asset_idx of the assets that get a vector and neighbours
+    warm: WarmStart | None
+    seasons: Iterable[int]
+    mismatch: str | None
+    stopping: bool
+    validation: Validation | None
+
+
+def _prepared(spark: SparkSession, config: Config, seasons: Iterable[int] | None) -> Prepared:
+    """The catalogue and the assets to publish, the warm start, the seasons (refused when drawn by other
+    settings, unless --allow-season-mismatch) and the held-out slice under --seasons 0."""
     assets = tables.read(spark, config, "assets")
     trained = walk_origins(spark, config)
     catalogue = tables.read_arrow(spark, config, "assets", ["asset_idx", "asset_id", "views", "genres"])
@@ -234,12 +248,10 @@ def _train_on(
         .select("asset_idx")
         .orderBy("asset_idx")
     )
-    store = tracking.use_store(config.data.out)
     warm = warm_start(config, catalogue) if config.train.warm_start else None
     if warm:
         config = copy.deepcopy(config)
         config.train.warm_start, config.train.learning_rate = warm.source, config.train.warm_learning_rate
-    n_seasons = len(season_numbers(config))
     seasons = seasons if seasons is not None else season_numbers(config)
     mismatch = None
     if not isinstance(seasons, SeasonFeed):  # a feed's seasons are drawn now, by this configuration
@@ -251,13 +263,61 @@ def _train_on(
             log.warning("training anyway (--allow-season-mismatch): %s", mismatch)
     stopping = stops_on_held_out(config)
     validation = held_out_validation(spark, config, catalogue) if stopping else None
+    return Prepared(config, catalogue, with_neighbours, warm, seasons, mismatch, stopping, validation)
+
+
+def _volume_logged(result: TrainResult, validation: Validation | None, folder: Path) -> dict:
+    """What the run trained (seasons, samples, why it stopped, the held-out curve), logged to the MLflow run
+    with the step that trained it."""
+    volume = {
+        "seasons": result.seasons,
+        "samples": sum(report.samples for report in result.history),
+        "stopped": result.stopped or f"trained the {len(result.seasons)} seasons asked for",
+    }
+    if validation is not None:
+        volume["held_out_users"] = validation.users
+        volume["held_out_added_back_in_season"] = result.seasons[-1]
+        volume["held_out_figures"] = result.curve
+        for season, figures in enumerate(result.curve):
+            mlflow.log_metrics({f"held_out_{name}": value for name, value in figures.items()}, step=season)
+        plot_held_out_curve(result.curve, folder / "held_out.png")
+        mlflow.log_artifact(str(folder / "held_out.png"), "plots")
+    mlflow.log_metrics({"seasons_trained": len(result.seasons), "samples_trained": volume["samples"]})
+    mlflow.set_tag("film2vec.stopped", volume["stopped"])
+    mlflow.set_tags({f"film2vec.step_{name}": value for name, value in result.step.items() if value is not None})
+    return volume
+
+
+def _published_embeddings(
+    spark: SparkSession, config: Config, catalogue: pa.Table, vectors: np.ndarray, rows: np.ndarray
+) -> tuple[pa.Table, pa.Table | None]:
+    """The embeddings rows of the assets that get a vector (`rows`), with the provisional vectors of unviewed
+    assets under --cold-start (also returned apart, None when off)."""
+    embeddings = tables.embeddings_table(catalogue.column("asset_id").take(rows), vectors[rows])
+    genres = catalogue.column("genres").to_pylist()
+    provisional = _provisional_vectors(spark, config, embeddings, [genres[row] for row in rows])
+    if provisional is not None:
+        embeddings = pa.concat_tables((embeddings, provisional))
+    return embeddings, provisional
+
+
+def _train_on(
+    spark: SparkSession, config: Config, seasons: Iterable[int] | None, held_out: HeldOut | None, score_on_views: bool
+) -> dict:
+    """train_vectors on the given seasons (all configured ones when None)."""
+    store = tracking.use_store(config.data.out)
+    prepared = _prepared(spark, config, seasons)
+    config, catalogue, warm, seasons = prepared.config, prepared.catalogue, prepared.warm, prepared.seasons
+    mismatch, stopping, validation = prepared.mismatch, prepared.stopping, prepared.validation
+    n_seasons = len(season_numbers(config))
     checkpoints = local_scratch(config.out("checkpoints"))  # torch.save's rename is atomic only on a local disk
     with (
         mlflow.start_run(experiment_id=tracking.experiment_id(config.tracking.experiment, store)) as run,
         tempfile.TemporaryDirectory() as tmp,
         ThreadPoolExecutor(1, thread_name_prefix="film2vec-beside-training") as pool,
     ):
-        neighboured = pool.submit(with_neighbours.toArrow)  # a Spark job while the trainer starts, not before it
+        # a Spark job while the trainer starts, not before it
+        neighboured = pool.submit(prepared.with_neighbours.toArrow)
         mlflow.log_params(tracking.flat_params(config))
 
         def log_epoch(report) -> None:
@@ -290,32 +350,13 @@ def _train_on(
             drawn_from={"settings": sampler_settings(config.seasons, config.seed), "catalogue": identity(catalogue)},
         )
         trained_seasons = result.seasons
-        volume = {
-            "seasons": trained_seasons,
-            "samples": sum(report.samples for report in result.history),
-            "stopped": result.stopped or f"trained the {len(trained_seasons)} seasons asked for",
-        }
-        if validation is not None:
-            volume["held_out_users"] = validation.users
-            volume["held_out_added_back_in_season"] = trained_seasons[-1]
-            volume["held_out_figures"] = result.curve
-            for season, figures in enumerate(result.curve):
-                mlflow.log_metrics({f"held_out_{name}": value for name, value in figures.items()}, step=season)
-            plot_held_out_curve(result.curve, Path(tmp) / "held_out.png")
-            mlflow.log_artifact(str(Path(tmp) / "held_out.png"), "plots")
-        mlflow.log_metrics({"seasons_trained": len(trained_seasons), "samples_trained": volume["samples"]})
-        mlflow.set_tag("film2vec.stopped", volume["stopped"])
-        mlflow.set_tags({f"film2vec.step_{name}": value for name, value in result.step.items() if value is not None})
+        volume = _volume_logged(result, validation, Path(tmp))
         versions = {table: tables.version(spark, config, table) for table in (*walk_inputs(config), "seasons")}
         tracking.log_input_tables({table: (tables.where(config, table), v) for table, v in versions.items()})
         if mismatch:
             mlflow.set_tag(SEASON_MISMATCH_TAG, mismatch)
         rows = neighboured.result().column("asset_idx").to_numpy()
-        embeddings = tables.embeddings_table(catalogue.column("asset_id").take(rows), result.vectors[rows])
-        genres = catalogue.column("genres").to_pylist()
-        provisional = _provisional_vectors(spark, config, embeddings, [genres[row] for row in rows])
-        if provisional is not None:
-            embeddings = pa.concat_tables((embeddings, provisional))
+        embeddings, provisional = _published_embeddings(spark, config, catalogue, result.vectors, rows)
         index = None  # a large catalogue's neighbours come from an HNSW index, its positions in asset_id order
         if embeddings.num_rows >= config.tracking.ann_from_assets:
             embeddings = embeddings.sort_by("asset_id")
