@@ -18,53 +18,52 @@ import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
-from film2vec.config import TrainConfig
-from film2vec.train.epoch import EpochReport, SeasonPlace, train_epoch
+from film2vec.train.epoch import EpochReport, SeasonToTrain, train_epoch
 from film2vec.train.model import AssetVectors, RowGradients
-from film2vec.walks import Negatives
 
 
-def train_season_on_processes(
-    model: AssetVectors,
-    seasons_path: str,
-    place: SeasonPlace,
-    step: int,
-    config: TrainConfig,
-    seed: int,
-    negatives: Negatives,
-) -> list[EpochReport]:
-    """The season's epochs on `config.processes` processes; `model` holds the trained vectors afterwards."""
+def train_season_on_processes(model: AssetVectors, season: SeasonToTrain, step: int) -> list[EpochReport]:
+    """The season's epochs on `processes` processes; `model` holds the trained vectors afterwards."""
     from pyspark.ml.torch.distributor import TorchDistributor  # imports torch's launcher: only when asked for
 
     with tempfile.TemporaryDirectory(prefix="film2vec-processes-") as folder:
         before, after = str(Path(folder) / "before.pt"), str(Path(folder) / "after.pt")
         torch.save(model.state(), before)
-        distributor = TorchDistributor(num_processes=config.processes, local_mode=True, use_gpu=False)
-        with contextlib.redirect_stdout(sys.stderr):  # the processes' output is a log, not the command's answer
-            reports = distributor.run(
-                _season_on_rank, before, after, seasons_path, place, step, config, seed, negatives
-            )
+        distributor = TorchDistributor(num_processes=season.config.processes, local_mode=True, use_gpu=False)
+        # the processes' output is a log, not the command's answer; they import this film2vec, wherever it is
+        with contextlib.redirect_stdout(sys.stderr), _importable_by_children():
+            reports = distributor.run(_season_on_rank, before, after, season, step)
         model.load(torch.load(after))
     return reports
 
 
-def _season_on_rank(
-    before: str,
-    after: str,
-    seasons_path: str,
-    place: SeasonPlace,
-    step: int,
-    config: TrainConfig,
-    seed: int,
-    negatives: Negatives,
-) -> list[EpochReport]:
+@contextlib.contextmanager
+def _importable_by_children() -> Iterator[None]:
+    """PYTHONPATH led by the folder this film2vec is imported from, while the processes start: they unpickle
+    their function by importing film2vec, and must find this one (a checkout or a notebook's sys.path), not
+    another installed copy or none."""
+    previous = os.environ.get("PYTHONPATH")
+    root = str(Path(__file__).resolve().parents[2])
+    os.environ["PYTHONPATH"] = os.pathsep.join(part for part in (root, previous) if part)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = previous
+
+
+def _season_on_rank(before: str, after: str, season: SeasonToTrain, step: int) -> list[EpochReport]:
     """One process's part (torchrun sets its rank): load the vectors, train the season's epochs on this rank's
     share of each batch, and (rank 0) save the vectors."""
+    config = season.config
     dist.init_process_group("gloo")
     try:
         rank, processes = dist.get_rank(), dist.get_world_size()
@@ -75,9 +74,7 @@ def _season_on_rank(
         model.exchange = _exchanged
         reports = []
         for epoch in range(config.epochs_per_season):
-            reports.append(
-                train_epoch(model, seasons_path, place, epoch, step, config, seed, negatives, (rank, processes))
-            )
+            reports.append(train_epoch(model, season, epoch, step, (rank, processes)))
             step = reports[-1].step
         if rank == 0:
             torch.save(model.state(), after)

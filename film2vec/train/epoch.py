@@ -41,13 +41,18 @@ class EpochReport:
 
 
 @dataclass(frozen=True)
-class SeasonPlace:
-    """Where a season sits in the run: what its epochs' learning rates and random streams follow from."""
+class SeasonToTrain:
+    """A season as its epochs train it: where its samples are, where it sits in the run (what the learning
+    rate follows), and the run's settings, seed and negatives (what the shuffle and the draws follow)."""
 
+    seasons_path: str
     season: int
     rows: int  # the season's samples
     position: int  # seasons trained before it in this run
     n_seasons: int  # seasons the learning-rate schedule spans
+    config: TrainConfig
+    seed: int
+    negatives: Negatives
 
 
 def learning_rate(config: TrainConfig, progress: float) -> float:
@@ -58,34 +63,28 @@ def learning_rate(config: TrainConfig, progress: float) -> float:
 
 
 def train_epoch(
-    model: AssetVectors,
-    seasons_path: str,
-    place: SeasonPlace,
-    epoch: int,
-    step: int,
-    config: TrainConfig,
-    seed: int,
-    negatives: Negatives,
-    share: tuple[int, int] | None = None,
+    model: AssetVectors, season: SeasonToTrain, epoch: int, step: int, share: tuple[int, int] | None = None
 ) -> EpochReport:
     """One shuffled pass over a season, the learning rate stepping down with every batch. With `share`, (this
     process's rank, processes), the model steps on the rank's contiguous part of every batch."""
+    config = season.config
     device = model.vectors.device
-    rng = np.random.default_rng([seed, place.season, epoch])
-    batches = shuffled_batches(read_season(seasons_path, place.season), config.batch_size, config.shuffle_buffer, rng)
-    source = with_negatives(batches, negatives, stream_key(seed, place.season))
+    rng = np.random.default_rng([season.seed, season.season, epoch])
+    samples_read = read_season(season.seasons_path, season.season)
+    batches = shuffled_batches(samples_read, config.batch_size, config.shuffle_buffer, rng)
+    source = with_negatives(batches, season.negatives, stream_key(season.seed, season.season))
     started, total_loss, samples = time.perf_counter(), torch.zeros((), device=device), 0
-    season_samples = place.rows * config.epochs_per_season
+    season_samples = season.rows * config.epochs_per_season
     progress = tqdm(
-        total=place.rows,
+        total=season.rows,
         unit="samples",
         unit_scale=True,
         leave=False,
         disable=share is not None or not sys.stderr.isatty() or not log.isEnabledFor(logging.INFO),
-        desc=f"season {place.season} epoch {epoch + 1}/{config.epochs_per_season}",
+        desc=f"season {season.season} epoch {epoch + 1}/{config.epochs_per_season}",
     )
     for batch in prefetched(source, device, config.prefetch):
-        done = (place.position + (epoch * place.rows + samples) / season_samples) / place.n_seasons
+        done = (season.position + (epoch * season.rows + samples) / season_samples) / season.n_seasons
         rate = learning_rate(config, done)
         if share is None:
             total_loss += model.step(batch.origin, batch.target, batch.negatives, rate)
@@ -97,7 +96,7 @@ def train_epoch(
         progress.update(len(batch.origin))
     progress.close()
     return EpochReport(
-        place.season, epoch, step, float(total_loss) / max(samples, 1), samples, time.perf_counter() - started
+        season.season, epoch, step, float(total_loss) / max(samples, 1), samples, time.perf_counter() - started
     )
 
 

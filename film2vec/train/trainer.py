@@ -22,7 +22,7 @@ from film2vec.config import TrainConfig
 from film2vec.native import NativeUnavailable
 from film2vec.train import checkpoint
 from film2vec.train.distributed import train_season_on_processes
-from film2vec.train.epoch import EpochReport, SeasonPlace, train_epoch
+from film2vec.train.epoch import EpochReport, SeasonToTrain, train_epoch
 from film2vec.train.model import AssetVectors
 from film2vec.train.stopping import StopRule, Validation
 from film2vec.train.stream import season_rows
@@ -155,8 +155,8 @@ def train(
         if compile_undecided and model.native is None and config.processes == 1:
             model.compiled = rows * config.epochs_per_season * (n_seasons - position) >= COMPILE_FROM_SAMPLES
             compile_undecided = False
-        place = SeasonPlace(season, rows, position, n_seasons)
-        for report in _epochs(model, seasons_path, place, state.step, config, seed, negatives):
+        to_train = SeasonToTrain(seasons_path, season, rows, position, n_seasons, config, seed, negatives)
+        for report in _epochs(model, to_train, state.step):
             state.step = report.step
             result.history.append(report)
             if on_epoch:
@@ -255,20 +255,12 @@ _MODEL_SETTINGS = (
 )
 
 
-def _epochs(
-    model: AssetVectors,
-    seasons_path: str,
-    place: SeasonPlace,
-    step: int,
-    config: TrainConfig,
-    seed: int,
-    negatives: Negatives,
-) -> Iterator[EpochReport]:
+def _epochs(model: AssetVectors, season: SeasonToTrain, step: int) -> Iterator[EpochReport]:
     """The season's epochs, each reported once done: in this process, or on --processes of them."""
-    if config.processes > 1:
-        yield from train_season_on_processes(model, seasons_path, place, step, config, seed, negatives)
+    if season.config.processes > 1:
+        yield from train_season_on_processes(model, season, step)
         return
-    for epoch in range(config.epochs_per_season):
-        report = train_epoch(model, seasons_path, place, epoch, step, config, seed, negatives)
+    for epoch in range(season.config.epochs_per_season):
+        report = train_epoch(model, season, epoch, step)
         step = report.step
         yield report
