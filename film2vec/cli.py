@@ -480,8 +480,8 @@ ARTIFACT_BARS = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 # A command's main thread runs beside others (its imports, MLflow's store, the next season's draw, the
 # trainer's prefetch), and takes the GIL back after every py4j reply and every C step. At Python's default
-# 5 ms switch interval it waits that long each time the others are busy in Python: `film2vec run` on
-# MovieLens took 74.9 and 80.0 s at 5 ms, 67.3 and 69.6 s at 0.5 ms (alternating runs, 2 cores).
+# 5 ms switch interval it waits that long each time the others are busy in Python (docs/benchmarks.md,
+# "Figures behind constants").
 SWITCH_INTERVAL_SECONDS = 0.0005
 
 

@@ -438,7 +438,7 @@ def check_budget(estimate: PairEstimate, budget: int, views: DataFrame, where: s
     )
 
 
-BUCKET_RAW_PAIRS = 10_000_000  # a bucket's task has fixed costs (a round trip to Python, X rebuilt): ~0.1 s
+BUCKET_RAW_PAIRS = 10_000_000  # a bucket's task has fixed costs (a round trip to Python, X rebuilt)
 
 
 def gram_buckets(estimate: PairEstimate, partitions: int, block_pairs: int) -> int:

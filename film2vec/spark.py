@@ -97,7 +97,7 @@ def get_spark(
         .config("spark.sql.session.timeZone", "UTC")  # ISO times without a zone mean UTC on every machine
         .config("spark.databricks.delta.snapshotPartitions", "2")
         # a task writing one season (one partition value) streams its rows out instead of sorting them by
-        # the partition column first: 1 s of a 12 s, 10M-sample season write on 2 cores
+        # the partition column first
         .config("spark.sql.maxConcurrentOutputFileWriters", "4")
         # iterative jobs (ALS, the evaluation's baseline) checkpoint their lineage here every 10 iterations;
         # without a folder the lineage grows until serialising a task overflows the stack

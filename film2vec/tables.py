@@ -213,7 +213,7 @@ def ensure_schema(spark: SparkSession, config: Config) -> None:
 
 
 # At most this many rows are written to a local table from the driver by delta-rs, when the caller knows
-# the count: collecting them costs less than a Spark commit (~1.5 s however few the rows).
+# the count: collecting them costs less than a Spark commit, whose cost is fixed however few the rows.
 DRIVER_ROWS = 1_000_000
 PLAIN_WRITER_VERSION = 2  # a table asking more of its writers (change feed, column mapping, row tracking…) gets Spark
 
@@ -376,8 +376,8 @@ def compact(spark: SparkSession, config: Config, names: tuple[str, ...], retenti
     """OPTIMIZE the tables (a refresh's appends and MERGEs leave small and rewritten files behind every night),
     then VACUUM the files no version younger than `retention_hours` references."""
     check = "spark.databricks.delta.retentionDurationCheck.enabled"
-    # VACUUM lists the table's files in this many tasks (10,000 by default): 59 s for a 100k-row table on
-    # 2 cores, 4 s in as many tasks as the session's shuffle partitions
+    # VACUUM lists the table's files in this many tasks (10,000 by default, each with a fixed cost); as many
+    # as the session's shuffle partitions do
     listing = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
     summary = {"vacuum_retention_hours": retention_hours}
     for table in names:

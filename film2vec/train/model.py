@@ -143,8 +143,8 @@ class AssetVectors:
 
 
 # A catalogue of at most this many rows per candidate slot in a batch sums its gradients in a buffer of
-# the whole matrix's shape (no sort); a larger one sums them over the batch's distinct rows (one sort).
-# Measured: dense is 2x faster at 9.7k assets and a 16k batch, 10x slower at 1M assets.
+# the whole matrix's shape (no sort); a larger one sums them over the batch's distinct rows (one sort): the
+# buffer wins on a small catalogue and loses on a large one (docs/benchmarks.md, "Figures behind constants").
 DENSE_ROWS_PER_TOUCH = 1
 
 

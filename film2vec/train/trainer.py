@@ -237,7 +237,8 @@ def _deterministic_on_cpu(device: torch.device, model: AssetVectors) -> Iterator
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
 
-# compile_step auto: compiling takes ~10-30 s; the eager CPU step makes ~250k samples/s, the compiled one ~4x.
+# compile_step auto: compiling costs tens of seconds once, and pays off from this many sample passes on
+# (docs/benchmarks.md, "Figures behind constants").
 COMPILE_FROM_SAMPLES = 5_000_000
 
 # The settings that change what a season's training does; a checkpoint made under others is not resumed.
