@@ -15,8 +15,8 @@ from film2vec.config import AppsConfig
 from film2vec.errors import ExitCode
 from film2vec.seasons import held_out_views, season_mismatch
 
-SMALL = ["--users", "400", "--catalogue-size", "120", "--genres", "4", "--views-per-user", "20"]
-SMALL += ["--seasons", "0", "--min-seasons", "2", "--max-seasons", "4", "--validation-users", "100"]
+CATALOGUE = ["--users", "400", "--catalogue-size", "120", "--genres", "4", "--views-per-user", "20"]
+SMALL = [*CATALOGUE, "--seasons", "0", "--min-seasons", "2", "--max-seasons", "4", "--validation-users", "100"]
 SMALL += ["--samples-per-view", "1.5", "--dim", "16"]
 SMALL += ["--batch-size", "256", "--learning-rate", "0.5"]
 
@@ -98,7 +98,7 @@ def test_evaluate_scores_film2vecs_recommender_and_logs_it(spark, evaluated):
 
 def test_evaluate_scores_a_given_embeddings_table_and_prints_the_figures(evaluated, capsys):
     config, summary = evaluated
-    argv = ["evaluate", "--out", config.data.out, "--embeddings", config.out("embeddings"), *SMALL, "--json"]
+    argv = ["evaluate", "--out", config.data.out, "--embeddings", config.out("embeddings"), *CATALOGUE, "--json"]
     assert cli.main(argv) == 0
     printed = json.loads(capsys.readouterr().out)  # with --json, stdout is the summary and nothing else
     assert printed["figures"] == pytest.approx(summary["figures"])
@@ -107,7 +107,7 @@ def test_evaluate_scores_a_given_embeddings_table_and_prints_the_figures(evaluat
 
 def test_evaluate_names_a_missing_embeddings_table(evaluated, capsys):
     config, _ = evaluated
-    argv = ["evaluate", "--out", config.data.out, "--embeddings", config.out("nowhere"), *SMALL]
+    argv = ["evaluate", "--out", config.data.out, "--embeddings", config.out("nowhere"), *CATALOGUE]
     assert cli.main(argv) == ExitCode.BAD_INPUT
     error = capsys.readouterr().err
     assert f"flag --embeddings: {config.out('nowhere')}: no such file or folder" in error
