@@ -698,6 +698,12 @@ CONDITIONAL_SETTINGS = (
 )
 
 
+def value_of(config: Config, key: str) -> Any:
+    """The value of a setting by its key: `section.name`, or `name` at the top level."""
+    section, _, name = key.rpartition(".")
+    return getattr(getattr(config, section) if section else config, name)
+
+
 def idle_settings(config: Config, base: Config, command: str, reads: Collection[str]) -> list[str]:
     """The settings `command` reads whose value differs from `base`'s (the profile the flags were applied to)
     although this configuration does not let them act, each with what would (CONDITIONAL_SETTINGS)."""
@@ -706,10 +712,11 @@ def idle_settings(config: Config, base: Config, command: str, reads: Collection[
         if rule.holds(config, command):
             continue
         for key in rule.keys:
-            *section, name = key.split(".")
-            value, based = (getattr(getattr(c, section[0]) if section else c, name) for c in (config, base))
-            if key in reads and key not in idle and value != based:
-                idle[key] = f"{flag_of(name)} {_yaml_text(value)} acts only with {rule.what_lets_them}"
+            value = value_of(config, key)
+            if key in reads and key not in idle and value != value_of(base, key):
+                idle[key] = (
+                    f"{flag_of(key.rpartition('.')[2])} {_yaml_text(value)} acts only with {rule.what_lets_them}"
+                )
     return list(idle.values())
 
 

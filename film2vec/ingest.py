@@ -70,9 +70,9 @@ def events_source(spark: SparkSession, config: Config) -> tuple[str, str | None]
     if not tables.exists(spark, config, "synthetic/assets"):
         log.info("no --events: drawing the synthetic catalogue into %s", config.out("synthetic"))
         generate(spark, config)
-    elif [record for _, record in tables.commit_records(spark, config, "synthetic/assets", "synthetic")][:1] != [
-        _drawn_by(config)["synthetic"]
-    ]:  # the newest commit's settings
+        return events, metadata
+    records = tables.commit_records(spark, config, "synthetic/assets", "synthetic")  # newest first
+    if not records or records[0][1] != _drawn_by(config)["synthetic"]:
         log.warning(
             "no --events: the synthetic catalogue in %s was drawn by other settings; drawing it again",
             config.out("synthetic"),

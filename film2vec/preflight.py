@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from film2vec.config import Config, ConfigError, idle_settings
+from film2vec.config import Config, ConfigError, idle_settings, value_of
 from film2vec.errors import InputError
 from film2vec.storage import Storage, storage
 from film2vec.tables import looks_like_table
@@ -39,18 +39,13 @@ def check(
         raise ConfigError("; ".join(idle) + ": leave them out, or give what lets them act")
     for key, flag in INPUT_FLAGS.items():
         if key in reads:
-            check_input(_setting(config, key), flag)
+            check_input(value_of(config, key), flag)
     if writes and "data.out" in reads:
         check_out(config.data.out)
     if "train.processes" in reads:
         config.train.check_processes()
     if any(key.startswith("tracking.") for key in reads):
         check_tracking_server(os.environ.get("MLFLOW_TRACKING_URI", ""))
-
-
-def _setting(config: Config, key: str):
-    section, _, name = key.partition(".")
-    return getattr(getattr(config, section), name)
 
 
 def check_input(source: str | None, flag: str) -> None:
