@@ -86,16 +86,20 @@ def _season_on_rank(before: str, after: str, season: SeasonToTrain, step: int) -
 def _exchanged(loss: torch.Tensor, gradients: RowGradients) -> tuple[torch.Tensor, RowGradients]:
     """Every process's summed loss and row gradients, in rank order."""
     dist.all_reduce(loss)
-    return loss, [(_gathered(rows), _gathered(values)) for rows, values in gradients]
+    return loss, [_gathered(rows, values) for rows, values in gradients]
 
 
-def _gathered(part: torch.Tensor) -> torch.Tensor:
-    """Every process's `part` (their lengths may differ), concatenated in rank order."""
+def _gathered(rows: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every process's rows and their gradients (as many as its rows, which differ between processes),
+    concatenated in rank order: the lengths travel once, then each tensor padded to the longest."""
     lengths = [torch.zeros(1, dtype=torch.long) for _ in range(dist.get_world_size())]
-    dist.all_gather(lengths, torch.tensor([len(part)]))
+    dist.all_gather(lengths, torch.tensor([len(rows)]))
     longest = int(max(lengths))
-    padded = part.new_zeros((longest, *part.shape[1:]))
-    padded[: len(part)] = part
-    parts = [torch.empty_like(padded) for _ in lengths]
-    dist.all_gather(parts, padded)
-    return torch.cat([gathered[: int(length)] for gathered, length in zip(parts, lengths, strict=True)])
+    gathered = []
+    for part in (rows, values):
+        padded = part.new_zeros((longest, *part.shape[1:]))
+        padded[: len(part)] = part
+        parts = [torch.empty_like(padded) for _ in lengths]
+        dist.all_gather(parts, padded)
+        gathered.append(torch.cat([whole[: int(length)] for whole, length in zip(parts, lengths, strict=True)]))
+    return gathered[0], gathered[1]
