@@ -11,9 +11,10 @@ setup(
     python_requires=">=3.10",
     packages=[*find_packages(include=["film2vec", "film2vec.*"]), "film2vec.conf"],
     package_dir={"film2vec.conf": "conf"},  # the profiles travel in the wheel, for spark-submit and Databricks
-    # the C kernels are built from their sources on the user's machine (film2vec/native.py)
+    # the C kernels are built from their sources on the user's machine (film2vec/c_kernels.py)
     package_data={
-        "film2vec": ["pair_kernel.c", "log4j2.properties"],
+        "film2vec": ["log4j2.properties"],
+        "film2vec.pairs": ["pair_kernel.c"],
         "film2vec.conf": ["*.yaml"],
         "film2vec.train": ["native_step.c"],
     },
@@ -49,7 +50,7 @@ setup(
         "connect": ["grpcio>=1.76", "grpcio-status>=1.76", "googleapis-common-protos>=1.71", "zstandard>=0.25"],
         # gensim is the reference the trainer benchmark compares against, never used by film2vec itself.
         "bench": ["gensim>=4.3"],
-        # approximate neighbours of a large catalogue (film2vec.ann): the neighbours table and the served model
+        # approximate neighbours of a large catalogue (film2vec.serving.ann): the neighbours table and the served model
         "ann": ["faiss-cpu>=1.8"],
         # everything the suite exercises, so no test is skipped for a missing package
         "test": [

@@ -1,4 +1,4 @@
-"""Approximate neighbours (film2vec.ann, FAISS HNSW) against exact ones: recall@k, build and query time, the
+"""Approximate neighbours (film2vec.serving.ann, FAISS HNSW) against exact ones: recall@k, build and query time, the
 Spark table's wall time and peak memory, and the served model's latency with and without the index.
 
     python -m benchmarks.bench_ann [--assets 100000 250000] [--dim 64] [--k 10] [--kinds random clustered]
@@ -28,10 +28,10 @@ import pandas as pd
 import pyarrow as pa
 
 from benchmarks.bench_neighbours import PeakMemory
-from film2vec import ann
 from film2vec.config import TrackingConfig
-from film2vec.nearest import normalised, top_neighbours
-from film2vec.neighbours import recall_of, tuned_index
+from film2vec.serving import ann
+from film2vec.serving.nearest import normalised, top_neighbours
+from film2vec.serving.stage import recall_of, tuned_index
 from film2vec.tables import embeddings_table
 from film2vec.tracking import experiment_id, log_similar_assets_model, use_store
 
@@ -103,7 +103,7 @@ def main() -> None:
 
 def spark_tables(assets: int, unit: np.ndarray, k: int, target: float, paths: list[str]) -> None:
     from film2vec.config import SparkConfig
-    from film2vec.neighbours import approximate_neighbours_table, neighbours_table
+    from film2vec.serving.stage import approximate_neighbours_table, neighbours_table
     from film2vec.spark import get_spark
 
     spark = get_spark(SparkConfig(master="local[*]"), "film2vec-bench-ann")

@@ -26,7 +26,7 @@ from deltalake import write_deltalake
 
 from benchmarks.bench_scale import tree_rss
 from film2vec.config import SparkConfig
-from film2vec.neighbours import neighbours_on_driver, neighbours_table
+from film2vec.serving.stage import neighbours_on_driver, neighbours_table
 from film2vec.spark import get_spark
 
 

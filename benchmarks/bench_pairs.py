@@ -26,9 +26,9 @@ from pyspark.sql import functions as F
 from scipy import sparse
 
 from film2vec.config import SparkConfig, SyntheticConfig
-from film2vec.pairs import estimate_pairs, gram_buckets, pairs_by_gram, pairs_by_join
+from film2vec.ingest.synthetic import generate_catalogue
+from film2vec.pairs.stage import estimate_pairs, gram_buckets, pairs_by_gram, pairs_by_join
 from film2vec.spark import get_spark
-from film2vec.synthetic import generate_catalogue
 
 MOVIELENS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-latest-small" / "ratings.csv"
 BLOCK_PAIRS = 50_000_000

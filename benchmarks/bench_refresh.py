@@ -4,7 +4,7 @@
         [--warm-learning-rate 0.1] [--warm-new-assets random] [--seasons 0] [--samples-per-view 30]
         [--epochs-per-season 1] [--reuse-history]   (defaults: film2vec's)
 
-The protocol's split comes first (per user, the last 5 views are test; see film2vec/evaluate.py). The train
+The protocol's split comes first (per user, the last 5 views are test; see film2vec/evaluation/protocol.py). The train
 views are then ordered by time: the first 90% are the history a model was trained on (`film2vec run`,
 not timed), the last 10% the new batch. `film2vec refresh` merges the batch and warm-starts from that
 model; `film2vec run` retrains from scratch on all train views. Both are timed (medians over --repeats,
@@ -29,8 +29,8 @@ import pyarrow as pa
 from benchmarks.movielens import MOVIELENS
 from film2vec import pipeline, tables
 from film2vec.config import Config, RefreshConfig, SeasonsConfig, TrainConfig
-from film2vec.evaluate import HeldOut
-from film2vec.evaluation import split_events
+from film2vec.evaluation.protocol import HeldOut
+from film2vec.evaluation.stage import split_events
 from film2vec.spark import get_spark
 from film2vec.tables import read_without_spark
 

@@ -1,6 +1,6 @@
 """Samples/s of one season: the Spark sampler with its Delta write, against the same kernels in one process.
 
-The floor runs the very mapInArrow functions of film2vec.sampler on the whole catalogue's lists in one
+The floor runs the very mapInArrow functions of film2vec.seasons.sampler on the whole catalogue's lists in one
 Python process with numpy and pyarrow only (no Spark, no write), so the ratio is what Spark and Delta cost.
 To show how much of that is the write, the season just written is also read back and written again as a
 second season table by the same Delta write (`write_season`): Spark's writer alone, with no sampling.
@@ -23,11 +23,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from film2vec.config import Config
-from film2vec.sampler import bipartite_first_step, bipartite_second_step, coview_step, sampling_plan
-from film2vec.seasons import write_season
+from film2vec.seasons.sampler import bipartite_first_step, bipartite_second_step, coview_step, sampling_plan
+from film2vec.seasons.stage import write_season
+from film2vec.seasons.walks import stream_key
 from film2vec.tables import read_without_spark
 from film2vec.train.stream import season_rows
-from film2vec.walks import stream_key
 
 MOVIELENS = "/work/shared/data/ml-latest-small"
 
@@ -97,8 +97,8 @@ def main() -> None:
 
     from pyspark.sql import functions as F
 
-    from film2vec.pairs import count_pairs
-    from film2vec.seasons import season_sampler_for
+    from film2vec.pairs.stage import count_pairs
+    from film2vec.seasons.stage import season_sampler_for
     from film2vec.spark import get_spark
 
     config = Config()

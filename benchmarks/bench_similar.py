@@ -25,7 +25,7 @@ import pyarrow as pa
 from deltalake import write_deltalake
 
 from film2vec.config import Config
-from film2vec.neighbours import neighbours_table
+from film2vec.serving.stage import neighbours_table
 from film2vec.spark import get_spark
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,9 +26,9 @@ from deltalake import write_deltalake
 from benchmarks.bench_neighbours import PeakMemory
 from benchmarks.bench_scale import tree_rss
 from film2vec.config import SeasonsConfig, TrainConfig
-from film2vec.sampler import negatives_plan, sample_batch
+from film2vec.seasons.sampler import negatives_plan, sample_batch
+from film2vec.seasons.walks import Negatives
 from film2vec.train.trainer import train
-from film2vec.walks import Negatives
 
 
 def zipf_season(folder: str, assets: int, samples: int) -> Negatives:

@@ -27,10 +27,10 @@ import torch
 
 from benchmarks.movielens import Sampling, load, sample_season, without_rare
 from film2vec.config import SeasonsConfig, TrainConfig
-from film2vec.evaluate import evaluate
-from film2vec.sampler import negatives_plan
+from film2vec.evaluation.protocol import evaluate
+from film2vec.seasons.sampler import negatives_plan
+from film2vec.seasons.walks import Negatives
 from film2vec.train.trainer import train
-from film2vec.walks import Negatives
 
 
 def film2vec_run(path: str, negatives: Negatives, config: TrainConfig) -> tuple[float, np.ndarray]:

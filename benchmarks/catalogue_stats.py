@@ -2,7 +2,7 @@
 
     python -m benchmarks.catalogue_stats [--views 100836] [--seed 0] [--movielens DIR]
 
-Prints film2vec.synthetic.catalogue_statistics (views per user and per asset at percentiles, the Gini of views
+Prints film2vec.ingest.synthetic.catalogue_statistics (views per user and per asset at percentiles, the Gini of views
 over assets, the top 1% of assets' share, the share of views tied in time with another of the user's) for the
 synthetic catalogue at the defaults, at about --views views (default: as many as latest-small has; users are
 added at the default views per user), and for latest-small's ratings (each rating a view).
@@ -17,7 +17,7 @@ import pandas as pd
 
 from benchmarks.movielens import MOVIELENS
 from film2vec.config import SyntheticConfig
-from film2vec.synthetic import catalogue_statistics, generate_catalogue
+from film2vec.ingest.synthetic import catalogue_statistics, generate_catalogue
 
 
 def synthetic_statistics(config: SyntheticConfig, seed: int) -> dict[str, float]:

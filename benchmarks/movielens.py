@@ -1,6 +1,6 @@
 """MovieLens latest-small for the benchmarks: the protocol's split, train co-views and seasons.
 
-The seasons are drawn on the driver by the sampler's own kernels (film2vec.walks) and plan, so a study
+The seasons are drawn on the driver by the sampler's own kernels (film2vec.seasons.walks) and plan, so a study
 measures the product's sampler; on top of the sampler's settings a study may leave out assets with few
 train views (they are then neither origin, target nor negative).
 """
@@ -17,9 +17,9 @@ import scipy.sparse as sp
 from deltalake import write_deltalake
 
 from film2vec.config import SeasonsConfig
-from film2vec.evaluate import Split, split_views
-from film2vec.sampler import integer_weights, sample_batch, sampling_plan
-from film2vec.walks import (
+from film2vec.evaluation.protocol import Split, split_views
+from film2vec.seasons.sampler import integer_weights, sample_batch, sampling_plan
+from film2vec.seasons.walks import (
     bipartite_samples,
     bipartite_users,
     coview_samples,
@@ -95,8 +95,8 @@ class Sampling:
 
 def sample_season(catalogue: Catalogue, sampling: Sampling, season: int, seed: int) -> pa.Table:
     """One season as the sample stage writes it (season, draw, origin, target), drawn by the product's kernels
-    (film2vec.walks) with the same plan (film2vec.sampler.sampling_plan) and the same counter-based streams,
-    keyed by (seed, season). Assets under `min_views` train views take no part in the walk (neither origin nor
+    (film2vec.seasons.walks) with the same plan (film2vec.seasons.sampler.sampling_plan) and the same counter-based
+    streams, keyed by (seed, season). Assets under `min_views` train views take no part in the walk (neither origin nor
     target); negatives, drawn by the trainer, come from the whole catalogue, as in the product."""
     views = catalogue.train_views
     kept = sp.diags((views >= sampling.min_views).astype(np.int64), dtype=np.int64)  # 0/1: keeps asset indices

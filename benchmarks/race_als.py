@@ -105,9 +105,9 @@ def als_vectors(spark, config) -> dict:
     validates them, ALS (rank --dim) fitted on every view, its item factors written to DIR/als_embeddings
     (asset_id, vector), a table `film2vec evaluate --embeddings` can score."""
     from film2vec import tables
-    from film2vec.baselines import fit_als, index_users
     from film2vec.config import ConfigError
-    from film2vec.events import ingest_as_configured
+    from film2vec.evaluation.baselines import fit_als, index_users
+    from film2vec.ingest.readers import ingest_as_configured
 
     if not config.data.events:
         raise ConfigError("ALS vectors: give the events to fit on, --events PATH")

@@ -17,8 +17,8 @@ import time
 
 from benchmarks.movielens import Sampling, load, without_rare, write_seasons
 from film2vec.config import PairsConfig, SeasonsConfig, TrainConfig
-from film2vec.evaluate import evaluate
-from film2vec.sampler import negatives_plan
+from film2vec.evaluation.protocol import evaluate
+from film2vec.seasons.sampler import negatives_plan
 from film2vec.train.trainer import train
 
 

@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import sys
-import time
 import typing
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -51,6 +50,7 @@ from film2vec.config import (
     type_options,
 )
 from film2vec.errors import ConcurrentWriteError, ExitCode, FloorsNotCleared, InputError
+from film2vec.timing import Stopwatch
 
 log = logging.getLogger("film2vec.cli")  # by name: run as `python -m film2vec.cli`, __name__ is __main__
 
@@ -100,8 +100,8 @@ def every(section: str, *but: str) -> frozenset[str]:
     return frozenset(key for key, s in SETTINGS.items() if s.section == section and s.name not in but)
 
 
-# What each command reads, by the code it runs (ingest.py, pairs.py, seasons.py, training.py,
-# evaluation.py, pipeline.py, uses.py, tracking.py, apps/similar.py)
+# What each command reads, by the code it runs (the stage.py of ingest/, pairs/, seasons/, train/, evaluation/,
+# apps/; pipeline.py, tracking.py, apps/similar.py)
 SESSION = frozenset({"spark.master", "spark.shuffle_partitions", "spark.driver_memory"})  # a session film2vec starts
 TABLES = frozenset({"data.out", "data.catalog", "data.schema", "spark.metastore", "data.lock_wait"})  # path or name
 EVENTS = {  # read and validated by events.ingest; without --events, the synthetic catalogue drawn on first use
@@ -157,14 +157,14 @@ class Command(NamedTuple):
 COMMANDS = {
     "generate": Command(
         "write the synthetic catalogue (events and metadata) under --out",
-        "film2vec.ingest:generate",
+        "film2vec.ingest.stage:generate",
         SESSION | {"seed", "data.out"} | every("synthetic"),
     ),
-    "pairs": Command("validate events, then count co-views into DIR/pairs", "film2vec.pairs:count_pairs", PAIRS),
-    "sample": Command("draw the seasons of samples into DIR/seasons", "film2vec.seasons:sample", SAMPLE),
+    "pairs": Command("validate events, then count co-views into DIR/pairs", "film2vec.pairs.stage:count_pairs", PAIRS),
+    "sample": Command("draw the seasons of samples into DIR/seasons", "film2vec.seasons.stage:sample", SAMPLE),
     "train": Command(
         "train vectors, log to MLflow, write DIR/embeddings, register the model",
-        "film2vec.training:train_vectors",
+        "film2vec.train.stage:train_vectors",
         TRAIN,
         trains=True,
     ),
@@ -181,17 +181,17 @@ COMMANDS = {
     "evaluate": Command(
         "split the events per user (last 5 views held out), train on the rest (or score --embeddings), "
         "print the figures",
-        "film2vec.evaluation:evaluate",
+        "film2vec.evaluation.stage:evaluate",
         (PAIRS - NEW_VIEWS) | SAMPLE | TRAINING | every("evaluate") | RECENCY,
         trains=True,
     ),
-    "tastes": Command("write each user's taste vector into DIR/user_vectors", "film2vec.uses:tastes", TASTES),
+    "tastes": Command("write each user's taste vector into DIR/user_vectors", "film2vec.apps.stage:tastes", TASTES),
     "recommend": Command(
-        "rank --candidates for every user into DIR/recommendations", "film2vec.uses:recommend", RECOMMEND
+        "rank --candidates for every user into DIR/recommendations", "film2vec.apps.stage:recommend", RECOMMEND
     ),
-    "audit": Command("vote each asset's labels from its neighbours into DIR/audit", "film2vec.uses:audit", AUDIT),
+    "audit": Command("vote each asset's labels from its neighbours into DIR/audit", "film2vec.apps.stage:audit", AUDIT),
     "clusters": Command(
-        "k-means on the vectors into DIR/clusters and DIR/asset_clusters", "film2vec.uses:clusters", CLUSTERS
+        "k-means on the vectors into DIR/clusters and DIR/asset_clusters", "film2vec.apps.stage:clusters", CLUSTERS
     ),
     "similar": Command(
         "print an asset's nearest neighbours from DIR/neighbours, without Spark: film2vec similar 'ASSET ID OR TITLE'",
@@ -202,18 +202,18 @@ COMMANDS = {
     ),
     "map": Command(
         "draw the 2-D map (PNG, HTML) and the loss curve into DIR/plots and the MLflow run",
-        "film2vec.uses:draw_map",
+        "film2vec.apps.stage:draw_map",
         MAP,
     ),
     "uses": Command(
         "tastes, recommend, audit, clusters and map in turn",
-        "film2vec.uses:uses",
+        "film2vec.apps.stage:uses",
         TASTES | RECOMMEND | AUDIT | CLUSTERS | MAP,
     ),
     "validate": Command(
         "check the version this job trained (--version) against the alias floors (with --evaluation-model's "
         "held-out figures); exit 5 when it fails",
-        "film2vec.gate:validate",
+        "film2vec.serving.gate:validate",
         frozenset({"data.out", "tracking.model_name", "tracking.version", "tracking.evaluation_model"})
         | {"tracking.evaluation_version", "tracking.alias_floor_recall", "tracking.alias_floor_genre_p"},
         spark=False,
@@ -221,7 +221,7 @@ COMMANDS = {
     "promote": Command(
         "serve the version this job trained (--version) once `validate` passed it: its rows become DIR/embeddings "
         "and DIR/neighbours and the alias points at it; exit 5 otherwise",
-        "film2vec.gate:promote",
+        "film2vec.serving.gate:promote",
         SESSION | TABLES | {"tracking.model_name", "tracking.alias", "tracking.version", "tracking.force"},
     ),
     "config": Command(
@@ -544,9 +544,9 @@ def _run(name: str, command: Command, config: Config, base: Config, handler: log
         # itself is made on this thread, whose Spark calls then find it active.
         with ThreadPoolExecutor(1, thread_name_prefix="film2vec-imports") as pool:
             imported = pool.submit(command.function)
-            started = time.perf_counter()
+            watch = Stopwatch()
             spark = get_spark(config.spark, metastore=uses_metastore(config))
-            log.info("Spark ready in %.1f s", time.perf_counter() - started)
+            log.info("Spark ready in %.1f s", watch.seconds)
             function = imported.result()
         with mlflow_quietly(handler, level):
             return function(spark, config)
@@ -593,7 +593,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return stop.code if isinstance(stop.code, int) else ExitCode.USAGE
     name, command = arguments.command, COMMANDS[arguments.command]
     with logging_to_stderr(arguments.log_level) as handler:
-        started = time.perf_counter()
+        watch = Stopwatch()
         try:
             if problem:
                 raise problem
@@ -609,7 +609,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except tuple(error for error, _ in EXIT_OF) as error:
             log.error("film2vec %s: %s", name, error)
             return next(code for kind, code in EXIT_OF if isinstance(error, kind))
-        log.info("film2vec %s done in %.1f s", name, time.perf_counter() - started)
+        log.info("film2vec %s done in %.1f s", name, watch.seconds)
         whole = json.dumps(summary, indent=2, default=str)
         if arguments.summary:
             Path(arguments.summary).parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
 """The stages composed: `run` (inputs, seasons, training) and the nightly `refresh`. The stages themselves are
-ingest.py, pairs.py, seasons.py, training.py and evaluation.py, each reading and writing Delta tables here:
+the `stage.py` of ingest/, pairs/, seasons/, train/ and evaluation/, each reading and writing Delta tables here:
 
     DIR/synthetic/{events,assets}   the generated catalogue (when no events are given)
     DIR/views      clean views: user_id, asset_id, viewed_at, asset_idx (one row per user and asset)
@@ -16,18 +16,14 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import mlflow
 from pyspark.sql import SparkSession
 
-from film2vec import tables, tracking
+from film2vec import tables
 from film2vec.config import Config, ConfigError
-from film2vec.ingest import merge_new_views, prepare_views
-from film2vec.pairs import count_pairs
-from film2vec.seasons import (
+from film2vec.inputs import inputs_with_store
+from film2vec.seasons.stage import (
     drop_other_seasons,
     sample,
     season_feed,
@@ -35,42 +31,10 @@ from film2vec.seasons import (
     seasons_written,
     walk_inputs,
 )
-from film2vec.training import train_vectors
+from film2vec.timing import timed
+from film2vec.train.stage import train_vectors
 
 log = logging.getLogger(__name__)
-
-PAIRS_NOT_COUNTED = "not counted: the bipartite walk reads DIR/views; `film2vec pairs` counts them"
-
-
-def timed(name: str, stage: Callable[..., dict], *arguments, **options) -> dict:
-    """Run a stage, logging its start and its wall time, which its summary gets as "seconds"."""
-    log.info("%s …", name)
-    started = time.perf_counter()
-    summary = stage(*arguments, **options)
-    summary["seconds"] = round(time.perf_counter() - started, 1)
-    log.info("%s done in %.1f s", name, summary["seconds"])
-    return summary
-
-
-def prepare_inputs(spark: SparkSession, config: Config) -> dict:
-    """The tables the walk reads, made current: the events ingested into DIR/views and DIR/assets (new views
-    merged, with --new-events or --since), and the co-view pairs counted into DIR/pairs only when the walk
-    reads them (--walk coview): a bipartite run does not pay for a table it never reads."""
-    if "pairs" in walk_inputs(config):
-        return count_pairs(spark, config)
-    if config.merges_new_views:
-        return {**merge_new_views(spark, config), "pairs": PAIRS_NOT_COUNTED}
-    return {"ingest": prepare_views(spark, config), "pairs": PAIRS_NOT_COUNTED}
-
-
-def inputs_with_store(name: str, spark: SparkSession, config: Config) -> dict:
-    """prepare_inputs, timed as `name`, while a thread opens MLflow's store and experiment for the training
-    that follows (tracking.open_experiment)."""
-    with ThreadPoolExecutor(1, thread_name_prefix="film2vec-mlflow") as pool:
-        opened = pool.submit(tracking.open_experiment, config.data.out, config.tracking.experiment)
-        summary = timed(name, prepare_inputs, spark, config)
-        opened.result()
-    return summary
 
 
 def run(spark: SparkSession, config: Config) -> dict:

@@ -1,5 +1,5 @@
 """Recency weights of a user's views: pure numpy, shared by the taste vectors (apps/tastes.py) and the protocol's
-recommender figures (evaluate.py).
+recommender figures (evaluation/protocol.py).
 
 What a user watched last says most about what they watch next. Two clocks, either or both:
 - views: a view's weight halves for every `half_life_views` of the user's views that came after it, so the

@@ -42,7 +42,7 @@ USER_TABLES = {
     "pairs": "pairs",
     "embeddings": "train",  # served: `promote` (or `train` when its figures clear the floors) replaces it
     "neighbours": "train",
-    "candidate_embeddings": "train",  # every version's rows until one is served (film2vec.gate)
+    "candidate_embeddings": "train",  # every version's rows until one is served (film2vec.serving.gate)
     "candidate_neighbours": "train",
     "user_vectors": "tastes",
     "recommendations": "recommend",

@@ -23,11 +23,11 @@ from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import Array, ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
-from film2vec import ann, nearest, serving
 from film2vec.config import Config, ConfigError, TrackingConfig
+from film2vec.serving import ann, nearest, registered_model
 from film2vec.storage import writes_in_place
 
-MODEL_CODE = Path(serving.__file__)  # the file MLflow logs as the model: it imports no film2vec
+MODEL_CODE = Path(registered_model.__file__)  # the file MLflow logs as the model: it imports no film2vec
 NEAREST_CODE = Path(nearest.__file__)  # the top-k rule it ranks by, logged beside it (numpy only)
 ANN_CODE = Path(ann.__file__)  # the approximate search of a large catalogue's index (numpy and faiss)
 EMBEDDINGS_FILE = "embeddings.parquet"
@@ -244,9 +244,9 @@ def log_similar_assets_model(
     index=None,
 ) -> RegisteredModel:
     """Log the pyfunc model in the active run, register it and, when `move_alias`, point the alias at the new
-    version. The model is film2vec/serving.py as code over the embeddings artifact; the optimiser state
+    version. The model is film2vec/serving/registered_model.py as code over the embeddings artifact; the optimiser state
     (asset_id, accumulator) travels with it for warm starts to continue, and an HNSW `index` over the
-    embeddings' rows (film2vec.ann), when given, for the model to search instead of scoring every asset. The
+    embeddings' rows (film2vec.serving.ann), when given, for the model to search instead of scoring every asset. The
     requirements pin the versions it was logged (and its input example checked) with. `figures` go to the run
     and to the logged model, so each registered version shows its own."""
     path = staging_dir / EMBEDDINGS_FILE

@@ -5,7 +5,7 @@
 # MAGIC From view events to a vector per asset: validate the views, count co-views, draw seasons of
 # MAGIC samples, train, ask the registered model for similar assets, evaluate, and put the vectors to use
 # MAGIC (tastes, recommendations, audit, clusters, a map). Every cell calls a stage function of the film2vec
-# MAGIC library (`film2vec.pairs`, `seasons`, `training`, `evaluation`, `uses`); the widgets above are its
+# MAGIC library (`film2vec.pairs.stage`, `seasons`, `training`, `evaluation`, `uses`); the widgets above are its
 # MAGIC settings (job parameters when run as a job).
 # MAGIC
 # MAGIC On Databricks the next cell installs the wheel (`python -m pip wheel --no-deps -w dist .`, copied
@@ -27,14 +27,15 @@ import mlflow
 import pandas as pd
 from pyspark.sql import functions as F
 
-from film2vec import tables, uses
+from film2vec import tables
+from film2vec.apps.stage import uses
 from film2vec.cli import result
-from film2vec.evaluation import evaluate
+from film2vec.evaluation.stage import evaluate
 from film2vec.notebook import config_from_widgets, default_profile
-from film2vec.pairs import count_pairs
-from film2vec.seasons import sample
+from film2vec.pairs.stage import count_pairs
+from film2vec.seasons.stage import sample
 from film2vec.spark import get_spark
-from film2vec.training import train_vectors
+from film2vec.train.stage import train_vectors
 
 if "dbutils" not in globals():  # outside Databricks: film2vec's stand-ins for the notebook globals
     from film2vec.notebook import LocalDbutils, local_display
@@ -194,7 +195,7 @@ display(pd.DataFrame([evaluation["figures"]]))
 
 # COMMAND ----------
 
-print(result("uses", uses.uses(spark, config)))
+print(result("uses", uses(spark, config)))
 display(tables.read(spark, config, "recommendations").limit(10))
 display(tables.read(spark, config, "clusters").limit(10))
 figure, axis = plt.subplots(figsize=(8, 8))

@@ -22,9 +22,9 @@ from film2vec.apps.similar import find_asset
 from film2vec.apps.tastes import taste_vectors, user_vectors
 from film2vec.errors import ExitCode, InputError
 from film2vec.labels import label_matrix
-from film2vec.nearest import normalised, top_neighbours
 from film2vec.plots import plot_map, write_map_html
 from film2vec.recency import SECONDS_PER_DAY
+from film2vec.serving.nearest import normalised, top_neighbours
 
 
 def unit_rows(count: int, dim: int, seed: int) -> np.ndarray:

@@ -14,12 +14,13 @@ from deltalake import DeltaTable
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import adjusted_rand_score
 
-from film2vec import cli, pipeline, tables, tracking, uses
+from film2vec import cli, pipeline, tables, tracking
 from film2vec.apps.similar import similar
+from film2vec.apps.stage import recommend, tastes, uses
 from film2vec.config import Config
 from film2vec.errors import InputError
-from film2vec.nearest import normalised, top_neighbours
-from film2vec.synthetic import generate_catalogue
+from film2vec.ingest.synthetic import generate_catalogue
+from film2vec.serving.nearest import normalised, top_neighbours
 
 MISLABELLED_SHARE = 0.05
 UNLABELLED_SHARE = 0.05
@@ -58,7 +59,7 @@ def finished(spark, tmp_path_factory):
     candidate_ids = np.sort(rng.choice(catalogue.catalogue_ids, size=CANDIDATES, replace=False))
     tables.write(config, spark.createDataFrame(pa.table({"asset_id": candidate_ids})), "given/candidates")
     config.apps.n_clusters = genres
-    summary = uses.uses(spark, config)
+    summary = uses(spark, config)
     truth = {
         "genre_of": dict(zip(catalogue.catalogue_ids.tolist(), catalogue.planted_genre.tolist())),
         "mislabelled": set(catalogue.catalogue_ids[mislabelled].tolist()),
@@ -169,7 +170,7 @@ def test_missing_candidates_and_unknown_titles_are_named(spark, finished):
     config = Config(data=config.data)
     config.apps.candidates = config.out("no-such-rail")
     with pytest.raises(InputError, match="candidates at .*no-such-rail: no such file or folder"):
-        uses.recommend(spark, config)
+        recommend(spark, config)
     config.apps.similar_to = "no such film"
     with pytest.raises(InputError, match="'no such film'"):
         similar(config)
@@ -181,5 +182,5 @@ def test_uses_log_to_the_run_that_trained_the_served_vectors(spark, finished):
     store = tracking.use_store(config.data.out)
     with mlflow.start_run(experiment_id=tracking.experiment_id(config.tracking.experiment, store)) as newer:
         pass  # a newer run in the experiment, as `film2vec evaluate` or another job leaves one
-    logged = uses.tastes(spark, config)["mlflow_run"]
+    logged = tastes(spark, config)["mlflow_run"]
     assert logged == trained != newer.info.run_id

@@ -11,9 +11,9 @@ import pytest
 
 from benchmarks.race_als import als_vectors
 from film2vec import cli, tables
-from film2vec.baselines import fit_als, index_users
 from film2vec.config import EvaluateConfig
-from film2vec.evaluation import als_baseline, split_events
+from film2vec.evaluation.baselines import fit_als, index_users
+from film2vec.evaluation.stage import als_baseline, split_events
 
 SMALL = ["--users", "300", "--catalogue-size", "60", "--genres", "4", "--views-per-user", "12", "--dim", "8"]
 # 60 assets carry the planted tastes only without the realistic defaults: one genre each (a low chance of sharing

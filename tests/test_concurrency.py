@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from film2vec import tables
 from film2vec.config import Config
 from film2vec.conflicts import ConcurrentWriteError
-from film2vec.seasons import write_season
+from film2vec.seasons.stage import write_season
 
 ATTEMPTS = 10  # races until both writers read the table before either commits; the first one usually does
 

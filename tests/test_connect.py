@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from film2vec.config import SeasonsConfig
-from film2vec.seasons import season_sampler
+from film2vec.seasons.stage import season_sampler
 
 SEASON, SEED = 1, 7
 SEASONS = SeasonsConfig(
@@ -33,8 +33,8 @@ CONNECT_JOB = f"""
 import sys, warnings
 from pyspark.errors import PySparkAttributeError
 from film2vec.config import SeasonsConfig, SparkConfig
-from film2vec.pairs import pairs_by_gram
-from film2vec.seasons import season_sampler
+from film2vec.pairs.stage import pairs_by_gram
+from film2vec.seasons.stage import season_sampler
 from film2vec.spark import get_spark
 
 warnings.filterwarnings("ignore", message="Failed to set")  # static confs the server already has

@@ -25,10 +25,10 @@ from deltalake import DeltaTable
 from scipy import sparse
 
 from film2vec.config import Config
-from film2vec.pairs import count_pairs
-from film2vec.seasons import sample
+from film2vec.pairs.stage import count_pairs
+from film2vec.seasons.stage import sample
 from film2vec.train.checkpoint import CHECKPOINT_FILE
-from film2vec.training import train_vectors
+from film2vec.train.stage import train_vectors
 
 pytestmark = pytest.mark.slow
 REPOSITORY = Path(__file__).resolve().parents[1]

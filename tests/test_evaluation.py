@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from deltalake import DeltaTable
 
-from film2vec import cli, evaluation, tables
+from film2vec import cli, tables
 from film2vec.config import AppsConfig
 from film2vec.errors import ExitCode
-from film2vec.seasons import held_out_views, season_mismatch
+from film2vec.evaluation.stage import evaluate, split_events
+from film2vec.seasons.stage import held_out_views, season_mismatch
 
 CATALOGUE = ["--users", "400", "--catalogue-size", "120", "--genres", "4", "--views-per-user", "20"]
 SMALL = [*CATALOGUE, "--seasons", "0", "--min-seasons", "2", "--max-seasons", "4", "--validation-users", "100"]
@@ -26,7 +27,7 @@ def evaluated(spark, tmp_path_factory):
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     out = str(tmp_path_factory.mktemp("evaluate"))
     config = cli.config_from(cli.parser().parse_args(["evaluate", "--out", out, *SMALL]))
-    return config, evaluation.evaluate(spark, config)
+    return config, evaluate(spark, config)
 
 
 def test_evaluate_splits_the_events_and_trains_on_train_only(spark, evaluated):
@@ -72,7 +73,7 @@ def test_evaluate_beats_random_vectors_and_logs_the_figures_to_the_run(spark, ev
     config, summary = evaluated
     figures = summary["figures"]
     assert set(figures) == {"recall_at_20", "ndcg_at_20", "genre_p_at_10"}
-    held_out, _ = evaluation.split_events(spark, config)
+    held_out, _ = split_events(spark, config)
     ids = held_out.asset_ids
     random_vectors = np.random.default_rng(0).normal(size=(len(ids), 16))
     chance = held_out.score(tables.embeddings_table(ids, random_vectors))
@@ -84,7 +85,7 @@ def test_evaluate_beats_random_vectors_and_logs_the_figures_to_the_run(spark, ev
 
 def test_evaluate_scores_film2vecs_recommender_and_logs_it(spark, evaluated):
     config, summary = evaluated
-    held_out, _ = evaluation.split_events(spark, config)
+    held_out, _ = split_events(spark, config)
     embeddings = spark.read.format("delta").load(config.out("embeddings")).select("asset_id", "vector").toArrow()
     recent = summary["recommend_figures"]
     assert recent == pytest.approx(held_out.score_tastes(embeddings, config.apps))

@@ -28,9 +28,9 @@ from hypothesis import strategies as st
 
 from film2vec.config import Config
 from film2vec.errors import InputError
-from film2vec.pairs import count_pairs
-from film2vec.seasons import sample
-from film2vec.walks import Negatives, stream_key
+from film2vec.pairs.stage import count_pairs
+from film2vec.seasons.stage import sample
+from film2vec.seasons.walks import Negatives, stream_key
 
 SAMPLES_PER_VIEW = 1.5
 NEGATIVES = 2

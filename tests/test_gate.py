@@ -12,10 +12,11 @@ import pytest
 from deltalake import DeltaTable
 from test_tracking import no_server, register  # noqa: F401 (a fixture)
 
-from film2vec import cli, gate, task_values
+from film2vec import cli, task_values
 from film2vec.cli import config_from, parser
 from film2vec.config import TrackingConfig
 from film2vec.errors import ExitCode
+from film2vec.serving import gate
 from film2vec.tables import embeddings_table
 from film2vec.tracking import use_store
 

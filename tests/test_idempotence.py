@@ -17,12 +17,12 @@ import pytest
 from deltalake import DeltaTable
 
 from film2vec.config import Config, TrainConfig
-from film2vec.pairs import count_pairs
-from film2vec.seasons import sample
+from film2vec.pairs.stage import count_pairs
+from film2vec.seasons.stage import sample
+from film2vec.seasons.walks import Negatives
+from film2vec.train.stage import train_vectors
 from film2vec.train.stream import read_season
 from film2vec.train.trainer import train
-from film2vec.training import train_vectors
-from film2vec.walks import Negatives
 
 
 def small_run(spark, out: str) -> Config:
@@ -60,7 +60,7 @@ def test_same_seed_and_config_give_identical_tables_and_embeddings(spark, tmp_pa
 COALESCE = "spark.sql.adaptive.coalescePartitions.enabled"
 DRAW_IN_ANOTHER_PROCESS = """
 import json, sys
-from film2vec.seasons import sample
+from film2vec.seasons.stage import sample
 from film2vec.config import Config, apply
 from film2vec.spark import get_spark
 

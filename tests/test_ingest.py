@@ -10,8 +10,8 @@ from deltalake import DeltaTable
 
 from film2vec.config import Config, ConfigError
 from film2vec.errors import InputError
-from film2vec.ingest import generate, prepare_views, since_moment
-from film2vec.synthetic import generate_catalogue, plan_catalogue
+from film2vec.ingest.stage import generate, prepare_views, since_moment
+from film2vec.ingest.synthetic import generate_catalogue, plan_catalogue
 
 
 def write(path: Path, lines: list[str]) -> str:

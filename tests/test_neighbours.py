@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from film2vec.nearest import block_neighbours, merge_blocks, normalised, top_k, top_neighbours, vector_matrix
+from film2vec.serving.nearest import block_neighbours, merge_blocks, normalised, top_k, top_neighbours, vector_matrix
 
 
 def reference_top_k(scores: np.ndarray, positions: np.ndarray, k: int) -> np.ndarray:
@@ -93,7 +93,7 @@ def table_neighbours(
 ) -> pa.Table:
     """neighbours_table (Spark, blocks of block_rows) or neighbours_on_driver (block_rows queries at a time) over
     (asset_id, vector), sorted by asset and rank."""
-    from film2vec.neighbours import neighbours_on_driver, neighbours_table
+    from film2vec.serving.stage import neighbours_on_driver, neighbours_table
 
     embeddings = pa.table({"asset_id": asset_ids, "vector": list(vectors.astype(np.float32))})
     embeddings = embeddings.cast(pa.schema([("asset_id", pa.int64()), ("vector", pa.list_(pa.float32()))]))
@@ -156,7 +156,7 @@ def test_table_with_k_at_least_the_catalogue_and_with_two_assets(spark, where):
 
 
 def test_approximate_search_leaves_each_query_out_and_finds_planted_neighbours():
-    from film2vec.ann import build_index, search
+    from film2vec.serving.ann import build_index, search
 
     rng = np.random.default_rng(4)
     centres = rng.normal(size=(40, 16))
@@ -172,8 +172,8 @@ def test_approximate_search_leaves_each_query_out_and_finds_planted_neighbours()
 
 
 def test_approximate_table_agrees_with_the_exact_one(spark):
-    from film2vec.ann import build_index, index_bytes
-    from film2vec.neighbours import approximate_neighbours_table, unit_matrix
+    from film2vec.serving.ann import build_index, index_bytes
+    from film2vec.serving.stage import approximate_neighbours_table, unit_matrix
 
     asset_ids, vectors = shuffled_catalogue(3_000, 5)
     order = np.argsort(asset_ids)
@@ -191,8 +191,8 @@ def test_approximate_table_agrees_with_the_exact_one(spark):
 
 
 def test_the_index_searches_deeper_until_it_finds_the_recall_asked_for():
-    from film2vec.ann import search
-    from film2vec.neighbours import tuned_index
+    from film2vec.serving.ann import search
+    from film2vec.serving.stage import tuned_index
 
     unit = normalised(np.random.default_rng(6).normal(size=(10_000, 64)).astype(np.float32))  # no structure: hard
     index, recall = tuned_index(unit, 10, 0.99)

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from film2vec import pairs as pairs_module
 from film2vec.errors import InputError
-from film2vec.pairs import (
+from film2vec.pairs import stage as pairs_stage
+from film2vec.pairs.stage import (
     bucket_gram,
     bucket_increment,
     cap_views,
@@ -58,10 +58,10 @@ def kernel(request, monkeypatch):
     """Each bucket kernel: the C one, streaming through a buffer of one catalogue row (12 pairs), so that every
     bucket needs several calls; and scipy's products, as where no C compiler is found."""
     if request.param == "c":
-        assert pairs_module.pair_kernel() is not None
-        monkeypatch.setattr(pairs_module, "OUTPUT_BATCH_ROWS", 1)
+        assert pairs_stage.pair_kernel() is not None
+        monkeypatch.setattr(pairs_stage, "OUTPUT_BATCH_ROWS", 1)
     else:
-        monkeypatch.setattr(pairs_module, "pair_kernel", lambda: None)
+        monkeypatch.setattr(pairs_stage, "pair_kernel", lambda: None)
     return request.param
 
 

@@ -15,7 +15,7 @@ from deltalake import DeltaTable
 
 from film2vec import pipeline
 from film2vec.config import Config
-from film2vec.nearest import normalised, top_neighbours
+from film2vec.serving.nearest import normalised, top_neighbours
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ import pytest
 from film2vec import tables
 from film2vec.config import Config
 from film2vec.errors import InputError
-from film2vec.gate import EMBEDDINGS_RECORD, candidate
-from film2vec.pairs import PAIRS_RECORD, count_pairs
-from film2vec.seasons import SEASON_RECORD, sample, season_mismatch
-from film2vec.training import SEASON_MISMATCH_TAG, train_vectors
+from film2vec.pairs.stage import PAIRS_RECORD, count_pairs
+from film2vec.seasons.stage import SEASON_RECORD, sample, season_mismatch
+from film2vec.serving.gate import EMBEDDINGS_RECORD, candidate
+from film2vec.train.stage import SEASON_MISMATCH_TAG, train_vectors
 
 
 @pytest.fixture(autouse=True)

@@ -17,14 +17,14 @@ from deltalake import DeltaTable
 
 from film2vec import pipeline, tracking
 from film2vec.config import Config, ConfigError, TrackingConfig
-from film2vec.gate import SERVED_TABLES, candidate
-from film2vec.ingest import append_new_views, new_batch
-from film2vec.nearest import normalised, top_neighbours
-from film2vec.pairs import count_pairs
-from film2vec.synthetic import generate_catalogue
+from film2vec.ingest.stage import append_new_views, new_batch
+from film2vec.ingest.synthetic import generate_catalogue
+from film2vec.pairs.stage import count_pairs
+from film2vec.serving.gate import SERVED_TABLES, candidate
+from film2vec.serving.nearest import normalised, top_neighbours
 from film2vec.tracking import alias_decision
-from film2vec.training import warm_start
-from film2vec.warm import label_mean_vectors, median_cosine
+from film2vec.train.stage import warm_start
+from film2vec.train.warm import label_mean_vectors, median_cosine
 
 # ---- pure kernels
 

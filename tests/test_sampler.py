@@ -10,7 +10,7 @@ import pytest
 
 from film2vec.config import SeasonsConfig
 from film2vec.errors import InputError
-from film2vec.sampler import integer_weights, negatives_plan, sampling_plan
+from film2vec.seasons.sampler import integer_weights, negatives_plan, sampling_plan
 
 
 def test_fractional_co_views_become_proportional_integer_weights():
@@ -38,7 +38,10 @@ def test_the_plan_weighs_origins_by_views_and_draws_negatives_from_the_whole_cat
 
 
 def test_the_pure_modules_import_without_spark_torch_or_mlflow():
-    modules = "film2vec.sampler, film2vec.walks, film2vec.evaluate, film2vec.nearest, film2vec.labels, film2vec.tables"
+    modules = (
+        "film2vec.seasons.sampler, film2vec.seasons.walks, film2vec.evaluation.protocol, film2vec.serving.nearest, "
+        "film2vec.labels, film2vec.tables"
+    )
     heavy = "{'pyspark', 'torch', 'mlflow'}"
     code = f"import sys, {modules}; print(sorted({{m.split('.')[0] for m in sys.modules}} & {heavy}))"
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -16,7 +16,7 @@ from test_walks import VIEWS, bipartite_season, bipartite_transition, window_tra
 from film2vec import cli
 from film2vec.config import SeasonsConfig
 from film2vec.errors import ExitCode, InputError
-from film2vec.seasons import (
+from film2vec.seasons.stage import (
     SAMPLE_SCHEMA,
     WALKS,
     SeasonFeed,
@@ -26,8 +26,8 @@ from film2vec.seasons import (
     season_sampler,
     write_season,
 )
+from film2vec.seasons.walks import Negatives, draw_keys, stream_key
 from film2vec.train.stream import read_season
-from film2vec.walks import Negatives, draw_keys, stream_key
 
 
 def per_origin(samples: int) -> float:

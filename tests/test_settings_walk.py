@@ -23,7 +23,7 @@ from deltalake import DeltaTable
 
 from film2vec import cli, preflight
 from film2vec.config import SECTIONS, Config, ConfigError, SyntheticConfig, idle_settings
-from film2vec.synthetic import plan_catalogue
+from film2vec.ingest.synthetic import plan_catalogue
 
 TINY = ["--set", "synthetic.users=150", "--set", "synthetic.catalogue_size=60", "--set", "synthetic.genres=4"]
 

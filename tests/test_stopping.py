@@ -9,11 +9,11 @@ import pytest
 from deltalake import write_deltalake
 
 from film2vec.config import Config, ConfigError, TrainConfig
-from film2vec.evaluate import next_watch
-from film2vec.seasons import stops_on_held_out
+from film2vec.evaluation.protocol import next_watch
+from film2vec.seasons.stage import stops_on_held_out
+from film2vec.seasons.walks import Negatives
 from film2vec.train.stopping import DEEP_K, StopRule, Validation, gain_score
 from film2vec.train.trainer import train
-from film2vec.walks import Negatives
 
 DEEP = f"ndcg_at_{DEEP_K}"
 

@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from film2vec.config import SyntheticConfig
-from film2vec.synthetic import (
+from film2vec.ingest.synthetic import (
     DAY,
     YEAR_END,
     YEAR_START,

@@ -13,8 +13,8 @@ from pyspark.sql import functions as F
 from film2vec import tables
 from film2vec.config import Config
 from film2vec.errors import InputError
-from film2vec.pairs import count_pairs
-from film2vec.seasons import write_season
+from film2vec.pairs.stage import count_pairs
+from film2vec.seasons.stage import write_season
 from film2vec.train.stream import read_season
 
 DELETION_VECTORS_BY_DEFAULT = "spark.databricks.delta.properties.defaults.enableDeletionVectors"

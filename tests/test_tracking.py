@@ -78,7 +78,7 @@ def test_remote_output_without_a_tracking_server_is_refused(tmp_path, no_server,
 
 def test_run_records_its_input_delta_tables_and_versions(tmp_path, no_server):
     store = use_store(str(tmp_path))
-    tables = {"views": (str(tmp_path / "views"), 0), "pairs": ("spark_catalog.film2vec.pairs", 7)}
+    tables = {"views": (str(tmp_path / "views"), 0), "pairs": ("spark_catalog.film2vec.pairs.stage", 7)}
     with mlflow.start_run(experiment_id=experiment_id("inputs", store)) as run:
         log_input_tables(tables)
     recorded = {
@@ -87,7 +87,7 @@ def test_run_records_its_input_delta_tables_and_versions(tmp_path, no_server):
     }
     assert recorded == {
         "views": ("delta_table", {"path": str(tmp_path / "views"), "delta_table_version": 0}),
-        "pairs": ("delta_table", {"delta_table_name": "spark_catalog.film2vec.pairs", "delta_table_version": 7}),
+        "pairs": ("delta_table", {"delta_table_name": "spark_catalog.film2vec.pairs.stage", "delta_table_version": 7}),
     }
 
 
@@ -168,8 +168,9 @@ def test_registered_model_is_served_over_rest_by_mlflow_in_a_separate_process(tm
     folder = Path(mlflow.artifacts.download_artifacts(f"models:/{registered.model_id}"))
     assert not (folder / "python_model.pkl").exists()
     assert sorted(path.name for path in (folder / "code").iterdir()) == ["ann.py", "nearest.py"]  # no film2vec
+    served_imports = {"__future__", "mlflow", "numpy", "pandas", "pyarrow", "nearest", "ann", "film2vec"}
     for code, allowed in (
-        (folder / "serving.py", {"__future__", "mlflow", "numpy", "pandas", "pyarrow", "nearest", "ann", "film2vec"}),
+        (folder / "registered_model.py", served_imports),
         (folder / "code" / "nearest.py", {"__future__", "numpy"}),
         (folder / "code" / "ann.py", {"__future__", "numpy", "faiss"}),
     ):
@@ -184,8 +185,8 @@ def test_registered_model_is_served_over_rest_by_mlflow_in_a_separate_process(tm
 def test_a_large_catalogues_model_carries_its_index_and_searches_it(tmp_path, no_server):
     import faiss
 
-    from film2vec.ann import build_index
-    from film2vec.nearest import normalised
+    from film2vec.serving.ann import build_index
+    from film2vec.serving.nearest import normalised
 
     rng = np.random.default_rng(8)
     groups = np.repeat(np.arange(50), 6)  # 50 planted groups of 6 near-identical vectors

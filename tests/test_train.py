@@ -12,15 +12,15 @@ import pytest
 import torch
 from deltalake import write_deltalake
 
+from film2vec.c_kernels import NativeUnavailable
 from film2vec.config import ConfigError, TrainConfig
-from film2vec.native import NativeUnavailable
+from film2vec.seasons.walks import Negatives, stream_key
+from film2vec.train import c_step
 from film2vec.train import model as model_module
-from film2vec.train import native
 from film2vec.train.epoch import learning_rate
 from film2vec.train.model import LOSSES, AssetVectors
 from film2vec.train.stream import prefetched, read_season, shuffled_batches, with_negatives
 from film2vec.train.trainer import pick_device, train
-from film2vec.walks import Negatives, stream_key
 
 NEGATIVES = Negatives(4, 40)  # 4 uniform negatives a sample among assets 0..39, drawn by the trainer
 
@@ -269,7 +269,7 @@ def test_the_c_step_rejects_an_asset_index_out_of_range():
 def test_without_a_c_compiler_auto_trains_with_tensor_code_and_native_says_why(seasons_path, tmp_path, monkeypatch):
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("FILM2VEC_CACHE", str(tmp_path / "cache"))
-    native.library.cache_clear()
+    c_step.library.cache_clear()
     try:
         with pytest.warns(UserWarning, match="C training step is unavailable .*no C compiler"):
             fallback = train_uniform(seasons_path, range(1), 40, TrainConfig(dim=8, batch_size=512, compile_step="off"))
@@ -278,7 +278,7 @@ def test_without_a_c_compiler_auto_trains_with_tensor_code_and_native_says_why(s
         with pytest.raises(NativeUnavailable, match="no-such-compiler"):
             train_uniform(seasons_path, range(1), 40, TrainConfig(dim=8, step_kernel="native"))
     finally:
-        native.library.cache_clear()
+        c_step.library.cache_clear()
 
 
 def test_processes_through_torch_distributor_train_what_one_process_does(spark, seasons_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from film2vec.walks import (
+from film2vec.seasons.walks import (
     Negatives,
     Origins,
     bipartite_samples,

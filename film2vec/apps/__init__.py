@@ -1,1 +1,1 @@
-"""The uses of the vectors: pure functions over arrays, called by film2vec.uses."""
+"""The uses of the vectors: pure functions over arrays, called by film2vec.apps.stage."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from film2vec.nearest import top_k
+from film2vec.serving.nearest import top_k
 
 SCORES_PER_BLOCK = 1 << 22
 AGREES, DISAGREES, UNCERTAIN, UNLABELLED = "agrees", "disagrees", "uncertain", "unlabelled"

@@ -2,7 +2,7 @@
 
 The candidates (an editor's rail, a season's releases) are few, so their vectors travel with the
 mapInArrow function to every partition; each block of users is scored with one matrix product and cut
-to the top N by film2vec.nearest.top_k. There is never a row-level user x candidate join.
+to the top N by film2vec.serving.nearest.top_k. There is never a row-level user x candidate join.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from film2vec.nearest import top_k
+from film2vec.serving.nearest import top_k
 
 SCORES_PER_BLOCK = 1 << 22  # user x candidate scores held at once (8 bytes each)
 

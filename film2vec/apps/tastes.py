@@ -13,8 +13,8 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from film2vec.nearest import normalised
 from film2vec.recency import recency_weights
+from film2vec.serving.nearest import normalised
 
 USERS_PER_BLOCK = 1_024  # users whose views are stacked into one matrix at a time
 

@@ -17,9 +17,9 @@ import torch
 from tqdm import tqdm
 
 from film2vec.config import TrainConfig
+from film2vec.seasons.walks import Negatives, stream_key
 from film2vec.train.model import AssetVectors
 from film2vec.train.stream import prefetched, read_season, shuffled_batches, with_negatives
-from film2vec.walks import Negatives, stream_key
 
 log = logging.getLogger(__name__)
 

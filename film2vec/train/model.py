@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F
 
-from film2vec.train.native import NativeStep
+from film2vec.train.c_step import NativeStep
 
 LOSSES = ("softmax", "sigmoid")
 

@@ -6,7 +6,7 @@
  * machine with Spark sampling the next season, and OpenMP's spinning barriers (torch's runtime, whose wait
  * policy is fixed when torch loads) made two threads 5x slower than one there. Each row belongs to one thread
  * (row % threads), which sums its gradients in sample order and updates it, so the result does not depend on
- * the number of threads. Built and loaded by film2vec/train/native.py.
+ * the number of threads. Built and loaded by film2vec/train/c_step.py.
  */
 #include <math.h>
 #include <pthread.h>

@@ -1,7 +1,7 @@
 """When to stop drawing seasons: the vectors are scored after every season on a held-out slice, and the run
 stops after a season that brought no gain, between a floor and a ceiling of seasons.
 
-The slice is each sampled user's last view, held out of the seasons (film2vec/seasons.py draws the walk without
+The slice is each sampled user's last view, held out of the seasons (film2vec/seasons/stage.py draws the walk without
 it), so next-watch on it is a fair test of vectors that never trained on it; GenreP@10 over the catalogue's
 labels needs no held-out views. Pure numpy: the training stage builds a Validation, the trainer calls it.
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from film2vec.evaluate import Split, genre_precision_of_views, next_watch
+from film2vec.evaluation.protocol import Split, genre_precision_of_views, next_watch
 
 GENRE_ASSETS = 5_000  # GenreP@10 of the stopping rule over the most viewed labelled assets: bounded cost per season
 

@@ -18,8 +18,8 @@ import pyarrow.dataset
 import torch
 
 from film2vec.errors import InputError
+from film2vec.seasons.walks import Negatives
 from film2vec.tables import files_without_spark, rows_without_spark
-from film2vec.walks import Negatives
 
 _DONE = object()
 

@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from film2vec.c_kernels import NativeUnavailable
 from film2vec.config import TrainConfig
-from film2vec.native import NativeUnavailable
+from film2vec.seasons.walks import Negatives
 from film2vec.train import checkpoint
 from film2vec.train.distributed import train_season_on_processes
 from film2vec.train.epoch import EpochReport, SeasonToTrain, train_epoch
 from film2vec.train.model import AssetVectors
 from film2vec.train.stopping import StopRule, Validation
 from film2vec.train.stream import season_rows
-from film2vec.walks import Negatives
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Seasons of samples: the walk kernels of film2vec.walks run per partition, written to Delta.
+"""Seasons of samples: the walk kernels of film2vec.seasons.walks run per partition, written to Delta.
 
 Each season is a fresh training set of (draw, origin, target) rows as dense asset indices (see the assets
 table); each sample's negatives are a function of its draw key, drawn by the trainer where it uses them,
@@ -43,7 +43,7 @@ from pyspark.sql import functions as F
 from film2vec import tables
 from film2vec.config import Config, ConfigError, SeasonsConfig, flag_of
 from film2vec.conflicts import committing
-from film2vec.sampler import (
+from film2vec.seasons.sampler import (
     bipartite_first_step,
     bipartite_lists_from_views,
     bipartite_second_step,
@@ -52,9 +52,9 @@ from film2vec.sampler import (
     sampling_plan,
     season_table,
 )
+from film2vec.seasons.walks import Origins, stream_key
 from film2vec.storage import writes_in_place
 from film2vec.tables import NO_DELETION_VECTORS
-from film2vec.walks import Origins, stream_key
 
 log = logging.getLogger(__name__)
 
@@ -608,9 +608,10 @@ def sample(spark: SparkSession, config: Config, seasons: range | None = None) ->
 
     Example::
 
-        from film2vec import config, spark, seasons
+        from film2vec import config, spark
+        from film2vec.seasons.stage import sample
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
-        seasons.sample(spark.get_spark(settings.spark), settings)
+        sample(spark.get_spark(settings.spark), settings)
     """
     seasons = list(seasons if seasons is not None else seasons_to_sample(config))
     sampler = season_sampler_for(spark, config)

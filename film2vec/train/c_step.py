@@ -15,14 +15,14 @@ from pathlib import Path
 
 import torch
 
-from film2vec.native import NativeUnavailable, build
+from film2vec.c_kernels import NativeUnavailable, build
 
 SOURCE = Path(__file__).with_name("native_step.c")
 
 
 @functools.cache
 def library() -> ctypes.CDLL:
-    """The built step (see film2vec.native), with its argument types."""
+    """The built step (see film2vec.c_kernels), with its argument types."""
     loaded = build(SOURCE)
     pointer, size = ctypes.c_void_p, ctypes.c_int64
     loaded.film2vec_step.restype = ctypes.c_double

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from film2vec.evaluate import (
+from film2vec.evaluation.protocol import (
     Split,
     evaluate,
     genre_precision,
@@ -15,7 +15,7 @@ from film2vec.evaluate import (
     next_watch_of_user_vectors,
     split_views,
 )
-from film2vec.nearest import top_k
+from film2vec.serving.nearest import top_k
 
 LOG2_3 = math.log2(3)
 

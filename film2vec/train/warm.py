@@ -18,7 +18,7 @@ from collections.abc import Collection, Sequence
 import numpy as np
 
 from film2vec.labels import label_matrix
-from film2vec.nearest import normalised
+from film2vec.serving.nearest import normalised
 
 
 def label_mean_vectors(

@@ -1,11 +1,10 @@
-"""The evaluation stage: the protocol of film2vec/evaluate.py run on a held-out split of the events, for
+"""The evaluation stage: the protocol of film2vec/evaluation/protocol.py run on a held-out split of the events, for
 film2vec's vectors and the Spark ALS baseline."""
 
 from __future__ import annotations
 
 import copy
 import logging
-import time
 
 import mlflow
 import numpy as np
@@ -14,16 +13,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import SparkSession
 
-from film2vec import gate, tables
-from film2vec.baselines import fit_als
+from film2vec import tables
 from film2vec.config import Config
 from film2vec.errors import InputError
-from film2vec.evaluate import HeldOut, genre_sets, split_views
-from film2vec.events import ingest_as_configured
-from film2vec.ingest import events_source
-from film2vec.pipeline import inputs_with_store, timed
-from film2vec.seasons import sample
-from film2vec.training import train_vectors
+from film2vec.evaluation.baselines import fit_als
+from film2vec.evaluation.protocol import HeldOut, genre_sets, split_views
+from film2vec.ingest.readers import ingest_as_configured
+from film2vec.ingest.stage import events_source
+from film2vec.inputs import inputs_with_store
+from film2vec.seasons.stage import sample
+from film2vec.serving import gate
+from film2vec.timing import Stopwatch, timed
+from film2vec.train.stage import train_vectors
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,10 @@ def evaluate(spark: SparkSession, config: Config) -> dict:
 
     Example::
 
-        from film2vec import config, spark, evaluation
+        from film2vec import config, spark
+        from film2vec.evaluation.stage import evaluate
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
-        evaluation.evaluate(spark.get_spark(settings.spark), settings)
+        evaluate(spark.get_spark(settings.spark), settings)
     """
     held_out, split_tables = split_events(spark, config)
     summary: dict = {"users_evaluated": int(np.unique(held_out.split.test_user).size)}
@@ -90,7 +92,7 @@ def evaluate(spark: SparkSession, config: Config) -> dict:
         if config.evaluate.baseline:
             summary["baseline"] = als_baseline(spark, config, held_out)
         return summary
-    started = time.perf_counter()
+    watch = Stopwatch()
     for name, table in split_tables.items():
         tables.write(config, table, f"split/{name}")
     on_train = copy.deepcopy(config)
@@ -98,7 +100,7 @@ def evaluate(spark: SparkSession, config: Config) -> dict:
     summary["inputs"] = inputs_with_store("inputs", spark, on_train)
     summary["sample"] = timed("sample", sample, spark, on_train)
     summary["train"] = timed("train", train_vectors, spark, on_train, held_out=held_out)
-    summary["film2vec_seconds"] = round(time.perf_counter() - started, 1)
+    summary["film2vec_seconds"] = watch.seconds
     trained = gate.candidate_rows(spark, on_train, "embeddings", summary["train"]["model_version"])
     embeddings = trained.select("asset_id", "vector").toArrow()
     summary.update(
@@ -128,7 +130,7 @@ def als_baseline(spark: SparkSession, config: Config, held_out: HeldOut) -> dict
     wall time of both, fitting included. The item factors are written to DIR/split/als_embeddings, a table
     `film2vec evaluate --embeddings` scores to the same figures."""
     log.info("baseline: Spark ALS on the same train views …")
-    started = time.perf_counter()
+    watch = Stopwatch()
     split = held_out.split
     train_views = pa.table(
         {"user_idx": split.train_user.astype(np.int32), "asset_idx": split.train_asset.astype(np.int32)}
@@ -138,7 +140,7 @@ def als_baseline(spark: SparkSession, config: Config, held_out: HeldOut) -> dict
     users = factors.user_matrix(int(split.train_user.max()) + 1)
     figures = held_out.score(items)
     recommend_figures = held_out.score_recommender(users, items)
-    seconds = round(time.perf_counter() - started, 1)
+    seconds = watch.seconds
     log.info("baseline done in %.1f s", seconds)
     tables.write(config, items, "split/als_embeddings")
     return {

@@ -19,7 +19,6 @@ import functools
 import json
 import logging
 import math
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,10 +31,11 @@ from pyspark.sql import functions as F
 from scipy import sparse
 
 from film2vec import tables
+from film2vec.c_kernels import NativeUnavailable, build
 from film2vec.config import Config, ConfigError, flag_of
 from film2vec.errors import InputError
-from film2vec.ingest import merge_new_views, prepare_views
-from film2vec.native import NativeUnavailable, build
+from film2vec.ingest.stage import merge_new_views, prepare_views
+from film2vec.timing import Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def _views_matrix(
 
 @functools.cache
 def pair_kernel() -> ctypes.CDLL | None:
-    """The C kernel of film2vec/pair_kernel.c, or None (with a warning) where it cannot be built."""
+    """The C kernel of film2vec/pairs/pair_kernel.c, or None (with a warning) where it cannot be built."""
     try:
         kernel = build(Path(__file__).with_name("pair_kernel.c"))
     except NativeUnavailable as error:
@@ -473,9 +473,10 @@ def count_pairs(spark: SparkSession, config: Config) -> dict:
 
     Example::
 
-        from film2vec import config, spark, pairs
+        from film2vec import config, spark
+        from film2vec.pairs.stage import count_pairs
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
-        pairs.count_pairs(spark.get_spark(settings.spark), settings)
+        count_pairs(spark.get_spark(settings.spark), settings)
     """
     if config.merges_new_views:
         return count_new_pairs(spark, config)
@@ -602,14 +603,15 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
 
     Example::
 
-        from film2vec import config, spark, pairs
+        from film2vec import config, spark
+        from film2vec.pairs.stage import count_new_pairs
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
         settings.data.new_events = "/tmp/f2v-new-views"
-        pairs.count_new_pairs(spark.get_spark(settings.spark), settings)
+        count_new_pairs(spark.get_spark(settings.spark), settings)
     """
     counted = _pairs_counted(spark, config)
     merged_views = merge_new_views(spark, config)
-    assets_written = time.perf_counter()
+    watch = Stopwatch()
     path = tables.where(config, "views")
     version = merged_views["views_version"]
     summary = {"ingest": merged_views["ingest"], "views_version": version, "pairs": tables.where(config, "pairs")}
@@ -645,7 +647,7 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
     finally:
         spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
     merged = tables.delta_table(spark, config, "pairs").history(1).first()["operationMetrics"]
-    pairs_merged = time.perf_counter()
+    counted_and_merged = watch.seconds
     stats = added.agg(F.count("*").alias("views"), F.countDistinct("user_id").alias("users")).first()
     new_assets = now.agg(F.max("asset_idx")).first()[0] - then.agg(F.max("asset_idx")).first()[0]
     return {
@@ -658,7 +660,7 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
         "pair_rows_rewritten_unchanged": int(merged.get("numTargetRowsCopied", 0)),
         "seconds_by_step": {
             **merged_views["seconds_by_step"],
-            "count_and_merge_pairs": round(pairs_merged - assets_written, 1),
+            "count_and_merge_pairs": counted_and_merged,
             "of_which_merge_scan": round(int(merged.get("scanTimeMs", 0)) / 1000, 1),
             "of_which_merge_rewrite": round(int(merged.get("rewriteTimeMs", 0)) / 1000, 1),
         },

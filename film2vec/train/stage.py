@@ -1,6 +1,6 @@
 """The training stage: the torch trainer (film2vec/train/) run over DIR/seasons, tracked in MLflow, its vectors
 (with provisional vectors for unviewed assets) registered and written as candidate rows of their version,
-served when they clear the floors (film2vec.gate)."""
+served when they clear the floors (film2vec.serving.gate)."""
 
 from __future__ import annotations
 
@@ -23,22 +23,13 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from film2vec import ann, gate, tables, task_values, tracking
+from film2vec import tables, task_values, tracking
 from film2vec.config import Config, ConfigError
 from film2vec.errors import InputError
-from film2vec.evaluate import HeldOut, genre_precision_of_views, genre_sets
-from film2vec.nearest import vector_matrix
-from film2vec.neighbours import (
-    DRIVER_ASSETS,
-    approximate_neighbours_table,
-    neighbours_on_driver,
-    neighbours_table,
-    tuned_index,
-    unit_matrix,
-)
+from film2vec.evaluation.protocol import HeldOut, genre_precision_of_views, genre_sets
 from film2vec.plots import plot_held_out_curve, plot_loss
-from film2vec.sampler import negatives_plan
-from film2vec.seasons import (
+from film2vec.seasons.sampler import negatives_plan
+from film2vec.seasons.stage import (
     SeasonFeed,
     held_out_views,
     sampler_settings,
@@ -50,11 +41,21 @@ from film2vec.seasons import (
     walk_inputs,
     walk_origins,
 )
+from film2vec.serving import ann, gate
+from film2vec.serving.nearest import vector_matrix
+from film2vec.serving.stage import (
+    DRIVER_ASSETS,
+    approximate_neighbours_table,
+    neighbours_on_driver,
+    neighbours_table,
+    tuned_index,
+    unit_matrix,
+)
 from film2vec.storage import local_scratch
 from film2vec.train.checkpoint import clear as clear_checkpoint
 from film2vec.train.stopping import StopRule, Validation
 from film2vec.train.trainer import StartingRows, TrainResult, train
-from film2vec.warm import label_mean_vectors, median_cosine
+from film2vec.train.warm import label_mean_vectors, median_cosine
 
 log = logging.getLogger(__name__)
 SEASON_MISMATCH_TAG = "film2vec.season_mismatch"  # on a run trained with --allow-season-mismatch: what differed
@@ -210,9 +211,10 @@ def train_vectors(
 
     Example::
 
-        from film2vec import config, spark, training
+        from film2vec import config, spark
+        from film2vec.train.stage import train_vectors
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
-        training.train_vectors(spark.get_spark(settings.spark), settings)
+        train_vectors(spark.get_spark(settings.spark), settings)
     """
     with contextlib.ExitStack() as stack:
         if seasons is None and stops_on_held_out(config):

@@ -8,8 +8,8 @@
  * result; this makes one, in the order the assets were touched.
  *
  * Output is resumable: the call stops before a row that might not fit in the buffer (whose capacity must be at
- * least n_assets) and returns that row, so the caller streams a bucket of any size through fixed buffers. Built and loaded by film2vec/native.py;
- * called from film2vec/pairs.py.
+ * least n_assets) and returns that row, so the caller streams a bucket of any size through fixed buffers. Built and loaded by film2vec/c_kernels.py;
+ * called from film2vec/pairs/stage.py.
  */
 #include <stdint.h>
 

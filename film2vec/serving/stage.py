@@ -19,8 +19,8 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from film2vec import ann
-from film2vec.nearest import block_neighbours, merge_blocks, normalised, top_neighbours, vector_matrix
+from film2vec.serving import ann
+from film2vec.serving.nearest import block_neighbours, merge_blocks, normalised, top_neighbours, vector_matrix
 
 BLOCK_ROWS = 1024  # query assets a task scores at a time
 SHARD_ROWS = (
@@ -147,7 +147,7 @@ def recall_of(found: np.ndarray, exact: np.ndarray) -> float:
 
 
 def tuned_index(unit: np.ndarray, k: int, recall: float, seed: int = 0):
-    """An HNSW index over the rows of `unit` (film2vec.ann) searching just deep enough to find `recall` of the
+    """An HNSW index over the rows of `unit` (film2vec.serving.ann) searching just deep enough to find `recall` of the
     exact k nearest of RECALL_SAMPLE sampled rows, and the recall it found: the depth doubles from 4k until it
     does (or reaches DEEPEST_SEARCH). Every catalogue is measured, since a depth enough for one is too shallow
     for another (deeper for more assets, and for vectors with less structure)."""
@@ -166,7 +166,7 @@ QUERIES_PER_TASK = 50_000  # approximate path: query positions a task searches (
 
 
 def approximate_neighbours_table(spark: SparkSession, asset_ids: pa.Array, index: bytes, k: int) -> DataFrame:
-    """The rows of `neighbours_table` found by an HNSW index (film2vec.ann) instead of exactly: `index`
+    """The rows of `neighbours_table` found by an HNSW index (film2vec.serving.ann) instead of exactly: `index`
     (ann.index_bytes) holds the unit vectors of `asset_ids` at their positions, in asset_id order.
 
     The index travels to the executors once per task, beside a range of query positions: the task searches

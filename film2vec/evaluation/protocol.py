@@ -22,8 +22,8 @@ import pyarrow as pa
 from film2vec.config import AppsConfig
 from film2vec.errors import InputError
 from film2vec.labels import label_matrix
-from film2vec.nearest import top_k, vector_matrix
 from film2vec.recency import recency_weights
+from film2vec.serving.nearest import top_k, vector_matrix
 
 # Below every real score (a dot product with a sum of unit vectors) and above an excluded asset's -inf.
 _NO_VECTOR_SCORE = -np.finfo(np.float64).max

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -19,8 +18,9 @@ from pyspark.sql import types as T
 from film2vec import tables
 from film2vec.config import Config, ConfigError
 from film2vec.errors import InputError
-from film2vec.events import ingest_as_configured
-from film2vec.synthetic import plan_catalogue
+from film2vec.ingest.readers import ingest_as_configured
+from film2vec.ingest.synthetic import plan_catalogue
+from film2vec.timing import Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,10 @@ def generate(spark: SparkSession, config: Config) -> dict:
 
     Example::
 
-        from film2vec import config, spark, ingest
+        from film2vec import config, spark
+        from film2vec.ingest.stage import generate
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
-        ingest.generate(spark.get_spark(settings.spark), settings)
+        generate(spark.get_spark(settings.spark), settings)
     """
     plan = plan_catalogue(config.synthetic, config.seed)
     events, assets = config.out("synthetic/events"), config.out("synthetic/assets")
@@ -229,10 +230,10 @@ def merge_new_views(spark: SparkSession, config: Config) -> dict:
     """A batch of new views (--new-events or --since) into DIR/views and DIR/assets, one commit each, views
     first; a batch given twice adds nothing (no commit). Returns the ingest summary, how many views were new,
     the views' version and the seconds of each commit."""
-    started = time.perf_counter()
+    watch = Stopwatch()
     batch, metadata, ingest_summary = new_batch(spark, config)
     appended = append_new_views(spark, config, batch)
-    views_written = time.perf_counter()
+    appended_in = watch.lap()
     if appended or not assets_count_the_views(spark, config):  # a run stopped after the views' commit too
         rebuild_assets(spark, config, metadata)
     return {
@@ -240,7 +241,7 @@ def merge_new_views(spark: SparkSession, config: Config) -> dict:
         "new_views": appended,
         "views_version": tables.version(spark, config, "views"),
         "seconds_by_step": {
-            "append_views": round(views_written - started, 1),
-            "rebuild_assets": round(time.perf_counter() - views_written, 1),
+            "append_views": appended_in,
+            "rebuild_assets": watch.lap(),
         },
     }

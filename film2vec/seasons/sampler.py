@@ -1,7 +1,7 @@
 """The sampler's per-partition functions: Arrow batches of walk lists in, Arrow batches of samples out.
 
-Pure numpy and pyarrow around the kernels of film2vec.walks, with no Spark: film2vec.seasons maps them over
-a DataFrame's partitions (mapInArrow, applyInArrow), benchmarks and studies call them directly.
+Pure numpy and pyarrow around the kernels of film2vec.seasons.walks, with no Spark: film2vec.seasons.stage maps
+them over a DataFrame's partitions (mapInArrow, applyInArrow), benchmarks and studies call them directly.
 
 Example::
 
@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from film2vec.config import SeasonsConfig
 from film2vec.errors import InputError
-from film2vec.walks import (
+from film2vec.seasons.walks import (
     Negatives,
     Origins,
     bipartite_samples,

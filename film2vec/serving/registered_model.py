@@ -2,8 +2,8 @@
 
 This file is itself what MLflow logs as the model (models from code): MLflow runs it and serves the
 SimilarAssets it hands to `mlflow.models.set_model`, loading the embeddings from the model's artifacts, so
-nothing is pickled. It imports only mlflow, numpy, pandas, pyarrow, film2vec/nearest.py (numpy alone) and
-film2vec/ann.py (faiss, which only a model with an index needs), which the model carries in its code/ folder,
+nothing is pickled. It imports only mlflow, numpy, pandas, pyarrow, film2vec/serving/nearest.py (numpy alone) and
+film2vec/serving/ann.py (faiss, which only a model with an index needs), which the model carries in its code/ folder,
 never the film2vec package: consumers load it with
 `mlflow.pyfunc.load_model("models:/<name>@<alias>")` without film2vec, Spark or torch, and the served model
 ranks by the same top-k rule as the library and the neighbours table.
@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-try:  # served by MLflow: film2vec/nearest.py and ann.py travel beside this file in the model's code/ folder
+try:  # served by MLflow: film2vec/serving/nearest.py and ann.py travel beside this file in the model's code/ folder
     from ann import load_index, search
     from nearest import normalised, top_neighbours, vector_matrix
 except ImportError:  # inside film2vec
-    from film2vec.ann import load_index, search
-    from film2vec.nearest import normalised, top_neighbours, vector_matrix
+    from film2vec.serving.ann import load_index, search
+    from film2vec.serving.nearest import normalised, top_neighbours, vector_matrix
 
 
 class SimilarAssets(mlflow.pyfunc.PythonModel):
@@ -78,5 +78,6 @@ class SimilarAssets(mlflow.pyfunc.PythonModel):
         return result
 
 
-if __name__ != "film2vec.serving":  # MLflow runs this file under a name of its own; importing film2vec sets nothing
+# MLflow runs this file under a name of its own; importing film2vec sets nothing
+if __name__ != "film2vec.serving.registered_model":
     mlflow.models.set_model(SimilarAssets())

@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from film2vec.errors import InputError
-from film2vec.events import ReadRules, ingest
+from film2vec.ingest.readers import ReadRules, ingest
 
 ML_LATEST_SMALL = Path("/work/shared/data/ml-latest-small")
 

@@ -14,7 +14,6 @@ map) runs on the driver, where the trainer already holds the whole embedding mat
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -37,8 +36,9 @@ from film2vec.apps.tastes import user_vectors
 from film2vec.config import Config, ConfigError
 from film2vec.errors import InputError
 from film2vec.labels import label_matrix
-from film2vec.nearest import normalised, vector_matrix
 from film2vec.plots import plot_loss, plot_map, write_map_html
+from film2vec.serving.nearest import normalised, vector_matrix
+from film2vec.timing import timed
 
 TOP_LABELS = 3  # labels listed per cluster
 LISTED_DISAGREEMENTS = 50  # likely mislabels written to the MLflow run's audit summary
@@ -162,9 +162,10 @@ def tastes(spark: SparkSession, config: Config) -> dict:
 
     Example::
 
-        from film2vec import config, spark, uses
+        from film2vec import config, spark
+        from film2vec.apps.stage import tastes
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
-        uses.tastes(spark.get_spark(settings.spark), settings)
+        tastes(spark.get_spark(settings.spark), settings)
     """
     views = tables.read(spark, config, "views")
     embeddings = tables.read(spark, config, "embeddings")
@@ -188,9 +189,10 @@ def recommend(spark: SparkSession, config: Config) -> dict:
 
     Example::
 
-        from film2vec import config, spark, uses
+        from film2vec import config, spark
+        from film2vec.apps.stage import recommend
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
-        uses.recommend(spark.get_spark(settings.spark), settings)
+        recommend(spark.get_spark(settings.spark), settings)
     """
     users = tables.read(spark, config, "user_vectors")
     views = tables.read(spark, config, "views")
@@ -234,9 +236,10 @@ def audit(spark: SparkSession, config: Config) -> dict:
 
     Example::
 
-        from film2vec import config, spark, uses
+        from film2vec import config, spark
+        from film2vec.apps.stage import audit
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
-        uses.audit(spark.get_spark(settings.spark), settings)
+        audit(spark.get_spark(settings.spark), settings)
     """
     catalogue = load_catalogue(spark, config, provisional=False)
     if not catalogue.label_names:
@@ -296,9 +299,10 @@ def clusters(spark: SparkSession, config: Config) -> dict:
 
     Example::
 
-        from film2vec import config, spark, uses
+        from film2vec import config, spark
+        from film2vec.apps.stage import clusters
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
-        uses.clusters(spark.get_spark(settings.spark), settings)
+        clusters(spark.get_spark(settings.spark), settings)
     """
     catalogue = load_catalogue(spark, config)
     clustering = kmeans(catalogue.unit, config.apps.n_clusters, config.seed)
@@ -402,7 +406,5 @@ def uses(spark: SparkSession, config: Config) -> dict:
         ("clusters", clusters),
         ("map", draw_map),
     ):
-        started = time.perf_counter()
-        summary[name] = use(spark, config)
-        summary[name]["seconds"] = round(time.perf_counter() - started, 1)
+        summary[name] = timed(name, use, spark, config)
     return summary

@@ -1,0 +1,1 @@
+"""Co-view pairs: the asset–asset counts the co-view walk reads."""
