@@ -11,13 +11,13 @@ import textwrap
 import pytest
 
 STAGES = {
-    "ingest": ["generate"],
-    "pairs": ["count_pairs", "count_new_pairs"],
-    "seasons": ["sample"],
-    "training": ["train_vectors"],
-    "evaluation": ["evaluate"],
+    "ingest.stage": ["generate"],
+    "pairs.stage": ["count_pairs", "count_new_pairs"],
+    "seasons.stage": ["sample"],
+    "train.stage": ["train_vectors"],
+    "evaluation.stage": ["evaluate"],
     "pipeline": ["run", "refresh"],
-    "uses": ["tastes", "recommend", "audit", "clusters"],
+    "apps.stage": ["tastes", "recommend", "audit", "clusters"],
 }
 
 
@@ -44,20 +44,26 @@ def test_stage_example_compiles_and_names_what_exists(module: str, name: str) ->
     code = example_of(function)
     compile(code, f"film2vec.{module}.{name} example", "exec")
     tree = ast.parse(code)
-    imported = {}
+    imported = {}  # name in the example → the module or function it imports
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
+            source = importlib.import_module(node.module)
             for alias in node.names:
-                imported[alias.asname or alias.name] = importlib.import_module(f"{node.module}.{alias.name}")
-    assert imported, "the example imports the film2vec modules it calls"
-    called = [
-        (node.func.value.id, node.func.attr)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and isinstance(node.func.value, ast.Name)
-        and node.func.value.id in imported
-    ]
-    assert (module, name) in called, f"the example of {module}.{name} does not call it"
-    for owner, attribute in called:
-        assert hasattr(imported[owner], attribute), f"film2vec.{owner} has no {attribute}"
+                found = getattr(source, alias.name, None)
+                if found is None:
+                    found = importlib.import_module(f"{node.module}.{alias.name}")
+                imported[alias.asname or alias.name] = found
+    assert imported, "the example imports the film2vec modules or functions it calls"
+    called = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        if isinstance(node.func, ast.Name) and node.func.id in imported:
+            function_called = imported[node.func.id]
+            called.add((function_called.__module__, function_called.__name__))
+        elif isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
+            owner = imported.get(node.func.value.id)
+            if owner is not None and inspect.ismodule(owner):
+                assert hasattr(owner, node.func.attr), f"{owner.__name__} has no {node.func.attr}"
+                called.add((owner.__name__, node.func.attr))
+    assert (f"film2vec.{module}", name) in called, f"the example of {module}.{name} does not call it"
