@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -218,12 +219,28 @@ DRIVER_ROWS = 1_000_000
 PLAIN_WRITER_VERSION = 2  # a table asking more of its writers (change feed, column mapping, row tracking…) gets Spark
 
 
+USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"  # the session's record for commits it cannot option
+
+
+def commit_metadata(record: dict) -> str:
+    """A commit's record as Delta keeps it (the commit's userMetadata): one JSON object, its keys sorted, each key
+    one stage's provenance, which `commit_records` finds again."""
+    return json.dumps(record, sort_keys=True)
+
+
 def write(
-    config: Config, rows: DataFrame | pa.Table, table: str, *, at_most: int | None = None, **options: str
+    config: Config,
+    rows: DataFrame | pa.Table,
+    table: str,
+    *,
+    record: dict | None = None,
+    at_most: int | None = None,
+    **properties: str,
 ) -> None:
     """Replace a table in one Delta commit; ConcurrentWriteError when another job commits to it too.
 
-    Options are the commit's `userMetadata` and Delta table properties ("delta.…"). Rows held on the driver
+    `record` is the commit's provenance (`commit_records` reads it); `properties` are Delta table properties
+    ("delta.…"). Rows held on the driver
     (an Arrow table), or a frame of at most DRIVER_ROWS rows (`at_most`), go to a plain table on this machine's
     disk by delta-rs, without a Spark commit; a metastore table, a mount, a remote path or a table with
     writer features gets them through Spark. Tables read without Spark are created with deletion vectors
@@ -232,17 +249,22 @@ def write(
     from pyspark.sql import SparkSession
 
     if table in READ_WITHOUT_SPARK:
-        options = {**NO_DELETION_VECTORS, **options}
+        properties = {**NO_DELETION_VECTORS, **properties}
     held = isinstance(rows, pa.Table)
-    if (held or (at_most is not None and at_most <= DRIVER_ROWS)) and _plain_local(config, table, options):
-        _write_without_spark(config, rows if held else rows.toArrow(), table, options)
+    if (held or (at_most is not None and at_most <= DRIVER_ROWS)) and _plain_local(config, table, properties):
+        _write_without_spark(config, rows if held else rows.toArrow(), table, properties, record)
         return
     frame = SparkSession.active().createDataFrame(rows) if held else rows
-    writer = frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").options(**options)
-    _commit(config, frame.sparkSession, writer, table)
+    writer = frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").options(**properties)
+    _commit(config, frame.sparkSession, _recorded(writer, record), table)
 
 
-def _plain_local(config: Config, table: str, options: dict[str, str]) -> bool:
+def _recorded(writer: DataFrameWriter, record: dict | None) -> DataFrameWriter:
+    """A Spark writer whose commit carries `record`."""
+    return writer if record is None else writer.option("userMetadata", commit_metadata(record))
+
+
+def _plain_local(config: Config, table: str, properties: dict[str, str]) -> bool:
     """Whether delta-rs may replace the table: a folder on this machine's disk, asked for no table property
     beyond deletion vectors off, and (when it exists) asking no more of its writers than plain writes."""
     from deltalake import DeltaTable
@@ -250,35 +272,47 @@ def _plain_local(config: Config, table: str, options: dict[str, str]) -> bool:
     path = config.out(table)
     if named(config, table) or not writes_in_place(path):
         return False
-    properties = {name: value for name, value in options.items() if name != "userMetadata"}
     if properties.items() - NO_DELETION_VECTORS.items():
         return False
     return not committed(path) or DeltaTable(path).protocol().min_writer_version <= PLAIN_WRITER_VERSION
 
 
 def _write_without_spark(
-    config: Config, rows: pa.Table, table: str, options: dict[str, str], condition: str | None = None
+    config: Config,
+    rows: pa.Table,
+    table: str,
+    properties: dict[str, str],
+    record: dict | None,
+    condition: str | None = None,
 ) -> None:
-    """Replace a plain local table's rows (those matching `condition` when given) by delta-rs in one commit,
-    `userMetadata` as the commit's."""
-    from deltalake import CommitProperties, write_deltalake
-
+    """Replace a plain local table's rows (those matching `condition` when given) by delta-rs in one commit
+    carrying `record`."""
     from film2vec.conflicts import committing
 
-    metadata = {"userMetadata": options["userMetadata"]} if "userMetadata" in options else None
     with committing(where(config, table)):
-        write_deltalake(
+        _delta_rs_write(
             config.out(table),
             rows,
-            mode="overwrite",
+            record,
             schema_mode=None if condition else "overwrite",
             predicate=condition,
-            configuration={name: value for name, value in options.items() if name != "userMetadata"},
-            commit_properties=CommitProperties(custom_metadata=metadata),
+            configuration=properties,
         )
 
 
-def replace_rows(config: Config, rows: DataFrame | pa.Table, table: str, condition: str, **options: str) -> None:
+def _delta_rs_write(path: str, rows: pa.Table, record: dict | None, **arguments) -> None:
+    """An overwrite by delta-rs whose commit carries `record`, as a Spark commit's userMetadata does."""
+    from deltalake import CommitProperties, write_deltalake
+
+    metadata = None if record is None else {"userMetadata": commit_metadata(record)}
+    write_deltalake(
+        path, rows, mode="overwrite", commit_properties=CommitProperties(custom_metadata=metadata), **arguments
+    )
+
+
+def replace_rows(
+    config: Config, rows: DataFrame | pa.Table, table: str, condition: str, *, record: dict | None = None
+) -> None:
     """Replace the rows matching `condition` (a SQL predicate every one of `rows` meets) in one Delta commit,
     the table's other rows untouched; the table is created when missing. Rows held on the driver (an Arrow
     table) go to a plain local table by delta-rs, as `write` sends them."""
@@ -286,12 +320,68 @@ def replace_rows(config: Config, rows: DataFrame | pa.Table, table: str, conditi
     from pyspark.sql import SparkSession
 
     held = isinstance(rows, pa.Table)
-    if held and _plain_local(config, table, options):
-        _write_without_spark(config, rows, table, options, condition)
+    if held and _plain_local(config, table, {}):
+        _write_without_spark(config, rows, table, {}, record, condition)
         return
     frame = SparkSession.active().createDataFrame(rows) if held else rows
-    writer = frame.write.format("delta").mode("overwrite").option("replaceWhere", condition).options(**options)
-    _commit(config, frame.sparkSession, writer, table)
+    writer = frame.write.format("delta").mode("overwrite").option("replaceWhere", condition)
+    _commit(config, frame.sparkSession, _recorded(writer, record), table)
+
+
+def replace_partition(
+    rows: DataFrame | pa.Table, path: str, column: str, value: int, *, record: dict | None = None
+) -> None:
+    """Replace the partition `column` = `value` of the Delta table at `path` (partitioned by `column`, other
+    partitions untouched) in one commit carrying `record`: from Spark, or by delta-rs for rows held on the
+    driver. Optimized writes stay off: they would reshuffle sorted rows. ConcurrentWriteError when another job
+    commits to the table between this write's read and commit."""
+    import pyarrow as pa
+
+    from film2vec.conflicts import committing
+
+    condition = f"{column} = {int(value)}"
+    with committing(f"{column} {value} of {path}"):
+        if isinstance(rows, pa.Table):
+            _delta_rs_write(
+                path, rows, record, partition_by=[column], predicate=condition, configuration=NO_DELETION_VECTORS
+            )
+            return
+        writer = (
+            rows.write.format("delta")
+            .mode("overwrite")
+            .options(**NO_DELETION_VECTORS)
+            .option("optimizeWrite", "false")
+            .option("replaceWhere", condition)
+            .partitionBy(column)
+        )
+        _recorded(writer, record).save(path)
+
+
+def merge_sum(
+    spark: SparkSession,
+    config: Config,
+    table: str,
+    rows: DataFrame,
+    keys: tuple[str, ...],
+    column: str,
+    *,
+    record: dict,
+) -> dict:
+    """Add `rows` into the table in one MERGE commit carrying `record`: a row whose `keys` match gets its
+    `column` summed, the others are inserted. Returns the commit's operation metrics. A MERGE takes no writer
+    options, so the record goes through the session's commit setting, unset afterwards."""
+    from film2vec.conflicts import committing
+
+    matched = " AND ".join(f"target.{key} = source.{key}" for key in keys)
+    spark.conf.set(USER_METADATA, commit_metadata(record))
+    try:
+        with committing(where(config, table)):
+            delta_table(spark, config, table).alias("target").merge(rows.alias("source"), matched).whenMatchedUpdate(
+                set={column: f"target.{column} + source.{column}"}
+            ).whenNotMatchedInsertAll().execute()
+    finally:
+        spark.conf.unset(USER_METADATA)
+    return delta_table(spark, config, table).history(1).first()["operationMetrics"]
 
 
 def append(config: Config, frame: DataFrame, table: str) -> None:
@@ -344,10 +434,8 @@ def version(spark: SparkSession, config: Config, table: str) -> int:
 
 
 def commit_records(spark: SparkSession, config: Config, table: str, key: str) -> list[tuple[int, dict]]:
-    """(version, record) of each commit of the table whose userMetadata is a JSON object holding `key` (the
+    """(version, record) of each commit of the table whose record (`write(record=…)`) holds `key` (the
     provenance a stage writes with its rows), newest first."""
-    import json
-
     from pyspark.sql import functions as F
 
     commits = (

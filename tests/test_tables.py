@@ -206,7 +206,7 @@ def test_a_local_table_read_by_delta_rs_holds_what_spark_reads(spark, tmp_path):
 def test_rows_on_the_driver_go_to_a_plain_local_table_by_delta_rs_and_to_a_featured_one_through_spark(spark, tmp_path):
     config = Config()
     config.data.out = str(tmp_path)
-    tables.write(config, pa.table({"user_id": [1, 2, 3]}), "rejects", userMetadata='{"film2vec_test": 7}')
+    tables.write(config, pa.table({"user_id": [1, 2, 3]}), "rejects", record={"film2vec_test": 7})
     assert DeltaTable(config.out("rejects")).history(1)[0]["engineInfo"].startswith("delta-rs")
     assert tables.commit_records(spark, config, "rejects", "film2vec_test") == [(0, 7)]  # provenance, as Spark's
     tables.append(config, spark.createDataFrame([(4,)], "user_id long"), "rejects")

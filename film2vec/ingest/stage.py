@@ -4,7 +4,6 @@ refresh appends (DIR/unviewed keeps the metadata's assets with no view yet)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -52,7 +51,7 @@ def generate(spark: SparkSession, config: Config) -> dict:
         config, chunks.mapInArrow(draw, "user_id long, asset_id long, viewed_at timestamp"), "synthetic/events"
     )
     # written last, with the settings it was drawn by: a run finds the catalogue whole, and drawn as asked
-    tables.write(config, plan.assets_table(), "synthetic/assets", userMetadata=json.dumps(_drawn_by(config)))
+    tables.write(config, plan.assets_table(), "synthetic/assets", record=_drawn_by(config))
     return {
         "events": events,
         "metadata": assets,

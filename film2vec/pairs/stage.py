@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import json
 import logging
 import math
 import warnings
@@ -502,7 +501,7 @@ def count_pairs(spark: SparkSession, config: Config) -> dict:
         full = pairs.agg(F.count("*").alias("rows"), F.sum("co_views").alias("weight")).first()
         pairs_kept = sparsify(pairs, settings.max_neighbours, settings.min_co_views)
     record = _pairs_record(spark, config, tables.version(spark, config, "views"))
-    tables.write(config, pairs_kept if sparse else pairs, "pairs", userMetadata=record)
+    tables.write(config, pairs_kept if sparse else pairs, "pairs", record=record)
     if sparse:
         pairs.unpersist()
     written = tables.read(spark, config, "pairs")
@@ -545,22 +544,20 @@ def _pair_counter(
     return lambda views: pairs_by_gram(views, assets, buckets, weighted, settings.gram_block_pairs, increment)
 
 
-def _pairs_record(spark: SparkSession, config: Config, views_version: int) -> str:
+def _pairs_record(spark: SparkSession, config: Config, views_version: int) -> dict:
     """The commit metadata of a pair table write: which views (and assets) it counts and the settings that
     shaped it."""
     settings = config.pairs
-    return json.dumps(
-        {
-            PAIRS_RECORD: {
-                "views_version": views_version,
-                "assets_version": tables.version(spark, config, "assets"),
-                "user_weighting": settings.user_weighting,
-                "max_user_views": settings.max_user_views,
-                "max_neighbours": settings.max_neighbours,
-                "min_co_views": settings.min_co_views,
-            }
+    return {
+        PAIRS_RECORD: {
+            "views_version": views_version,
+            "assets_version": tables.version(spark, config, "assets"),
+            "user_weighting": settings.user_weighting,
+            "max_user_views": settings.max_user_views,
+            "max_neighbours": settings.max_neighbours,
+            "min_co_views": settings.min_co_views,
         }
-    )
+    }
 
 
 def _pairs_counted(spark: SparkSession, config: Config) -> dict:
@@ -638,15 +635,8 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
         flagged = added.select("user_id", "asset_id", F.lit(True).alias("new"))
         after = after.join(flagged, ["user_id", "asset_id"], "left").fillna(False, ["new"])
         increment = _pair_counter(spark, config, estimate, increment=True)(after)
-    spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", _pairs_record(spark, config, version))
-    try:
-        tables.delta_table(spark, config, "pairs").alias("pairs").merge(
-            increment.alias("increment"),
-            "pairs.asset_a = increment.asset_a AND pairs.asset_b = increment.asset_b",
-        ).whenMatchedUpdate(set={"co_views": "pairs.co_views + increment.co_views"}).whenNotMatchedInsertAll().execute()
-    finally:
-        spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
-    merged = tables.delta_table(spark, config, "pairs").history(1).first()["operationMetrics"]
+    record = _pairs_record(spark, config, version)
+    merged = tables.merge_sum(spark, config, "pairs", increment, ("asset_a", "asset_b"), "co_views", record=record)
     counted_and_merged = watch.seconds
     stats = added.agg(F.count("*").alias("views"), F.countDistinct("user_id").alias("users")).first()
     new_assets = now.agg(F.max("asset_idx")).first()[0] - then.agg(F.max("asset_idx")).first()[0]

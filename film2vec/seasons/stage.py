@@ -27,7 +27,6 @@ same rows, without the jobs, shuffles and Python workers a Spark season costs.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import queue
 import shlex
@@ -54,7 +53,6 @@ from film2vec.seasons.sampler import (
 )
 from film2vec.seasons.walks import Origins, stream_key
 from film2vec.storage import writes_in_place
-from film2vec.tables import NO_DELETION_VECTORS
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +260,7 @@ class SeasonSampler:
         """Sample season `season` and replace it in the Delta table at `path`, recording how it was drawn."""
         record = {**(self.drawn_from or {}), "season": season}
         if self.driver_lists is not None and writes_in_place(path):  # delta-rs commits atomically only there
-            write_season_without_spark(self.drawn_on_driver(season), path, season, record)
+            write_season(self.drawn_on_driver(season), path, season, record)
         else:
             write_season(self.samples(season), path, season, record)
 
@@ -318,46 +316,18 @@ def draws_on_driver(config: SeasonsConfig, walk_input: DataFrame, views: int, ro
     return (rows if rows is not None else walk_input.limit(limit + 1).count()) <= limit
 
 
-def write_season(samples: DataFrame, path: str, season: int, provenance: dict | None = None) -> None:
+def write_season(samples: DataFrame | pa.Table, path: str, season: int, provenance: dict | None = None) -> None:
     """Replace season `season` of the Delta table at `path` atomically (other seasons untouched), with its
-    provenance in the commit's metadata. Optimized writes stay off: they would reshuffle the sorted runs.
+    provenance as the commit's record: from Spark, or by delta-rs for a season drawn on the driver, at a
+    fraction of the cost of handing its rows to the JVM.
 
     Raises ConcurrentWriteError when another job commits to the table between this write's read and commit.
     """
-    writer = (
-        samples.write.format("delta")
-        .mode("overwrite")
-        .options(**NO_DELETION_VECTORS)
-        .option("optimizeWrite", "false")
-        .option("replaceWhere", f"season = {int(season)}")
-        .partitionBy("season")
-    )
-    if provenance is not None:
-        writer = writer.option("userMetadata", json.dumps({SEASON_RECORD: provenance}, sort_keys=True))
-    with committing(f"season {season} of {path}"):
-        writer.save(path)
+    record = None if provenance is None else {SEASON_RECORD: provenance}
+    tables.replace_partition(samples, path, "season", season, record=record)
 
 
-SEASON_RECORD = "film2vec_season"  # the key of a season's provenance in its Delta commit's userMetadata
-
-
-def write_season_without_spark(samples: pa.Table, path: str, season: int, provenance: dict) -> None:
-    """write_season for a season drawn on the driver, by delta-rs into a local table: the same replacement of
-    one season in one commit, with its provenance as the commit's userMetadata, at a fraction of the cost of
-    handing the rows to the JVM."""
-    from deltalake import CommitProperties, write_deltalake
-
-    write_deltalake(
-        path,
-        samples,
-        mode="overwrite",
-        partition_by=["season"],
-        predicate=f"season = {int(season)}",
-        configuration=NO_DELETION_VECTORS,
-        commit_properties=CommitProperties(
-            custom_metadata={"userMetadata": json.dumps({SEASON_RECORD: provenance}, sort_keys=True)}
-        ),
-    )
+SEASON_RECORD = "film2vec_season"  # the key of a season's provenance in its Delta commit's record
 
 
 def sampler_settings(config: SeasonsConfig, seed: int) -> dict:

@@ -14,7 +14,6 @@ what they trained.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 
@@ -63,14 +62,14 @@ def candidate(table: str) -> str:
     return f"candidate_{table}"
 
 
-def write_candidate(config: Config, rows: DataFrame | pa.Table, table: str, version: int, record: str) -> None:
+def write_candidate(config: Config, rows: DataFrame | pa.Table, table: str, version: int, record: dict) -> None:
     """Replace version `version`'s rows of `table`'s candidate table (other versions untouched) in one commit;
     rows held on the driver (an Arrow table) are written from it."""
     if isinstance(rows, pa.Table):
         rows = rows.append_column(VERSION_KEY, pa.array([version] * rows.num_rows, pa.int32()))
     else:
         rows = rows.withColumn(VERSION_KEY, F.lit(version))
-    tables.replace_rows(config, rows, candidate(table), f"{VERSION_KEY} = {version}", userMetadata=record)
+    tables.replace_rows(config, rows, candidate(table), f"{VERSION_KEY} = {version}", record=record)
 
 
 def candidate_rows(spark: SparkSession, config: Config, table: str, version: int) -> DataFrame:
@@ -96,9 +95,9 @@ def serve(spark: SparkSession, config: Config, version: int, why: str) -> None:
             )
     served = {VERSION_KEY: version, "why": why}
     for table, record in records.items():
-        metadata = json.dumps({EMBEDDINGS_RECORD: record, SERVED_RECORD: served})
-        options = SYNCED if table == "embeddings" else {}
-        tables.write(config, candidate_rows(spark, config, table, version), table, userMetadata=metadata, **options)
+        properties = SYNCED if table == "embeddings" else {}
+        rows = candidate_rows(spark, config, table, version)
+        tables.write(config, rows, table, record={EMBEDDINGS_RECORD: record, SERVED_RECORD: served}, **properties)
     declare_key(spark, config)
     MlflowClient().set_registered_model_alias(config.tracking.model_name, config.tracking.alias, str(version))
     for table in SERVED_TABLES:

@@ -406,17 +406,15 @@ def _train_on(
             embeddings, Path(tmp), config.tracking, False, optimiser_state, figures, index
         )
         version = int(registered.version)
-        record = json.dumps(
-            {
-                gate.EMBEDDINGS_RECORD: {
-                    "seasons": trained_seasons,
-                    "inputs": versions,
-                    "model_version": version,
-                    "run_id": run.info.run_id,
-                    "season_mismatch": mismatch,
-                }
+        record = {
+            gate.EMBEDDINGS_RECORD: {
+                "seasons": trained_seasons,
+                "inputs": versions,
+                "model_version": version,
+                "run_id": run.info.run_id,
+                "season_mismatch": mismatch,
             }
-        )
+        }
         written = embeddings.append_column("run_id", pa.array([run.info.run_id] * embeddings.num_rows, pa.string()))
         gate.write_candidate(config, written, "embeddings", version, record)
         if on_driver is not None:
