@@ -1,4 +1,5 @@
-"""Two jobs committing to one Delta table at once: Delta's optimistic concurrency rejects the later commit.
+"""Spark's errors made into film2vec's: two jobs committing to one Delta table at once (Delta's optimistic
+concurrency rejects the later commit), and a read Spark cannot do.
 
 Delta raises one of its conflict exceptions (ConcurrentAppendException for two writers of one season,
 ConcurrentDeleteDeleteException for two overwrites of a table, …), deep in a Py4J or Spark Connect error;
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 
 import delta.exceptions
 
-from film2vec.errors import ConcurrentWriteError
+from film2vec.errors import ConcurrentWriteError, InputError
 
 # Delta's conflict exceptions by class name, and the error classes of their messages (DELTA_CONCURRENT_APPEND…)
 CONFLICT_MARKERS = (*delta.exceptions.__all__, "DELTA_CONCURRENT_", "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED")
@@ -50,3 +51,23 @@ def spark_errors() -> tuple[type[Exception], ...]:
     from pyspark.errors import PySparkException
 
     return (PySparkException, Py4JJavaError)
+
+
+def spark_reason(error: Exception) -> str:
+    """The line of a Spark error that says what went wrong: the innermost Java cause, else the first line."""
+    java = getattr(error, "java_exception", None)
+    if java is not None:
+        while java.getCause() is not None:
+            java = java.getCause()
+        return str(java.toString())
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+@contextmanager
+def reading(where: str) -> Iterator[None]:
+    """Turn a Spark failure while reading into an InputError that starts with `where` (what and its path)."""
+    try:
+        yield
+    except spark_errors() as error:
+        raise InputError(f"{where}: Spark cannot read it: {spark_reason(error)}") from error

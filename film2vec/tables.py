@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,7 +30,6 @@ if TYPE_CHECKING:
 
     from film2vec.config import Config
 
-MOVIELENS_LAYOUTS = ("ml-100k", "ml-1m", "ml-latest")
 
 # The tables users read, and the command that writes each (named in "not found" messages)
 USER_TABLES = {
@@ -199,7 +196,7 @@ def read(spark: SparkSession, config: Config, table: str, version: int | None = 
 def ensure_schema(spark: SparkSession, config: Config) -> None:
     """Create the output schema when it is missing; InputError when it is missing and cannot be created (on
     Unity Catalog that takes the CREATE SCHEMA privilege, often an admin's)."""
-    from film2vec.conflicts import spark_errors
+    from film2vec.conflicts import spark_errors, spark_reason
 
     schema = quoted(output_schema(config))
     if spark.catalog.databaseExists(schema):
@@ -510,107 +507,6 @@ def read_arrow(spark: SparkSession, config: Config, table: str, columns: list[st
     if table in READ_WITHOUT_SPARK and local_folder(config, table):
         return read_without_spark(config.out(table), table, columns)
     return read(spark, config, table).select(*columns).toArrow()
-
-
-def spark_reason(error: Exception) -> str:
-    """The line of a Spark error that says what went wrong: the innermost Java cause, else the first line."""
-    java = getattr(error, "java_exception", None)
-    if java is not None:
-        while java.getCause() is not None:
-            java = java.getCause()
-        return str(java.toString())
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
-@contextmanager
-def reading(where: str) -> Iterator[None]:
-    """Turn a Spark failure while reading into an InputError that starts with `where` (what and its path)."""
-    from film2vec.conflicts import spark_errors
-
-    try:
-        yield
-    except spark_errors() as error:
-        raise InputError(f"{where}: Spark cannot read it: {spark_reason(error)}") from error
-
-
-def detect_layout(path: str, what: str = "events") -> str:
-    """table, delta, parquet, csv, ml-100k, ml-1m or ml-latest, from what the path or name holds."""
-    if looks_like_table(path):
-        return "table"
-    if is_remote(path):
-        return "csv" if path.endswith((".csv", ".csv.gz")) else "parquet" if path.endswith(".parquet") else "delta"
-    local = Path(path)
-    if not local.exists():
-        raise InputError(f"{what} at {path}: no such file or folder")
-    if local.is_file():
-        if path.endswith((".csv", ".csv.gz")):
-            return "csv"
-        if path.endswith(".parquet"):
-            return "parquet"
-        raise InputError(f"{what} at {path}: unknown file type; expected a .csv, .csv.gz or .parquet file or a folder")
-    if (local / "_delta_log").is_dir():
-        return "delta"
-    for marker, layout in zip(("u.data", "ratings.dat", "ratings.csv"), MOVIELENS_LAYOUTS):
-        if (local / marker).is_file():
-            return layout
-    names = sorted(p.name for p in local.iterdir() if not p.name.startswith((".", "_")))
-    if not names:
-        raise InputError(f"{what} at {path}: the folder is empty (no data files)")
-    if all(n.endswith(".parquet") for n in names):
-        return "parquet"
-    if all(n.endswith((".csv", ".csv.gz")) for n in names):
-        return "csv"
-    shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
-    raise InputError(
-        f"{what} at {path}: cannot tell the format of this folder (it holds {shown}); expected a Delta table "
-        "(_delta_log/), only .parquet or only .csv files, or a MovieLens folder (u.data, ratings.dat or ratings.csv)"
-    )
-
-
-def load(spark: SparkSession, path: str, layout: str, what: str) -> DataFrame:
-    """A metastore or Delta table, Parquet or CSV (header, all text) as Spark reads it; an unreadable or empty
-    one stops with what and where."""
-    if layout == "table":
-        spark_name = quoted(name_parts(path, what))
-        if not spark.catalog.tableExists(spark_name):
-            raise InputError(
-                f"{what} {path}: no such table in the metastore, and no file or folder of that name here; give a "
-                "path, or a table the session's catalog holds (catalog.schema.table or schema.table)"
-            )
-    with reading(f"{what} at {path}"):
-        if layout == "table":
-            frame = spark.read.table(spark_name)
-        elif layout == "delta":
-            frame = spark.read.format("delta").load(path)
-        elif layout == "parquet":
-            frame = spark.read.parquet(path)
-        else:
-            # a quoted field may span lines (a title with a line break); such a file is read whole, not split
-            frame = spark.read.csv(path, header=True, quote='"', escape='"', multiLine=True)
-    if not frame.columns:
-        raise InputError(f"{what} at {path}: the file is empty (no header, no rows)")
-    return frame
-
-
-def require_columns(frame: DataFrame, columns: tuple[str, ...], path: str, what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise InputError(f"{what} at {path}: missing column(s) {', '.join(missing)}; found {', '.join(frame.columns)}")
-
-
-def read_input(spark: SparkSession, source: str, what: str, columns: tuple[str, ...]) -> DataFrame:
-    """A table a user names (metastore name, Delta folder, Parquet, or CSV with a header) holding `columns`;
-    errors name the source and `what`."""
-    layout = detect_layout(source, what)
-    if layout in MOVIELENS_LAYOUTS:
-        raise InputError(
-            f"{what} at {source}: a MovieLens folder, which only events and metadata are read from; give a "
-            f"table, a Delta folder, Parquet or a CSV file with column(s) {', '.join(columns)}"
-        )
-    frame = load(spark, source, layout, what)
-    require_columns(frame, columns, source, what)
-    return frame
 
 
 def open_without_spark(path: str, what: str):

@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 from film2vec import tables
 from film2vec.config import Config
 from film2vec.errors import InputError
+from film2vec.ingest.readers import detect_layout, read_input
 from film2vec.pairs.stage import count_pairs
 from film2vec.seasons.stage import write_season
 from film2vec.train.stream import read_season
@@ -74,12 +75,12 @@ def test_detect_layout_names_each_format_and_each_unknown_path(tmp_path: Path) -
     write(tmp_path / "notes.txt", [""])
     (tmp_path / "empty").mkdir()
 
-    assert tables.detect_layout(str(tmp_path / "table")) == "delta"
+    assert detect_layout(str(tmp_path / "table")) == "delta"
     for name, layout in layouts.items():
-        assert tables.detect_layout(str(tmp_path / name.replace(".", "_"))) == layout
-    assert tables.detect_layout(str(tmp_path / "pq")) == "parquet"
-    assert tables.detect_layout(str(tmp_path / "csvs")) == "csv"
-    assert tables.detect_layout(str(tmp_path / "csvs" / "a.csv")) == "csv"
+        assert detect_layout(str(tmp_path / name.replace(".", "_"))) == layout
+    assert detect_layout(str(tmp_path / "pq")) == "parquet"
+    assert detect_layout(str(tmp_path / "csvs")) == "csv"
+    assert detect_layout(str(tmp_path / "csvs" / "a.csv")) == "csv"
     failures = {
         "missing": "no such file or folder",
         "empty": "the folder is empty",
@@ -88,7 +89,7 @@ def test_detect_layout_names_each_format_and_each_unknown_path(tmp_path: Path) -
     }
     for name, problem in failures.items():
         with pytest.raises(InputError, match="events at") as error:
-            tables.detect_layout(str(tmp_path / name))
+            detect_layout(str(tmp_path / name))
         assert f"{tmp_path / name}: {problem}" in str(error.value)
 
 
@@ -98,11 +99,9 @@ def test_a_table_a_user_names_is_read_by_the_one_reader_and_a_wrong_one_is_named
     spark.createDataFrame([(3,)], "asset_id long").write.format("delta").save(str(tmp_path / "rail"))
 
     assert sorted(
-        r.asset_id for r in tables.read_input(spark, str(tmp_path / "rail.csv"), "candidates", ("asset_id",)).collect()
+        r.asset_id for r in read_input(spark, str(tmp_path / "rail.csv"), "candidates", ("asset_id",)).collect()
     ) == ["7", "9"]
-    assert [
-        r.asset_id for r in tables.read_input(spark, str(tmp_path / "rail"), "candidates", ("asset_id",)).collect()
-    ] == [3]
+    assert [r.asset_id for r in read_input(spark, str(tmp_path / "rail"), "candidates", ("asset_id",)).collect()] == [3]
     problems = {"rail.csv": ("title",), "ml": ("asset_id",), "nowhere": ("asset_id",)}
     messages = {
         "rail.csv": "missing column(s) title; found asset_id, row",
@@ -111,10 +110,10 @@ def test_a_table_a_user_names_is_read_by_the_one_reader_and_a_wrong_one_is_named
     }
     for name, columns in problems.items():
         with pytest.raises(InputError) as error:
-            tables.read_input(spark, str(tmp_path / name), "candidates", columns)
+            read_input(spark, str(tmp_path / name), "candidates", columns)
         assert str(error.value).startswith(f"candidates at {tmp_path / name}: {messages[name]}")
     with pytest.raises(InputError, match="candidates no_schema.rail: no such table in the metastore"):
-        tables.read_input(spark, "no_schema.rail", "candidates", ("asset_id",))
+        read_input(spark, "no_schema.rail", "candidates", ("asset_id",))
 
 
 def test_paths_and_column_names_with_quotes_backticks_semicolons_and_spaces_reach_the_right_data(spark, tmp_path):

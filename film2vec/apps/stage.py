@@ -35,6 +35,7 @@ from film2vec.apps.recommend import popularity_prior, recommendations
 from film2vec.apps.tastes import user_vectors
 from film2vec.config import Config, ConfigError
 from film2vec.errors import InputError
+from film2vec.ingest.readers import read_input
 from film2vec.labels import label_matrix
 from film2vec.plots import plot_loss, plot_map, write_map_html
 from film2vec.serving.nearest import normalised, vector_matrix
@@ -62,7 +63,7 @@ def _labels(spark: SparkSession, config: Config, id_type: T.DataType) -> DataFra
     column = config.apps.label_column
     if config.apps.labels:
         source = config.apps.labels
-        frame = tables.read_input(spark, source, "labels", ("asset_id",))
+        frame = read_input(spark, source, "labels", ("asset_id",))
     else:
         source, frame = tables.where(config, "assets"), tables.read(spark, config, "assets")
     if column not in frame.columns:
@@ -200,7 +201,7 @@ def recommend(spark: SparkSession, config: Config) -> dict:
     candidates = embeddings.join(catalogue_assets(spark, config).drop("title"), "asset_id")
     given = None
     if config.apps.candidates:
-        chosen = tables.read_input(spark, config.apps.candidates, "candidates", ("asset_id",)).select(
+        chosen = read_input(spark, config.apps.candidates, "candidates", ("asset_id",)).select(
             F.col("asset_id").cast(embeddings.schema["asset_id"].dataType).alias("asset_id")
         )
         given = chosen.distinct().count()

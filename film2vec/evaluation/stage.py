@@ -18,7 +18,7 @@ from film2vec.config import Config
 from film2vec.errors import InputError
 from film2vec.evaluation.baselines import fit_als
 from film2vec.evaluation.protocol import HeldOut, genre_sets, split_views
-from film2vec.ingest.readers import ingest_as_configured
+from film2vec.ingest.readers import ingest_as_configured, read_input
 from film2vec.ingest.stage import events_source
 from film2vec.inputs import inputs_with_store
 from film2vec.seasons.stage import sample
@@ -82,7 +82,7 @@ def evaluate(spark: SparkSession, config: Config) -> dict:
     summary: dict = {"users_evaluated": int(np.unique(held_out.split.test_user).size)}
     log.info("split: the last views of %s users held out for testing", f"{summary['users_evaluated']:,}")
     if config.evaluate.embeddings:
-        embeddings = tables.read_input(spark, config.evaluate.embeddings, "embeddings", ("asset_id", "vector"))
+        embeddings = read_input(spark, config.evaluate.embeddings, "embeddings", ("asset_id", "vector"))
         embeddings = embeddings.select("asset_id", "vector").toArrow()
         summary.update(
             embeddings=config.evaluate.embeddings,

@@ -22,8 +22,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
+from film2vec.conflicts import reading
 from film2vec.errors import InputError
-from film2vec.tables import detect_layout, load, reading, require_columns
+from film2vec.tables import is_remote, looks_like_table, name_parts, quoted
 
 ML_100K_GENRES = (
     "unknown",
@@ -65,6 +66,87 @@ EARLIEST_SECONDS, LATEST_SECONDS = -9_223_372_036, 9_223_372_036
 TIME_RANGE = "1677-09-22 to 2262-04-11"
 MILLISECONDS = (1e11, 1e14)  # Unix milliseconds of 1973 to 5138: a plausible time read as seconds is not one
 ID_COLUMNS = ("user_id", "asset_id")
+
+MOVIELENS_LAYOUTS = ("ml-100k", "ml-1m", "ml-latest")
+
+
+def detect_layout(path: str, what: str = "events") -> str:
+    """table, delta, parquet, csv, ml-100k, ml-1m or ml-latest, from what the path or name holds."""
+    if looks_like_table(path):
+        return "table"
+    if is_remote(path):
+        return "csv" if path.endswith((".csv", ".csv.gz")) else "parquet" if path.endswith(".parquet") else "delta"
+    local = Path(path)
+    if not local.exists():
+        raise InputError(f"{what} at {path}: no such file or folder")
+    if local.is_file():
+        if path.endswith((".csv", ".csv.gz")):
+            return "csv"
+        if path.endswith(".parquet"):
+            return "parquet"
+        raise InputError(f"{what} at {path}: unknown file type; expected a .csv, .csv.gz or .parquet file or a folder")
+    if (local / "_delta_log").is_dir():
+        return "delta"
+    for marker, layout in zip(("u.data", "ratings.dat", "ratings.csv"), MOVIELENS_LAYOUTS):
+        if (local / marker).is_file():
+            return layout
+    names = sorted(p.name for p in local.iterdir() if not p.name.startswith((".", "_")))
+    if not names:
+        raise InputError(f"{what} at {path}: the folder is empty (no data files)")
+    if all(n.endswith(".parquet") for n in names):
+        return "parquet"
+    if all(n.endswith((".csv", ".csv.gz")) for n in names):
+        return "csv"
+    shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
+    raise InputError(
+        f"{what} at {path}: cannot tell the format of this folder (it holds {shown}); expected a Delta table "
+        "(_delta_log/), only .parquet or only .csv files, or a MovieLens folder (u.data, ratings.dat or ratings.csv)"
+    )
+
+
+def load(spark: SparkSession, path: str, layout: str, what: str) -> DataFrame:
+    """A metastore or Delta table, Parquet or CSV (header, all text) as Spark reads it; an unreadable or empty
+    one stops with what and where."""
+    if layout == "table":
+        spark_name = quoted(name_parts(path, what))
+        if not spark.catalog.tableExists(spark_name):
+            raise InputError(
+                f"{what} {path}: no such table in the metastore, and no file or folder of that name here; give a "
+                "path, or a table the session's catalog holds (catalog.schema.table or schema.table)"
+            )
+    with reading(f"{what} at {path}"):
+        if layout == "table":
+            frame = spark.read.table(spark_name)
+        elif layout == "delta":
+            frame = spark.read.format("delta").load(path)
+        elif layout == "parquet":
+            frame = spark.read.parquet(path)
+        else:
+            # a quoted field may span lines (a title with a line break); such a file is read whole, not split
+            frame = spark.read.csv(path, header=True, quote='"', escape='"', multiLine=True)
+    if not frame.columns:
+        raise InputError(f"{what} at {path}: the file is empty (no header, no rows)")
+    return frame
+
+
+def require_columns(frame: DataFrame, columns: tuple[str, ...], path: str, what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(f"{what} at {path}: missing column(s) {', '.join(missing)}; found {', '.join(frame.columns)}")
+
+
+def read_input(spark: SparkSession, source: str, what: str, columns: tuple[str, ...]) -> DataFrame:
+    """A table a user names (metastore name, Delta folder, Parquet, or CSV with a header) holding `columns`;
+    errors name the source and `what`."""
+    layout = detect_layout(source, what)
+    if layout in MOVIELENS_LAYOUTS:
+        raise InputError(
+            f"{what} at {source}: a MovieLens folder, which only events and metadata are read from; give a "
+            f"table, a Delta folder, Parquet or a CSV file with column(s) {', '.join(columns)}"
+        )
+    frame = load(spark, source, layout, what)
+    require_columns(frame, columns, source, what)
+    return frame
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ def declare_key(spark: SparkSession, config: Config) -> None:
         spark.sql(f"ALTER TABLE {name} ALTER COLUMN {KEY} SET NOT NULL")
         spark.sql(f"ALTER TABLE {name} ADD CONSTRAINT embeddings_pk PRIMARY KEY ({KEY})")
     except conflicts.spark_errors() as error:  # declared by an earlier serve, or a catalog without the feature
-        log.info("primary key of %s not declared now: %s", name, tables.spark_reason(error))
+        log.info("primary key of %s not declared now: %s", name, conflicts.spark_reason(error))
 
 
 def candidate(table: str) -> str:
