@@ -89,7 +89,7 @@ def main() -> None:
     inputs = {"history": history, "batch": batch, "train": split["train"], "metadata": split["metadata"]}
     if not reuse:
         for name, table in inputs.items():
-            tables.write(config, spark.createDataFrame(table), name)
+            tables.of(config, name).write(spark.createDataFrame(table))
     print(f"views: history {history.num_rows:,}, batch {batch.num_rows:,}, test {split['test'].num_rows:,}")
 
     base = copy.deepcopy(config)

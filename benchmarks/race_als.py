@@ -117,7 +117,7 @@ def als_vectors(spark, config) -> dict:
     asset_ids = found.assets.orderBy("asset_idx").select("asset_id").toArrow().column("asset_id")
     found.release()
     items = tables.embeddings_table(asset_ids.take(factors.assets), factors.asset_vectors)
-    tables.write(config, items, "als_embeddings")
+    tables.of(config, "als_embeddings").write(items)
     return {
         "events": config.data.events,
         "users_with_vectors": len(factors.users),

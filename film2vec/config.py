@@ -619,6 +619,43 @@ class Config:
         """Whether a command merges a batch of new views (--new-events or --since) rather than reading all."""
         return bool(self.data.new_events or self.data.since)
 
+    def check(self, command: str | None = None, reads: frozenset[str] | None = None) -> None:
+        """Refuse, by flag, settings each valid alone that contradict each other, as PyTorch-BigGraph's
+        ConfigSchema checks its own: before Spark starts, whatever the data holds. A rule applies when the
+        command (None: any) reads every setting it involves (`reads`; None: all)."""
+
+        def read(*keys: str) -> bool:
+            return reads is None or all(key in reads for key in keys)
+
+        if self.data.catalog and not self.data.schema and read("data.catalog"):
+            raise ConfigError("flag --catalog needs --schema: name the schema that receives the tables")
+        if command == "refresh" and not self.merges_new_views:
+            raise ConfigError("film2vec refresh: give the new views, --new-events PATH or --since TIME")
+        if self.merges_new_views:
+            for name, why in (
+                ("max_user_views", "a capped history"),
+                ("max_neighbours", "a dropped pair"),
+                ("min_co_views", "a dropped pair"),
+            ):
+                if getattr(self.pairs, name) and read(f"pairs.{name}"):
+                    raise ConfigError(
+                        f"flag {flag_of(name)}: new views (--new-events, --since) can only be merged into exact "
+                        f"counts ({why} cannot be updated); leave it at 0, or recount with `film2vec pairs`"
+                    )
+        if not self.seasons.seasons and read("seasons.seasons", "train.lr_schedule"):
+            if self.train.lr_schedule == "linear":
+                raise ConfigError(
+                    "flag --seasons 0 (as many seasons as the vectors improve) does not know the run's last sample, "
+                    "where --lr-schedule linear ends: give --seasons N, or --lr-schedule constant"
+                )
+            if self.seasons.min_seasons > self.seasons.max_seasons:
+                raise ConfigError(
+                    f"flags --min-seasons {self.seasons.min_seasons} and --max-seasons {self.seasons.max_seasons}: "
+                    "the floor is above the ceiling"
+                )
+        if read("train.processes"):
+            self.train.check_processes()
+
     def out(self, table: str) -> str:
         """Path of an output table or file under the output folder (absolute when local)."""
         if storage(self.data.out) is Storage.REMOTE:

@@ -78,7 +78,8 @@ def config_from_widgets(widgets: Any, settings: Mapping[str, str], profile: str 
     """The config the widgets describe: the profile the `profile` widget names, then each widget in `settings`
     (widget name → setting key, e.g. {"dim": "train.dim"}) read as that setting (empty ones are skipped).
 
-    A widget's text is read and checked as a flag's is, so a bad widget stops with the message a bad flag gives.
+    A widget's text is read and checked as a flag's is, and the widgets together as the flags are
+    (Config.check), so a bad widget stops with the message a bad flag gives.
 
     Example::
 
@@ -95,4 +96,5 @@ def config_from_widgets(widgets: Any, settings: Mapping[str, str], profile: str 
         kind = typing.get_type_hints(owner).get(field, str)  # an unknown key: apply says which keys there are
         value = parsed_text(text, type_options(kind))
         apply(config, {section: {field: value}} if section else {field: value}, f"widget '{name}' ({key})")
+    config.check()  # widgets that contradict each other stop here, as flags do
     return config

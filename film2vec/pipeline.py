@@ -21,7 +21,7 @@ import mlflow
 from pyspark.sql import SparkSession
 
 from film2vec import tables
-from film2vec.config import Config, ConfigError
+from film2vec.config import Config
 from film2vec.inputs import inputs_with_store
 from film2vec.seasons.stage import (
     drop_other_seasons,
@@ -77,6 +77,12 @@ def run(spark: SparkSession, config: Config) -> dict:
     return summary
 
 
+def compacted(spark: SparkSession, config: Config, names: tuple[str, ...], retention_hours: float) -> dict:
+    """The tables a refresh appends to night after night, each compacted and vacuumed (Table.compact)."""
+    compaction = {name: tables.of(config, name).compact(spark, retention_hours) for name in names}
+    return {"vacuum_retention_hours": retention_hours, **compaction}
+
+
 def refresh(spark: SparkSession, config: Config) -> dict:
     """The nightly refresh: new views merged into the tables and pair counts, --warm-seasons seasons drawn,
     training warm-started from the serving model (models:/NAME@ALIAS unless --warm-start names another),
@@ -92,8 +98,7 @@ def refresh(spark: SparkSession, config: Config) -> dict:
         settings.data.new_events = "/tmp/f2v-new-views"
         pipeline.refresh(spark.get_spark(settings.spark), settings)
     """
-    if not config.merges_new_views:
-        raise ConfigError("film2vec refresh: give the new views, --new-events PATH or --since TIME")
+    config.check("refresh")
     warm = copy.deepcopy(config)
     warm.train.warm_start = config.train.warm_start or f"models:/{config.tracking.model_name}@{config.tracking.alias}"
     warm.seasons.seasons = config.refresh.warm_seasons
@@ -101,7 +106,7 @@ def refresh(spark: SparkSession, config: Config) -> dict:
     summary = {"inputs": inputs_with_store("merge new views", spark, warm)}
     if summary["inputs"].get("new_views") == 0 and not config.refresh.retrain_unchanged:
         summary["nothing_new"] = (
-            f"the batch holds no view {tables.where(config, 'views')} lacks: no new version, the alias stays "
+            f"the batch holds no view {tables.of(config, 'views').where} lacks: no new version, the alias stays "
             "(--retrain-unchanged true trains one anyway)"
         )
         log.info(summary["nothing_new"])
@@ -109,7 +114,7 @@ def refresh(spark: SparkSession, config: Config) -> dict:
     if config.refresh.compact:
         retention = config.refresh.vacuum_retention_hours
         merged = ("views", *(["pairs"] if "pairs" in walk_inputs(config) else []))  # appended to night after night
-        summary["compact"] = timed("compact", tables.compact, spark, config, merged, retention)
+        summary["compact"] = timed("compact", compacted, spark, config, merged, retention)
     summary["sample"] = timed("sample", sample, spark, warm, seasons)
     summary["train"] = timed("train (warm start)", train_vectors, spark, warm, seasons, score_on_views=True)
     return summary

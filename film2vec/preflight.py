@@ -42,8 +42,7 @@ def check(
             check_input(value_of(config, key), flag)
     if writes and "data.out" in reads:
         check_out(config.data.out)
-    if "train.processes" in reads:
-        config.train.check_processes()
+    config.check(command, reads)
     if any(key.startswith("tracking.") for key in reads):
         check_tracking_server(os.environ.get("MLFLOW_TRACKING_URI", ""))
 

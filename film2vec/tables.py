@@ -7,15 +7,16 @@ a path under --out: on Databricks a Volume. Every stage reaches its tables throu
 
 Example::
 
-    tables.write(config, frame, "pairs")
-    pairs = tables.read(spark, config, "pairs")
-    tables.version(spark, config, "pairs")  # the Delta version just written
+    pairs = tables.of(config, "pairs")  # its name or folder, resolved once
+    pairs.write(frame, record={"film2vec_pairs": {...}})  # one commit, its provenance with it
+    pairs.read(spark), pairs.version(spark), pairs.records(spark, "film2vec_pairs")
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -105,12 +106,11 @@ def looks_like_table(text: str) -> bool:
 
 
 def output_schema(config: Config) -> list[str] | None:
-    """The schema that receives the user tables (--catalog, --schema), as name parts; None: under --out."""
+    """The schema that receives the user tables (--catalog, --schema), as name parts; None: under --out
+    (Config.check refuses --catalog without --schema)."""
     from film2vec.config import ConfigError
 
     if not config.data.schema:
-        if config.data.catalog:
-            raise ConfigError("flag --catalog needs --schema: name the schema that receives the tables")
         return None
     parts = [*([config.data.catalog] if config.data.catalog else []), config.data.schema]
     try:
@@ -132,29 +132,6 @@ def uses_metastore(config: Config) -> bool:
     return bool(config.data.schema) or any(source and looks_like_table(source) for source in inputs)
 
 
-def named(config: Config, table: str) -> str | None:
-    """The quoted metastore name of a user table when outputs go to a schema, else None."""
-    schema = output_schema(config)
-    if schema is None or table not in USER_TABLES:
-        return None
-    return quoted([*schema, table])
-
-
-def where(config: Config, table: str) -> str:
-    """Where a table is, for people: its metastore name or its path."""
-    return named(config, table) or config.out(table)
-
-
-def _missing(config: Config, table: str) -> InputError:
-    stage = USER_TABLES.get(table, "sample" if table == "seasons" else "run")
-    path = config.out(table)
-    state = "not written yet (a write stopped before its first commit)" if started(path) else "not found"
-    return InputError(
-        f"{where(config, table)} {state}: run `film2vec {stage}` (or `film2vec run`) with the same "
-        f"{'--catalog/--schema' if named(config, table) else '--out'} first"
-    )
-
-
 def committed(path: str) -> bool:
     """Whether a Delta folder (local or on a mount) holds a commit: a folder whose first write stopped before
     committing has a `_delta_log` with no commit in it, and is a table no reader can open."""
@@ -167,30 +144,6 @@ def committed(path: str) -> bool:
 def started(path: str) -> bool:
     """Whether a write began at a local path (files or a log there) without necessarily committing."""
     return not is_remote(path) and Path(path).is_dir() and any(Path(path).iterdir())
-
-
-def exists(spark: SparkSession, config: Config, table: str) -> bool:
-    """Whether the table is there (a metastore name, a local folder, or a remote path Delta finds)."""
-    name = named(config, table)
-    if name:
-        return spark.catalog.tableExists(name)
-    path = config.out(table)
-    if is_remote(path):
-        from delta.tables import DeltaTable
-
-        return DeltaTable.isDeltaTable(spark, path)
-    return committed(path)
-
-
-def read(spark: SparkSession, config: Config, table: str, version: int | None = None) -> DataFrame:
-    """A table of the run (at a Delta version when given); InputError naming the command that writes it."""
-    if not exists(spark, config, table):
-        raise _missing(config, table)
-    reader = spark.read.format("delta")
-    if version is not None:
-        reader = reader.option("versionAsOf", version)
-    name = named(config, table)
-    return reader.table(name) if name else reader.load(config.out(table))
 
 
 def ensure_schema(spark: SparkSession, config: Config) -> None:
@@ -214,87 +167,251 @@ def ensure_schema(spark: SparkSession, config: Config) -> None:
 # the count: collecting them costs less than a Spark commit, whose cost is fixed however few the rows.
 DRIVER_ROWS = 1_000_000
 PLAIN_WRITER_VERSION = 2  # a table asking more of its writers (change feed, column mapping, row tracking…) gets Spark
-
-
-USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"  # the session's record for commits it cannot option
+USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"  # the session's record, for a commit without options
+ROWS_KEPT = ("OPTIMIZE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES")  # operations that keep the rows
 
 
 def commit_metadata(record: dict) -> str:
-    """A commit's record as Delta keeps it (the commit's userMetadata): one JSON object, its keys sorted, each key
-    one stage's provenance, which `commit_records` finds again."""
+    """A commit's record as Delta keeps it (the commit's userMetadata): one JSON object, its keys sorted, each
+    key one stage's provenance, which `Table.records` finds again."""
     return json.dumps(record, sort_keys=True)
 
 
-def write(
-    config: Config,
-    rows: DataFrame | pa.Table,
-    table: str,
-    *,
-    record: dict | None = None,
-    at_most: int | None = None,
-    **properties: str,
-) -> None:
-    """Replace a table in one Delta commit; ConcurrentWriteError when another job commits to it too.
+def of(config: Config, table: str) -> Table:
+    """The handle of one of the run's tables, its metastore name or its folder resolved once (as
+    DeltaTable.forName and forPath resolve theirs)."""
+    schema = output_schema(config)
+    name = quoted([*schema, table]) if schema is not None and table in USER_TABLES else None
+    return Table(config, table, name, config.out(table))
 
-    `record` is the commit's provenance (`commit_records` reads it); `properties` are Delta table properties
-    ("delta.…"). Rows held on the driver
-    (an Arrow table), or a frame of at most DRIVER_ROWS rows (`at_most`), go to a plain table on this machine's
-    disk by delta-rs, without a Spark commit; a metastore table, a mount, a remote path or a table with
-    writer features gets them through Spark. Tables read without Spark are created with deletion vectors
-    off, whatever the platform's default."""
-    import pyarrow as pa
-    from pyspark.sql import SparkSession
 
-    if table in READ_WITHOUT_SPARK:
-        properties = {**NO_DELETION_VECTORS, **properties}
-    held = isinstance(rows, pa.Table)
-    if (held or (at_most is not None and at_most <= DRIVER_ROWS)) and _plain_local(config, table, properties):
-        _write_without_spark(config, rows if held else rows.toArrow(), table, properties, record)
-        return
-    frame = SparkSession.active().createDataFrame(rows) if held else rows
-    writer = frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").options(**properties)
-    _commit(config, frame.sparkSession, _recorded(writer, record), table)
+@dataclass(frozen=True, eq=False)
+class Table:
+    """One table of a run: a managed table by `name` when outputs go to a schema and it is a user table, else
+    the Delta folder at `path` under --out. Every read, write, version and record of it goes through here."""
+
+    config: Config
+    key: str  # "views", "split/train", "synthetic/assets", …
+    name: str | None  # quoted catalog.schema.table
+    path: str  # its folder: where it lives when it has no name
+
+    @property
+    def where(self) -> str:
+        """Where the table is, for people: its metastore name or its path."""
+        return self.name or self.path
+
+    @property
+    def local_folder(self) -> bool:
+        """Whether it is a Delta folder of files (not named in a metastore, not remote: on this machine or a FUSE
+        mount), whose log and files delta-rs reads without a Spark job."""
+        return self.name is None and not is_remote(self.path)
+
+    def missing(self) -> InputError:
+        """The error of reading it before it is written, naming the command that writes it."""
+        stage = USER_TABLES.get(self.key, "sample" if self.key == "seasons" else "run")
+        state = "not written yet (a write stopped before its first commit)" if started(self.path) else "not found"
+        return InputError(
+            f"{self.where} {state}: run `film2vec {stage}` (or `film2vec run`) with the same "
+            f"{'--catalog/--schema' if self.name else '--out'} first"
+        )
+
+    def exists(self, spark: SparkSession) -> bool:
+        """Whether the table is there (a metastore name, a local folder, or a remote path Delta finds)."""
+        if self.name:
+            return spark.catalog.tableExists(self.name)
+        if is_remote(self.path):
+            from delta.tables import DeltaTable
+
+            return DeltaTable.isDeltaTable(spark, self.path)
+        return committed(self.path)
+
+    def read(self, spark: SparkSession, version: int | None = None) -> DataFrame:
+        """Its rows (at a Delta version when given); InputError naming the command that writes it."""
+        if not self.exists(spark):
+            raise self.missing()
+        reader = spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.table(self.name) if self.name else reader.load(self.path)
+
+    def read_arrow(self, spark: SparkSession, columns: list[str]) -> pa.Table:
+        """Its columns as an Arrow table: read by delta-rs from a local folder when it is one of the tables read
+        without Spark (a Spark job of a second or more saved), else collected from Spark."""
+        if self.key in READ_WITHOUT_SPARK and self.local_folder:
+            return read_without_spark(self.path, self.key, columns)
+        return self.read(spark).select(*columns).toArrow()
+
+    def delta(self, spark: SparkSession) -> DeltaTable:
+        """Delta's own handle (history, merge, optimize, vacuum)."""
+        from delta.tables import DeltaTable
+
+        if not self.exists(spark):
+            raise self.missing()
+        return DeltaTable.forName(spark, self.name) if self.name else DeltaTable.forPath(spark, self.path)
+
+    def version(self, spark: SparkSession) -> int:
+        """Its latest version: from its log by delta-rs for a local folder (a Spark job of Delta's history costs
+        ~0.4 s, and a run asks five times), else from Delta's history."""
+        if not self.local_folder:
+            return self.delta(spark).history(1).first()["version"]
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        try:
+            return DeltaTable(self.path).version()
+        except TableNotFoundError:
+            raise self.missing() from None
+
+    def records(self, spark: SparkSession, key: str) -> list[tuple[int, dict]]:
+        """(version, record) of each commit whose record (`write(record=…)`) holds `key` (the provenance a stage
+        writes with its rows), newest first."""
+        from pyspark.sql import functions as F
+
+        commits = (
+            self.delta(spark)
+            .history()
+            .where(F.col("userMetadata").contains(json.dumps(key)))
+            .select("version", "userMetadata")
+            .orderBy(F.desc("version"))
+            .collect()
+        )
+        return [(commit["version"], json.loads(commit["userMetadata"])[key]) for commit in commits]
+
+    def changed_since(self, spark: SparkSession, version: int) -> list[int]:
+        """The versions after `version` whose commits changed its rows (a compaction or vacuum does not)."""
+        from pyspark.sql import functions as F
+
+        later = self.delta(spark).history().where(F.col("version") > version)
+        return sorted(commit["version"] for commit in later.where(~F.col("operation").isin(*ROWS_KEPT)).collect())
+
+    def write(
+        self, rows: DataFrame | pa.Table, *, record: dict | None = None, at_most: int | None = None, **properties: str
+    ) -> None:
+        """Replace its rows in one Delta commit; ConcurrentWriteError when another job commits to it too.
+
+        `record` is the commit's provenance (`records` reads it); `properties` are Delta table properties
+        ("delta.…"). Rows held on the driver (an Arrow table), or a frame of at most DRIVER_ROWS rows
+        (`at_most`), go to a plain table on this machine's disk by delta-rs, without a Spark commit; a metastore
+        table, a mount, a remote path or a table with writer features gets them through Spark. Tables read
+        without Spark are created with deletion vectors off, whatever the platform's default."""
+        import pyarrow as pa
+        from pyspark.sql import SparkSession
+
+        if self.key in READ_WITHOUT_SPARK:
+            properties = {**NO_DELETION_VECTORS, **properties}
+        held = isinstance(rows, pa.Table)
+        if (held or (at_most is not None and at_most <= DRIVER_ROWS)) and self._plain_local(properties):
+            self._write_without_spark(rows if held else rows.toArrow(), properties, record)
+            return
+        frame = SparkSession.active().createDataFrame(rows) if held else rows
+        writer = frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").options(**properties)
+        self._commit(frame.sparkSession, _recorded(writer, record))
+
+    def replace_rows(self, rows: DataFrame | pa.Table, condition: str, *, record: dict | None = None) -> None:
+        """Replace the rows matching `condition` (a SQL predicate every one of `rows` meets) in one Delta commit,
+        its other rows untouched; created when missing. Rows held on the driver (an Arrow table) go to a plain
+        local table by delta-rs, as `write` sends them."""
+        import pyarrow as pa
+        from pyspark.sql import SparkSession
+
+        held = isinstance(rows, pa.Table)
+        if held and self._plain_local({}):
+            self._write_without_spark(rows, {}, record, condition)
+            return
+        frame = SparkSession.active().createDataFrame(rows) if held else rows
+        writer = frame.write.format("delta").mode("overwrite").option("replaceWhere", condition)
+        self._commit(frame.sparkSession, _recorded(writer, record))
+
+    def append(self, frame: DataFrame) -> None:
+        """Append rows in one Delta commit."""
+        self._commit(frame.sparkSession, frame.write.format("delta").mode("append"))
+
+    def merge_sum(
+        self, spark: SparkSession, rows: DataFrame, keys: tuple[str, ...], column: str, *, record: dict
+    ) -> dict:
+        """Add `rows` in one MERGE commit carrying `record`: a row whose `keys` match gets its `column` summed,
+        the others are inserted. Returns the commit's operation metrics. A MERGE takes no writer options, so the
+        record goes through the session's commit setting, unset afterwards."""
+        from film2vec.conflicts import committing
+
+        matched = " AND ".join(f"target.{key} = source.{key}" for key in keys)
+        spark.conf.set(USER_METADATA, commit_metadata(record))
+        try:
+            with committing(self.where):
+                self.delta(spark).alias("target").merge(rows.alias("source"), matched).whenMatchedUpdate(
+                    set={column: f"target.{column} + source.{column}"}
+                ).whenNotMatchedInsertAll().execute()
+        finally:
+            spark.conf.unset(USER_METADATA)
+        return self.delta(spark).history(1).first()["operationMetrics"]
+
+    def compact(self, spark: SparkSession, retention_hours: float) -> dict:
+        """OPTIMIZE it (a refresh's appends and MERGEs leave small and rewritten files behind every night), then
+        VACUUM the files no version younger than `retention_hours` references; the files added and removed."""
+        check = "spark.databricks.delta.retentionDurationCheck.enabled"
+        # VACUUM lists the table's files in this many tasks (10,000 by default, each with a fixed cost); as many
+        # as the session's shuffle partitions do
+        listing = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
+        delta = self.delta(spark)
+        optimized = delta.optimize().executeCompaction().first()["metrics"]
+        if retention_hours < 168:  # Delta refuses a retention under its default unless the check is off for this call
+            spark.conf.set(check, "false")
+        before = spark.conf.get(listing, None)
+        spark.conf.set(listing, spark.conf.get("spark.sql.shuffle.partitions"))
+        try:
+            delta.vacuum(retention_hours)
+        finally:
+            spark.conf.unset(check)
+            if before is None:
+                spark.conf.unset(listing)
+            else:
+                spark.conf.set(listing, before)
+        return {"files_added": optimized["numFilesAdded"], "files_removed": optimized["numFilesRemoved"]}
+
+    def _plain_local(self, properties: dict[str, str]) -> bool:
+        """Whether delta-rs may replace it: a folder on this machine's disk, asked for no table property beyond
+        deletion vectors off, and (when it exists) asking no more of its writers than plain writes."""
+        from deltalake import DeltaTable
+
+        if self.name or not writes_in_place(self.path):
+            return False
+        if properties.items() - NO_DELETION_VECTORS.items():
+            return False
+        return not committed(self.path) or DeltaTable(self.path).protocol().min_writer_version <= PLAIN_WRITER_VERSION
+
+    def _write_without_spark(
+        self, rows: pa.Table, properties: dict[str, str], record: dict | None, condition: str | None = None
+    ) -> None:
+        """Replace a plain local table's rows (those matching `condition` when given) by delta-rs in one commit
+        carrying `record`."""
+        from film2vec.conflicts import committing
+
+        with committing(self.where):
+            _delta_rs_write(
+                self.path,
+                rows,
+                record,
+                schema_mode=None if condition else "overwrite",
+                predicate=condition,
+                configuration=properties,
+            )
+
+    def _commit(self, spark: SparkSession, writer: DataFrameWriter) -> None:
+        """Run a Delta write to its name or path; a commit conflict becomes ConcurrentWriteError."""
+        from film2vec.conflicts import committing
+
+        if self.name:
+            ensure_schema(spark, self.config)
+        with committing(self.where):
+            if self.name:
+                writer.saveAsTable(self.name)
+            else:
+                writer.save(self.path)
 
 
 def _recorded(writer: DataFrameWriter, record: dict | None) -> DataFrameWriter:
     """A Spark writer whose commit carries `record`."""
     return writer if record is None else writer.option("userMetadata", commit_metadata(record))
-
-
-def _plain_local(config: Config, table: str, properties: dict[str, str]) -> bool:
-    """Whether delta-rs may replace the table: a folder on this machine's disk, asked for no table property
-    beyond deletion vectors off, and (when it exists) asking no more of its writers than plain writes."""
-    from deltalake import DeltaTable
-
-    path = config.out(table)
-    if named(config, table) or not writes_in_place(path):
-        return False
-    if properties.items() - NO_DELETION_VECTORS.items():
-        return False
-    return not committed(path) or DeltaTable(path).protocol().min_writer_version <= PLAIN_WRITER_VERSION
-
-
-def _write_without_spark(
-    config: Config,
-    rows: pa.Table,
-    table: str,
-    properties: dict[str, str],
-    record: dict | None,
-    condition: str | None = None,
-) -> None:
-    """Replace a plain local table's rows (those matching `condition` when given) by delta-rs in one commit
-    carrying `record`."""
-    from film2vec.conflicts import committing
-
-    with committing(where(config, table)):
-        _delta_rs_write(
-            config.out(table),
-            rows,
-            record,
-            schema_mode=None if condition else "overwrite",
-            predicate=condition,
-            configuration=properties,
-        )
 
 
 def _delta_rs_write(path: str, rows: pa.Table, record: dict | None, **arguments) -> None:
@@ -305,24 +422,6 @@ def _delta_rs_write(path: str, rows: pa.Table, record: dict | None, **arguments)
     write_deltalake(
         path, rows, mode="overwrite", commit_properties=CommitProperties(custom_metadata=metadata), **arguments
     )
-
-
-def replace_rows(
-    config: Config, rows: DataFrame | pa.Table, table: str, condition: str, *, record: dict | None = None
-) -> None:
-    """Replace the rows matching `condition` (a SQL predicate every one of `rows` meets) in one Delta commit,
-    the table's other rows untouched; the table is created when missing. Rows held on the driver (an Arrow
-    table) go to a plain local table by delta-rs, as `write` sends them."""
-    import pyarrow as pa
-    from pyspark.sql import SparkSession
-
-    held = isinstance(rows, pa.Table)
-    if held and _plain_local(config, table, {}):
-        _write_without_spark(config, rows, table, {}, record, condition)
-        return
-    frame = SparkSession.active().createDataFrame(rows) if held else rows
-    writer = frame.write.format("delta").mode("overwrite").option("replaceWhere", condition)
-    _commit(config, frame.sparkSession, _recorded(writer, record), table)
 
 
 def replace_partition(
@@ -354,136 +453,6 @@ def replace_partition(
         _recorded(writer, record).save(path)
 
 
-def merge_sum(
-    spark: SparkSession,
-    config: Config,
-    table: str,
-    rows: DataFrame,
-    keys: tuple[str, ...],
-    column: str,
-    *,
-    record: dict,
-) -> dict:
-    """Add `rows` into the table in one MERGE commit carrying `record`: a row whose `keys` match gets its
-    `column` summed, the others are inserted. Returns the commit's operation metrics. A MERGE takes no writer
-    options, so the record goes through the session's commit setting, unset afterwards."""
-    from film2vec.conflicts import committing
-
-    matched = " AND ".join(f"target.{key} = source.{key}" for key in keys)
-    spark.conf.set(USER_METADATA, commit_metadata(record))
-    try:
-        with committing(where(config, table)):
-            delta_table(spark, config, table).alias("target").merge(rows.alias("source"), matched).whenMatchedUpdate(
-                set={column: f"target.{column} + source.{column}"}
-            ).whenNotMatchedInsertAll().execute()
-    finally:
-        spark.conf.unset(USER_METADATA)
-    return delta_table(spark, config, table).history(1).first()["operationMetrics"]
-
-
-def append(config: Config, frame: DataFrame, table: str) -> None:
-    """Append rows to a table in one Delta commit."""
-    _commit(config, frame.sparkSession, frame.write.format("delta").mode("append"), table)
-
-
-def _commit(config: Config, spark: SparkSession, writer: DataFrameWriter, table: str) -> None:
-    """Run a Delta write to the table's name or path; a commit conflict becomes ConcurrentWriteError."""
-    from film2vec.conflicts import committing
-
-    name = named(config, table)
-    if name:
-        ensure_schema(spark, config)
-    with committing(where(config, table)):
-        if name:
-            writer.saveAsTable(name)
-        else:
-            writer.save(config.out(table))
-
-
-def delta_table(spark: SparkSession, config: Config, table: str) -> DeltaTable:
-    """The Delta table handle (history, merge, optimize, vacuum)."""
-    from delta.tables import DeltaTable
-
-    if not exists(spark, config, table):
-        raise _missing(config, table)
-    name = named(config, table)
-    return DeltaTable.forName(spark, name) if name else DeltaTable.forPath(spark, config.out(table))
-
-
-def local_folder(config: Config, table: str) -> bool:
-    """Whether a table is a Delta folder of files (not named in a metastore, not remote: on this machine or a
-    FUSE mount), whose log and files delta-rs reads without a Spark job."""
-    return not named(config, table) and not is_remote(config.out(table))
-
-
-def version(spark: SparkSession, config: Config, table: str) -> int:
-    """The latest version of a table: from its log by delta-rs for a local folder (a Spark job of Delta's
-    history costs ~0.4 s, and a run asks five times), else from Delta's history."""
-    if not local_folder(config, table):
-        return delta_table(spark, config, table).history(1).first()["version"]
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
-    try:
-        return DeltaTable(config.out(table)).version()
-    except TableNotFoundError:
-        raise _missing(config, table) from None
-
-
-def commit_records(spark: SparkSession, config: Config, table: str, key: str) -> list[tuple[int, dict]]:
-    """(version, record) of each commit of the table whose record (`write(record=…)`) holds `key` (the
-    provenance a stage writes with its rows), newest first."""
-    from pyspark.sql import functions as F
-
-    commits = (
-        delta_table(spark, config, table)
-        .history()
-        .where(F.col("userMetadata").contains(json.dumps(key)))
-        .select("version", "userMetadata")
-        .orderBy(F.desc("version"))
-        .collect()
-    )
-    return [(commit["version"], json.loads(commit["userMetadata"])[key]) for commit in commits]
-
-
-ROWS_KEPT = ("OPTIMIZE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES")  # operations that keep the rows
-
-
-def changed_since(spark: SparkSession, config: Config, table: str, version: int) -> list[int]:
-    """The versions after `version` whose commits changed the table's rows (a compaction or vacuum does not)."""
-    from pyspark.sql import functions as F
-
-    later = delta_table(spark, config, table).history().where(F.col("version") > version)
-    return sorted(commit["version"] for commit in later.where(~F.col("operation").isin(*ROWS_KEPT)).collect())
-
-
-def compact(spark: SparkSession, config: Config, names: tuple[str, ...], retention_hours: float) -> dict:
-    """OPTIMIZE the tables (a refresh's appends and MERGEs leave small and rewritten files behind every night),
-    then VACUUM the files no version younger than `retention_hours` references."""
-    check = "spark.databricks.delta.retentionDurationCheck.enabled"
-    # VACUUM lists the table's files in this many tasks (10,000 by default, each with a fixed cost); as many
-    # as the session's shuffle partitions do
-    listing = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
-    summary = {"vacuum_retention_hours": retention_hours}
-    for table in names:
-        delta = delta_table(spark, config, table)
-        optimized = delta.optimize().executeCompaction().first()["metrics"]
-        if retention_hours < 168:  # Delta refuses a retention under its default unless the check is off for this call
-            spark.conf.set(check, "false")
-        before = spark.conf.get(listing, None)
-        spark.conf.set(listing, spark.conf.get("spark.sql.shuffle.partitions"))
-        try:
-            delta.vacuum(retention_hours)
-        finally:
-            spark.conf.unset(check)
-            if before is None:
-                spark.conf.unset(listing)
-            else:
-                spark.conf.set(listing, before)
-        summary[table] = {"files_added": optimized["numFilesAdded"], "files_removed": optimized["numFilesRemoved"]}
-    return summary
-
-
 def embeddings_table(asset_ids: pa.Array, vectors: np.ndarray, source: str = "views") -> pa.Table:
     """(asset_id, vector, source) with vectors as lists of float32; source is 'views' for trained vectors and
     'metadata' for provisional ones made from labels."""
@@ -499,14 +468,6 @@ def embeddings_table(asset_ids: pa.Array, vectors: np.ndarray, source: str = "vi
             "source": pa.array([source] * len(asset_ids), pa.string()),
         }
     )
-
-
-def read_arrow(spark: SparkSession, config: Config, table: str, columns: list[str]) -> pa.Table:
-    """A table's columns as an Arrow table: read by delta-rs from a local folder when it is one of the tables
-    read without Spark (a Spark job of a second or more saved), else collected from Spark."""
-    if table in READ_WITHOUT_SPARK and local_folder(config, table):
-        return read_without_spark(config.out(table), table, columns)
-    return read(spark, config, table).select(*columns).toArrow()
 
 
 def open_without_spark(path: str, what: str):

@@ -86,8 +86,8 @@ print(f"writing under {config.out('')}")
 
 pairs_summary = count_pairs(spark, config)
 print(result("pairs", pairs_summary))
-assets = tables.read(spark, config, "assets")
-pairs = tables.read(spark, config, "pairs")
+assets = tables.of(config, "assets").read(spark)
+pairs = tables.of(config, "pairs").read(spark)
 display(assets.orderBy(F.desc("views")))
 
 # COMMAND ----------
@@ -125,7 +125,7 @@ display(
 
 seasons_summary = sample(spark, config)
 print(result("sample", seasons_summary))
-seasons = tables.read(spark, config, "seasons")
+seasons = tables.of(config, "seasons").read(spark)
 display(seasons.groupBy("season").count().orderBy("season"))
 display(seasons.where(F.col("season") == 0).limit(10))
 
@@ -196,8 +196,8 @@ display(pd.DataFrame([evaluation["figures"]]))
 # COMMAND ----------
 
 print(result("uses", uses(spark, config)))
-display(tables.read(spark, config, "recommendations").limit(10))
-display(tables.read(spark, config, "clusters").limit(10))
+display(tables.of(config, "recommendations").read(spark).limit(10))
+display(tables.of(config, "clusters").read(spark).limit(10))
 figure, axis = plt.subplots(figsize=(8, 8))
 axis.imshow(plt.imread(config.out("plots/map.png")))
 axis.set_axis_off()

@@ -52,12 +52,12 @@ def finished(spark, tmp_path_factory):
         names[row] = []
     metadata = catalogue.assets_table().set_column(2, "genres", pa.array(names, pa.list_(pa.string())))
     config.data.events, config.data.metadata = config.out("given/events"), config.out("given/assets")
-    tables.write(config, spark.createDataFrame(catalogue.events_table()), "given/events")
-    tables.write(config, spark.createDataFrame(metadata), "given/assets")
+    tables.of(config, "given/events").write(spark.createDataFrame(catalogue.events_table()))
+    tables.of(config, "given/assets").write(spark.createDataFrame(metadata))
     pipeline.run(spark, config)
     config.apps.candidates = config.out("given/candidates")
     candidate_ids = np.sort(rng.choice(catalogue.catalogue_ids, size=CANDIDATES, replace=False))
-    tables.write(config, spark.createDataFrame(pa.table({"asset_id": candidate_ids})), "given/candidates")
+    tables.of(config, "given/candidates").write(spark.createDataFrame(pa.table({"asset_id": candidate_ids})))
     config.apps.n_clusters = genres
     summary = uses(spark, config)
     truth = {

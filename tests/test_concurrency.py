@@ -75,7 +75,7 @@ def test_two_overwrites_of_the_pair_table_are_told(spark, tmp_path):
     path = config.out("pairs")
 
     def write(frame) -> None:
-        tables.write(config, frame, "pairs")
+        tables.of(config, "pairs").write(frame)
 
     def pairs(co_views: int):
         return spark.range(1_000).select(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from film2vec.cli import config_from, main, parser
-from film2vec.config import CONF_DIR, ConfigError, load_profile
+from film2vec.config import CONF_DIR, Config, ConfigError, load_profile
 from film2vec.errors import ExitCode
 
 
@@ -59,3 +59,29 @@ def test_a_bad_profile_stops_the_command_with_the_file_and_key(tmp_path, capsys)
     path.write_text("seasons:\n  seasons: -1\n")
     assert main(["sample", "--profile", str(path)]) == 2
     assert f"film2vec sample: {path}: 'seasons.seasons' is -1; allowed: int >= 0 <= 10000" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("change", "command", "refusal"),
+    [
+        ({"data.catalog": "main"}, None, "--catalog needs --schema"),
+        ({}, "refresh", "--new-events PATH or --since TIME"),
+        ({"data.since": "2024-01-01", "pairs.max_user_views": 500}, None, "--max-user-views: new views"),
+        ({"data.new_events": "/new", "pairs.min_co_views": 2.0}, None, "--min-co-views: new views"),
+        ({"train.lr_schedule": "linear"}, None, "--lr-schedule linear ends"),
+        ({"seasons.min_seasons": 5, "seasons.max_seasons": 4}, None, "the floor is above the ceiling"),
+        ({"train.processes": 2, "train.step_kernel": "native"}, None, "--step-kernel native cannot hold"),
+    ],
+)
+def test_settings_that_contradict_each_other_are_refused_by_flag(change, command, refusal):
+    config = Config()
+    if command is None:
+        config.check()  # the defaults hold together
+    for key, value in change.items():
+        section, name = key.split(".")
+        setattr(getattr(config, section), name, value)
+    with pytest.raises(ConfigError, match=refusal):
+        config.check(command)
+    if command is None:
+        config.check(reads=frozenset({"data.out"}))  # a command that reads none of them is not refused
+

@@ -55,7 +55,7 @@ def test_evaluate_trains_until_the_held_out_slice_stops_gaining_and_never_holds_
     mismatch, _ = season_mismatch(spark, config, [added_back])
     assert "validation_users = 0 there, 100 here" in mismatch
     assert season_mismatch(spark, config, list(range(scored)))[0] is None
-    views = tables.read(spark, config, "views")  # the train views, the events the run learnt from
+    views = tables.of(config, "views").read(spark)  # the train views, the events the run learnt from
     held_out = held_out_views(views, config.seasons.validation_users, config.seed).join(
         views.select("user_id", "asset_idx", "asset_id"), ["user_id", "asset_idx"]
     )

@@ -46,7 +46,7 @@ def test_on_databricks_a_notebook_installs_the_wheel_and_reads_tables_by_their_n
     assert found.index(install) < min(i for i, cell in enumerate(found) if not cell[0].startswith("# MAGIC"))
     assert install[0].split()[-1].endswith(".whl")
     code = notebook.read_text()
-    assert ".load(" not in code and "tables.read(spark, config" in code  # named tables work as folders do
+    assert ".load(" not in code and "tables.of(config, " in code  # named tables work as folders do
     assert 'dropdown("profile", default_profile()' in code
     monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
     assert default_profile() == "local"

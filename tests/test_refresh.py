@@ -219,7 +219,10 @@ def test_merging_into_capped_or_sparsified_counts_is_refused(spark, tmp_path, ba
     config.data.new_events = batches["second"]
     versions = [DeltaTable(config.out(table)).version() for table in ("views", "assets", "pairs")]
     with pytest.raises(ConfigError, match="max-neighbours.*exact counts"):
-        count_pairs(spark, config)
+        count_pairs(spark, config)  # this run asks for a cap
+    config.pairs.max_neighbours = 0
+    with pytest.raises(ConfigError, match="max-neighbours.*exact counts.*was counted with max_neighbours = 5"):
+        count_pairs(spark, config)  # the table holds capped counts
     assert [DeltaTable(config.out(table)).version() for table in ("views", "assets", "pairs")] == versions
 
 

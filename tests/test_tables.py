@@ -58,8 +58,8 @@ def test_a_path_is_never_taken_for_a_table_name(tmp_path):
 def test_a_schema_of_a_user_is_quoted_into_every_table_name():
     config = Config()
     config.data.catalog, config.data.schema = "main", "`film2vec; x`"
-    assert tables.named(config, "pairs") == "`main`.`film2vec; x`.`pairs`"
-    assert tables.named(config, "seasons") is None  # scratch stays at a path
+    assert tables.of(config, "pairs").name == "`main`.`film2vec; x`.`pairs`"
+    assert tables.of(config, "seasons").name is None  # scratch stays at a path
 
 
 def test_detect_layout_names_each_format_and_each_unknown_path(tmp_path: Path) -> None:
@@ -128,7 +128,7 @@ def test_paths_and_column_names_with_quotes_backticks_semicolons_and_spaces_reac
     config.data.events, config.data.out = str(folder / "views.csv"), str(folder / "out; DROP TABLE x")
     config.data.user_col, config.data.asset_col = user, asset
     count_pairs(spark, config)
-    pairs = {(row.asset_a, row.asset_b): row.co_views for row in tables.read(spark, config, "pairs").collect()}
+    pairs = {(row.asset_a, row.asset_b): row.co_views for row in tables.of(config, "pairs").read(spark).collect()}
     brute = {}
     for assets in watched.values():
         for a in assets:
@@ -151,8 +151,8 @@ def test_tables_read_without_spark_keep_deletion_vectors_off_whatever_the_platfo
     spark.conf.set(DELETION_VECTORS_BY_DEFAULT, "true")  # as Databricks creates new tables
     try:
         write_season(samples, config.out("seasons"), 0)
-        tables.write(
-            config, spark.createDataFrame([(1, [0.5, 0.5])], "asset_id long, vector array<float>"), "embeddings"
+        tables.of(config, "embeddings").write(
+            spark.createDataFrame([(1, [0.5, 0.5])], "asset_id long, vector array<float>")
         )
         samples.write.format("delta").save(str(tmp_path / "by_default"))
     finally:
@@ -175,29 +175,29 @@ def test_a_local_tables_version_read_from_its_log_is_the_version_delta_history_g
     config = Config()
     config.data.out = str(tmp_path)
     with pytest.raises(InputError, match=r"views"):
-        tables.version(spark, config, "views")
+        tables.of(config, "views").version(spark)
     spark.conf.set(DELETION_VECTORS_BY_DEFAULT, "true")  # a log delta-rs cannot scan the rows of
     try:
-        tables.write(config, spark.range(10).withColumnRenamed("id", "user_id"), "views")
-        tables.append(config, spark.range(10, 12).withColumnRenamed("id", "user_id"), "views")
+        tables.of(config, "views").write(spark.range(10).withColumnRenamed("id", "user_id"))
+        tables.of(config, "views").append(spark.range(10, 12).withColumnRenamed("id", "user_id"))
         spark.sql(f"DELETE FROM delta.`{config.out('views')}` WHERE user_id < 3")
     finally:
         spark.conf.unset(DELETION_VECTORS_BY_DEFAULT)
-    history = tables.delta_table(spark, config, "views").history(1).first()["version"]
-    assert tables.version(spark, config, "views") == history == 2
+    history = tables.of(config, "views").delta(spark).history(1).first()["version"]
+    assert tables.of(config, "views").version(spark) == history == 2
 
 
 def test_a_local_table_read_by_delta_rs_holds_what_spark_reads(spark, tmp_path):
     config = Config()
     config.data.out = str(tmp_path)
     rows = [(2, 12, 3, ["Drama"]), (0, 10, 5, None), (1, 11, 1, ["Comedy", "Drama"])]
-    tables.write(
-        config, spark.createDataFrame(rows, "asset_idx int, asset_id long, views long, genres array<string>"), "assets"
+    tables.of(config, "assets").write(
+        spark.createDataFrame(rows, "asset_idx int, asset_id long, views long, genres array<string>")
     )
     columns = ["asset_idx", "asset_id", "views", "genres"]
-    assert tables.local_folder(config, "assets")
-    by_delta_rs = tables.read_arrow(spark, config, "assets", columns).sort_by("asset_idx")
-    by_spark = tables.read(spark, config, "assets").select(*columns).orderBy("asset_idx").toArrow()
+    assert tables.of(config, "assets").local_folder
+    by_delta_rs = tables.of(config, "assets").read_arrow(spark, columns).sort_by("asset_idx")
+    by_spark = tables.of(config, "assets").read(spark).select(*columns).orderBy("asset_idx").toArrow()
     assert by_delta_rs.to_pylist() == by_spark.to_pylist()
     assert by_delta_rs.column("asset_id").type == by_spark.column("asset_id").type
 
@@ -205,21 +205,21 @@ def test_a_local_table_read_by_delta_rs_holds_what_spark_reads(spark, tmp_path):
 def test_rows_on_the_driver_go_to_a_plain_local_table_by_delta_rs_and_to_a_featured_one_through_spark(spark, tmp_path):
     config = Config()
     config.data.out = str(tmp_path)
-    tables.write(config, pa.table({"user_id": [1, 2, 3]}), "rejects", record={"film2vec_test": 7})
+    tables.of(config, "rejects").write(pa.table({"user_id": [1, 2, 3]}), record={"film2vec_test": 7})
     assert DeltaTable(config.out("rejects")).history(1)[0]["engineInfo"].startswith("delta-rs")
-    assert tables.commit_records(spark, config, "rejects", "film2vec_test") == [(0, 7)]  # provenance, as Spark's
-    tables.append(config, spark.createDataFrame([(4,)], "user_id long"), "rejects")
-    assert sorted(row.user_id for row in tables.read(spark, config, "rejects").collect()) == [1, 2, 3, 4]
+    assert tables.of(config, "rejects").records(spark, "film2vec_test") == [(0, 7)]  # provenance, as Spark's
+    tables.of(config, "rejects").append(spark.createDataFrame([(4,)], "user_id long"))
+    assert sorted(row.user_id for row in tables.of(config, "rejects").read(spark).collect()) == [1, 2, 3, 4]
     small = spark.range(5).withColumnRenamed("id", "user_id")
-    tables.write(config, small, "rejects", at_most=5)  # a frame known to be small is collected
+    tables.of(config, "rejects").write(small, at_most=5)  # a frame known to be small is collected
     assert DeltaTable(config.out("rejects")).history(1)[0]["engineInfo"].startswith("delta-rs")
 
     tracked = spark.range(2).write.format("delta").option("delta.enableRowTracking", "true")
     tracked.save(config.out("audit"))  # a writer feature delta-rs may not keep
-    tables.write(config, pa.table({"id": [7, 8, 9]}), "audit")
+    tables.of(config, "audit").write(pa.table({"id": [7, 8, 9]}))
     assert DeltaTable(config.out("audit")).protocol().min_writer_version == 7
     assert not DeltaTable(config.out("audit")).history(1)[0]["engineInfo"].startswith("delta-rs")
-    assert sorted(row.id for row in tables.read(spark, config, "audit").collect()) == [7, 8, 9]
+    assert sorted(row.id for row in tables.of(config, "audit").read(spark).collect()) == [7, 8, 9]
 
 
 def test_compaction_merges_small_files_and_vacuum_removes_the_unreferenced(spark, tmp_path):
@@ -229,19 +229,22 @@ def test_compaction_merges_small_files_and_vacuum_removes_the_unreferenced(spark
     pairs = spark.range(100).select(
         F.col("id").alias("asset_a"), F.col("id").alias("asset_b"), F.lit(1).alias("co_views")
     )
-    tables.write(config, pairs.repartition(4), "pairs")
+    tables.of(config, "pairs").write(pairs.repartition(4))
     views = spark.range(10).select(F.col("id").alias("user_id"), F.col("id").alias("asset_id"))
-    tables.write(config, views, "views")
+    tables.of(config, "views").write(views)
     for _ in range(3):
-        tables.append(config, views.repartition(2), "views")
+        tables.of(config, "views").append(views.repartition(2))
     before = {table: len(DeltaTable(config.out(table)).file_uris()) for table in ("pairs", "views")}
-    summary = tables.compact(spark, config, ("views", "pairs"), config.refresh.vacuum_retention_hours)
+    summary = {
+        table: tables.of(config, table).compact(spark, config.refresh.vacuum_retention_hours)
+        for table in ("views", "pairs")
+    }
     after = {table: len(DeltaTable(config.out(table)).file_uris()) for table in ("pairs", "views")}
     assert after == {"pairs": 1, "views": 1} and before["views"] > 1
     assert summary["views"]["files_removed"] == before["views"]
     on_disk = [path for path in (tmp_path / "views").glob("*.parquet")]
     assert len(on_disk) == 1  # vacuumed: only the compacted file is left
-    assert tables.read(spark, config, "views").count() == 40
+    assert tables.of(config, "views").read(spark).count() == 40
 
 
 def test_a_table_whose_first_write_never_committed_reads_as_not_written_yet(spark, tmp_path):
@@ -250,10 +253,10 @@ def test_a_table_whose_first_write_never_committed_reads_as_not_written_yet(spar
     half = tmp_path / "assets"
     (half / "_delta_log").mkdir(parents=True)  # what a process killed during its first write leaves
     (half / "part-00000.snappy.parquet").write_bytes(b"PAR1")
-    assert not tables.exists(spark, config, "assets")
+    assert not tables.of(config, "assets").exists(spark)
     with pytest.raises(InputError, match=r"assets not written yet \(a write stopped before its first commit\): run"):
-        tables.read(spark, config, "assets")
+        tables.of(config, "assets").read(spark)
     with pytest.raises(InputError, match="is not written yet"):
         tables.open_without_spark(str(half), "assets")
     with pytest.raises(InputError, match=r"unviewed not found: run `film2vec pairs`"):
-        tables.read(spark, config, "unviewed")  # nothing there at all
+        tables.of(config, "unviewed").read(spark)  # nothing there at all

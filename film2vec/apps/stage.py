@@ -60,12 +60,13 @@ class Catalogue:
 
 def _labels(spark: SparkSession, config: Config, id_type: T.DataType) -> DataFrame:
     """asset_id, labels (array<string>) from --labels or DIR/assets; a text column is one label."""
+    assets_table = tables.of(config, "assets")
     column = config.apps.label_column
     if config.apps.labels:
         source = config.apps.labels
         frame = read_input(spark, source, "labels", ("asset_id",))
     else:
-        source, frame = tables.where(config, "assets"), tables.read(spark, config, "assets")
+        source, frame = assets_table.where, assets_table.read(spark)
     if column not in frame.columns:
         raise InputError(
             f"labels at {source}: no column {column!r} (found {', '.join(frame.columns)}); name one with --label-column"
@@ -81,11 +82,12 @@ def _labels(spark: SparkSession, config: Config, id_type: T.DataType) -> DataFra
 def catalogue_assets(spark: SparkSession, config: Config) -> DataFrame:
     """asset_id, asset_idx, views, title of DIR/assets and of DIR/unviewed (no index, 0 views) when there is one,
     so that provisional vectors of assets not yet viewed find their titles."""
+    unviewed_table = tables.of(config, "unviewed")
     columns = ("asset_id", "asset_idx", "views", "title")
-    assets = tables.read(spark, config, "assets").select(*columns)
-    if not tables.exists(spark, config, "unviewed"):
+    assets = tables.of(config, "assets").read(spark).select(*columns)
+    if not unviewed_table.exists(spark):
         return assets
-    unviewed = tables.read(spark, config, "unviewed").select(
+    unviewed = unviewed_table.read(spark).select(
         "asset_id", F.lit(None).cast("int").alias("asset_idx"), F.lit(0).cast("long").alias("views"), "title"
     )
     return assets.unionByName(unviewed)
@@ -94,7 +96,7 @@ def catalogue_assets(spark: SparkSession, config: Config) -> DataFrame:
 def load_catalogue(spark: SparkSession, config: Config, provisional: bool = True) -> Catalogue:
     """Every asset with a vector (without provisional ones unless `provisional`), with its title, viewers and
     labels, collected to the driver; assets without views come last."""
-    embeddings = tables.read(spark, config, "embeddings")
+    embeddings = tables.of(config, "embeddings").read(spark)
     if not provisional:
         embeddings = embeddings.where(F.col("source") != "metadata")
     assets = catalogue_assets(spark, config)
@@ -107,7 +109,7 @@ def load_catalogue(spark: SparkSession, config: Config, provisional: bool = True
     )
     if table.num_rows < 2:
         raise InputError(
-            f"{tables.where(config, 'embeddings')}: {table.num_rows} asset(s) with a vector; need at least 2"
+            f"{tables.of(config, 'embeddings').where}: {table.num_rows} asset(s) with a vector; need at least 2"
         )
     vectors = vector_matrix(table.column("vector")).astype(np.float64)
     label_lists = table.column("labels").to_pylist()
@@ -135,7 +137,7 @@ def _run_id(spark: SparkSession, config: Config) -> str | None:
             raise ConfigError(
                 f"flag --run-id: no MLflow run {config.apps.run_id!r} in {mlflow.get_tracking_uri()}"
             ) from None
-    embeddings = tables.read(spark, config, "embeddings")
+    embeddings = tables.of(config, "embeddings").read(spark)
     if "run_id" not in embeddings.columns:
         return None
     served = embeddings.select("run_id").where(F.col("run_id").isNotNull()).limit(1).collect()
@@ -168,15 +170,16 @@ def tastes(spark: SparkSession, config: Config) -> dict:
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
         tastes(spark.get_spark(settings.spark), settings)
     """
-    views = tables.read(spark, config, "views")
-    embeddings = tables.read(spark, config, "embeddings")
+    user_vectors_table = tables.of(config, "user_vectors")
+    views = tables.of(config, "views").read(spark)
+    embeddings = tables.of(config, "embeddings").read(spark)
     taste = user_vectors(views, embeddings, config.apps.half_life_days, config.apps.half_life_views)
-    tables.write(config, taste, "user_vectors")
-    written = tables.read(spark, config, "user_vectors")
+    user_vectors_table.write(taste)
+    written = user_vectors_table.read(spark)
     stats = written.agg(F.count("*").alias("users"), F.mean("n_views").alias("mean_views")).first()
     run_id = log_to_run(spark, config, {"taste_users": stats["users"]})
     return {
-        "user_vectors": tables.where(config, "user_vectors"),
+        "user_vectors": user_vectors_table.where,
         "users": stats["users"],
         "mean_views_with_vectors": round(stats["mean_views"] or 0.0, 2),
         "half_life_views": config.apps.half_life_views,
@@ -195,9 +198,10 @@ def recommend(spark: SparkSession, config: Config) -> dict:
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
         recommend(spark.get_spark(settings.spark), settings)
     """
-    users = tables.read(spark, config, "user_vectors")
-    views = tables.read(spark, config, "views")
-    embeddings = tables.read(spark, config, "embeddings")
+    recommendations_table = tables.of(config, "recommendations")
+    users = tables.of(config, "user_vectors").read(spark)
+    views = tables.of(config, "views").read(spark)
+    embeddings = tables.of(config, "embeddings").read(spark)
     candidates = embeddings.join(catalogue_assets(spark, config).drop("title"), "asset_id")
     given = None
     if config.apps.candidates:
@@ -216,12 +220,12 @@ def recommend(spark: SparkSession, config: Config) -> dict:
     ranked = recommendations(
         spark, users, views, table.column("asset_id").combine_chunks(), unit, prior, config.apps.recommend_n
     )
-    tables.write(config, ranked, "recommendations")
-    written = tables.read(spark, config, "recommendations")
+    recommendations_table.write(ranked)
+    written = recommendations_table.read(spark)
     stats = written.agg(F.count("*").alias("rows"), F.countDistinct("user_id").alias("users")).first()
     run_id = log_to_run(spark, config, {"recommended_users": stats["users"], "candidates": table.num_rows})
     return {
-        "recommendations": tables.where(config, "recommendations"),
+        "recommendations": recommendations_table.where,
         "candidates_given": given if given is not None else "every asset with a vector",
         "candidates_with_vectors": table.num_rows,
         "users": stats["users"],
@@ -242,6 +246,7 @@ def audit(spark: SparkSession, config: Config) -> dict:
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
         audit(spark.get_spark(settings.spark), settings)
     """
+    audit_table = tables.of(config, "audit")
     catalogue = load_catalogue(spark, config, provisional=False)
     if not catalogue.label_names:
         raise InputError(f"no asset with a vector has a label in column {config.apps.label_column!r}; nothing to vote")
@@ -261,10 +266,10 @@ def audit(spark: SparkSession, config: Config) -> dict:
             "status": pa.array(verdict.status.astype(str)),
         }
     )
-    tables.write(config, table, "audit")
+    audit_table.write(table)
     statuses, counts = np.unique(verdict.status.astype(str), return_counts=True)
     by_status = dict(zip(statuses.tolist(), counts.tolist()))
-    summary = {"audit": tables.where(config, "audit"), "assets": table.num_rows, "by_status": by_status}
+    summary = {"audit": audit_table.where, "assets": table.num_rows, "by_status": by_status}
     if config.apps.audit_holdout > 0:
         summary["holdout"] = holdout_recovery(
             catalogue.unit,
@@ -305,6 +310,8 @@ def clusters(spark: SparkSession, config: Config) -> dict:
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
         clusters(spark.get_spark(settings.spark), settings)
     """
+    asset_clusters_table = tables.of(config, "asset_clusters")
+    clusters_table = tables.of(config, "clusters")
     catalogue = load_catalogue(spark, config)
     clustering = kmeans(catalogue.unit, config.apps.n_clusters, config.seed)
     described = describe_clusters(
@@ -320,7 +327,7 @@ def clusters(spark: SparkSession, config: Config) -> dict:
         "cluster": pa.array(clustering.cluster.astype(np.int32)),
         "cosine": pa.array(clustering.cosine),
     }
-    tables.write(config, pa.table(assigned), "asset_clusters")
+    asset_clusters_table.write(pa.table(assigned))
     schema = pa.schema(
         [
             ("cluster", pa.int32()),
@@ -331,11 +338,11 @@ def clusters(spark: SparkSession, config: Config) -> dict:
             ("central_titles", pa.list_(pa.string())),
         ]
     )
-    tables.write(config, pa.Table.from_pylist(described, schema), "clusters")
+    clusters_table.write(pa.Table.from_pylist(described, schema))
     labelled = [row for row, found in enumerate(catalogue.label_lists) if found]
     summary = {
-        "clusters": tables.where(config, "clusters"),
-        "asset_clusters": tables.where(config, "asset_clusters"),
+        "clusters": clusters_table.where,
+        "asset_clusters": asset_clusters_table.where,
         "sizes": [cluster["size"] for cluster in described],
         # the first listed label stands for an asset's label; MovieLens lists genres alphabetically
         "ari_vs_first_label": round(
@@ -367,7 +374,7 @@ def draw_map(spark: SparkSession, config: Config) -> dict:
     """The 2-D map of the most viewed assets coloured by first label and by cluster, as PNG and HTML,
     plus the loss curve: in DIR/plots (local outputs) and in the MLflow run."""
     catalogue = load_catalogue(spark, config)
-    clustered = tables.read(spark, config, "asset_clusters").toArrow()
+    clustered = tables.of(config, "asset_clusters").read(spark).toArrow()
     cluster_of = dict(zip(clustered.column("asset_id").to_pylist(), clustered.column("cluster").to_pylist()))
     shown = np.argsort(-catalogue.views, kind="stable")[: config.apps.map_assets]
     xy = map_coordinates(catalogue.unit[shown], config.seed)

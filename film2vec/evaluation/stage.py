@@ -94,7 +94,7 @@ def evaluate(spark: SparkSession, config: Config) -> dict:
         return summary
     watch = Stopwatch()
     for name, table in split_tables.items():
-        tables.write(config, table, f"split/{name}")
+        tables.of(config, f"split/{name}").write(table)
     on_train = copy.deepcopy(config)
     on_train.data.events, on_train.data.metadata = config.out("split/train"), config.out("split/metadata")
     summary["inputs"] = inputs_with_store("inputs", spark, on_train)
@@ -142,7 +142,7 @@ def als_baseline(spark: SparkSession, config: Config, held_out: HeldOut) -> dict
     recommend_figures = held_out.score_recommender(users, items)
     seconds = watch.seconds
     log.info("baseline done in %.1f s", seconds)
-    tables.write(config, items, "split/als_embeddings")
+    tables.of(config, "split/als_embeddings").write(items)
     return {
         "method": "als",
         "figures": figures,

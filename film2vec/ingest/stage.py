@@ -37,6 +37,7 @@ def generate(spark: SparkSession, config: Config) -> dict:
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
         generate(spark.get_spark(settings.spark), settings)
     """
+    synthetic_events_table = tables.of(config, "synthetic/events")
     plan = plan_catalogue(config.synthetic, config.seed)
     events, assets = config.out("synthetic/events"), config.out("synthetic/assets")
 
@@ -47,15 +48,13 @@ def generate(spark: SparkSession, config: Config) -> dict:
 
     partitions = min(plan.chunks, int(spark.conf.get("spark.sql.shuffle.partitions")))
     chunks = spark.range(0, plan.chunks, 1, max(partitions, 1))
-    tables.write(
-        config, chunks.mapInArrow(draw, "user_id long, asset_id long, viewed_at timestamp"), "synthetic/events"
-    )
+    synthetic_events_table.write(chunks.mapInArrow(draw, "user_id long, asset_id long, viewed_at timestamp"))
     # written last, with the settings it was drawn by: a run finds the catalogue whole, and drawn as asked
-    tables.write(config, plan.assets_table(), "synthetic/assets", record=_drawn_by(config))
+    tables.of(config, "synthetic/assets").write(plan.assets_table(), record=_drawn_by(config))
     return {
         "events": events,
         "metadata": assets,
-        "views": tables.read(spark, config, "synthetic/events").count(),
+        "views": synthetic_events_table.read(spark).count(),
         "users": int(config.synthetic.users),
         "assets": int(config.synthetic.catalogue_size),
         "genres": int(config.synthetic.genres),
@@ -64,14 +63,15 @@ def generate(spark: SparkSession, config: Config) -> dict:
 
 def events_source(spark: SparkSession, config: Config) -> tuple[str, str | None]:
     """The events (and metadata) to use: the configured ones, or the synthetic catalogue made on demand."""
+    synthetic_assets_table = tables.of(config, "synthetic/assets")
     if config.data.events:
         return config.data.events, config.data.metadata
     events, metadata = config.out("synthetic/events"), config.out("synthetic/assets")
-    if not tables.exists(spark, config, "synthetic/assets"):
+    if not synthetic_assets_table.exists(spark):
         log.info("no --events: drawing the synthetic catalogue into %s", config.out("synthetic"))
         generate(spark, config)
         return events, metadata
-    records = tables.commit_records(spark, config, "synthetic/assets", "synthetic")  # newest first
+    records = synthetic_assets_table.records(spark, "synthetic")  # newest first
     if not records or records[0][1] != _drawn_by(config)["synthetic"]:
         log.warning(
             "no --events: the synthetic catalogue in %s was drawn by other settings; drawing it again",
@@ -88,32 +88,35 @@ def _drawn_by(config: Config) -> dict:
 
 def prepare_views(spark: SparkSession, config: Config) -> dict:
     """Validate the events into DIR/views, DIR/assets and DIR/rejects; stop when no view is valid."""
+    rejects_table = tables.of(config, "rejects")
+    assets_table = tables.of(config, "assets")
+    views_table = tables.of(config, "views")
     events, metadata = events_source(spark, config)
     found = ingest_as_configured(spark, events, metadata, config.data)
     summary = dict(found.summary)
     if summary["valid"] == 0:
-        tables.write(config, found.rejects, "rejects")
+        rejects_table.write(found.rejects)
         found.release()
         raise InputError(
             f"events at {events}: none of the {summary['rows']} rows is a valid view "
-            f"(rejected by reason: {summary['rejected_by_reason']}); see {tables.where(config, 'rejects')}"
+            f"(rejected by reason: {summary['rejected_by_reason']}); see {rejects_table.where}"
         )
     # rejects and unviewed are written by threads while assets then views are: Spark runs the jobs side by side.
     # The counts bound each table's rows, so small ones are written from the driver.
     rejected, valid = summary["rejected"] + summary["metadata_rejected"], summary["valid"]
     with ThreadPoolExecutor(2, thread_name_prefix="film2vec-ingest") as pool:
         beside = [
-            pool.submit(tables.write, config, found.rejects, "rejects", at_most=rejected),
+            pool.submit(rejects_table.write, found.rejects, at_most=rejected),
             pool.submit(_write_unviewed, spark, config, found.metadata, found.views, summary["metadata_rows"]),
         ]
-        tables.write(config, found.assets, "assets", at_most=valid)
-        assets = tables.read(spark, config, "assets")
+        assets_table.write(found.assets, at_most=valid)
+        assets = assets_table.read(spark)
         views = found.views.join(assets.select("asset_id", "asset_idx"), "asset_id")
-        tables.write(config, views, "views", at_most=valid)
+        views_table.write(views, at_most=valid)
         for written in beside:
             written.result()
     found.release()
-    views = tables.read(spark, config, "views")
+    views = views_table.read(spark)
     counts = views.agg(F.count("*").alias("views"), F.countDistinct("user_id").alias("users")).first()
     summary.update(
         views=counts["views"],
@@ -155,7 +158,7 @@ def _write_unviewed(
         metadata = spark.createDataFrame([], schema)
     viewed = views.select("asset_id").distinct()
     unviewed = metadata.select("asset_id", "title", "genres").dropDuplicates(["asset_id"])
-    tables.write(config, unviewed.join(viewed, "asset_id", "left_anti"), "unviewed", at_most=at_most)
+    tables.of(config, "unviewed").write(unviewed.join(viewed, "asset_id", "left_anti"), at_most=at_most)
 
 
 def new_batch(spark: SparkSession, config: Config) -> tuple[DataFrame, DataFrame | None, dict]:
@@ -175,8 +178,9 @@ def new_batch(spark: SparkSession, config: Config) -> tuple[DataFrame, DataFrame
 def append_new_views(spark: SparkSession, config: Config, batch: DataFrame) -> int:
     """Append the batch's (user, asset) views that DIR/views lacks, in one commit (none without any); returns
     how many. Known assets keep their asset_idx; new ones get the next indices in asset id order."""
-    path = tables.where(config, "views")
-    views = tables.read(spark, config, "views")
+    views_table = tables.of(config, "views")
+    path = views_table.where
+    views = views_table.read(spark)
     for column in ("user_id", "asset_id"):
         if batch.schema[column].dataType != views.schema[column].dataType:
             raise InputError(
@@ -192,7 +196,7 @@ def append_new_views(spark: SparkSession, config: Config, batch: DataFrame) -> i
     try:
         appended = indexed.count()
         if appended:
-            tables.append(config, indexed, "views")
+            views_table.append(indexed)
     finally:
         indexed.unpersist()
     return appended
@@ -200,26 +204,28 @@ def append_new_views(spark: SparkSession, config: Config, batch: DataFrame) -> i
 
 def assets_count_the_views(spark: SparkSession, config: Config) -> bool:
     """Whether DIR/assets counts every view of DIR/views (its viewers sum to the views' rows)."""
-    views = tables.read(spark, config, "views").count()
-    counted = tables.read(spark, config, "assets").agg(F.sum("views")).first()[0] or 0
+    views = tables.of(config, "views").read(spark).count()
+    counted = tables.of(config, "assets").read(spark).agg(F.sum("views")).first()[0] or 0
     return views == counted
 
 
 def rebuild_assets(spark: SparkSession, config: Config, metadata: DataFrame | None) -> None:
     """DIR/assets again from DIR/views (viewers per asset, indices as they are), titles and genres from the
     batch's metadata, else as they were; DIR/unviewed then loses the assets that now have views."""
-    views = tables.read(spark, config, "views")
+    assets_table = tables.of(config, "assets")
+    unviewed_table = tables.of(config, "unviewed")
+    views = tables.of(config, "views").read(spark)
     counts = views.groupBy("asset_id", "asset_idx").agg(F.count("*").alias("views"))
-    labels = tables.read(spark, config, "assets").select("asset_id", "title", "genres")
-    if tables.exists(spark, config, "unviewed"):
-        labels = labels.unionByName(tables.read(spark, config, "unviewed").select(*labels.columns))
+    labels = assets_table.read(spark).select("asset_id", "title", "genres")
+    if unviewed_table.exists(spark):
+        labels = labels.unionByName(unviewed_table.read(spark).select(*labels.columns))
     if metadata is not None:
         metadata = metadata.select(*labels.columns).dropDuplicates(["asset_id"])
         labels = metadata.unionByName(labels.join(metadata, "asset_id", "left_anti"))
     labels = labels.dropDuplicates(["asset_id"]).persist()
     try:
         rebuilt = counts.join(labels, "asset_id", "left").select("asset_idx", "asset_id", "views", "title", "genres")
-        tables.write(config, rebuilt, "assets")
+        assets_table.write(rebuilt)
         _write_unviewed(spark, config, labels, views)
     finally:
         labels.unpersist()
@@ -238,7 +244,7 @@ def merge_new_views(spark: SparkSession, config: Config) -> dict:
     return {
         "ingest": ingest_summary,
         "new_views": appended,
-        "views_version": tables.version(spark, config, "views"),
+        "views_version": tables.of(config, "views").version(spark),
         "seconds_by_step": {
             "append_views": appended_in,
             "rebuild_assets": watch.lap(),

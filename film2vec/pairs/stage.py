@@ -477,11 +477,13 @@ def count_pairs(spark: SparkSession, config: Config) -> dict:
         settings = config.load_profile("local"); settings.data.out = "/tmp/f2v"
         count_pairs(spark.get_spark(settings.spark), settings)
     """
+    views_table = tables.of(config, "views")
+    pairs_table = tables.of(config, "pairs")
     if config.merges_new_views:
         return count_new_pairs(spark, config)
     summary = {"ingest": prepare_views(spark, config)}
     settings = config.pairs
-    views = tables.read(spark, config, "views")
+    views = views_table.read(spark)
     if settings.max_user_views:
         views = cap_views(views, settings.max_user_views, config.seed)
     estimate = estimate_pairs(views)
@@ -493,18 +495,18 @@ def count_pairs(spark: SparkSession, config: Config) -> dict:
         f"{estimate.max_rows:,}",
         estimate.max_bytes / 1e9,
     )
-    check_budget(estimate, settings.pair_budget, views, tables.where(config, "views"))
+    check_budget(estimate, settings.pair_budget, views, views_table.where)
     pairs = _pair_counter(spark, config, estimate)(views)
     sparse = settings.max_neighbours > 0 or settings.min_co_views > 0
     if sparse:
         pairs = pairs.persist()
         full = pairs.agg(F.count("*").alias("rows"), F.sum("co_views").alias("weight")).first()
         pairs_kept = sparsify(pairs, settings.max_neighbours, settings.min_co_views)
-    record = _pairs_record(spark, config, tables.version(spark, config, "views"))
-    tables.write(config, pairs_kept if sparse else pairs, "pairs", record=record)
+    record = _pairs_record(spark, config, views_table.version(spark))
+    pairs_table.write(pairs_kept if sparse else pairs, record=record)
     if sparse:
         pairs.unpersist()
-    written = tables.read(spark, config, "pairs")
+    written = pairs_table.read(spark)
     stats = written.agg(
         F.count("*").alias("pairs"),
         F.countDistinct("asset_a").alias("assets_with_neighbours"),
@@ -516,7 +518,7 @@ def count_pairs(spark: SparkSession, config: Config) -> dict:
             "user, after --min-co-views); check that user ids are real (not one user per view)"
         )
     summary.update(
-        pairs=tables.where(config, "pairs"),
+        pairs=pairs_table.where,
         pair_rows=stats["pairs"],
         assets_with_neighbours=stats["assets_with_neighbours"],
     )
@@ -536,7 +538,7 @@ def _pair_counter(
     `increment`, from views flagged `new` to the pairs those add)."""
     settings = config.pairs
     weighted = settings.user_weighting == "inverse"
-    assets = tables.read(spark, config, "assets")
+    assets = tables.of(config, "assets").read(spark)
     if settings.pair_method == "join":
         return lambda views: pairs_by_join(views, assets, weighted, increment)
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
@@ -551,7 +553,7 @@ def _pairs_record(spark: SparkSession, config: Config, views_version: int) -> di
     return {
         PAIRS_RECORD: {
             "views_version": views_version,
-            "assets_version": tables.version(spark, config, "assets"),
+            "assets_version": tables.of(config, "assets").version(spark),
             "user_weighting": settings.user_weighting,
             "max_user_views": settings.max_user_views,
             "max_neighbours": settings.max_neighbours,
@@ -560,28 +562,28 @@ def _pairs_record(spark: SparkSession, config: Config, views_version: int) -> di
     }
 
 
+EXACT_COUNTS = ("max_user_views", "max_neighbours", "min_co_views")  # 0 each: the counts a merge can update
+
+
 def _pairs_counted(spark: SparkSession, config: Config) -> dict:
     """The record of the latest pair table write, checked against what an incremental count can update."""
-    records = tables.commit_records(spark, config, "pairs", PAIRS_RECORD)
+    pairs_table = tables.of(config, "pairs")
+    records = pairs_table.records(spark, PAIRS_RECORD)
     if not records:
         raise InputError(
-            f"{tables.where(config, 'pairs')}: no record of the views it counts; "
+            f"{pairs_table.where}: no record of the views it counts; "
             "run `film2vec pairs` once without --new-events/--since"
         )
     record = records[0][1]
-    settings, pairs = config.pairs, tables.where(config, "pairs")
-    for name, now in (("max_user_views", settings.max_user_views), ("max_neighbours", settings.max_neighbours)):
-        if record[name] or now:
+    settings, pairs = config.pairs, pairs_table.where
+    config.check(reads=frozenset(f"pairs.{name}" for name in EXACT_COUNTS))  # this run asks for exact counts
+    for name in EXACT_COUNTS:
+        if record[name]:
             raise ConfigError(
-                f"flag {flag_of(name)}: new views can only be merged into exact counts (a capped history or "
-                f"a dropped pair cannot be updated); {pairs} was counted with {name} = {record[name]}, "
-                f"this run asks for {now}. Recount with `film2vec pairs`, or refresh with 0"
+                f"flag {flag_of(name)}: new views can only be merged into exact counts (a capped history or a "
+                f"dropped pair cannot be updated); {pairs} was counted with {name} = {record[name]}. Recount with "
+                "`film2vec pairs`"
             )
-    if record["min_co_views"] or settings.min_co_views:
-        raise ConfigError(
-            f"flag --min-co-views: new views can only be merged into unsparsified counts; {pairs} was "
-            f"counted with {record['min_co_views']}, this run asks for {settings.min_co_views}"
-        )
     if record["user_weighting"] != settings.user_weighting:
         raise ConfigError(
             f"flag --user-weighting: {pairs} was counted with {record['user_weighting']!r}, this run "
@@ -606,23 +608,25 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
         settings.data.new_events = "/tmp/f2v-new-views"
         count_new_pairs(spark.get_spark(settings.spark), settings)
     """
+    views_table = tables.of(config, "views")
+    pairs_table = tables.of(config, "pairs")
     counted = _pairs_counted(spark, config)
     merged_views = merge_new_views(spark, config)
     watch = Stopwatch()
-    path = tables.where(config, "views")
+    path = views_table.where
     version = merged_views["views_version"]
-    summary = {"ingest": merged_views["ingest"], "views_version": version, "pairs": tables.where(config, "pairs")}
+    summary = {"ingest": merged_views["ingest"], "views_version": version, "pairs": pairs_table.where}
     if version == counted["views_version"]:
         return {**summary, "new_views": 0, "users_with_new_views": 0, "new_assets": 0, "pair_rows_updated": 0}
-    commits = tables.delta_table(spark, config, "views").history().where(F.col("version") > counted["views_version"])
+    commits = views_table.delta(spark).history().where(F.col("version") > counted["views_version"])
     rewrites = commits.where((F.col("operation") != "WRITE") | (F.col("operationParameters")["mode"] != "Append"))
     if not rewrites.isEmpty():
         raise InputError(
             f"{path} was rewritten since {summary['pairs']} was counted (at version {counted['views_version']}, "
             f"now {version}); recount with `film2vec pairs` without --new-events/--since"
         )
-    then = tables.read(spark, config, "views", version=counted["views_version"])
-    now = tables.read(spark, config, "views", version=version)
+    then = views_table.read(spark, version=counted["views_version"])
+    now = views_table.read(spark, version=version)
     added = now.join(then.select("user_id", "asset_id"), ["user_id", "asset_id"], "left_anti")
     users = added.select("user_id").distinct()
     after = now.join(users, "user_id", "left_semi")
@@ -636,7 +640,7 @@ def count_new_pairs(spark: SparkSession, config: Config) -> dict:
         after = after.join(flagged, ["user_id", "asset_id"], "left").fillna(False, ["new"])
         increment = _pair_counter(spark, config, estimate, increment=True)(after)
     record = _pairs_record(spark, config, version)
-    merged = tables.merge_sum(spark, config, "pairs", increment, ("asset_a", "asset_b"), "co_views", record=record)
+    merged = pairs_table.merge_sum(spark, increment, ("asset_a", "asset_b"), "co_views", record=record)
     counted_and_merged = watch.seconds
     stats = added.agg(F.count("*").alias("views"), F.countDistinct("user_id").alias("users")).first()
     new_assets = now.agg(F.max("asset_idx")).first()[0] - then.agg(F.max("asset_idx")).first()[0]

@@ -149,7 +149,7 @@ class CoviewWalk:
 
     def origins(self, spark: SparkSession, config: Config) -> DataFrame:
         """asset_id of the assets it starts from: those with a co-view pair."""
-        return tables.read(spark, config, "pairs").select(F.col("asset_a").alias("asset_id")).distinct()
+        return tables.of(config, "pairs").read(spark).select(F.col("asset_a").alias("asset_id")).distinct()
 
     def driver_lists(self, pairs: DataFrame, assets: DataFrame, catalogue_views, window: int) -> tuple:
         """Its lists collected to the driver: (origin lists, None)."""
@@ -184,7 +184,7 @@ class BipartiteWalk:
 
     def origins(self, spark: SparkSession, config: Config) -> DataFrame:
         """asset_id of the assets it starts from: those watched by a user who watched another asset."""
-        views = tables.read(spark, config, "views").select("user_id", "asset_id")
+        views = tables.of(config, "views").read(spark).select("user_id", "asset_id")
         return onward_views(views).select("asset_id").distinct()
 
     def driver_lists(self, views: DataFrame, assets: DataFrame, catalogue_views, window: int) -> tuple:
@@ -470,22 +470,12 @@ def walk_origins(spark: SparkSession, config: Config) -> DataFrame:
 
 def stops_on_held_out(config: Config) -> bool:
     """Whether the run chooses its number of seasons (--seasons 0) on a slice of views held out of the walk;
-    ConfigError when the settings cannot do that."""
+    ConfigError when its walk cannot hold views out (the other settings it needs are Config.check's)."""
     settings = config.seasons
     if settings.seasons:
         return False
     if walk_of(settings).held_out_refusal:
         raise ConfigError(walk_of(settings).held_out_refusal)
-    if config.train.lr_schedule == "linear":
-        raise ConfigError(
-            "flag --seasons 0 (as many seasons as the vectors improve) does not know the run's last sample, where "
-            "--lr-schedule linear ends: give --seasons N, or --lr-schedule constant"
-        )
-    if settings.min_seasons > settings.max_seasons:
-        raise ConfigError(
-            f"flags --min-seasons {settings.min_seasons} and --max-seasons {settings.max_seasons}: the floor is above "
-            "the ceiling"
-        )
     return True
 
 
@@ -519,8 +509,8 @@ def season_sampler_for(spark: SparkSession, config: Config, *, hold_out: bool = 
     """The configured walk over its input tables, read at their current versions, which its seasons record.
     Without `hold_out`, the walk covers every view, the held-out slice's too (recorded as validation_users 0):
     the season that adds the slice back once the run has stopped (see film2vec.train.trainer.train)."""
-    versions = {table: tables.version(spark, config, table) for table in walk_inputs(config)}
-    frames = {table: tables.read(spark, config, table, version=version) for table, version in versions.items()}
+    versions = {table: tables.of(config, table).version(spark) for table in walk_inputs(config)}
+    frames = {table: tables.of(config, table).read(spark, version=version) for table, version in versions.items()}
     drawn_from = provenance(config.seasons, config.seed, versions)
     if "views" in frames and hold_out:
         frames["views"] = walked_views(frames["views"], config)
@@ -560,15 +550,16 @@ def _season_text(numbers: list[int]) -> str:
 def drop_other_seasons(spark: SparkSession, config: Config, seasons: list[int]) -> list[int]:
     """Delete the seasons of DIR/seasons other than `seasons`, so that no later stage reads rows drawn by
     another run (a `sample` of fewer seasons, another walk); returns the numbers deleted."""
-    if not tables.exists(spark, config, "seasons"):
+    seasons_table = tables.of(config, "seasons")
+    if not seasons_table.exists(spark):
         return []
-    table = tables.delta_table(spark, config, "seasons")
+    table = seasons_table.delta(spark)
     others = ~F.col("season").isin(seasons)
     surplus = sorted(row["season"] for row in table.toDF().where(others).select("season").distinct().collect())
     if surplus:
-        with committing(f"{_season_text(surplus)} of {tables.where(config, 'seasons')}"):
+        with committing(f"{_season_text(surplus)} of {seasons_table.where}"):
             table.delete(others)
-        log.info("removed %s of %s, drawn by an earlier run", _season_text(surplus), tables.where(config, "seasons"))
+        log.info("removed %s of %s, drawn by an earlier run", _season_text(surplus), seasons_table.where)
     return surplus
 
 
@@ -611,13 +602,14 @@ def season_mismatch(spark: SparkSession, config: Config, seasons: list[int]) -> 
     """(None, []) when every season is there and was drawn with this configuration from the current rows of
     its inputs (their Delta versions, compactions aside); otherwise what differs or is missing, per group of
     seasons, and how to redraw them, with the missing seasons."""
-    path = tables.where(config, "seasons")
+    seasons_table = tables.of(config, "seasons")
+    path = seasons_table.where
     present = set()
-    if tables.exists(spark, config, "seasons"):
-        present = {row["season"] for row in tables.read(spark, config, "seasons").select("season").distinct().collect()}
+    if seasons_table.exists(spark):
+        present = {row["season"] for row in seasons_table.read(spark).select("season").distinct().collect()}
     missing = [season for season in seasons if season not in present]
     records: dict[int, dict] = {}
-    for _, record in tables.commit_records(spark, config, "seasons", SEASON_RECORD) if present else []:
+    for _, record in seasons_table.records(spark, SEASON_RECORD) if present else []:
         records.setdefault(record["season"], record)
     expected = sampler_settings(config.seasons, config.seed)
     changed: dict[tuple[str, int], list[int]] = {}
@@ -632,7 +624,7 @@ def season_mismatch(spark: SparkSession, config: Config, seasons: list[int]) -> 
         found = setting_differences(record["settings"], expected)
         for table, version in sorted(record["inputs"].items()):
             if (table, version) not in changed:
-                changed[table, version] = tables.changed_since(spark, config, table, version)
+                changed[table, version] = tables.of(config, table).changed_since(spark, version)
             if changed[table, version]:
                 found.append(f"{table} changed since (version {version} there, {changed[table, version][-1]} now)")
         if found:

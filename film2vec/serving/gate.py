@@ -47,7 +47,7 @@ KEY = "asset_id"
 def declare_key(spark: SparkSession, config: Config) -> None:
     """On Unity Catalog, declare the served embeddings' primary key (an informational constraint: what a
     Vector Search index and other readers may rely on); other catalogs have no primary keys to declare."""
-    name = tables.named(config, "embeddings")
+    name = tables.of(config, "embeddings").name
     if name is None or "DATABRICKS_RUNTIME_VERSION" not in os.environ:
         return
     try:
@@ -69,12 +69,12 @@ def write_candidate(config: Config, rows: DataFrame | pa.Table, table: str, vers
         rows = rows.append_column(VERSION_KEY, pa.array([version] * rows.num_rows, pa.int32()))
     else:
         rows = rows.withColumn(VERSION_KEY, F.lit(version))
-    tables.replace_rows(config, rows, candidate(table), f"{VERSION_KEY} = {version}", record=record)
+    tables.of(config, candidate(table)).replace_rows(rows, f"{VERSION_KEY} = {version}", record=record)
 
 
 def candidate_rows(spark: SparkSession, config: Config, table: str, version: int) -> DataFrame:
     """Version `version`'s candidate rows of a served table."""
-    return tables.read(spark, config, candidate(table)).where(F.col(VERSION_KEY) == version)
+    return tables.of(config, candidate(table)).read(spark).where(F.col(VERSION_KEY) == version)
 
 
 def serve(spark: SparkSession, config: Config, version: int, why: str) -> None:
@@ -83,26 +83,26 @@ def serve(spark: SparkSession, config: Config, version: int, why: str) -> None:
     records = {}
     for table in SERVED_TABLES:
         written = (
-            tables.commit_records(spark, config, candidate(table), EMBEDDINGS_RECORD)
-            if tables.exists(spark, config, candidate(table))
+            tables.of(config, candidate(table)).records(spark, EMBEDDINGS_RECORD)
+            if tables.of(config, candidate(table)).exists(spark)
             else []
         )
         records[table] = next((record for _, record in written if record[VERSION_KEY] == version), None)
         if records[table] is None:
             raise InputError(
-                f"{tables.where(config, candidate(table))} holds no rows of version {version}: `film2vec train` "
+                f"{tables.of(config, candidate(table)).where} holds no rows of version {version}: `film2vec train` "
                 "writes them; serve a version trained with this --out (or --catalog/--schema)"
             )
     served = {VERSION_KEY: version, "why": why}
     for table, record in records.items():
         properties = SYNCED if table == "embeddings" else {}
         rows = candidate_rows(spark, config, table, version)
-        tables.write(config, rows, table, record={EMBEDDINGS_RECORD: record, SERVED_RECORD: served}, **properties)
+        tables.of(config, table).write(rows, record={EMBEDDINGS_RECORD: record, SERVED_RECORD: served}, **properties)
     declare_key(spark, config)
     MlflowClient().set_registered_model_alias(config.tracking.model_name, config.tracking.alias, str(version))
     for table in SERVED_TABLES:
-        tables.delta_table(spark, config, candidate(table)).delete(F.col(VERSION_KEY) < version)
-    log.info("version %d served in %s (%s)", version, ", ".join(tables.where(config, t) for t in SERVED_TABLES), why)
+        tables.of(config, candidate(table)).delta(spark).delete(F.col(VERSION_KEY) < version)
+    log.info("version %d served in %s (%s)", version, ", ".join(tables.of(config, t).where for t in SERVED_TABLES), why)
 
 
 def chosen_version(given: int, task: str, flag: str) -> int:
@@ -173,4 +173,4 @@ def promote(spark: SparkSession, config: Config) -> dict:
         why = f"promoted by force (--force true); validation: {verdict or 'none'}, {reason}"
         MlflowClient().set_model_version_tag(found.name, found.version, FORCED_TAG, why)
     serve(spark, config, version, why)
-    return {"model": uri, "alias": tracking.alias, "served": [tables.where(config, t) for t in SERVED_TABLES]}
+    return {"model": uri, "alias": tracking.alias, "served": [tables.of(config, t).where for t in SERVED_TABLES]}

@@ -106,7 +106,7 @@ def warm_start(config: Config, catalogue: pa.Table) -> WarmStart:
     if known.size == 0:
         raise InputError(
             f"flag --warm-start: {source} has a vector for none of the {catalogue.num_rows} assets in "
-            f"{tables.where(config, 'assets')}"
+            f"{tables.of(config, 'assets').where}"
         )
     genres = catalogue.column("genres").to_pylist()
     wanted = [genres[i] for i in new] if config.train.warm_new_assets == "labels" else [None] * len(new)
@@ -123,9 +123,10 @@ def _provisional_vectors(
     spark: SparkSession, config: Config, trained: pa.Table, trained_genres: list
 ) -> pa.Table | None:
     """Cold start: vectors from labels for DIR/unviewed's assets, marked source = 'metadata' (None when off)."""
-    if not config.train.cold_start or not tables.exists(spark, config, "unviewed"):
+    unviewed_table = tables.of(config, "unviewed")
+    if not config.train.cold_start or not unviewed_table.exists(spark):
         return None
-    unviewed = tables.read(spark, config, "unviewed").select("asset_id", "genres").toArrow()
+    unviewed = unviewed_table.read(spark).select("asset_id", "genres").toArrow()
     known_vectors = vector_matrix(trained.column("vector"))
     vectors, found = label_mean_vectors(known_vectors, trained_genres, unviewed.column("genres").to_pylist())
     ids = unviewed.column("asset_id").filter(pa.array(found)).cast(trained.schema.field("asset_id").type)
@@ -149,7 +150,7 @@ def identity(catalogue: pa.Table) -> str:
 def held_out_validation(spark: SparkSession, config: Config, catalogue: pa.Table) -> Validation:
     """The slice the seasons were drawn without (seasons.held_out_views) with its users' other views, collected
     to score each season's vectors on."""
-    views = tables.read(spark, config, "views").select("user_id", "asset_idx", "viewed_at")
+    views = tables.of(config, "views").read(spark).select("user_id", "asset_idx", "viewed_at")
     held_out = held_out_views(views, config.seasons.validation_users, config.seed).withColumn("held_out", F.lit(True))
     rows = (
         views.join(held_out.select("user_id"), "user_id", "left_semi")
@@ -240,9 +241,10 @@ class Prepared:
 def _prepared(spark: SparkSession, config: Config, seasons: Iterable[int] | None) -> Prepared:
     """The catalogue and the assets to publish, the warm start, the seasons (refused when drawn by other
     settings, unless --allow-season-mismatch) and the held-out slice under --seasons 0."""
-    assets = tables.read(spark, config, "assets")
+    assets_table = tables.of(config, "assets")
+    assets = assets_table.read(spark)
     trained = walk_origins(spark, config)
-    catalogue = tables.read_arrow(spark, config, "assets", ["asset_idx", "asset_id", "views", "genres"])
+    catalogue = assets_table.read_arrow(spark, ["asset_idx", "asset_id", "views", "genres"])
     catalogue = catalogue.sort_by("asset_idx")
     with_neighbours = (
         assets.where(F.col("views") >= config.train.min_views)
@@ -353,8 +355,8 @@ def _train_on(
         )
         trained_seasons = result.seasons
         volume = _volume_logged(result, validation, Path(tmp))
-        versions = {table: tables.version(spark, config, table) for table in (*walk_inputs(config), "seasons")}
-        tracking.log_input_tables({table: (tables.where(config, table), v) for table, v in versions.items()})
+        versions = {table: tables.of(config, table).version(spark) for table in (*walk_inputs(config), "seasons")}
+        tracking.log_input_tables({table: (tables.of(config, table).where, v) for table, v in versions.items()})
         if mismatch:
             mlflow.set_tag(SEASON_MISMATCH_TAG, mismatch)
         rows = neighboured.result().column("asset_idx").to_numpy()
@@ -439,7 +441,7 @@ def _train_on(
     served = decision.moved
     return {
         "model_version": version,
-        "embeddings": tables.where(config, "embeddings" if served else gate.candidate("embeddings")),
+        "embeddings": tables.of(config, "embeddings" if served else gate.candidate("embeddings")).where,
         "assets_with_vectors": len(rows),
         "volume": volume,
         "step": result.step,
@@ -447,7 +449,7 @@ def _train_on(
         "resumed_seasons": result.resumed_seasons,
         **({"season_mismatch": mismatch} if mismatch else {}),
         **({"figures": figures} if figures else {}),
-        "neighbours": tables.where(config, "neighbours" if served else gate.candidate("neighbours")),
+        "neighbours": tables.of(config, "neighbours" if served else gate.candidate("neighbours")).where,
         "served": served,
         "run_id": run.info.run_id,
         "model": registered.uri,
