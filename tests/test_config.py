@@ -84,4 +84,3 @@ def test_settings_that_contradict_each_other_are_refused_by_flag(change, command
         config.check(command)
     if command is None:
         config.check(reads=frozenset({"data.out"}))  # a command that reads none of them is not refused
-
