@@ -11,7 +11,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -308,12 +308,11 @@ def _published_embeddings(
 def _train_on(
     spark: SparkSession, config: Config, seasons: Iterable[int] | None, held_out: HeldOut | None, score_on_views: bool
 ) -> dict:
-    """train_vectors on the given seasons (all configured ones when None)."""
+    """train_vectors on the given seasons (all configured ones when None): prepare, train, judge, register,
+    publish, each a function below."""
     store = tracking.use_store(config.data.out)
     prepared = _prepared(spark, config, seasons)
-    config, catalogue, warm, seasons = prepared.config, prepared.catalogue, prepared.warm, prepared.seasons
-    mismatch, stopping, validation = prepared.mismatch, prepared.stopping, prepared.validation
-    n_seasons = len(season_numbers(config))
+    config, catalogue, warm = prepared.config, prepared.catalogue, prepared.warm
     checkpoints = local_scratch(config.out("checkpoints"))  # torch.save's rename is atomic only on a local disk
     with (
         mlflow.start_run(experiment_id=tracking.experiment_id(config.tracking.experiment, store)) as run,
@@ -323,65 +322,19 @@ def _train_on(
         # a Spark job while the trainer starts, not before it
         neighboured = pool.submit(prepared.with_neighbours.toArrow)
         mlflow.log_params(tracking.flat_params(config))
-
-        def log_epoch(report) -> None:
-            mlflow.log_metrics(
-                {"loss": report.loss, "samples_per_second": report.samples_per_second, "season": report.season},
-                step=report.step,
-            )
-            log.info(
-                "season %d epoch %d: loss %.4f, %s samples/s",
-                report.season,
-                report.epoch + 1,
-                report.loss,
-                f"{report.samples_per_second:,.0f}",
-            )
-
-        result = train(
-            config.out("seasons"),
-            seasons,
-            catalogue.num_rows,
-            config.train,
-            config.seed,
-            log_epoch,
-            negatives=negatives_plan(config.seasons, catalogue.column("views").to_numpy()),
-            n_seasons=n_seasons,
-            checkpoints=checkpoints,
-            start=warm.starting_rows() if warm else None,
-            validation=validation,
-            stop_rule=StopRule(config.seasons.min_seasons, config.seasons.max_seasons) if stopping else None,
-            added_back=slice_added_back(spark, config, seasons) if stopping else None,
-            drawn_from={"settings": sampler_settings(config.seasons, config.seed), "catalogue": identity(catalogue)},
-        )
-        trained_seasons = result.seasons
-        volume = _volume_logged(result, validation, Path(tmp))
+        result = _trained(spark, prepared, checkpoints)
+        volume = _volume_logged(result, prepared.validation, Path(tmp))
         versions = {table: tables.of(config, table).version(spark) for table in (*walk_inputs(config), "seasons")}
         tracking.log_input_tables({table: (tables.of(config, table).where, v) for table, v in versions.items()})
-        if mismatch:
-            mlflow.set_tag(SEASON_MISMATCH_TAG, mismatch)
+        if prepared.mismatch:
+            mlflow.set_tag(SEASON_MISMATCH_TAG, prepared.mismatch)
         rows = neighboured.result().column("asset_idx").to_numpy()
         embeddings, provisional = _published_embeddings(spark, config, catalogue, result.vectors, rows)
-        index = None  # a large catalogue's neighbours come from an HNSW index, its positions in asset_id order
-        if embeddings.num_rows >= config.tracking.ann_from_assets:
-            embeddings = embeddings.sort_by("asset_id")
-            unit = unit_matrix(embeddings.column("vector"))
-            index, recall = tuned_index(unit, config.tracking.top_k, config.tracking.ann_recall)
-            mlflow.log_metric("neighbours_sampled_recall", recall)
-        # a small catalogue's neighbours are found on the driver (numpy, off the GIL) while MLflow logs the model
-        on_driver = None
-        if index is None and embeddings.num_rows <= DRIVER_ASSETS:
-            on_driver = pool.submit(neighbours_on_driver, embeddings, config.tracking.top_k)
-        figures = held_out.score(embeddings) if held_out else {}
-        deferred = config.tracking.move_alias == "by_promote"
-        if not held_out and (score_on_views or deferred or config.tracking.alias_floor_genre_p > 0):
-            vectors = np.zeros_like(result.vectors)
-            vectors[rows] = result.vectors[rows]
-            figures["genre_p_at_10"] = _genre_precision_on_views(catalogue, vectors)
+        search = _neighbour_search(config, embeddings, pool)
+        figures = _figures(catalogue, result.vectors, rows, search.embeddings, config, held_out, score_on_views)
         extra = {
             "provisional_vectors": provisional.num_rows if provisional is not None else 0,
-            "neighbour_search": "exact"
-            if index is None
-            else f"approximate: HNSW, search depth {index.hnsw.efSearch}, recall {recall:.3f} on sampled assets",
+            "neighbour_search": search.described,
         }
         if warm:
             kept = np.isin(warm.known_rows, rows)
@@ -391,46 +344,19 @@ def _train_on(
             }
             mlflow.log_metric("warm_start_median_cosine", extra["warm_start"]["median_cosine_to_previous"])
         mlflow.log_metric("provisional_vectors", extra["provisional_vectors"])
-        floors = tracking.alias_decision(figures, config.tracking)
-        decision = floors
-        if deferred:
-            decision = tracking.AliasDecision(False, "left to `film2vec validate` and `film2vec promote`")
-        figures_from = "held-out split" if held_out else "all views"
-        mlflow.set_tags(
-            {"alias_moved": str(decision.moved).lower(), "alias_decision": decision.reason, FIGURES_TAG: figures_from}
-        )
-        plot_loss(result.history, Path(tmp) / "loss.png")
-        mlflow.log_artifact(str(Path(tmp) / "loss.png"), "plots")
-        optimiser_state = pa.table(
-            {"asset_id": catalogue.column("asset_id").take(rows), "accumulator": result.accumulators[rows]}
-        )
-        registered = tracking.log_similar_assets_model(
-            embeddings, Path(tmp), config.tracking, False, optimiser_state, figures, index
-        )
+        floors, decision = _alias_decision(figures, config, held_out)
+        registered = _registered(config, catalogue, result, rows, search, figures, Path(tmp))
         version = int(registered.version)
         record = {
             gate.EMBEDDINGS_RECORD: {
-                "seasons": trained_seasons,
+                "seasons": result.seasons,
                 "inputs": versions,
                 "model_version": version,
                 "run_id": run.info.run_id,
-                "season_mismatch": mismatch,
+                "season_mismatch": prepared.mismatch,
             }
         }
-        written = embeddings.append_column("run_id", pa.array([run.info.run_id] * embeddings.num_rows, pa.string()))
-        gate.write_candidate(config, written, "embeddings", version, record)
-        if on_driver is not None:
-            neighbours = on_driver.result()
-        elif index is not None:
-            neighbours = approximate_neighbours_table(
-                spark, embeddings.column("asset_id"), ann.index_bytes(index), config.tracking.top_k
-            )
-        else:
-            embedded = gate.candidate_rows(spark, config, "embeddings", version).select("asset_id", "vector")
-            neighbours = neighbours_table(embedded, config.tracking.top_k)
-        gate.write_candidate(config, neighbours, "neighbours", version, record)
-        if decision.moved:
-            gate.serve(spark, config, version, decision.reason)
+        _published(spark, config, search, version, record, run.info.run_id, decision)
         task_values.publish(gate.EVALUATE_TASK if held_out else gate.TRAIN_TASK, gate.VERSION_KEY, version)
         mlflow.log_dict(
             {"step": result.step, "assets": len(rows), "resumed_seasons": result.resumed_seasons, **extra},
@@ -447,7 +373,7 @@ def _train_on(
         "step": result.step,
         **extra,
         "resumed_seasons": result.resumed_seasons,
-        **({"season_mismatch": mismatch} if mismatch else {}),
+        **({"season_mismatch": prepared.mismatch} if prepared.mismatch else {}),
         **({"figures": figures} if figures else {}),
         "neighbours": tables.of(config, "neighbours" if served else gate.candidate("neighbours")).where,
         "served": served,
@@ -458,9 +384,160 @@ def _train_on(
             "name": config.tracking.alias,
             "moved": decision.moved,
             "reason": decision.reason,
-            "figures_from": figures_from,
+            "figures_from": "held-out split" if held_out else "all views",
             "floors": {"cleared": floors.moved, "reason": floors.reason},  # `--fail-on-floors` exits 5 unless cleared
         },
         "tracking_uri": store.uri,
         "mlflow_ui": store.ui_command,
     }
+
+
+def _trained(spark: SparkSession, prepared: Prepared, checkpoints: str | None) -> TrainResult:
+    """The trainer run over the prepared seasons, each epoch logged to MLflow and the log."""
+    config, catalogue, warm, stopping = prepared.config, prepared.catalogue, prepared.warm, prepared.stopping
+
+    def log_epoch(report) -> None:
+        mlflow.log_metrics(
+            {"loss": report.loss, "samples_per_second": report.samples_per_second, "season": report.season},
+            step=report.step,
+        )
+        log.info(
+            "season %d epoch %d: loss %.4f, %s samples/s",
+            report.season,
+            report.epoch + 1,
+            report.loss,
+            f"{report.samples_per_second:,.0f}",
+        )
+
+    return train(
+        config.out("seasons"),
+        prepared.seasons,
+        catalogue.num_rows,
+        config.train,
+        config.seed,
+        log_epoch,
+        negatives=negatives_plan(config.seasons, catalogue.column("views").to_numpy()),
+        n_seasons=len(season_numbers(config)),
+        checkpoints=checkpoints,
+        start=warm.starting_rows() if warm else None,
+        validation=prepared.validation,
+        stop_rule=StopRule(config.seasons.min_seasons, config.seasons.max_seasons) if stopping else None,
+        added_back=slice_added_back(spark, config, prepared.seasons) if stopping else None,
+        drawn_from={"settings": sampler_settings(config.seasons, config.seed), "catalogue": identity(catalogue)},
+    )
+
+
+@dataclass
+class NeighbourSearch:
+    """How the published vectors' neighbours are found: an HNSW index past --ann-from-assets (the embeddings
+    then in asset_id order, its positions), else exactly, on the driver (`on_driver`, found while MLflow logs
+    the model) or by Spark."""
+
+    embeddings: pa.Table
+    index: object | None = None
+    recall: float | None = None
+    on_driver: Future | None = None
+
+    @property
+    def described(self) -> str:
+        if self.index is None:
+            return "exact"
+        return f"approximate: HNSW, search depth {self.index.hnsw.efSearch}, recall {self.recall:.3f} on sampled assets"
+
+
+def _neighbour_search(config: Config, embeddings: pa.Table, pool: ThreadPoolExecutor) -> NeighbourSearch:
+    """The search the catalogue's size calls for; a small catalogue's neighbours start on the driver now (numpy,
+    off the GIL)."""
+    settings = config.tracking
+    if embeddings.num_rows >= settings.ann_from_assets:
+        embeddings = embeddings.sort_by("asset_id")
+        index, recall = tuned_index(unit_matrix(embeddings.column("vector")), settings.top_k, settings.ann_recall)
+        mlflow.log_metric("neighbours_sampled_recall", recall)
+        return NeighbourSearch(embeddings, index, recall)
+    if embeddings.num_rows <= DRIVER_ASSETS:
+        return NeighbourSearch(embeddings, on_driver=pool.submit(neighbours_on_driver, embeddings, settings.top_k))
+    return NeighbourSearch(embeddings)
+
+
+def _figures(
+    catalogue: pa.Table,
+    vectors: np.ndarray,
+    rows: np.ndarray,
+    embeddings: pa.Table,
+    config: Config,
+    held_out: HeldOut | None,
+    score_on_views: bool,
+) -> dict:
+    """The figures the alias is decided on: the protocol's on the held-out split, else GenreP@10 over all views
+    when a floor, a deferred alias or a refresh asks for it."""
+    figures = held_out.score(embeddings) if held_out else {}
+    deferred = config.tracking.move_alias == "by_promote"
+    if not held_out and (score_on_views or deferred or config.tracking.alias_floor_genre_p > 0):
+        published = np.zeros_like(vectors)
+        published[rows] = vectors[rows]
+        figures["genre_p_at_10"] = _genre_precision_on_views(catalogue, published)
+    return figures
+
+
+def _alias_decision(
+    figures: dict, config: Config, held_out: HeldOut | None
+) -> tuple[tracking.AliasDecision, tracking.AliasDecision]:
+    """Whether the figures clear the floors, and whether the alias moves now (not when `film2vec promote` is to
+    move it), both tagged on the run."""
+    floors = tracking.alias_decision(figures, config.tracking)
+    decision = floors
+    if config.tracking.move_alias == "by_promote":
+        decision = tracking.AliasDecision(False, "left to `film2vec validate` and `film2vec promote`")
+    figures_from = "held-out split" if held_out else "all views"
+    mlflow.set_tags(
+        {"alias_moved": str(decision.moved).lower(), "alias_decision": decision.reason, FIGURES_TAG: figures_from}
+    )
+    return floors, decision
+
+
+def _registered(
+    config: Config,
+    catalogue: pa.Table,
+    result: TrainResult,
+    rows: np.ndarray,
+    search: NeighbourSearch,
+    figures: dict,
+    folder: Path,
+) -> tracking.RegisteredModel:
+    """The loss plot logged and the model registered: the published vectors, the optimiser state a warm start
+    resumes, the figures, the index when there is one."""
+    plot_loss(result.history, folder / "loss.png")
+    mlflow.log_artifact(str(folder / "loss.png"), "plots")
+    optimiser_state = pa.table(
+        {"asset_id": catalogue.column("asset_id").take(rows), "accumulator": result.accumulators[rows]}
+    )
+    return tracking.log_similar_assets_model(
+        search.embeddings, folder, config.tracking, False, optimiser_state, figures, search.index
+    )
+
+
+def _published(
+    spark: SparkSession,
+    config: Config,
+    search: NeighbourSearch,
+    version: int,
+    record: dict,
+    run_id: str,
+    decision: tracking.AliasDecision,
+) -> None:
+    """The version's vectors and neighbours written as its candidate rows, then served when the alias moves."""
+    embeddings = search.embeddings
+    written = embeddings.append_column("run_id", pa.array([run_id] * embeddings.num_rows, pa.string()))
+    gate.write_candidate(config, written, "embeddings", version, record)
+    if search.on_driver is not None:
+        neighbours = search.on_driver.result()
+    elif search.index is not None:
+        neighbours = approximate_neighbours_table(
+            spark, embeddings.column("asset_id"), ann.index_bytes(search.index), config.tracking.top_k
+        )
+    else:
+        embedded = gate.candidate_rows(spark, config, "embeddings", version).select("asset_id", "vector")
+        neighbours = neighbours_table(embedded, config.tracking.top_k)
+    gate.write_candidate(config, neighbours, "neighbours", version, record)
+    if decision.moved:
+        gate.serve(spark, config, version, decision.reason)
