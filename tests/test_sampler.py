@@ -10,7 +10,7 @@ import pytest
 
 from film2vec.config import SeasonsConfig
 from film2vec.errors import InputError
-from film2vec.seasons.sampler import integer_weights, negatives_plan, sampling_plan
+from film2vec.seasons.sampler import integer_weights, negatives_plan, sampling_plan, season_samples
 
 
 def test_fractional_co_views_become_proportional_integer_weights():
@@ -28,6 +28,10 @@ def test_the_plan_weighs_origins_by_views_and_draws_negatives_from_the_whole_cat
         SeasonsConfig().samples_per_view * 30 / 10
     )  # views 1+4+9+16, √views 1+2+3+4
     uniform = negatives_plan(SeasonsConfig(negatives=7), views)
+    assert season_samples(SeasonsConfig(samples_per_view=30), views) == 30 * 30  # the views decide: 900 < 4 × 3,000
+    capped = SeasonsConfig(samples_per_view=30, season_samples_per_asset=100)
+    assert season_samples(capped, views) == 4 * 100  # at most 100 a starting asset, still ∝ views across them
+    assert sampling_plan(capped, views, views).scale == pytest.approx(400 / 30)
     assert (uniform.count, uniform.n_assets, uniform.cumulative) == (7, 4, None)
     unigram = negatives_plan(SeasonsConfig(negative_distribution="unigram", unigram_exponent=0.5), views)
     np.testing.assert_allclose(np.diff(unigram.cumulative, prepend=0) / unigram.cumulative[-1], [0.1, 0.2, 0.3, 0.4])

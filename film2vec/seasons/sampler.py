@@ -47,7 +47,8 @@ SAMPLES_PER_CHUNK = 1 << 13  # samples made per kernel call: the kernels' arrays
 
 def sampling_plan(config: SeasonsConfig, catalogue_views: np.ndarray, origin_views: np.ndarray) -> Origins:
     """How many samples each origin gets, from the views of every asset (by index) and of the assets that can
-    be origins: --samples-per-view times the origins' views in all, so a season's size follows the evidence."""
+    be origins: --samples-per-view times the origins' views in all (at most --season-samples-per-asset times
+    the origins), so a season's size follows the evidence."""
     if len(catalogue_views) < 3:
         raise InputError(f"{len(catalogue_views)} assets in the catalogue; negatives need at least 3")
     if len(origin_views) == 0:
@@ -59,8 +60,10 @@ def sampling_plan(config: SeasonsConfig, catalogue_views: np.ndarray, origin_vie
 
 
 def season_samples(config: SeasonsConfig, origin_views: np.ndarray) -> float:
-    """A season's samples on average: --samples-per-view times the views of the assets the walk starts from."""
-    return config.samples_per_view * float(np.sum(origin_views, dtype=np.float64))
+    """A season's samples on average: --samples-per-view times the views of the assets the walk starts from, at
+    most --season-samples-per-asset times those assets."""
+    by_views = config.samples_per_view * float(np.sum(origin_views, dtype=np.float64))
+    return min(by_views, config.season_samples_per_asset * len(origin_views))
 
 
 def negatives_plan(config: SeasonsConfig, catalogue_views: np.ndarray) -> Negatives:

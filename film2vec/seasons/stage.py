@@ -336,6 +336,7 @@ def sampler_settings(config: SeasonsConfig, seed: int) -> dict:
         "seed": seed,
         "walk": config.walk,
         "samples_per_view": config.samples_per_view,
+        "season_samples_per_asset": config.season_samples_per_asset,
         "origin_distribution": config.origin_distribution,
         "negatives": config.negatives,
     }
