@@ -628,11 +628,16 @@ class Config:
 
     def check(self, command: str | None = None, reads: frozenset[str] | None = None) -> None:
         """Refuse, by flag, settings each valid alone that contradict each other, as PyTorch-BigGraph's
-        ConfigSchema checks its own: before Spark starts, whatever the data holds. A rule applies when the
-        command (None: any) reads every setting it involves (`reads`; None: all)."""
+        ConfigSchema checks its own: before Spark starts, whatever the data holds. A rule applies when every
+        setting it involves acts: the command (None: any) reads it (`reads`; None: all), and the rest of the
+        configuration lets it act (CONDITIONAL_SETTINGS)."""
 
         def read(*keys: str) -> bool:
-            return reads is None or all(key in reads for key in keys)
+            return all(
+                (reads is None or key in reads)
+                and all(rule.holds(self, command) for rule in CONDITIONAL_SETTINGS if key in rule.keys)
+                for key in keys
+            )
 
         if self.data.catalog and not self.data.schema and read("data.catalog"):
             raise ConfigError("flag --catalog needs --schema: name the schema that receives the tables")
@@ -644,7 +649,7 @@ class Config:
                 ("max_neighbours", "a dropped pair"),
                 ("min_co_views", "a dropped pair"),
             ):
-                if getattr(self.pairs, name) and read(f"pairs.{name}"):
+                if read(f"pairs.{name}") and getattr(self.pairs, name):
                     raise ConfigError(
                         f"flag {flag_of(name)}: new views (--new-events, --since) can only be merged into exact "
                         f"counts ({why} cannot be updated); leave it at 0, or recount with `film2vec pairs`"

@@ -66,8 +66,8 @@ def test_a_bad_profile_stops_the_command_with_the_file_and_key(tmp_path, capsys)
     [
         ({"data.catalog": "main"}, None, "--catalog needs --schema"),
         ({}, "refresh", "--new-events PATH or --since TIME"),
-        ({"data.since": "2024-01-01", "pairs.max_user_views": 500}, None, "--max-user-views: new views"),
-        ({"data.new_events": "/new", "pairs.min_co_views": 2.0}, None, "--min-co-views: new views"),
+        ({"data.since": "2024-01-01", "pairs.max_user_views": 500}, "pairs", "--max-user-views: new views"),
+        ({"data.new_events": "/new", "pairs.min_co_views": 2.0, "seasons.walk": "coview"}, None, "--min-co-views: new"),
         ({"train.lr_schedule": "linear"}, None, "--lr-schedule linear ends"),
         ({"seasons.min_seasons": 5, "seasons.max_seasons": 4}, None, "the floor is above the ceiling"),
         ({"train.processes": 2, "train.step_kernel": "native"}, None, "--step-kernel native cannot hold"),
@@ -75,12 +75,20 @@ def test_a_bad_profile_stops_the_command_with_the_file_and_key(tmp_path, capsys)
 )
 def test_settings_that_contradict_each_other_are_refused_by_flag(change, command, refusal):
     config = Config()
-    if command is None:
-        config.check()  # the defaults hold together
+    if command != "refresh":
+        config.check(command)  # the defaults hold together
     for key, value in change.items():
         section, name = key.split(".")
         setattr(getattr(config, section), name, value)
     with pytest.raises(ConfigError, match=refusal):
         config.check(command)
-    if command is None:
-        config.check(reads=frozenset({"data.out"}))  # a command that reads none of them is not refused
+    if command != "refresh":
+        config.check(command, reads=frozenset({"data.out"}))  # a command that reads none of them is not refused
+
+
+def test_a_rule_between_settings_holds_only_where_they_act():
+    config = Config()
+    config.data.since, config.pairs.max_neighbours = "2024-01-01", 5
+    config.check("run")  # the bipartite walk reads no pair counts: the cap is idle there (preflight says so)
+    with pytest.raises(ConfigError, match="--max-neighbours: new views"):
+        config.check("pairs")

@@ -29,7 +29,7 @@ def trained(spark, out: str, tmp_path, genre_p: float) -> int:
     version = int(register(use_store(out), TrackingConfig(), tmp_path / f"staging-{genre_p}", figures))
     config = config_from(parser().parse_args(["train", "--out", out]))
     vectors = np.random.default_rng(version).standard_normal((6, 4)).astype(np.float32)
-    record = json.dumps({gate.EMBEDDINGS_RECORD: {"model_version": version, "run_id": "r"}})
+    record = {gate.EMBEDDINGS_RECORD: {"model_version": version, "run_id": "r"}}
     embeddings = spark.createDataFrame(embeddings_table(pa.array(np.arange(6)), vectors))
     gate.write_candidate(config, embeddings, "embeddings", version, record)
     neighbours = spark.createDataFrame([(0, 1, 1, 0.5)], "asset_id long, rank int, neighbour_id long, score double")

@@ -576,7 +576,7 @@ def _pairs_counted(spark: SparkSession, config: Config) -> dict:
         )
     record = records[0][1]
     settings, pairs = config.pairs, pairs_table.where
-    config.check(reads=frozenset(f"pairs.{name}" for name in EXACT_COUNTS))  # this run asks for exact counts
+    config.check("pairs", reads=frozenset(f"pairs.{name}" for name in EXACT_COUNTS))  # this run asks for exact counts
     for name in EXACT_COUNTS:
         if record[name]:
             raise ConfigError(
