@@ -268,10 +268,10 @@ class SeasonsConfig:
         low=1e-3,
         high=1e6,
     )
-    season_samples_per_asset: float = setting(
-        3_000.0,
-        "A season's size is at most this many samples per asset the walk starts from: past it, more views of the "
-        "same assets grow the season and not what it teaches, and --seasons 0 draws further seasons while they gain",
+    season_samples_per_asset: float | None = setting(
+        None,
+        "A season's size is at most this many samples per asset the walk starts from (none: no bound): past it, "
+        "more views of the same assets grow the season, and --seasons 0 draws further seasons while they gain",
         low=1.0,
         high=1e9,
     )

@@ -63,6 +63,8 @@ def season_samples(config: SeasonsConfig, origin_views: np.ndarray) -> float:
     """A season's samples on average: --samples-per-view times the views of the assets the walk starts from, at
     most --season-samples-per-asset times those assets."""
     by_views = config.samples_per_view * float(np.sum(origin_views, dtype=np.float64))
+    if config.season_samples_per_asset is None:
+        return by_views
     return min(by_views, config.season_samples_per_asset * len(origin_views))
 
 
