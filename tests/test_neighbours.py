@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from film2vec.serving.nearest import block_neighbours, merge_blocks, normalised, top_k, top_neighbours, vector_matrix
+from film2vec.serving.nearest import Vectors, block_neighbours, merge_blocks, normalised, top_k, top_neighbours
 
 
 def reference_top_k(scores: np.ndarray, positions: np.ndarray, k: int) -> np.ndarray:
@@ -173,12 +173,12 @@ def test_approximate_search_leaves_each_query_out_and_finds_planted_neighbours()
 
 def test_approximate_table_agrees_with_the_exact_one(spark):
     from film2vec.serving.ann import build_index, index_bytes
-    from film2vec.serving.stage import approximate_neighbours_table, unit_matrix
+    from film2vec.serving.stage import approximate_neighbours_table
 
     asset_ids, vectors = shuffled_catalogue(3_000, 5)
     order = np.argsort(asset_ids)
     embeddings = pa.table({"asset_id": asset_ids[order], "vector": list(vectors[order])})
-    index = build_index(unit_matrix(embeddings.column("vector")))
+    index = build_index(Vectors.of_table(embeddings).unit())
     found = approximate_neighbours_table(spark, embeddings.column("asset_id"), index_bytes(index), 10)
     found = found.toArrow().sort_by([("asset_id", "ascending"), ("rank", "ascending")]).to_pydict()
     exact = brute_force(asset_ids, vectors, 10)
@@ -203,9 +203,16 @@ def test_the_index_searches_deeper_until_it_finds_the_recall_asked_for():
     assert np.mean([len(set(a) & set(b)) for a, b in zip(found, exact)]) / 10 >= 0.97
 
 
-def test_a_vector_column_reads_as_a_matrix_in_its_own_precision():
-    rows = [[1.0, 2.0], [3.0, 4.5], [0.0, -1.0]]
-    chunked = pa.chunked_array([pa.array(rows[:1], pa.list_(pa.float32())), pa.array(rows[1:], pa.list_(pa.float32()))])
-    assert vector_matrix(chunked).dtype == np.float32 and vector_matrix(chunked).tolist() == rows
-    assert vector_matrix(pa.array(rows, pa.list_(pa.float64()))).dtype == np.float64
-    assert vector_matrix(pa.array([], pa.list_(pa.float32()))).shape == (0, 0)
+def test_vectors_read_a_column_as_float32_rows_with_their_ids_and_unit_view():
+    rows = [[3.0, 4.0], [0.0, 0.0], [0.0, -2.5]]
+    chunked = pa.chunked_array([pa.array(rows[:1], pa.list_(pa.float64())), pa.array(rows[1:], pa.list_(pa.float64()))])
+    vectors = Vectors.of(pa.chunked_array([["a"], ["b", "c"]]), chunked)
+    assert vectors.ids.to_pylist() == ["a", "b", "c"]
+    assert vectors.matrix.dtype == np.float32 and vectors.matrix.tolist() == rows
+    assert vectors.unit().dtype == np.float32 and vectors.unit(np.float64).dtype == np.float64
+    assert vectors.unit(np.float64).tolist() == [[0.6, 0.8], [0.0, 0.0], [0.0, -1.0]]  # a zero row stays zero
+    table = Vectors.of_table(pa.table({"asset_id": [7, 8, 9], "vector": chunked}))
+    assert table.ids.to_pylist() == [7, 8, 9] and np.array_equal(table.matrix, vectors.matrix)
+    assert Vectors.of(None, pa.array([], pa.list_(pa.float32()))).matrix.shape == (0, 0)
+    with pytest.raises(ValueError, match="2 ids for 3 vectors"):
+        Vectors.of(pa.array([1, 2]), chunked)

@@ -14,7 +14,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from film2vec.serving.nearest import top_k
+from film2vec.serving.nearest import Vectors, top_k
 
 SCORES_PER_BLOCK = 1 << 22  # user x candidate scores held at once (8 bytes each)
 
@@ -52,11 +52,10 @@ def _recommend_mapper(candidate_ids: pa.Array, candidate_unit: np.ndarray, prior
         for whole in batches:
             for start in range(0, whole.num_rows, users_per_block):
                 batch = whole.slice(start, users_per_block)
-                vectors = batch.column("vector")
-                tastes = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+                tastes = Vectors.of(batch.column("user_id"), batch.column("vector")).matrix.astype(np.float64)
                 watched = batch.column("watched").fill_null(pa.scalar([], pa.list_(pa.int32())))
                 columns, scores = rank_candidates(
-                    tastes.reshape(batch.num_rows, -1),
+                    tastes,
                     candidate_unit,
                     prior,
                     np.diff(watched.offsets.to_numpy()),

@@ -38,7 +38,7 @@ from film2vec.errors import InputError
 from film2vec.ingest.readers import read_input
 from film2vec.labels import label_matrix
 from film2vec.plots import plot_loss, plot_map, write_map_html
-from film2vec.serving.nearest import normalised, vector_matrix
+from film2vec.serving.nearest import Vectors
 from film2vec.timing import timed
 
 TOP_LABELS = 3  # labels listed per cluster
@@ -111,12 +111,12 @@ def load_catalogue(spark: SparkSession, config: Config, provisional: bool = True
         raise InputError(
             f"{tables.of(config, 'embeddings').where}: {table.num_rows} asset(s) with a vector; need at least 2"
         )
-    vectors = vector_matrix(table.column("vector")).astype(np.float64)
+    vectors = Vectors.of_table(table)
     label_lists = table.column("labels").to_pylist()
     matrix, names = label_matrix(label_lists)
     return Catalogue(
-        asset_ids=table.column("asset_id").combine_chunks(),
-        unit=normalised(vectors),
+        asset_ids=vectors.ids,
+        unit=vectors.unit(np.float64),
         titles=table.column("title").to_pylist(),
         views=table.column("views").to_numpy(),
         label_lists=label_lists,
@@ -215,10 +215,10 @@ def recommend(spark: SparkSession, config: Config) -> dict:
     table = candidates.orderBy(F.col("asset_idx").asc_nulls_last(), "asset_id").toArrow()
     if table.num_rows == 0:
         raise InputError(f"candidates at {config.apps.candidates}: none of the {given} assets has a vector")
-    unit = normalised(vector_matrix(table.column("vector")).astype(np.float64))
+    candidate_vectors = Vectors.of_table(table)
     prior = popularity_prior(table.column("views").to_numpy(), config.apps.popularity_prior)
     ranked = recommendations(
-        spark, users, views, table.column("asset_id").combine_chunks(), unit, prior, config.apps.recommend_n
+        spark, users, views, candidate_vectors.ids, candidate_vectors.unit(np.float64), prior, config.apps.recommend_n
     )
     recommendations_table.write(ranked)
     written = recommendations_table.read(spark)

@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from film2vec.recency import recency_weights
-from film2vec.serving.nearest import normalised
+from film2vec.serving.nearest import Vectors
 
 USERS_PER_BLOCK = 1_024  # users whose views are stacked into one matrix at a time
 
@@ -49,11 +49,10 @@ def _taste_mapper(half_life_days: float | None, half_life_views: float | None):
                 views = batch.column("views")
                 counts = np.diff(views.offsets.to_numpy()).astype(np.int64)
                 flat = views.flatten()
-                vector_lists = flat.field("vector")
-                dim = len(vector_lists[0]) if len(vector_lists) else 0
-                vectors = vector_lists.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+                viewed = Vectors.of(None, flat.field("vector"))
+                dim = viewed.matrix.shape[1]
                 seconds = flat.field("seconds").to_numpy(zero_copy_only=False).astype(np.float64)
-                unit = normalised(vectors.reshape(-1, dim))
+                unit = viewed.unit(np.float64)
                 tastes = taste_vectors(unit, counts, seconds, half_life_days, half_life_views)
                 values = pa.array(tastes.astype(np.float32).ravel())
                 offsets = pa.array(np.arange(0, len(values) + 1, max(dim, 1), dtype=np.int32))

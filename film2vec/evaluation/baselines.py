@@ -20,6 +20,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from film2vec.config import EvaluateConfig
+from film2vec.serving.nearest import Vectors
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,5 @@ def fit_als(interactions: DataFrame, rank: int, settings: EvaluateConfig, seed: 
 def _rows(factors: DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """An ALS factor table (id, features) as (ids, float32 matrix)."""
     table = factors.select("id", "features").toArrow()
-    ids = table.column("id").to_numpy().astype(np.int64)
-    features = table.column("features").combine_chunks()
-    return ids, features.flatten().to_numpy().astype(np.float32).reshape(len(ids), -1)
+    factor_vectors = Vectors.of(table.column("id"), table.column("features"))
+    return factor_vectors.ids.to_numpy().astype(np.int64), factor_vectors.matrix

@@ -23,7 +23,7 @@ from film2vec.config import AppsConfig
 from film2vec.errors import InputError
 from film2vec.labels import label_matrix
 from film2vec.recency import recency_weights
-from film2vec.serving.nearest import top_k, vector_matrix
+from film2vec.serving.nearest import Vectors, top_k
 
 # Below every real score (a dot product with a sum of unit vectors) and above an excluded asset's -inf.
 _NO_VECTOR_SCORE = -np.finfo(np.float64).max
@@ -340,11 +340,12 @@ class HeldOut:
     def _vectors(self, embeddings: pa.Table) -> np.ndarray:
         """An (asset_id, vector) table as a matrix with a row per asset code, zero where it has no vector."""
         ids = pd.Index(self.asset_ids.to_pandas())
-        rows = ids.get_indexer(embeddings.column("asset_id").to_pandas())
+        given = Vectors.of_table(embeddings)
+        rows = ids.get_indexer(given.ids.to_pandas())
         known = rows >= 0
         if not known.any():
             raise InputError("the embeddings share no asset_id with the events' catalogue; are they of these events?")
-        found = vector_matrix(embeddings.column("vector"))[known]
+        found = given.matrix[known]
         vectors = np.zeros((len(ids), found.shape[1]))
         vectors[rows[known]] = found
         return vectors

@@ -7,16 +7,39 @@ holds it; `block_neighbours` applies it within one block of candidates, `merge_b
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 
-def vector_matrix(column) -> np.ndarray:
-    """An Arrow column of vectors (lists of one length, chunked or not) as a matrix of its rows, in the
-    column's own precision: every table of vectors is read into numpy this one way."""
-    if hasattr(column, "combine_chunks"):
-        column = column.combine_chunks()
-    flat = np.asarray(column.flatten())
-    return flat.reshape(len(column), -1) if len(column) else flat.reshape(0, 0)
+@dataclass(frozen=True, eq=False)
+class Vectors:
+    """Vectors as numpy: the float32 `matrix` whose row i is the vector of `ids[i]` (one Arrow array; None
+    where the rows have no id of their own, as a user's views). Every column of vectors is read this one way:
+    vectors are stored as float32, so the float64 callers (k-means, tastes, label means) lose nothing."""
+
+    ids: Any
+    matrix: np.ndarray
+
+    @classmethod
+    def of(cls, ids, vectors) -> Vectors:
+        """From an id column (or None) and a vector column of lists of one length (Arrow, chunked or not)."""
+        ids, vectors = (c.combine_chunks() if hasattr(c, "combine_chunks") else c for c in (ids, vectors))
+        flat = np.asarray(vectors.flatten(), dtype=np.float32)
+        matrix = flat.reshape(len(vectors), -1) if len(vectors) else flat.reshape(0, 0)
+        if ids is not None and len(ids) != len(matrix):
+            raise ValueError(f"Vectors: {len(ids)} ids for {len(matrix)} vectors")
+        return cls(ids, matrix)
+
+    @classmethod
+    def of_table(cls, table, id_column: str = "asset_id") -> Vectors:
+        """From a table's `id_column` and its `vector` column."""
+        return cls.of(table.column(id_column), table.column("vector"))
+
+    def unit(self, dtype: type = np.float32) -> np.ndarray:
+        """The rows scaled to unit length, in `dtype`: what cosines are taken on."""
+        return normalised(self.matrix.astype(dtype, copy=False))
 
 
 def normalised(vectors: np.ndarray) -> np.ndarray:

@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 
 try:  # served by MLflow: film2vec/serving/nearest.py and ann.py travel beside this file in the model's code/ folder
     from ann import load_index, search
-    from nearest import normalised, top_neighbours, vector_matrix
+    from nearest import Vectors, top_neighbours
 except ImportError:  # inside film2vec
     from film2vec.serving.ann import load_index, search
-    from film2vec.serving.nearest import normalised, top_neighbours, vector_matrix
+    from film2vec.serving.nearest import Vectors, top_neighbours
 
 
 class SimilarAssets(mlflow.pyfunc.PythonModel):
@@ -33,11 +33,12 @@ class SimilarAssets(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         self.top_k = int(context.model_config["top_k"])
         table = pq.read_table(context.artifacts["embeddings"])
-        self.asset_ids = table.column("asset_id").to_numpy(zero_copy_only=False)
-        self.vectors = vector_matrix(table.column("vector")).astype(np.float32)
+        stored = Vectors.of_table(table)
+        self.asset_ids = stored.ids.to_numpy(zero_copy_only=False)
+        self.vectors = stored.matrix
         # a provisional vector is made from labels, not yet from views
         self.provisional = np.array(table.column("source").to_pylist()) == "metadata"
-        self.unit = normalised(self.vectors)
+        self.unit = stored.unit()
         self.row_of = {asset: row for row, asset in enumerate(self.asset_ids.tolist())}
         self.index = None
         if "index" in context.artifacts:

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from film2vec.serving import ann
-from film2vec.serving.nearest import block_neighbours, merge_blocks, normalised, top_neighbours, vector_matrix
+from film2vec.serving.nearest import Vectors, block_neighbours, merge_blocks, top_neighbours
 
 BLOCK_ROWS = 1024  # query assets a task scores at a time
 SHARD_ROWS = (
@@ -30,15 +30,11 @@ DRIVER_ASSETS = 50_000  # at most this many assets, one process scores the catal
 DRIVER_SCORES = 1 << 23  # query rows x catalogue scored at a time on the driver (64 MiB in float64)
 
 
-def unit_matrix(vectors: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """An Arrow column of vectors (lists of one length) as a matrix of unit rows."""
-    return normalised(vector_matrix(vectors))
-
-
 def _rows(assets: pa.ListScalar) -> tuple[np.ndarray, pa.Array, np.ndarray]:
     """(positions, asset ids, unit vectors) of one list of (position, asset_id, vector)."""
     rows = assets.values
-    return rows.field("position").to_numpy(), rows.field("asset_id"), unit_matrix(rows.field("vector"))
+    vectors = Vectors.of(rows.field("asset_id"), rows.field("vector"))
+    return rows.field("position").to_numpy(), vectors.ids, vectors.unit()
 
 
 class Candidates:
@@ -237,9 +233,9 @@ def neighbours_on_driver(embeddings: pa.Table, k: int, query_rows: int | None = 
     the one rule of `nearest.top_k`."""
     if k < 1 or (query_rows is not None and query_rows < 1):
         raise ValueError(f"neighbours_on_driver: k and query_rows must be at least 1 (got {k}, {query_rows})")
-    ordered = embeddings.select(["asset_id", "vector"]).sort_by("asset_id")
-    unit = unit_matrix(ordered.column("vector"))
-    positions, ids = np.arange(len(unit)), ordered.column("asset_id").combine_chunks()
+    ordered = Vectors.of_table(embeddings.sort_by("asset_id"))
+    unit, ids = ordered.unit(), ordered.ids
+    positions = np.arange(len(unit))
     block_rows = query_rows or max(1, DRIVER_SCORES // max(1, len(unit)))
     parts = []
     for start in range(0, len(unit), block_rows):

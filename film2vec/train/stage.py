@@ -42,14 +42,13 @@ from film2vec.seasons.stage import (
     walk_origins,
 )
 from film2vec.serving import ann, gate
-from film2vec.serving.nearest import vector_matrix
+from film2vec.serving.nearest import Vectors
 from film2vec.serving.stage import (
     DRIVER_ASSETS,
     approximate_neighbours_table,
     neighbours_on_driver,
     neighbours_table,
     tuned_index,
-    unit_matrix,
 )
 from film2vec.storage import local_scratch
 from film2vec.train.checkpoint import clear as clear_checkpoint
@@ -96,12 +95,13 @@ def warm_start(config: Config, catalogue: pa.Table) -> WarmStart:
     source = tracking.model_uri(config.train.warm_start)
     previous, optimiser_state = tracking.model_tables(source)
     previous = previous.filter(pc.equal(previous.column("source"), "views"))  # label-made vectors start afresh
-    vectors = vector_matrix(previous.column("vector")).astype(np.float32)
+    stored = Vectors.of_table(previous)
+    vectors = stored.matrix
     if vectors.shape[1] != config.train.dim:
         raise ConfigError(
             f"flag --warm-start: {source} has vectors of dimension {vectors.shape[1]}, --dim is {config.train.dim}"
         )
-    position = pd.Index(previous.column("asset_id").to_pandas()).get_indexer(catalogue.column("asset_id").to_pandas())
+    position = pd.Index(stored.ids.to_pandas()).get_indexer(catalogue.column("asset_id").to_pandas())
     known, new = np.flatnonzero(position >= 0), np.flatnonzero(position < 0)
     if known.size == 0:
         raise InputError(
@@ -127,8 +127,9 @@ def _provisional_vectors(
     if not config.train.cold_start or not unviewed_table.exists(spark):
         return None
     unviewed = unviewed_table.read(spark).select("asset_id", "genres").toArrow()
-    known_vectors = vector_matrix(trained.column("vector"))
-    vectors, found = label_mean_vectors(known_vectors, trained_genres, unviewed.column("genres").to_pylist())
+    vectors, found = label_mean_vectors(
+        Vectors.of_table(trained).matrix, trained_genres, unviewed.column("genres").to_pylist()
+    )
     ids = unviewed.column("asset_id").filter(pa.array(found)).cast(trained.schema.field("asset_id").type)
     return tables.embeddings_table(ids, vectors[found], "metadata")
 
@@ -451,7 +452,7 @@ def _neighbour_search(config: Config, embeddings: pa.Table, pool: ThreadPoolExec
     settings = config.tracking
     if embeddings.num_rows >= settings.ann_from_assets:
         embeddings = embeddings.sort_by("asset_id")
-        index, recall = tuned_index(unit_matrix(embeddings.column("vector")), settings.top_k, settings.ann_recall)
+        index, recall = tuned_index(Vectors.of_table(embeddings).unit(), settings.top_k, settings.ann_recall)
         mlflow.log_metric("neighbours_sampled_recall", recall)
         return NeighbourSearch(embeddings, index, recall)
     if embeddings.num_rows <= DRIVER_ASSETS:
