@@ -107,11 +107,11 @@ def als_vectors(spark, config) -> dict:
     from film2vec import tables
     from film2vec.config import ConfigError
     from film2vec.evaluation.baselines import fit_als, index_users
-    from film2vec.ingest.readers import ingest_as_configured
+    from film2vec.ingest.readers import ingest_source, source_of
 
     if not config.data.events:
         raise ConfigError("ALS vectors: give the events to fit on, --events PATH")
-    found = ingest_as_configured(spark, config.data.events, config.data.metadata, config.data)
+    found = ingest_source(spark, source_of(config.data))
     views = found.views.join(found.assets.select("asset_id", "asset_idx"), "asset_id")
     factors = fit_als(index_users(views), config.train.dim, config.evaluate, config.seed)
     asset_ids = found.assets.orderBy("asset_idx").select("asset_id").toArrow().column("asset_id")

@@ -117,6 +117,13 @@ class DataConfig:
     )
 
 
+# how the user's input files are read: the id type, the column names, the null words, strict metadata
+INPUT_READING = (
+    *("id_type", "user_col", "asset_col", "time_col", "metadata_asset_col", "title_col", "genres_col"),
+    *("null_tokens", "strict_metadata"),
+)
+
+
 @dataclass
 class SparkConfig:
     master: str = setting("local[*]", "Spark master used when film2vec starts Spark itself", speed_only=True)
@@ -622,6 +629,12 @@ class Config:
     refresh: RefreshConfig = field(default_factory=RefreshConfig)
 
     @property
+    def names_events(self) -> bool:
+        """Whether the user names view events (--events or --new-events), read by the input settings
+        (INPUT_READING, --metadata); without, the events are the synthetic catalogue, film2vec's own table."""
+        return bool(self.data.events or self.data.new_events)
+
+    @property
     def merges_new_views(self) -> bool:
         """Whether a command merges a batch of new views (--new-events or --since) rather than reading all."""
         return bool(self.data.new_events or self.data.since)
@@ -695,6 +708,11 @@ def _keys(section: str, *names: str) -> tuple[str, ...]:
 
 
 CONDITIONAL_SETTINGS = (
+    ActsOnlyWhen(
+        _keys("data", "metadata", *INPUT_READING),
+        lambda c, _: c.names_events,
+        "--events or --new-events (the synthetic catalogue is film2vec's own table, read by its own columns)",
+    ),
     ActsOnlyWhen(_keys("pairs"), lambda c, command: command == "pairs" or c.seasons.walk == "coview", "--walk coview"),
     ActsOnlyWhen(
         _keys("seasons", "min_seasons", "max_seasons", "validation_users"),

@@ -123,7 +123,7 @@ def uses_metastore(config: Config) -> bool:
     """Whether a run reads or writes any table by name (a local session then needs the Hive metastore)."""
     inputs = (
         config.data.events,
-        config.data.metadata,
+        config.data.metadata if config.names_events else None,
         config.data.new_events,
         config.apps.labels,
         config.apps.candidates,

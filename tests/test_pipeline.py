@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from deltalake import DeltaTable
 
-from film2vec import pipeline
+from film2vec import cli, pipeline
 from film2vec.config import Config
+from film2vec.errors import ExitCode
 from film2vec.serving.nearest import normalised, top_neighbours
 
 
@@ -112,3 +113,13 @@ def test_run_logs_how_long_training_waited_for_each_pipelined_season(finished_ru
     # (three equal seasons at worst: var 3·mean)
     expected = 3 * summary["inputs"]["ingest"]["views"] * config.seasons.samples_per_view
     assert abs(summary["sample"]["samples"] - expected) <= 5 * (3 * expected) ** 0.5
+
+
+def test_train_refuses_a_view_floor_no_asset_reaches_before_it_trains(finished_run, capsys):
+    """--min-views above every asset's viewers would publish no vector: a clear stop, the served version kept."""
+    config, _ = finished_run
+    served = DeltaTable(config.out("embeddings")).version()
+    code = cli.main(["train", "--out", config.data.out, "--seasons", "3", "--min-views", "1000000"])
+    assert code == ExitCode.BAD_INPUT
+    assert "flag --min-views 1000000: no asset has that many viewers (the most viewed has" in capsys.readouterr().err
+    assert DeltaTable(config.out("embeddings")).version() == served

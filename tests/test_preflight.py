@@ -90,3 +90,13 @@ def test_a_pair_setting_the_walk_does_not_read_is_refused_by_name(tmp_path, sett
         preflight.check(config, COMMANDS["run"].reads, command="run")
     preflight.check(config, COMMANDS["pairs"].reads, command="pairs")  # `film2vec pairs` counts them whatever the walk
     assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_an_input_reading_setting_without_events_is_refused_by_name(tmp_path):
+    """The synthetic catalogue is film2vec's own table: the settings that read the user's files do not apply."""
+    config = Config()
+    config.data.out, config.data.time_col = str(tmp_path), "watched"
+    with pytest.raises(ConfigError, match="--time-col watched acts only with --events or --new-events"):
+        preflight.check(config, COMMANDS["run"].reads, command="run")
+    config.data.events = str(tmp_path)
+    preflight.check(config, COMMANDS["run"].reads, command="run")

@@ -18,7 +18,7 @@ from film2vec.config import Config
 from film2vec.errors import InputError
 from film2vec.evaluation.baselines import fit_als
 from film2vec.evaluation.protocol import HeldOut, genre_sets, split_views
-from film2vec.ingest.readers import ingest_as_configured, read_input
+from film2vec.ingest.readers import ingest_source, read_input
 from film2vec.ingest.stage import events_source
 from film2vec.inputs import inputs_with_store
 from film2vec.seasons.stage import sample
@@ -36,8 +36,8 @@ def split_events(spark: SparkSession, config: Config) -> tuple[HeldOut, dict[str
     Views are the validated ones (one per user and asset, at its earliest time); a view without a time
     is ordered by asset id alone. The split is a driver-side numpy function, so the views must fit there.
     """
-    events, metadata = events_source(spark, config)
-    found = ingest_as_configured(spark, events, metadata, config.data)
+    source = events_source(spark, config)
+    found = ingest_source(spark, source)
     assets = found.assets.orderBy("asset_idx").select("asset_id", "title", "genres").toArrow()
     views = (
         found.views.join(found.assets.select("asset_id", "asset_idx"), "asset_id")
@@ -46,7 +46,7 @@ def split_events(spark: SparkSession, config: Config) -> tuple[HeldOut, dict[str
     )
     found.release()
     if views.num_rows == 0:
-        raise InputError(f"events at {events}: no valid view to split")
+        raise InputError(f"events at {source.events}: no valid view to split")
     user = pd.factorize(views.column("user_id").to_pandas())[0].astype(np.int64)
     asset = views.column("asset_idx").to_numpy().astype(np.int64)
     micros = pc.fill_null(views.column("viewed_at").cast(pa.int64()), 0).to_numpy()
@@ -96,7 +96,7 @@ def evaluate(spark: SparkSession, config: Config) -> dict:
     for name, table in split_tables.items():
         tables.of(config, f"split/{name}").write(table)
     on_train = copy.deepcopy(config)
-    on_train.data.events, on_train.data.metadata = config.out("split/train"), config.out("split/metadata")
+    on_train.data.events = config.out("split/train")  # with split/metadata, film2vec's own (OWN_EVENTS)
     summary["inputs"] = inputs_with_store("inputs", spark, on_train)
     summary["sample"] = timed("sample", sample, spark, on_train)
     summary["train"] = timed("train", train_vectors, spark, on_train, held_out=held_out)

@@ -214,15 +214,22 @@ class ReadRules:
     strict_metadata: bool = False
 
 
-def read_rules_of(data) -> ReadRules:
-    """The reading rules a DataConfig gives (--null-tokens, --strict-metadata)."""
-    tokens = tuple(token.strip() for token in data.null_tokens.split(",") if token.strip())
-    return ReadRules(tokens, data.strict_metadata)
+@dataclass(frozen=True)
+class Source:
+    """Events to ingest, their metadata, and how to read them. film2vec's own tables (the synthetic catalogue,
+    evaluate's split) are read as they are: film2vec's column names, typed ids."""
+
+    events: str
+    metadata: str | None = None
+    id_type: str = "auto"
+    columns: Columns = Columns()
+    rules: ReadRules = ReadRules()
 
 
-def columns_of(data) -> Columns:
-    """The input column names a DataConfig gives (the metadata's asset id defaults to the events' one)."""
-    return Columns(
+def source_of(data) -> Source:
+    """The user's input as a DataConfig names it, read by its settings (--id-type, the column names,
+    --null-tokens, --strict-metadata; the metadata's asset id defaults to the events' one)."""
+    columns = Columns(
         data.user_col,
         data.asset_col,
         data.time_col,
@@ -230,6 +237,8 @@ def columns_of(data) -> Columns:
         data.title_col,
         data.genres_col,
     )
+    tokens = tuple(token.strip() for token in data.null_tokens.split(",") if token.strip())
+    return Source(data.events, data.metadata, data.id_type, columns, ReadRules(tokens, data.strict_metadata))
 
 
 def _renamed(frame: DataFrame, names: dict[str, str]) -> DataFrame:
@@ -684,6 +693,6 @@ def ingest(
     return Ingested(views, index_assets(views, usable), rejects, summary, usable, cached)
 
 
-def ingest_as_configured(spark: SparkSession, events_path: str, metadata_path: str | None, data) -> Ingested:
-    """`ingest` with the id type, column names and reading rules a DataConfig gives."""
-    return ingest(spark, events_path, metadata_path, data.id_type, columns_of(data), read_rules_of(data))
+def ingest_source(spark: SparkSession, source: Source) -> Ingested:
+    """`ingest` of a Source."""
+    return ingest(spark, source.events, source.metadata, source.id_type, source.columns, source.rules)

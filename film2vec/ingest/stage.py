@@ -17,7 +17,7 @@ from pyspark.sql import types as T
 from film2vec import tables
 from film2vec.config import Config, ConfigError
 from film2vec.errors import InputError
-from film2vec.ingest.readers import ingest_as_configured
+from film2vec.ingest.readers import Source, ingest_source, source_of
 from film2vec.ingest.synthetic import plan_catalogue
 from film2vec.timing import Stopwatch
 
@@ -61,16 +61,25 @@ def generate(spark: SparkSession, config: Config) -> dict:
     }
 
 
-def events_source(spark: SparkSession, config: Config) -> tuple[str, str | None]:
-    """The events (and metadata) to use: the configured ones, or the synthetic catalogue made on demand."""
-    synthetic_assets_table = tables.of(config, "synthetic/assets")
+# film2vec's own events tables under DIR, by their metadata's: read as written, whatever the reading settings
+OWN_EVENTS = {"synthetic/events": "synthetic/assets", "split/train": "split/metadata"}
+
+
+def events_source(spark: SparkSession, config: Config) -> Source:
+    """The events (and metadata) to read, with how to read them: the user's input by its reading settings, or
+    one of film2vec's own tables (OWN_EVENTS: evaluate's split, or, without --events, the synthetic catalogue,
+    drawn on demand) as it is."""
+    own = {config.out(events): config.out(metadata) for events, metadata in OWN_EVENTS.items()}
+    if config.data.events in own:
+        return Source(config.data.events, own[config.data.events])
     if config.data.events:
-        return config.data.events, config.data.metadata
-    events, metadata = config.out("synthetic/events"), config.out("synthetic/assets")
+        return source_of(config.data)
+    synthetic_assets_table = tables.of(config, "synthetic/assets")
+    synthetic = Source(config.out("synthetic/events"), config.out("synthetic/assets"))
     if not synthetic_assets_table.exists(spark):
         log.info("no --events: drawing the synthetic catalogue into %s", config.out("synthetic"))
         generate(spark, config)
-        return events, metadata
+        return synthetic
     records = synthetic_assets_table.records(spark, "synthetic")  # newest first
     if not records or records[0][1] != _drawn_by(config)["synthetic"]:
         log.warning(
@@ -78,7 +87,7 @@ def events_source(spark: SparkSession, config: Config) -> tuple[str, str | None]
             config.out("synthetic"),
         )
         generate(spark, config)
-    return events, metadata
+    return synthetic
 
 
 def _drawn_by(config: Config) -> dict:
@@ -91,14 +100,14 @@ def prepare_views(spark: SparkSession, config: Config) -> dict:
     rejects_table = tables.of(config, "rejects")
     assets_table = tables.of(config, "assets")
     views_table = tables.of(config, "views")
-    events, metadata = events_source(spark, config)
-    found = ingest_as_configured(spark, events, metadata, config.data)
+    source = events_source(spark, config)
+    found = ingest_source(spark, source)
     summary = dict(found.summary)
     if summary["valid"] == 0:
         rejects_table.write(found.rejects)
         found.release()
         raise InputError(
-            f"events at {events}: none of the {summary['rows']} rows is a valid view "
+            f"events at {source.events}: none of the {summary['rows']} rows is a valid view "
             f"(rejected by reason: {summary['rejected_by_reason']}); see {rejects_table.where}"
         )
     # rejects and unviewed are written by threads while assets then views are: Spark runs the jobs side by side.
@@ -165,10 +174,10 @@ def new_batch(spark: SparkSession, config: Config) -> tuple[DataFrame, DataFrame
     """The batch's valid views (from --new-events, else --events; at or after --since when given), its
     usable metadata, and its ingest summary."""
     if config.data.new_events:
-        source, metadata = config.data.new_events, config.data.metadata
+        source = dataclasses.replace(source_of(config.data), events=config.data.new_events)
     else:
-        source, metadata = events_source(spark, config)
-    found = ingest_as_configured(spark, source, metadata, config.data)
+        source = events_source(spark, config)
+    found = ingest_source(spark, source)
     views = found.views
     if config.data.since:
         views = views.where(F.col("viewed_at") >= F.lit(since_moment(config.data.since)))

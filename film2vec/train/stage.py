@@ -247,6 +247,12 @@ def _prepared(spark: SparkSession, config: Config, seasons: Iterable[int] | None
     trained = walk_origins(spark, config)
     catalogue = assets_table.read_arrow(spark, ["asset_idx", "asset_id", "views", "genres"])
     catalogue = catalogue.sort_by("asset_idx")
+    most_viewers = pc.max(catalogue.column("views")).as_py() or 0
+    if most_viewers < config.train.min_views:
+        raise InputError(
+            f"flag --min-views {config.train.min_views}: no asset has that many viewers (the most viewed has "
+            f"{most_viewers}), so no vector would be published; lower it"
+        )
     with_neighbours = (
         assets.where(F.col("views") >= config.train.min_views)
         .join(trained, "asset_id", "left_semi")
