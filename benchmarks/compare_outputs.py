@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
+from deltalake import DeltaTable
 
 from film2vec.tables import open_without_spark, read_without_spark
 from film2vec.train.stream import read_season
@@ -34,7 +35,8 @@ def delta_tables(out: Path) -> dict[str, Path]:
 def canonical_rows(path: Path) -> pa.Table:
     """The table's rows in an order that depends only on their values (seasons: the trainer's order)."""
     if path.name == "seasons":
-        seasons = sorted(int(folder.name.split("=", 1)[1]) for folder in path.glob("season=*"))
+        # the table's partitions, not its folders: a season it replaced keeps its folder until a vacuum
+        seasons = sorted(int(values["season"]) for values in DeltaTable(str(path)).partitions())
         return pa.concat_tables(
             (table := pa.Table.from_batches(list(read_season(str(path), season)))).append_column(
                 "season", pa.array([season] * table.num_rows, pa.int32())
