@@ -1,6 +1,8 @@
 """Every option does what it says: each command, run on a tiny catalogue, consults every setting it accepts
 that can act in the configuration given, and refuses a value of its own for any other, by flag, before Spark
-starts (config.CONDITIONAL_SETTINGS, checked by film2vec.preflight).
+starts (config.CONDITIONAL_SETTINGS, checked by film2vec.preflight); and each setting it consults changes its
+result: run again from the same folder with the setting moved, it gives another exit code, summary, table,
+file or registered model.
 
 A setting counts as consulted when film2vec's code reads it while the command runs; the reads that build the
 configuration, check it, or copy it whole (MLflow's parameters, fingerprints) do not count. Speed-only
