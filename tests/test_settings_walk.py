@@ -70,8 +70,6 @@ DATA = {
     ("*", "data.catalog"): "--schema names tables in a metastore",
     ("*", "spark.metastore"): "a table is named: --schema, or an input given as schema.table",
     ("train", "train.allow_season_mismatch"): "DIR/seasons was drawn by other settings or inputs",
-    ("*", "data.metadata_asset_col"): "the metadata names its asset column apart from --asset-col",
-    ("*", "apps.half_life_days"): "the views carry times (the recency weighting by days)",
     ("*", "pairs.pair_budget"): "the users' histories hold more pairs than the budget (the count then stops)",
     ("refresh", "train.warm_new_assets"): "the batch brings assets the served model lacks",
 }
