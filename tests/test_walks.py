@@ -171,6 +171,8 @@ def test_samples_grouped_by_member_expand_to_the_same_samples():
     per_group = np.diff(group_offsets)
     expanded = zip(np.repeat(group_origin, per_group), grouped, np.repeat(group_position, per_group))
     assert sorted(expanded) == sorted(zip(origin, sample, position))
+    none = samples_by_member(*bipartite_users(stream_key(5, 0), np.array([0, 1]), np.array([0, 0]), offsets[:3], 2))
+    assert [len(part) for part in none] == [0, 0, 1, 0]  # origins that drew nothing: no group, offsets [0]
 
 
 def test_bipartite_walk_is_a_function_of_seed_and_season():

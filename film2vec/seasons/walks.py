@@ -308,11 +308,12 @@ def samples_by_member(
     """The first step's samples grouped by the list position drawn (one (origin, user) pair per position).
 
     Returns each group's origin and position, the groups' offsets and their sample numbers (in drawn order
-    within a group): a row per viewing to shuffle instead of a row per sample.
+    within a group): a row per viewing to shuffle instead of a row per sample. Origins that drew no sample (a
+    Spark batch of rare origins can draw none at all) give no group.
     """
     order = np.argsort(position, kind="stable")
     drawn = position[order]
-    starts = np.flatnonzero(np.concatenate(([True], drawn[1:] != drawn[:-1])))
+    starts = np.flatnonzero(np.diff(drawn, prepend=-1) != 0)  # positions are >= 0: the first always starts one
     return origins[order][starts], drawn[starts], np.append(starts, len(drawn)), sample[order]
 
 
