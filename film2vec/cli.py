@@ -112,8 +112,12 @@ EVENTS = {  # read and validated by events.ingest; without --events, the synthet
 NEW_VIEWS = frozenset({"data.new_events", "data.since"})  # a batch merged into the tables (count_new_pairs)
 NEGATIVES = frozenset({"seasons.negatives", "seasons.negative_distribution", "seasons.unigram_exponent"})
 # the sampler leaves each sample's negatives' slots in its stream; the trainer draws them (train/stream.py)
-SAMPLING = {"seed"} | every("seasons", "pipelined_seasons", "negative_distribution", "unigram_exponent")
-HELD_OUT = frozenset({"seasons.min_seasons", "seasons.max_seasons", "seasons.validation_users"})  # --seasons 0
+SAMPLING = {"seed"} | every(
+    "seasons", "pipelined_seasons", "negative_distribution", "unigram_exponent", "gain_standard_errors"
+)
+HELD_OUT = frozenset(  # --seasons 0
+    {"seasons.min_seasons", "seasons.max_seasons", "seasons.gain_standard_errors", "seasons.validation_users"}
+)
 GATE = ("evaluation_model", "version", "evaluation_version", "force")  # tracking settings only validate, promote read
 # the settings of training on the seasons drawn beside it (run, refresh, evaluate); `train` reads DIR/seasons
 TRAINING = (

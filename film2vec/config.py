@@ -261,6 +261,13 @@ class SeasonsConfig:
     )
     min_seasons: int = setting(2, "--seasons 0: the fewest seasons a run trains", low=1, high=10_000)
     max_seasons: int = setting(20, "--seasons 0: the most seasons a run trains", low=1, high=10_000)
+    gain_standard_errors: float = setting(
+        1.0,
+        "--seasons 0: a season counts as a gain only when its held-out gain over the best earlier season exceeds "
+        "this many standard errors of the users' and assets' paired differences (0: any gain in the means)",
+        low=0.0,
+        high=10.0,
+    )
     validation_users: int = setting(
         1_000,
         "--seasons 0: users (a seeded sample of those with at least 3 views) whose last view is held out of the "
@@ -276,9 +283,10 @@ class SeasonsConfig:
         high=1e6,
     )
     season_samples_per_asset: float | None = setting(
-        None,
-        "A season's size is at most this many samples per asset the walk starts from (none: no bound): past it, "
-        "more views of the same assets grow the season, and --seasons 0 draws further seasons while they gain",
+        3_000.0,
+        "A season's size is at most this many samples per asset the walk starts from (none: no bound), so assets "
+        "viewed over 100 times each (at 30 samples per view) get seasons the held-out slice judges one by one "
+        "(--seasons 0 draws more while they gain) instead of a few huge ones",
         low=1.0,
         high=1e9,
     )
@@ -715,9 +723,14 @@ CONDITIONAL_SETTINGS = (
     ),
     ActsOnlyWhen(_keys("pairs"), lambda c, command: command == "pairs" or c.seasons.walk == "coview", "--walk coview"),
     ActsOnlyWhen(
-        _keys("seasons", "min_seasons", "max_seasons", "validation_users"),
+        _keys("seasons", "min_seasons", "max_seasons", "gain_standard_errors", "validation_users"),
         lambda c, _: c.seasons.seasons == 0,
         "--seasons 0",
+    ),
+    ActsOnlyWhen(
+        _keys("seasons", "gain_standard_errors"),
+        lambda c, _: c.seasons.max_seasons > max(c.seasons.min_seasons, 2),
+        "--max-seasons above --min-seasons and 2 (only the seasons between them are judged)",
     ),
     ActsOnlyWhen(_keys("seasons", "context_window"), lambda c, _: c.seasons.walk == "bipartite", "--walk bipartite"),
     ActsOnlyWhen(

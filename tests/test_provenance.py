@@ -45,7 +45,7 @@ def test_each_season_and_the_pair_table_record_how_they_were_drawn(spark, tmp_pa
         "seed": 0,
         "walk": "bipartite",
         "samples_per_view": 0.4,
-        "season_samples_per_asset": None,
+        "season_samples_per_asset": 3000.0,
         "origin_distribution": "views",
         "origin_exponent": 1.0,
         "negatives": 20,

@@ -52,7 +52,7 @@ WALK = [
     ("uses", ["--candidates", "CANDIDATES", "--n-clusters", "3"]),
     ("refresh", [*TINY, "--since", "2000-01-01", "--retrain-unchanged", "true"]),
     ("evaluate", [*TINY, "--seasons", "1", "--baseline", "als", "--als-iterations", "2"]),
-    ("run", [*TINY, "--set", "synthetic.views_per_user=12", "--seasons", "0", "--max-seasons", "2"]),
+    ("run", [*TINY, "--set", "synthetic.views_per_user=12", "--seasons", "0", "--max-seasons", "3"]),
     (
         "run",
         [*TINY, "--walk", "coview", "--seasons", "1", "--negative-distribution", "unigram"]

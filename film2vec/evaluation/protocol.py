@@ -78,7 +78,13 @@ def split_views(user: np.ndarray, asset: np.ndarray, viewed_at: np.ndarray | Non
     return Split(user[~test], asset[~test], user[test], asset[test], viewed_at[~test] if timed else None)
 
 
-def next_watch(
+def next_watch(vectors: np.ndarray, split: Split, k: int = 20, **options) -> dict[str, float]:
+    """Recall@k and NDCG@k of ranking the catalogue for each user with test views, averaged over users: the
+    means of next_watch_by_user (whose keyword options it takes)."""
+    return _user_means(next_watch_by_user(vectors, split, k, **options))
+
+
+def next_watch_by_user(
     vectors: np.ndarray,
     split: Split,
     k: int = 20,
@@ -86,8 +92,9 @@ def next_watch(
     view_weights: np.ndarray | None = None,
     catalogue: np.ndarray | None = None,
     block_cells: int = 1 << 23,
-) -> dict[str, float]:
-    """Recall@k and NDCG@k of ranking the catalogue for each user with test views, averaged over users.
+) -> dict[str, np.ndarray]:
+    """Recall@k and NDCG@k of ranking the catalogue for each user with test views, one value per such user
+    (in user code order): the terms a paired comparison of two sets of vectors needs.
 
     The user vector is the mean of the unit vectors of the user's train assets (weighted by `view_weights`,
     one per train view of the split, when given: a recommender's recency weighting); candidates are scored
@@ -97,7 +104,7 @@ def next_watch(
     Recall divides the hits by the user's test views; NDCG uses binary relevance, a log2 discount and an
     ideal DCG over min(test views, k) hits. The candidates are the split's assets, or `catalogue` (asset
     codes) when given: a slice of a few users ranks against every asset. Users are scored in blocks of at most
-    `block_cells` scores (memory ~24 B each). Returns nan for both when no user has test views.
+    `block_cells` scores (memory ~24 B each).
     """
     unit, has_vector = _unit_rows(vectors, split)
     by_user = np.argsort(split.train_user, kind="stable")  # the order _rank_for_users hands the train rows in
@@ -146,7 +153,12 @@ def next_watch_of_user_vectors(
     def own_vector(users: np.ndarray, view_start: np.ndarray, views: np.ndarray, _watched: np.ndarray) -> np.ndarray:
         return user_vectors[users]
 
-    return _rank_for_users(candidates, has_vector, own_vector, split, k, block_cells)
+    return _user_means(_rank_for_users(candidates, has_vector, own_vector, split, k, block_cells))
+
+
+def _user_means(by_user: dict[str, np.ndarray]) -> dict[str, float]:
+    """Each figure averaged over users; nan when no user has test views."""
+    return {name: float(np.mean(values)) if values.size else float("nan") for name, values in by_user.items()}
 
 
 def _rank_for_users(
@@ -157,10 +169,10 @@ def _rank_for_users(
     k: int,
     block_cells: int,
     catalogue: np.ndarray | None = None,
-) -> dict[str, float]:
+) -> dict[str, np.ndarray]:
     """Rank the catalogue (the split's assets unless given) for each user with test views by query(users,
     view_start, views, their train assets' candidate rows) @ candidate rows, excluding train assets; Recall@k
-    and NDCG@k averaged over users.
+    and NDCG@k of each such user, in user code order.
 
     `users` are the block's user codes, and user i's train assets are rows view_start[i] : view_start[i] +
     views[i] of the last argument. Assets without a vector rank below every other and above excluded ones.
@@ -177,7 +189,7 @@ def _rank_for_users(
     by_test_user = np.argsort(split.test_user, kind="stable")
     users, test_first, test_count = np.unique(split.test_user[by_test_user], return_index=True, return_counts=True)
     if users.size == 0:
-        return {f"recall_at_{k}": float("nan"), f"ndcg_at_{k}": float("nan")}
+        return {f"recall_at_{k}": np.empty(0), f"ndcg_at_{k}": np.empty(0)}
     test_columns = np.full((len(users), test_count.max()), -1, dtype=np.int64)
     test_slot = np.arange(len(by_test_user)) - np.repeat(test_first, test_count)
     test_columns[np.repeat(np.arange(len(users)), test_count), test_slot] = column_of_asset[
@@ -209,10 +221,7 @@ def _rank_for_users(
         is_hit = (ranked[:, :, None] == test_columns[block][:, None, :]).any(axis=2)
         hits[block] = is_hit.sum(axis=1)
         dcg[block] = np.cumsum(is_hit * discount, axis=1)[:, -1]  # summed best first, reproducibly
-    return {
-        f"recall_at_{k}": float(np.mean(hits / test_count)),
-        f"ndcg_at_{k}": float(np.mean(dcg / ideal_dcg)),
-    }
+    return {f"recall_at_{k}": hits / test_count, f"ndcg_at_{k}": dcg / ideal_dcg}
 
 
 def genre_precision(
@@ -233,10 +242,19 @@ def genre_precision(
     """
     _check_codes(split, len(vectors))
     views = np.bincount(split.train_asset, minlength=len(vectors))
-    return genre_precision_of_views(vectors, views, asset_genres, k, min_views, block_cells=block_cells)
+    return genre_precision_of_views(vectors, views, asset_genres, k=k, min_views=min_views, block_cells=block_cells)
 
 
 def genre_precision_of_views(
+    vectors: np.ndarray, views: np.ndarray, asset_genres: Sequence[Collection[str]], **options
+) -> float:
+    """genre_precision with each asset's train views given as counts (`views[a]` for asset code a): the mean of
+    genre_shares_of_views (whose options it takes)."""
+    shares = genre_shares_of_views(vectors, views, asset_genres, **options)
+    return float(np.mean(shares)) if shares.size else float("nan")
+
+
+def genre_shares_of_views(
     vectors: np.ndarray,
     views: np.ndarray,
     asset_genres: Sequence[Collection[str]],
@@ -244,8 +262,8 @@ def genre_precision_of_views(
     min_views: int = 20,
     *,
     block_cells: int = 1 << 23,
-) -> float:
-    """genre_precision with each asset's train views given as counts (`views[a]` for asset code a)."""
+) -> np.ndarray:
+    """GenreP@k's terms: each eligible asset's share (in asset code order), empty when none is eligible."""
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     unit, has_vector = _unit_rows(vectors)
@@ -254,17 +272,15 @@ def genre_precision_of_views(
     if len(views) != len(unit):
         raise ValueError(f"views covers {len(views)} assets, vectors have {len(unit)} rows")
     eligible = np.flatnonzero(np.asarray(views) >= min_views)
-    if eligible.size == 0:
-        return float("nan")
     in_pool = np.flatnonzero(has_vector[eligible])
     pool = eligible[in_pool]
+    share = np.zeros(len(eligible))
     neighbours = min(k, len(pool) - 1)
     if neighbours < 1:
-        return 0.0
+        return share
     pool_genres = label_matrix([asset_genres[a] for a in pool])[0].toarray()
 
     pool_unit = unit[pool]
-    share = np.zeros(len(eligible))
     block_rows = max(1, block_cells // len(pool))
     for start in range(0, len(pool), block_rows):
         rows = np.arange(start, min(start + block_rows, len(pool)))
@@ -273,7 +289,7 @@ def genre_precision_of_views(
         nearest, _ = top_k(scores, np.arange(scores.shape[1]), neighbours)
         shared = (pool_genres[rows][:, None, :] & pool_genres[nearest]).any(axis=2)
         share[in_pool[rows]] = shared.mean(axis=1)
-    return float(np.mean(share))
+    return share
 
 
 def evaluate(vectors: np.ndarray, split: Split, asset_genres: Sequence[Collection[str]]) -> dict[str, float]:

@@ -28,6 +28,7 @@ class Checkpoint:
     step: int = 0
     history: list[dict] = field(default_factory=list)
     curve: list[dict] = field(default_factory=list)  # the held-out figures after each season (--seasons 0)
+    terms: list[dict[str, torch.Tensor]] = field(default_factory=list)  # each season's gain terms on the slice
 
 
 def save(directory: str | Path, checkpoint: Checkpoint) -> Path:

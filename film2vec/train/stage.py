@@ -428,7 +428,9 @@ def _trained(spark: SparkSession, prepared: Prepared, checkpoints: str | None) -
         checkpoints=checkpoints,
         start=warm.starting_rows() if warm else None,
         validation=prepared.validation,
-        stop_rule=StopRule(config.seasons.min_seasons, config.seasons.max_seasons) if stopping else None,
+        stop_rule=StopRule(config.seasons.min_seasons, config.seasons.max_seasons, config.seasons.gain_standard_errors)
+        if stopping
+        else None,
         added_back=slice_added_back(spark, config, prepared.seasons) if stopping else None,
         drawn_from={"settings": sampler_settings(config.seasons, config.seed), "catalogue": identity(catalogue)},
     )

@@ -144,7 +144,7 @@ def train(
         history=[EpochReport(**report) for report in state.history],
         resumed_seasons=list(state.seasons_done),
     )
-    result.stopped = stop_rule.reason(state.curve) if stop_rule and state.curve else None
+    result.stopped = stop_rule.reason(state.curve, state.terms) if stop_rule and state.curve else None
     compile_undecided = config.compile_step == "auto"  # decided on the first season to train, by its size
 
     def train_season(season: int) -> None:
@@ -171,9 +171,11 @@ def train(
                 continue
             train_season(season)
             if validation is not None:
-                state.curve.append(validation.score(published_vectors(model, config)))
-                log.info("season %d on the held-out slice: %s", season, _figures_text(state.curve[-1]))
-                result.stopped = stop_rule.reason(state.curve) if stop_rule else None
+                score = validation.score(published_vectors(model, config))
+                state.curve.append(score.figures)
+                state.terms.append({name: torch.from_numpy(values) for name, values in score.terms.items()})
+                log.info("season %d on the held-out slice: %s", season, _figures_text(score.figures))
+                result.stopped = stop_rule.reason(state.curve, state.terms) if stop_rule else None
             if checkpoints:
                 state.tensors = model.state()
                 state.history = [dataclasses.asdict(report) for report in result.history]
