@@ -55,9 +55,11 @@ def catalogue(spark):
 
 
 def sampler(catalogue, seed: int = 42, **settings):
-    """The co-view walk with stratified origins, drawn by Spark, unless the settings say otherwise."""
+    """The co-view walk with stratified origins, drawn by Spark, unbounded (the tests ask thousands of samples of
+    each of five origins), unless the settings say otherwise."""
     pairs, assets, views = catalogue
-    config = SeasonsConfig(**{"walk": "coview", "origin_distribution": "stratified", "sampler": "spark", **settings})
+    defaults = {"walk": "coview", "origin_distribution": "stratified", "sampler": "spark"}
+    config = SeasonsConfig(**{**defaults, "season_samples_per_asset": None, **settings})
     return season_sampler(config, seed, assets, pairs=pairs, views=views)
 
 
