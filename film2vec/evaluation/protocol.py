@@ -81,7 +81,7 @@ def split_views(user: np.ndarray, asset: np.ndarray, viewed_at: np.ndarray | Non
 def next_watch(vectors: np.ndarray, split: Split, k: int = 20, **options) -> dict[str, float]:
     """Recall@k and NDCG@k of ranking the catalogue for each user with test views, averaged over users: the
     means of next_watch_by_user (whose keyword options it takes)."""
-    return _user_means(next_watch_by_user(vectors, split, k, **options))
+    return term_means(next_watch_by_user(vectors, split, k, **options))
 
 
 def next_watch_by_user(
@@ -153,12 +153,12 @@ def next_watch_of_user_vectors(
     def own_vector(users: np.ndarray, view_start: np.ndarray, views: np.ndarray, _watched: np.ndarray) -> np.ndarray:
         return user_vectors[users]
 
-    return _user_means(_rank_for_users(candidates, has_vector, own_vector, split, k, block_cells))
+    return term_means(_rank_for_users(candidates, has_vector, own_vector, split, k, block_cells))
 
 
-def _user_means(by_user: dict[str, np.ndarray]) -> dict[str, float]:
-    """Each figure averaged over users; nan when no user has test views."""
-    return {name: float(np.mean(values)) if values.size else float("nan") for name, values in by_user.items()}
+def term_means(terms: dict[str, np.ndarray]) -> dict[str, float]:
+    """Each figure as the mean of its terms (per user, per asset); nan for a figure with none."""
+    return {name: float(np.mean(values)) if values.size else float("nan") for name, values in terms.items()}
 
 
 def _rank_for_users(
@@ -250,8 +250,7 @@ def genre_precision_of_views(
 ) -> float:
     """genre_precision with each asset's train views given as counts (`views[a]` for asset code a): the mean of
     genre_shares_of_views (whose options it takes)."""
-    shares = genre_shares_of_views(vectors, views, asset_genres, **options)
-    return float(np.mean(shares)) if shares.size else float("nan")
+    return term_means({"shares": genre_shares_of_views(vectors, views, asset_genres, **options)})["shares"]
 
 
 def genre_shares_of_views(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from film2vec.evaluation.protocol import Split, genre_shares_of_views, next_watch_by_user
+from film2vec.evaluation.protocol import Split, genre_shares_of_views, next_watch_by_user, term_means
 
 GENRE_ASSETS = 5_000  # GenreP@10 of the stopping rule over the most viewed labelled assets: bounded cost per season
 
@@ -70,8 +70,7 @@ class Validation:
         terms[DEEP] = next_watch_by_user(vectors, self.split, DEEP_K, catalogue=catalogue)[DEEP]
         if self.genres is not None:
             terms["genre_p_at_10"] = genre_shares_of_views(vectors, self.views, self.genres)
-        figures = {name: float(np.mean(values)) if values.size else float("nan") for name, values in terms.items()}
-        return SeasonScore(figures, {name: terms[name] for name in GAIN_FIGURES if name in terms})
+        return SeasonScore(term_means(terms), {name: terms[name] for name in GAIN_FIGURES if name in terms})
 
 
 @dataclass(frozen=True)
