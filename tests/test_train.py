@@ -99,20 +99,27 @@ def test_loss_is_cross_entropy_with_target_first():
 NEEDS_CC = pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None, reason="no C compiler for the C step")
 
 STEP_CASES = [
-    *((shared, loss, "eager", dense) for shared in (True, False) for loss in LOSSES for dense in (1, 0)),
-    (True, "softmax", "compiled", 1),  # compiling takes ~10 s a case: the default model, and the other branches
-    (False, "sigmoid", "compiled", 0),
-    *(pytest.param(shared, loss, "native", 1, marks=NEEDS_CC) for shared in (True, False) for loss in LOSSES),
+    *((shared, loss, "eager", dense, 3) for shared in (True, False) for loss in LOSSES for dense in (1, 0)),
+    (True, "softmax", "compiled", 1, 3),  # compiling takes ~10 s a case: the default model, and the other branches
+    (False, "sigmoid", "compiled", 0, 3),
+    *(
+        pytest.param(shared, loss, "native", 1, dim, marks=NEEDS_CC)
+        for shared in (True, False)
+        for loss in LOSSES
+        for dim in (3, 32)  # the C step's dot products take dimensions of a multiple of 16 in 16 lanes
+    ),
 ]
 
 
-@pytest.mark.parametrize(("shared", "loss", "kernel", "dense_rows_per_touch"), STEP_CASES)
-def test_hand_written_step_is_sgd_on_the_autograd_gradient(shared, loss, kernel, dense_rows_per_touch, monkeypatch):
+@pytest.mark.parametrize(("shared", "loss", "kernel", "dense_rows_per_touch", "dim"), STEP_CASES)
+def test_hand_written_step_is_sgd_on_the_autograd_gradient(
+    shared, loss, kernel, dense_rows_per_touch, dim, monkeypatch
+):
     """The closed-form step equals row-wise Adagrad on autograd's gradient of the summed loss: each row
     steps by lr · g / sqrt(mean(g²)) on its first update. Eager, compiled or in C, gradients summed in a
     buffer of every row or over the batch's distinct rows."""
     monkeypatch.setattr(model_module, "DENSE_ROWS_PER_TOUCH", dense_rows_per_touch)
-    model = AssetVectors(6, 3, shared=shared, loss=loss, seed=1, compiled=kernel == "compiled")
+    model = AssetVectors(6, dim, shared=shared, loss=loss, seed=1, compiled=kernel == "compiled")
     if kernel == "native":
         model.use_native()
     assert (model.vectors.shape[0] <= model_module.DENSE_ROWS_PER_TOUCH * 9) == bool(dense_rows_per_touch)

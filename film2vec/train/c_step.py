@@ -13,6 +13,7 @@ import ctypes
 import functools
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from film2vec.c_kernels import NativeUnavailable, build
@@ -63,12 +64,16 @@ class NativeStep:
         self.vector_scratch = _Scratch(rows, dim)
         self.context_scratch = self.vector_scratch if context is vectors else _Scratch(rows, dim)
 
-    def __call__(self, origin: torch.Tensor, candidates: torch.Tensor, learning_rate: float) -> torch.Tensor:
-        """One step on (origin [batch], candidates [batch, width]); returns the summed loss before the step."""
+    def __call__(
+        self, origin: torch.Tensor, target: torch.Tensor, negatives: torch.Tensor, learning_rate: float
+    ) -> torch.Tensor:
+        """One step on (origin [batch], target [batch], negatives [batch, n]); returns the summed loss before the
+        step. The index arrays are handled by numpy: torch's own threads (a cat of a batch's candidates is
+        parallel) would wait on a core that samples the next season, as long as the step itself."""
         rows, dim = self.matrices[0].shape
-        origin = origin.to(torch.int64).contiguous()
-        candidates = candidates.to(torch.int64).contiguous()
-        for indices in (origin.numpy(), candidates.numpy()):  # numpy: torch's own threads would spin beside C's
+        origin = np.ascontiguousarray(origin.numpy(), dtype=np.int64)
+        candidates = np.concatenate((target.numpy()[:, None], negatives.numpy()), axis=1, dtype=np.int64)
+        for indices in (origin, candidates):
             low, high = indices.min(), indices.max()
             if low < 0 or high >= rows:  # C would read out of bounds where tensor code raises
                 raise IndexError(f"asset index out of range [0, {rows}): {int(low)}..{int(high)}")
@@ -80,8 +85,8 @@ class NativeStep:
             *(tensor.data_ptr() for tensor in self.matrices),
             rows,
             dim,
-            origin.data_ptr(),
-            candidates.data_ptr(),
+            origin.ctypes.data,
+            candidates.ctypes.data,
             batch,
             width,
             learning_rate,

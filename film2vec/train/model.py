@@ -98,9 +98,9 @@ class AssetVectors:
         self, origin: torch.Tensor, target: torch.Tensor, negatives: torch.Tensor, learning_rate: float
     ) -> torch.Tensor:
         """One row-wise Adagrad step on a batch; returns the batch's summed loss (a 0-d tensor, before the step)."""
-        candidates = _candidates(target, negatives)
         if self.native is not None:
-            return self.native(origin, candidates, learning_rate)
+            return self.native(origin, target, negatives, learning_rate)
+        candidates = _candidates(target, negatives)
         if self.exchange is not None:
             return self._exchanged_step(origin, candidates, learning_rate)
         dense = self.vectors.shape[0] <= DENSE_ROWS_PER_TOUCH * candidates.numel()
