@@ -158,7 +158,12 @@ def next_watch_of_user_vectors(
 
 def term_means(terms: dict[str, np.ndarray]) -> dict[str, float]:
     """Each figure as the mean of its terms (per user, per asset); nan for a figure with none."""
-    return {name: float(np.mean(values)) if values.size else float("nan") for name, values in terms.items()}
+    return {name: term_mean(values) for name, values in terms.items()}
+
+
+def term_mean(values: np.ndarray) -> float:
+    """A figure as the mean of its terms; nan when it has none."""
+    return float(np.mean(values)) if values.size else float("nan")
 
 
 def _rank_for_users(
@@ -250,7 +255,7 @@ def genre_precision_of_views(
 ) -> float:
     """genre_precision with each asset's train views given as counts (`views[a]` for asset code a): the mean of
     genre_shares_of_views (whose options it takes)."""
-    return term_means({"shares": genre_shares_of_views(vectors, views, asset_genres, **options)})["shares"]
+    return term_mean(genre_shares_of_views(vectors, views, asset_genres, **options))
 
 
 def genre_shares_of_views(

@@ -109,7 +109,7 @@ static void accumulate_sample(const Step *s, int64_t i, Share *share) {
     const float *gradient = s->gradients + i * s->width, *origin_row = s->vectors.matrix + o * dim;
     int owns_origin = o % owners == share->owner;
     float origin_sum[dim];
-    memset(origin_sum, 0, sizeof origin_sum);
+    if (owns_origin) memset(origin_sum, 0, sizeof origin_sum);
     for (int64_t k = 0; k < s->width; k++) {
         if (owns_origin) add_scaled(origin_sum, s->context.matrix + row[k] * dim, gradient[k], dim);
         if (row[k] % owners != share->owner) continue;
