@@ -126,16 +126,20 @@ def test_the_driver_draws_the_rows_spark_draws_in_draw_order(catalogue, tmp_path
 
 def test_auto_draws_on_the_driver_only_when_the_input_and_a_season_fit_the_limit(catalogue):
     pairs, _, views = catalogue  # 12 pair rows and 15 views over 6 assets: a season of samples_per_view × 15
-    assert draws_on_driver(SeasonsConfig(walk="bipartite", samples_per_view=1, driver_sampling_rows=15), views, 15)
-    assert not draws_on_driver(SeasonsConfig(walk="bipartite", samples_per_view=1, driver_sampling_rows=14), views, 15)
-    assert not draws_on_driver(
-        SeasonsConfig(walk="bipartite", samples_per_view=1.1, driver_sampling_rows=15), views, 15
-    )
-    assert draws_on_driver(SeasonsConfig(walk="coview", samples_per_view=0.8, driver_sampling_rows=12), pairs, 15)
-    assert not draws_on_driver(SeasonsConfig(walk="coview", sampler="spark"), pairs, 15)
-    assert draws_on_driver(SeasonsConfig(walk="coview", sampler="driver", driver_sampling_rows=0), pairs, 15)
-    fits = SeasonsConfig(walk="bipartite", samples_per_view=1, driver_sampling_rows=15)
-    assert not draws_on_driver(fits, views, 15, rows=16)  # the rows the caller knows are not counted again
+    by_asset = np.array([4, 3, 3, 2, 2, 1])
+
+    def fits(walk_input, rows=None, **settings):
+        return draws_on_driver(SeasonsConfig(**settings), walk_input, by_asset, rows)
+
+    assert fits(views, walk="bipartite", samples_per_view=1, driver_sampling_rows=15)
+    assert not fits(views, walk="bipartite", samples_per_view=1, driver_sampling_rows=14)
+    assert not fits(views, walk="bipartite", samples_per_view=1.1, driver_sampling_rows=15)
+    # bounded at 2 samples per asset, 30 per view makes a season of 12, not 450
+    assert fits(views, walk="bipartite", samples_per_view=30, season_samples_per_asset=2, driver_sampling_rows=15)
+    assert fits(pairs, walk="coview", samples_per_view=0.8, driver_sampling_rows=12)
+    assert not fits(pairs, walk="coview", sampler="spark")
+    assert fits(pairs, walk="coview", sampler="driver", driver_sampling_rows=0)
+    assert not fits(views, rows=16, walk="bipartite", samples_per_view=1, driver_sampling_rows=15)  # not counted again
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -49,6 +50,7 @@ from film2vec.seasons.sampler import (
     coview_lists_from_edges,
     coview_step,
     sampling_plan,
+    season_samples,
     season_table,
 )
 from film2vec.seasons.walks import Origins, stream_key
@@ -294,7 +296,7 @@ def season_sampler(
     sampler = {"spark": assets.sparkSession, "walk": walk, "seed": seed, "negatives": config.negatives}
     sampler.update(window=window, partitions=config.sample_partitions, drawn_from=drawn_from)
     rows = walk.input_rows(catalogue_views)
-    if draws_on_driver(config, walk_input, int(catalogue_views.sum()), rows):
+    if draws_on_driver(config, walk_input, catalogue_views, rows):
         lists = walk.driver_lists(walk_input, assets, catalogue_views, window)
         origins = sampling_plan(config, catalogue_views, lists[0].column("views").to_numpy())
         return SeasonSampler(origins=origins, driver_lists=lists, **sampler)
@@ -304,14 +306,17 @@ def season_sampler(
     return SeasonSampler(origins=origins, origin_lists=origin_lists, user_lists=user_lists, **sampler)
 
 
-def draws_on_driver(config: SeasonsConfig, walk_input: DataFrame, views: int, rows: int | None = None) -> bool:
+def draws_on_driver(
+    config: SeasonsConfig, walk_input: DataFrame, catalogue_views: np.ndarray, rows: int | None = None
+) -> bool:
     """--sampler: spark, driver, or (auto) the driver when the walk's input rows (`rows` when the caller knows
-    them, else counted up to the limit) and a season's samples (at most --samples-per-view times the catalogue's
-    `views`) both fit --driver-sampling-rows."""
+    them, else counted up to the limit) and a season's samples (at most what `season_samples` gives for the
+    whole catalogue, by its `catalogue_views`: the walk's origins are among its assets) both fit
+    --driver-sampling-rows."""
     if config.sampler != "auto":
         return config.sampler == "driver"
     limit = config.driver_sampling_rows
-    if config.samples_per_view * views > limit:
+    if season_samples(config, catalogue_views) > limit:
         return False
     return (rows if rows is not None else walk_input.limit(limit + 1).count()) <= limit
 
