@@ -186,7 +186,7 @@ COMMANDS = {
         "split the events per user (last 5 views held out), train on the rest (or score --embeddings), "
         "print the figures",
         "film2vec.evaluation.stage:evaluate",
-        (PAIRS - NEW_VIEWS) | SAMPLE | TRAINING | every("evaluate") | RECENCY,
+        (PAIRS - NEW_VIEWS) | SAMPLE | TRAINING | every("evaluate") | RECENCY | {"apps.popularity_prior"},
         trains=True,
     ),
     "tastes": Command("write each user's taste vector into DIR/user_vectors", "film2vec.apps.stage:tastes", TASTES),

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from film2vec.apps.recommend import popularity_prior, rank_candidates
 from film2vec.evaluation.protocol import (
     Split,
     evaluate,
@@ -297,6 +298,29 @@ def test_weighted_next_watch_ranks_by_the_weighted_taste() -> None:
     assert next_watch(vectors, split, k=10, view_weights=ones) == pytest.approx(next_watch(vectors, split, k=10))
     with pytest.raises(ValueError, match="view_weights"):
         next_watch(vectors, split, view_weights=weights[1:])
+
+
+def test_next_watch_with_a_prior_ranks_as_the_recommend_use() -> None:
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(40, 5))
+    split = split_views(rng.integers(0, 30, 600), rng.integers(0, 40, 600), rng.integers(0, 10**6, 600))
+    weights = rng.uniform(0.1, 1.0, size=len(split.train_user))
+    prior = popularity_prior(np.bincount(split.train_asset, minlength=40), 0.3)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    summed, total = np.zeros((30, 5)), np.zeros(30)
+    np.add.at(summed, split.train_user, unit[split.train_asset] * weights[:, None])
+    np.add.at(total, split.train_user, weights)
+    by_user = np.argsort(split.train_user, kind="stable")
+    users, counts = np.unique(split.train_user, return_counts=True)
+    ranked, _ = rank_candidates(summed[users] / total[users, None], unit, prior, counts, split.train_asset[by_user], 10)
+    recall = [
+        np.isin(split.test_asset[split.test_user == user], ranked[row]).sum() / np.sum(split.test_user == user)
+        for row, user in enumerate(users)
+        if np.any(split.test_user == user)
+    ]
+    figures = next_watch(vectors, split, k=10, view_weights=weights, prior=prior, block_cells=100)
+    assert figures["recall_at_10"] == pytest.approx(np.mean(recall))
+    assert figures != pytest.approx(next_watch(vectors, split, k=10, view_weights=weights))  # the prior counts
 
 
 def test_weighting_the_latest_train_view_finds_the_next_watch() -> None:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from film2vec.apps.recommend import popularity_prior
 from film2vec.config import AppsConfig
 from film2vec.errors import InputError
 from film2vec.labels import label_matrix
@@ -90,6 +91,7 @@ def next_watch_by_user(
     k: int = 20,
     *,
     view_weights: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
     catalogue: np.ndarray | None = None,
     block_cells: int = 1 << 23,
 ) -> dict[str, np.ndarray]:
@@ -101,6 +103,8 @@ def next_watch_by_user(
     by cosine, excluding the user's train assets. Ranking by the dot product with the (weighted) sum of
     those unit vectors gives the same order (cosine times a positive per-user constant) with fewer
     roundings. A user whose train assets all lack vectors gets all-zero scores, so candidates come by id.
+    With `prior` (a score per asset code added to every candidate's: a recommender's popularity prior), the
+    query is the (weighted) mean itself, as film2vec's recommender scores it (film2vec.apps.recommend).
     Recall divides the hits by the user's test views; NDCG uses binary relevance, a log2 discount and an
     ideal DCG over min(test views, k) hits. The candidates are the split's assets, or `catalogue` (asset
     codes) when given: a slice of a few users ranks against every asset. Users are scored in blocks of at most
@@ -119,15 +123,19 @@ def next_watch_by_user(
     def taste(users: np.ndarray, view_start: np.ndarray, views: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         found = np.zeros((len(users), candidates.shape[1]))
         watched = views > 0
+        weights = np.ones(views.sum())
         if view_weights is not None:
             first = np.searchsorted(user_of_row, users)
-            candidates = candidates * view_weights[np.repeat(first - view_start, views) + np.arange(views.sum()), None]
+            weights = view_weights[np.repeat(first - view_start, views) + np.arange(views.sum())]
+            candidates = candidates * weights[:, None]
         if watched.any():
             # reduceat over the users who watched something: their starts bound exactly their own views.
             found[watched] = np.add.reduceat(candidates, view_start[watched], axis=0)
+            if prior is not None:  # the mean, on the scale of the prior
+                found[watched] /= np.add.reduceat(weights, view_start[watched])[:, None]
         return found
 
-    return _rank_for_users(unit, has_vector, taste, split, k, block_cells, catalogue)
+    return _rank_for_users(unit, has_vector, taste, split, k, block_cells, catalogue, prior)
 
 
 def next_watch_of_user_vectors(
@@ -174,10 +182,11 @@ def _rank_for_users(
     k: int,
     block_cells: int,
     catalogue: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Rank the catalogue (the split's assets unless given) for each user with test views by query(users,
-    view_start, views, their train assets' candidate rows) @ candidate rows, excluding train assets; Recall@k
-    and NDCG@k of each such user, in user code order.
+    view_start, views, their train assets' candidate rows) @ candidate rows (plus each asset's `prior`, when
+    given), excluding train assets; Recall@k and NDCG@k of each such user, in user code order.
 
     `users` are the block's user codes, and user i's train assets are rows view_start[i] : view_start[i] +
     views[i] of the last argument. Assets without a vector rank below every other and above excluded ones.
@@ -220,6 +229,8 @@ def _rank_for_users(
         row_of_view = np.repeat(np.arange(len(views)), views)
         view_columns = train_column[np.arange(views.sum()) + np.repeat(train_start[block] - view_start, views)]
         scores = query(users[block], view_start, views, catalogue_rows[view_columns]) @ catalogue_rows.T
+        if prior is not None:
+            scores += prior[catalogue]
         scores[:, no_vector_columns] = _NO_VECTOR_SCORE
         scores[row_of_view, view_columns] = -np.inf
         ranked, _ = top_k(scores, np.arange(scores.shape[1]), depth)
@@ -343,14 +354,20 @@ class HeldOut:
 
     def score_tastes(self, embeddings: pa.Table, apps: AppsConfig) -> dict[str, float]:
         """Next-watch figures of film2vec's own recommender (the tastes and recommend uses): each user's
-        recency-weighted taste (--half-life-views, --half-life-days) against the asset vectors, by cosine."""
+        recency-weighted taste (--half-life-views, --half-life-days) against the asset vectors, by cosine,
+        plus the popularity prior of the train views (--popularity-prior), as `film2vec recommend` ranks."""
         split = self.split
         by_user = np.argsort(split.train_user, kind="stable")
         _, counts = np.unique(split.train_user[by_user], return_counts=True)
         seconds = split.train_time[by_user] / 1e6  # the split's times are microseconds
         weights = np.empty(len(by_user))
         weights[by_user] = recency_weights(counts, seconds, apps.half_life_days, apps.half_life_views)
-        return next_watch(self._vectors(embeddings), split, view_weights=weights)
+        vectors = self._vectors(embeddings)
+        prior = None
+        if apps.popularity_prior:
+            viewers = np.bincount(split.train_asset, minlength=len(vectors))  # what DIR/assets counts
+            prior = popularity_prior(viewers, apps.popularity_prior)
+        return next_watch(vectors, split, view_weights=weights, prior=prior)
 
     def score_recommender(self, user_vectors: np.ndarray, embeddings: pa.Table) -> dict[str, float]:
         """Next-watch figures of a factor model's own ranking, user vector · asset vector: `user_vectors` has a
