@@ -17,7 +17,8 @@ from deltalake import write_deltalake
 from film2vec import cli
 from film2vec.apps.audit import holdout_recovery, judge, label_votes
 from film2vec.apps.clusters import describe_clusters, kmeans
-from film2vec.apps.recommend import popularity_prior, rank_candidates, recommendations
+from film2vec.apps.ranking import popularity_prior, rank_candidates
+from film2vec.apps.recommend import recommendations
 from film2vec.apps.similar import find_asset
 from film2vec.apps.tastes import taste_vectors, user_vectors
 from film2vec.errors import ExitCode, InputError

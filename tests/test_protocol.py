@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from film2vec.apps.recommend import popularity_prior, rank_candidates
+from film2vec.apps.ranking import popularity_prior, rank_candidates
 from film2vec.evaluation.protocol import (
     Split,
     evaluate,

@@ -47,7 +47,7 @@ def test_the_plan_weighs_origins_by_views_and_draws_negatives_from_the_whole_cat
 def test_the_pure_modules_import_without_spark_torch_or_mlflow():
     modules = (
         "film2vec.seasons.sampler, film2vec.seasons.walks, film2vec.evaluation.protocol, film2vec.serving.nearest, "
-        "film2vec.labels, film2vec.tables"
+        "film2vec.labels, film2vec.tables, film2vec.apps.ranking"
     )
     heavy = "{'pyspark', 'torch', 'mlflow'}"
     code = f"import sys, {modules}; print(sorted({{m.split('.')[0] for m in sys.modules}} & {heavy}))"

@@ -31,7 +31,8 @@ from film2vec import tables, tracking
 from film2vec.apps.audit import holdout_recovery, judge, label_votes
 from film2vec.apps.clusters import describe_clusters, kmeans
 from film2vec.apps.maps import map_coordinates
-from film2vec.apps.recommend import popularity_prior, recommendations
+from film2vec.apps.ranking import popularity_prior
+from film2vec.apps.recommend import recommendations
 from film2vec.apps.tastes import user_vectors
 from film2vec.config import Config, ConfigError
 from film2vec.errors import InputError

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from film2vec.apps.recommend import popularity_prior
+from film2vec.apps.ranking import popularity_prior
 from film2vec.config import AppsConfig
 from film2vec.errors import InputError
 from film2vec.labels import label_matrix
@@ -104,7 +104,7 @@ def next_watch_by_user(
     those unit vectors gives the same order (cosine times a positive per-user constant) with fewer
     roundings. A user whose train assets all lack vectors gets all-zero scores, so candidates come by id.
     With `prior` (a score per asset code added to every candidate's: a recommender's popularity prior), the
-    query is the (weighted) mean itself, as film2vec's recommender scores it (film2vec.apps.recommend).
+    query is the (weighted) mean itself, as film2vec's recommender scores it (film2vec.apps.ranking).
     Recall divides the hits by the user's test views; NDCG uses binary relevance, a log2 discount and an
     ideal DCG over min(test views, k) hits. The candidates are the split's assets, or `catalogue` (asset
     codes) when given: a slice of a few users ranks against every asset. Users are scored in blocks of at most
