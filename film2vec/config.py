@@ -286,7 +286,8 @@ class SeasonsConfig:
         3_000.0,
         "A season's size is at most this many samples per asset the walk starts from (none: no bound), so assets "
         "viewed over 100 times each (at 30 samples per view) get seasons the held-out slice judges one by one "
-        "(--seasons 0 draws more while they gain) instead of a few huge ones",
+        "(--seasons 0 draws more while they gain) instead of a few huge ones. The cut falls on the most viewed "
+        "origins only: every origin under a cap keeps its samples per view",
         low=1.0,
         high=1e9,
     )

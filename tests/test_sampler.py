@@ -33,8 +33,9 @@ def test_the_plan_weighs_origins_by_views_and_draws_negatives_from_the_whole_cat
     )  # unbounded
     assert season_samples(SeasonsConfig(samples_per_view=30, season_samples_per_asset=300), views) == 30 * 30
     capped = SeasonsConfig(samples_per_view=30, season_samples_per_asset=100)
-    assert season_samples(capped, views) == 4 * 100  # at most 100 a starting asset, still ∝ views across them
-    assert sampling_plan(capped, views, views).scale == pytest.approx(400 / 30)
+    assert season_samples(capped, views) == 4 * 100  # at most 100 a starting asset
+    plan = sampling_plan(capped, views, views)  # 1 and 4 views keep 30 samples a view, 9 and 16 share the rest
+    assert plan.scale == 30 and plan.most == pytest.approx((400 / 30 - 5) / 2)
     assert (uniform.count, uniform.n_assets, uniform.cumulative) == (7, 4, None)
     unigram = negatives_plan(SeasonsConfig(negative_distribution="unigram", unigram_exponent=0.5), views)
     np.testing.assert_allclose(np.diff(unigram.cumulative, prepend=0) / unigram.cumulative[-1], [0.1, 0.2, 0.3, 0.4])

@@ -234,6 +234,23 @@ def test_origins_drawn_in_proportion_to_views_to_the_beta():
     np.testing.assert_array_equal(Origins(50).counts(streams, views), np.full(len(views), 50))
 
 
+def test_a_capped_season_takes_its_cut_from_the_most_viewed_origins_only():
+    views = np.array([1, 3, 10, 40, 200, 7])
+    uncapped = Origins.weighted(30 * views.sum(), 1.0, views)
+    capped = uncapped.capped(30 * 60, views)  # a season of 1,800 samples instead of 7,830
+    assert uncapped.capped(30 * views.sum(), views) == uncapped  # a bound that does not bind changes nothing
+    # 1, 3, 7 and 10 views keep 30 samples a view (630); 40 and 200 share the other 1,170 equally
+    expected = np.array([30, 90, 300, 585, 585, 210])
+    totals = np.zeros(len(views))
+    for season in range(200):
+        streams = origin_streams(stream_key(3, season), np.arange(len(views)))
+        totals += capped.counts(streams, views)
+    assert stats.chisquare(totals, expected / expected.sum() * totals.sum()).pvalue > 0.001
+    assert abs(totals.sum() / 200 - 1_800) < 4 * np.sqrt(1_800 / 200)
+    stratified = Origins(50)
+    assert stratified.capped(10, views) == stratified  # the same count for every origin: nothing to cap
+
+
 def test_same_season_same_samples_other_season_fresh_ones():
     first, again, other = coview_season(0, 200), coview_season(0, 200), coview_season(1, 200)
     for a, b in zip(first, again):

@@ -47,22 +47,28 @@ SAMPLES_PER_CHUNK = 1 << 13  # samples made per kernel call: the kernels' arrays
 
 def sampling_plan(config: SeasonsConfig, catalogue_views: np.ndarray, origin_views: np.ndarray) -> Origins:
     """How many samples each origin gets, from the views of every asset (by index) and of the assets that can
-    be origins: --samples-per-view times the origins' views in all (at most --season-samples-per-asset times
-    the origins), so a season's size follows the evidence."""
+    be origins: --samples-per-view times the origins' views in all, so a season's size follows the evidence; at
+    most --season-samples-per-asset times the origins, cut from the most viewed origins (Origins.capped)."""
     if len(catalogue_views) < 3:
         raise InputError(f"{len(catalogue_views)} assets in the catalogue; negatives need at least 3")
     if len(origin_views) == 0:
         raise InputError("no asset shares a viewer with another asset, so there is no walk to sample")
     samples = season_samples(config, origin_views)
     if config.origin_distribution == "views":
-        return Origins.weighted(samples, config.origin_exponent, origin_views)
+        unbounded = Origins.weighted(samples_by_views(config, origin_views), config.origin_exponent, origin_views)
+        return unbounded.capped(samples, origin_views)
     return Origins(max(1, round(samples / len(origin_views))))
 
 
+def samples_by_views(config: SeasonsConfig, origin_views: np.ndarray) -> float:
+    """--samples-per-view times the views of the assets the walk starts from: a season's size before its bound."""
+    return config.samples_per_view * float(np.sum(origin_views, dtype=np.float64))
+
+
 def season_samples(config: SeasonsConfig, origin_views: np.ndarray) -> float:
-    """A season's samples on average: --samples-per-view times the views of the assets the walk starts from, at
-    most --season-samples-per-asset times those assets."""
-    by_views = config.samples_per_view * float(np.sum(origin_views, dtype=np.float64))
+    """A season's samples on average: samples_by_views, at most --season-samples-per-asset times the assets the
+    walk starts from."""
+    by_views = samples_by_views(config, origin_views)
     if config.season_samples_per_asset is None:
         return by_views
     return min(by_views, config.season_samples_per_asset * len(origin_views))

@@ -13,7 +13,7 @@ Lists of neighbours, users or assets are in CSR form: list i is items[offsets[i]
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
@@ -238,6 +238,7 @@ class Origins:
     per_origin: int = 0
     exponent: float | None = None
     scale: float = 0.0  # samples / Σ views**exponent over the season's origins
+    most: float = np.inf  # the largest weight (views**exponent) an origin draws with: capped
 
     @classmethod
     def weighted(cls, samples: float, exponent: float, views: np.ndarray) -> Origins:
@@ -245,11 +246,27 @@ class Origins:
         total = np.power(np.sort(views).astype(np.float64), exponent).sum()  # sorted: the same sum everywhere
         return cls(exponent=exponent, scale=samples / total)
 
+    def capped(self, samples: float, views: np.ndarray) -> Origins:
+        """The same origins, `samples` in all on average when they would draw more: each origin draws as many as
+        before up to a cap, and only the most viewed ones, above it, draw fewer (word2vec's subsampling of
+        frequent words). A season's bound then costs the head its surplus, not the tail its scarce evidence."""
+        if self.exponent is None:  # the same count for every origin: nothing to cap
+            return self
+        weights = np.sort(np.power(views.astype(np.float64), self.exponent))
+        budget = samples / self.scale
+        if weights.sum() <= budget:
+            return self
+        lighter = np.concatenate(([0.0], np.cumsum(weights)[:-1]))  # Σ of the weights below each
+        under_cap = lighter + weights * np.arange(len(weights), 0, -1)  # Σ min(weight, cap) with cap = each weight
+        first_over = int(np.searchsorted(under_cap, budget, side="right"))
+        return replace(self, most=(budget - lighter[first_over]) / (len(weights) - first_over))
+
     def counts(self, streams: np.ndarray, views: np.ndarray) -> np.ndarray:
         """Samples per origin, for origins with these streams and views."""
         if self.exponent is None:
             return stratified_counts(len(streams), self.per_origin)
-        return weighted_counts(streams, np.power(views.astype(np.float64), self.exponent), self.scale)
+        weights = np.minimum(np.power(views.astype(np.float64), self.exponent), self.most)
+        return weighted_counts(streams, weights, self.scale)
 
 
 @dataclass(frozen=True)
