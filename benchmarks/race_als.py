@@ -1,7 +1,7 @@
 """The race against Spark MLlib ALS: both as whole processes on the same events, then both figures.
 
     python -m benchmarks.race_als --out DIR [--datasets movielens synthetic] [--views 5000000]
-        [--catalogue-size 10000] [--genres 10] [--views-per-user 30] [--dim 64] [--no-figures]
+        [--catalogue-size 1000] [--genres 10] [--views-per-user 30] [--dim 64] [--no-figures]
 
 Per dataset, one fresh process each, one after the other:
   1. `film2vec run --events E`: film2vec's vectors from every view (timed);
@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from film2vec.config import SyntheticConfig
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 MOVIELENS = REPOSITORY.parent / "shared" / "data" / "ml-latest-small"
@@ -144,9 +146,12 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="folder for every process's outputs")
     parser.add_argument("--datasets", nargs="+", default=["movielens", "synthetic"], choices=["movielens", "synthetic"])
     parser.add_argument("--views", type=int, default=5_000_000, help="synthetic views (default: the issue's 5M)")
-    parser.add_argument("--catalogue-size", type=int, default=10_000, help="synthetic assets")
-    parser.add_argument("--genres", type=int, default=10, help="synthetic planted genres")
-    parser.add_argument("--views-per-user", type=float, default=30.0, help="synthetic mean views per user")
+    generator = SyntheticConfig()  # the generator's defaults: the catalogue of the suite's synthetic-5m
+    parser.add_argument("--catalogue-size", type=int, default=generator.catalogue_size, help="synthetic assets")
+    parser.add_argument("--genres", type=int, default=generator.genres, help="synthetic planted genres")
+    parser.add_argument(
+        "--views-per-user", type=float, default=generator.views_per_user, help="synthetic mean views per user"
+    )
     parser.add_argument("--dim", type=int, default=64, help="film2vec's --dim and ALS's rank")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-figures", action="store_true", help="time the two processes only, skip evaluate")
