@@ -105,6 +105,7 @@ def test_bipartite_walk_in_spark_equals_the_kernels_in_one_process(catalogue, tm
         {"walk": "bipartite", "context_window": 0, "origin_distribution": "views"},
         {"walk": "bipartite", "context_window": 1},
         {"walk": "bipartite", "context_window": 1, "times": "some missing"},
+        {"walk": "bipartite", "context_window": 1, "season_samples_per_asset": 100},  # cut from the head
     ],
 )
 def test_the_driver_draws_the_rows_spark_draws_in_draw_order(catalogue, tmp_path, settings):

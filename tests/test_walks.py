@@ -249,6 +249,11 @@ def test_a_capped_season_takes_its_cut_from_the_most_viewed_origins_only():
     assert abs(totals.sum() / 200 - 1_800) < 4 * np.sqrt(1_800 / 200)
     stratified = Origins(50)
     assert stratified.capped(10, views) == stratified  # the same count for every origin: nothing to cap
+    # a bound equal to the season's size, within rounding of the weights' sums (β = 0.75 here), does not bind
+    rounding = np.array([90, 103, 183, 149, 112, 196, 141, 1, 5, 153, 41, 87, 13, 137, 91, 43, 49, 46, 121, 154])
+    rounding = np.concatenate([rounding, [13, 152, 111, 133, 14, 9, 84, 88, 9, 53, 170, 13, 141, 41, 126, 127]])
+    whole = Origins.weighted(30 * rounding.sum(), 0.75, rounding)
+    assert whole.capped(30 * rounding.sum(), rounding) == whole
 
 
 def test_same_season_same_samples_other_season_fresh_ones():

@@ -55,8 +55,9 @@ def sampling_plan(config: SeasonsConfig, catalogue_views: np.ndarray, origin_vie
         raise InputError("no asset shares a viewer with another asset, so there is no walk to sample")
     samples = season_samples(config, origin_views)
     if config.origin_distribution == "views":
-        unbounded = Origins.weighted(samples_by_views(config, origin_views), config.origin_exponent, origin_views)
-        return unbounded.capped(samples, origin_views)
+        by_views = samples_by_views(config, origin_views)
+        unbounded = Origins.weighted(by_views, config.origin_exponent, origin_views)
+        return unbounded if samples == by_views else unbounded.capped(samples, origin_views)
     return Origins(max(1, round(samples / len(origin_views))))
 
 

@@ -254,10 +254,10 @@ class Origins:
             return self
         weights = np.sort(np.power(views.astype(np.float64), self.exponent))
         budget = samples / self.scale
-        if weights.sum() <= budget:
-            return self
         lighter = np.concatenate(([0.0], np.cumsum(weights)[:-1]))  # Σ of the weights below each
         under_cap = lighter + weights * np.arange(len(weights), 0, -1)  # Σ min(weight, cap) with cap = each weight
+        if under_cap[-1] <= budget:  # judged by the same sums as the cap: a bound within rounding does not bind
+            return self
         first_over = int(np.searchsorted(under_cap, budget, side="right"))
         return replace(self, most=(budget - lighter[first_over]) / (len(weights) - first_over))
 
