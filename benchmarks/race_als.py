@@ -1,7 +1,7 @@
 """The race against Spark MLlib ALS: both as whole processes on the same events, then both figures.
 
-    python -m benchmarks.race_als --out DIR [--datasets movielens synthetic] [--views 5000000]
-        [--catalogue-size 1000] [--genres 10] [--views-per-user 30] [--dim 64] [--no-figures]
+    python -m benchmarks.race_als --out DIR [--datasets movielens synthetic dense sparse recent]
+        [--views 5000000] [--catalogue-size 1000] [--genres 10] [--views-per-user 30] [--dim 64] [--no-figures]
 
 Per dataset, one fresh process each, one after the other:
   1. `film2vec run --events E`: film2vec's vectors from every view (timed);
@@ -9,8 +9,10 @@ Per dataset, one fresh process each, one after the other:
      read and validated by film2vec's reader (als_vectors; timed);
   3. `film2vec evaluate --baseline als --events E`: both models on the protocol's held-out split, scored by the
      same code (skipped with --no-figures).
-The datasets are MovieLens latest-small (../shared/data/ml-latest-small from the repository root) and a synthetic
-catalogue of the project's generator with --views views (written once by `film2vec generate`, not timed).
+The datasets are MovieLens latest-small (../shared/data/ml-latest-small from the repository root), a synthetic
+catalogue of the project's generator with --views views (written once by `film2vec generate`, not timed), and
+the suite's sets derived from MovieLens (dense, sparse, recent: benchmarks/suite_datasets.py, built once under
+DIR/datasets).
 Prints each process's wall time, film2vec's time over ALS's, and the figures side by side.
 """
 
@@ -144,7 +146,11 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="folder for every process's outputs")
-    parser.add_argument("--datasets", nargs="+", default=["movielens", "synthetic"], choices=["movielens", "synthetic"])
+    from benchmarks.suite_datasets import DERIVED, dataset
+
+    parser.add_argument(
+        "--datasets", nargs="+", default=["movielens", "synthetic"], choices=["movielens", "synthetic", *DERIVED]
+    )
     parser.add_argument("--views", type=int, default=5_000_000, help="synthetic views (default: the issue's 5M)")
     generator = SyntheticConfig()  # the generator's defaults: the catalogue of the suite's synthetic-5m
     parser.add_argument("--catalogue-size", type=int, default=generator.catalogue_size, help="synthetic assets")
@@ -161,7 +167,12 @@ def main() -> None:
     for name in arguments.datasets:
         if name == "movielens" and not (MOVIELENS / "ratings.csv").is_file():
             raise SystemExit(f"MovieLens latest-small not found at {MOVIELENS}")
-        events = ["--events", str(MOVIELENS)] if name == "movielens" else synthetic_events(out, arguments)
+        if name == "movielens":
+            events = ["--events", str(MOVIELENS)]
+        elif name == "synthetic":
+            events = synthetic_events(out, arguments)
+        else:
+            events = dataset(name, out)["flags"]
         results[name] = race(name, events, out, arguments)
         print(report(name, results[name]), flush=True)
     print(json.dumps(results))

@@ -166,7 +166,15 @@ def ensure_schema(spark: SparkSession, config: Config) -> None:
 # At most this many rows are written to a local table from the driver by delta-rs, when the caller knows
 # the count: collecting them costs less than a Spark commit, whose cost is fixed however few the rows.
 DRIVER_ROWS = 1_000_000
-PLAIN_WRITER_VERSION = 2  # a table asking more of its writers (change feed, column mapping, row tracking…) gets Spark
+# What delta-rs keeps when it commits: the writer features it implements (a change feed that Spark reads as an
+# overwrite's deletes and inserts, generated columns it computes), and the properties it may create a table with;
+# a table asking more of its writers (row tracking, column mapping, deletion vectors…) gets Spark
+DELTA_RS_WRITER_FEATURES = frozenset(
+    {"appendOnly", "invariants", "checkConstraints", "changeDataFeed", "generatedColumns"}
+)
+DELTA_RS_LEGACY_WRITER_VERSION = 4  # the legacy protocol versions up to 4 ask for DELTA_RS_WRITER_FEATURES only
+CHANGE_FEED = {"delta.enableChangeDataFeed": "true"}
+DELTA_RS_PROPERTIES = {**NO_DELETION_VECTORS, **CHANGE_FEED}
 USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"  # the session's record, for a commit without options
 ROWS_KEPT = ("OPTIMIZE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES")  # operations that keep the rows
 
@@ -241,6 +249,48 @@ class Table:
             return read_without_spark(self.path, self.key, columns)
         return self.read(spark).select(*columns).toArrow()
 
+    def rows_where(self, spark: SparkSession, column: str, value: int) -> pa.Table | DataFrame:
+        """Its rows whose `column` is `value`: read by delta-rs into the driver from a local folder of at most
+        DRIVER_ROWS rows (its files' footers say; no Spark job), else a Spark frame."""
+        import pyarrow.dataset as ds
+        from pyspark.sql import functions as F
+
+        if self._fits_driver():
+            return read_without_spark(self.path, self.where, None, ds.field(column) == value)
+        return self.read(spark).where(F.col(column) == value)
+
+    def rows_and_distinct(self, spark: SparkSession, column: str) -> tuple[int, int]:
+        """Its rows and the distinct values of `column` (nulls not counted): read by delta-rs from a local folder
+        of at most DRIVER_ROWS rows, else counted by a Spark job."""
+        import pyarrow.compute as pc
+        from pyspark.sql import functions as F
+
+        if self._fits_driver():
+            values = read_without_spark(self.path, self.where, [column]).column(column)
+            return len(values), pc.count_distinct(values).as_py()
+        counts = self.read(spark).agg(F.count("*"), F.count_distinct(column)).first()
+        return counts[0], counts[1]
+
+    def _fits_driver(self) -> bool:
+        """Whether delta-rs reads it into the driver: a local folder without deletion vectors, of at most
+        DRIVER_ROWS rows (its files' footers say; no Spark job)."""
+        if not (self.local_folder and committed(self.path)):
+            return False
+        if "deletionVectors" in (self._log().protocol().reader_features or ()):
+            return False
+        return rows_without_spark(self.path, self.where) <= DRIVER_ROWS
+
+    def delete_rows(self, spark: SparkSession, condition: str) -> None:
+        """Delete the rows matching `condition` (a SQL predicate) in one commit: by delta-rs from a plain local
+        table, else through Spark; ConcurrentWriteError when another job commits to it too."""
+        from film2vec.conflicts import committing
+
+        with committing(self.where):
+            if self._plain_local({}):
+                self._log().delete(condition)
+            else:
+                self.delta(spark).delete(condition)
+
     def delta(self, spark: SparkSession) -> DeltaTable:
         """Delta's own handle (history, merge, optimize, vacuum)."""
         from delta.tables import DeltaTable
@@ -249,33 +299,48 @@ class Table:
             raise self.missing()
         return DeltaTable.forName(spark, self.name) if self.name else DeltaTable.forPath(spark, self.path)
 
+    def _log(self):
+        """delta-rs's handle of a local folder's table (its log read without a Spark job); InputError naming the
+        command that writes it."""
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        try:
+            return DeltaTable(self.path)
+        except TableNotFoundError:
+            raise self.missing() from None
+
     def version(self, spark: SparkSession) -> int:
         """Its latest version: from its log by delta-rs for a local folder (a Spark job of Delta's history costs
         ~0.4 s, and a run asks five times), else from Delta's history."""
         if not self.local_folder:
             return self.delta(spark).history(1).first()["version"]
-        from deltalake import DeltaTable
-        from deltalake.exceptions import TableNotFoundError
-
-        try:
-            return DeltaTable(self.path).version()
-        except TableNotFoundError:
-            raise self.missing() from None
+        return self._log().version()
 
     def records(self, spark: SparkSession, key: str) -> list[tuple[int, dict]]:
         """(version, record) of each commit whose record (`write(record=…)`) holds `key` (the provenance a stage
-        writes with its rows), newest first."""
+        writes with its rows), newest first; a local folder's log is read by delta-rs (Delta's history is a Spark
+        job)."""
         from pyspark.sql import functions as F
 
-        commits = (
-            self.delta(spark)
-            .history()
-            .where(F.col("userMetadata").contains(json.dumps(key)))
-            .select("version", "userMetadata")
-            .orderBy(F.desc("version"))
-            .collect()
-        )
-        return [(commit["version"], json.loads(commit["userMetadata"])[key]) for commit in commits]
+        marker = json.dumps(key)
+        if self.local_folder:
+            history = self._log().history()
+            commits = sorted(
+                (
+                    (commit["version"], commit["userMetadata"])
+                    for commit in history
+                    if marker in commit.get("userMetadata", "")
+                ),
+                reverse=True,
+            )
+        else:
+            history = self.delta(spark).history().where(F.col("userMetadata").contains(marker))
+            commits = [
+                tuple(commit)
+                for commit in history.select("version", "userMetadata").orderBy(F.desc("version")).collect()
+            ]
+        return [(version, json.loads(metadata)[key]) for version, metadata in commits]
 
     def changed_since(self, spark: SparkSession, version: int) -> list[int]:
         """The versions after `version` whose commits changed its rows (a compaction or vacuum does not)."""
@@ -370,14 +435,19 @@ class Table:
 
     def _plain_local(self, properties: dict[str, str]) -> bool:
         """Whether delta-rs may replace it: a folder on this machine's disk, asked for no table property beyond
-        deletion vectors off, and (when it exists) asking no more of its writers than plain writes."""
+        DELTA_RS_PROPERTIES, and (when it exists) asking of its writers only what delta-rs keeps."""
         from deltalake import DeltaTable
 
         if self.name or not writes_in_place(self.path):
             return False
-        if properties.items() - NO_DELETION_VECTORS.items():
+        if properties.items() - DELTA_RS_PROPERTIES.items():
             return False
-        return not committed(self.path) or DeltaTable(self.path).protocol().min_writer_version <= PLAIN_WRITER_VERSION
+        if not committed(self.path):
+            return True
+        protocol = DeltaTable(self.path).protocol()
+        if protocol.min_writer_version < 7:
+            return protocol.min_writer_version <= DELTA_RS_LEGACY_WRITER_VERSION
+        return set(protocol.writer_features or ()) <= DELTA_RS_WRITER_FEATURES
 
     def _write_without_spark(
         self, rows: pa.Table, properties: dict[str, str], record: dict | None, condition: str | None = None
@@ -499,8 +569,17 @@ def files_without_spark(path: str, what: str, partition: tuple[str, str] | None 
     """The data files of a Delta table's current version (of one partition, (column, value), when given), listed
     by delta-rs without Spark, for pyarrow to read: scanning through delta-rs's own file system leaves threads
     that can abort the process at exit (delta-io/delta-rs#2184)."""
+    return _file_names(open_without_spark(path, what), path, partition)
+
+
+def _file_names(table, path: str, partition: tuple[str, str] | None = None) -> list[str]:
+    """The data files of a delta-rs table at `path` as pyarrow opens them: delta-rs gives a local file as its
+    URI's path, percent-encoded ("my%20runs/…"), and pyarrow wants the file's name."""
+    from urllib.parse import unquote
+
     filters = [(partition[0], "=", partition[1])] if partition else None
-    return open_without_spark(path, what).file_uris(partition_filters=filters)
+    files = table.file_uris(partition_filters=filters)
+    return files if is_remote(path) else [unquote(file) for file in files]
 
 
 def rows_without_spark(path: str, what: str, partition: tuple[str, str] | None = None) -> int:
@@ -512,14 +591,15 @@ def rows_without_spark(path: str, what: str, partition: tuple[str, str] | None =
     return ds.dataset(files, format="parquet").count_rows() if files else 0
 
 
-def read_without_spark(path: str, what: str, columns: list[str], where=None):
-    """Rows of an unpartitioned Delta table as an Arrow table, read without Spark; `where` is a
-    pyarrow.dataset filter. A table without rows keeps its schema."""
+def read_without_spark(path: str, what: str, columns: list[str] | None, where=None):
+    """Rows of an unpartitioned Delta table as an Arrow table (every column when `columns` is None), read
+    without Spark; `where` is a pyarrow.dataset filter. A table without rows keeps its schema."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
     table = open_without_spark(path, what)
-    files = table.file_uris()
+    files = _file_names(table, path)
     if not files:
-        return pa.schema(table.schema().to_arrow()).empty_table().select(columns)
+        empty = pa.schema(table.schema().to_arrow()).empty_table()
+        return empty if columns is None else empty.select(columns)
     return ds.dataset(files, format="parquet").to_table(columns=columns, filter=where)

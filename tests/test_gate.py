@@ -111,6 +111,7 @@ def test_the_served_embeddings_record_their_changes_for_a_vector_search_index(sp
         assert cli.main(["promote", "--out", out, "--version", str(version), "--force", "true"]) == ExitCode.OK
     served = DeltaTable(f"{out}/embeddings")
     assert served.metadata().configuration["delta.enableChangeDataFeed"] == "true"
+    assert served.history(1)[0]["engineInfo"].startswith("delta-rs")  # a local table is served without Spark
     rows = served.to_pandas()
     assert rows[gate.KEY].notna().all() and rows[gate.KEY].is_unique  # one row per asset: the index's key
     changes = (

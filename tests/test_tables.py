@@ -202,7 +202,7 @@ def test_a_local_table_read_by_delta_rs_holds_what_spark_reads(spark, tmp_path):
     assert by_delta_rs.column("asset_id").type == by_spark.column("asset_id").type
 
 
-def test_rows_on_the_driver_go_to_a_plain_local_table_by_delta_rs_and_to_a_featured_one_through_spark(spark, tmp_path):
+def test_delta_rs_writes_local_tables_whose_features_it_keeps_and_spark_writes_the_others(spark, tmp_path):
     config = Config()
     config.data.out = str(tmp_path)
     tables.of(config, "rejects").write(pa.table({"user_id": [1, 2, 3]}), record={"film2vec_test": 7})
@@ -213,6 +213,14 @@ def test_rows_on_the_driver_go_to_a_plain_local_table_by_delta_rs_and_to_a_featu
     small = spark.range(5).withColumnRenamed("id", "user_id")
     tables.of(config, "rejects").write(small, at_most=5)  # a frame known to be small is collected
     assert DeltaTable(config.out("rejects")).history(1)[0]["engineInfo"].startswith("delta-rs")
+
+    fed = spark.range(2).write.format("delta").option("delta.enableChangeDataFeed", "true")
+    fed.save(config.out("embeddings"))  # a writer feature delta-rs keeps: Spark reads its overwrite as changes
+    tables.of(config, "embeddings").write(pa.table({"id": [5, 6, 7]}), **tables.CHANGE_FEED)
+    assert DeltaTable(config.out("embeddings")).history(1)[0]["engineInfo"].startswith("delta-rs")
+    changes = spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 1)
+    changes = changes.load(config.out("embeddings")).groupBy("_change_type").count().collect()
+    assert dict(tuple(row) for row in changes) == {"delete": 2, "insert": 3}
 
     tracked = spark.range(2).write.format("delta").option("delta.enableRowTracking", "true")
     tracked.save(config.out("audit"))  # a writer feature delta-rs may not keep

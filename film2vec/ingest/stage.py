@@ -125,14 +125,8 @@ def prepare_views(spark: SparkSession, config: Config) -> dict:
         for written in beside:
             written.result()
     found.release()
-    views = views_table.read(spark)
-    counts = views.agg(F.count("*").alias("views"), F.countDistinct("user_id").alias("users")).first()
-    summary.update(
-        views=counts["views"],
-        users=counts["users"],
-        assets=assets.count(),
-        duplicates_merged=summary["valid"] - counts["views"],
-    )
+    views, users = views_table.rows_and_distinct(spark, "user_id")
+    summary.update(views=views, users=users, assets=assets.count(), duplicates_merged=summary["valid"] - views)
     return summary
 
 

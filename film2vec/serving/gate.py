@@ -40,7 +40,7 @@ EMBEDDINGS_RECORD = "film2vec_embeddings"  # the key of the rows' provenance in 
 
 # The served embeddings are what a Databricks Vector Search Delta Sync index follows: their changes are
 # recorded (Change Data Feed) and each row is one asset (the key, asset_id; model_version says which version)
-SYNCED = {"delta.enableChangeDataFeed": "true"}
+SYNCED = tables.CHANGE_FEED
 KEY = "asset_id"
 
 
@@ -96,12 +96,12 @@ def serve(spark: SparkSession, config: Config, version: int, why: str) -> None:
     served = {VERSION_KEY: version, "why": why}
     for table, record in records.items():
         properties = SYNCED if table == "embeddings" else {}
-        rows = candidate_rows(spark, config, table, version)
+        rows = tables.of(config, candidate(table)).rows_where(spark, VERSION_KEY, version)
         tables.of(config, table).write(rows, record={EMBEDDINGS_RECORD: record, SERVED_RECORD: served}, **properties)
     declare_key(spark, config)
     MlflowClient().set_registered_model_alias(config.tracking.model_name, config.tracking.alias, str(version))
     for table in SERVED_TABLES:
-        tables.of(config, candidate(table)).delta(spark).delete(F.col(VERSION_KEY) < version)
+        tables.of(config, candidate(table)).delete_rows(spark, f"{VERSION_KEY} < {int(version)}")
     log.info("version %d served in %s (%s)", version, ", ".join(tables.of(config, t).where for t in SERVED_TABLES), why)
 
 
