@@ -280,6 +280,13 @@ class Table:
             return False
         return rows_without_spark(self.path, self.where) <= DRIVER_ROWS
 
+    def partition_numbers(self, spark: SparkSession, column: str) -> list[int]:
+        """The values of its integer partition column `column` that its current files hold, ascending: from a
+        local folder's log by delta-rs, else by a Spark job."""
+        if self.local_folder:
+            return sorted({int(values[column]) for values in self._log().partitions()})
+        return sorted(row[column] for row in self.read(spark).select(column).distinct().collect())
+
     def delete_rows(self, spark: SparkSession, condition: str) -> None:
         """Delete the rows matching `condition` (a SQL predicate) in one commit: by delta-rs from a plain local
         table, else through Spark; ConcurrentWriteError when another job commits to it too."""

@@ -42,7 +42,6 @@ from pyspark.sql import functions as F
 
 from film2vec import tables
 from film2vec.config import Config, ConfigError, SeasonsConfig, flag_of
-from film2vec.conflicts import committing
 from film2vec.seasons.sampler import (
     bipartite_first_step,
     bipartite_lists_from_views,
@@ -559,12 +558,9 @@ def drop_other_seasons(spark: SparkSession, config: Config, seasons: list[int]) 
     seasons_table = tables.of(config, "seasons")
     if not seasons_table.exists(spark):
         return []
-    table = seasons_table.delta(spark)
-    others = ~F.col("season").isin(seasons)
-    surplus = sorted(row["season"] for row in table.toDF().where(others).select("season").distinct().collect())
+    surplus = [season for season in seasons_table.partition_numbers(spark, "season") if season not in seasons]
     if surplus:
-        with committing(f"{_season_text(surplus)} of {seasons_table.where}"):
-            table.delete(others)
+        seasons_table.delete_rows(spark, f"season IN ({', '.join(map(str, surplus))})")
         log.info("removed %s of %s, drawn by an earlier run", _season_text(surplus), seasons_table.where)
     return surplus
 
