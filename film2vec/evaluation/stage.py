@@ -47,6 +47,9 @@ def split_events(spark: SparkSession, config: Config) -> tuple[HeldOut, dict[str
     found.release()
     if views.num_rows == 0:
         raise InputError(f"events at {source.events}: no valid view to split")
+    # in id order, not in the order Spark collects them, which can change between runs: the user indices (ALS's
+    # user ids, hence its blocks and their seeded starting factors) must not
+    views = views.sort_by([("user_id", "ascending"), ("asset_idx", "ascending")])
     user = pd.factorize(views.column("user_id").to_pandas())[0].astype(np.int64)
     asset = views.column("asset_idx").to_numpy().astype(np.int64)
     micros = pc.fill_null(views.column("viewed_at").cast(pa.int64()), 0).to_numpy()
