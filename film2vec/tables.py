@@ -243,10 +243,11 @@ class Table:
         return reader.table(self.name) if self.name else reader.load(self.path)
 
     def read_arrow(self, spark: SparkSession, columns: list[str]) -> pa.Table:
-        """Its columns as an Arrow table: read by delta-rs from a local folder when it is one of the tables read
-        without Spark (a Spark job of a second or more saved), else collected from Spark."""
-        if self.key in READ_WITHOUT_SPARK and self.local_folder:
-            return read_without_spark(self.path, self.key, columns)
+        """Its columns as an Arrow table: read by delta-rs from a local folder whose files hold its rows as they
+        are (a Spark job of a second or more saved), else collected from Spark."""
+        held = self._readable_without_spark()
+        if held is not None:
+            return _read_files(held, self.path, columns)
         return self.read(spark).select(*columns).toArrow()
 
     def rows_where(self, spark: SparkSession, column: str, value: int) -> pa.Table | DataFrame:
@@ -255,8 +256,9 @@ class Table:
         import pyarrow.dataset as ds
         from pyspark.sql import functions as F
 
-        if self._fits_driver():
-            return read_without_spark(self.path, self.where, None, ds.field(column) == value)
+        held = self._driver_table()
+        if held is not None:
+            return _read_files(held, self.path, None, ds.field(column) == value)
         return self.read(spark).where(F.col(column) == value)
 
     def rows_and_distinct(self, spark: SparkSession, column: str) -> tuple[int, int]:
@@ -265,20 +267,28 @@ class Table:
         import pyarrow.compute as pc
         from pyspark.sql import functions as F
 
-        if self._fits_driver():
-            values = read_without_spark(self.path, self.where, [column]).column(column)
+        held = self._driver_table()
+        if held is not None:
+            values = _read_files(held, self.path, [column]).column(column)
             return len(values), pc.count_distinct(values).as_py()
         counts = self.read(spark).agg(F.count("*"), F.count_distinct(column)).first()
         return counts[0], counts[1]
 
-    def _fits_driver(self) -> bool:
-        """Whether delta-rs reads it into the driver: a local folder without deletion vectors, of at most
-        DRIVER_ROWS rows (its files' footers say; no Spark job)."""
+    def _readable_without_spark(self):
+        """delta-rs's handle of a local folder whose files hold its rows as they are (_files_misread_by), else None.
+        The log is read once, for the check and the read."""
         if not (self.local_folder and committed(self.path)):
-            return False
-        if "deletionVectors" in (self._log().protocol().reader_features or ()):
-            return False
-        return rows_without_spark(self.path, self.where) <= DRIVER_ROWS
+            return None
+        table = self._log()
+        return None if _files_misread_by(table) else table
+
+    def _driver_table(self):
+        """delta-rs's handle when the driver reads its rows instead of a Spark frame: readable without Spark, of at
+        most DRIVER_ROWS rows (its files' footers say); else None."""
+        table = self._readable_without_spark()
+        if table is None or _footer_rows(_file_names(table, self.path)) > DRIVER_ROWS:
+            return None
+        return table
 
     def partition_numbers(self, spark: SparkSession, column: str) -> list[int]:
         """The values of its integer partition column `column` that its current files hold, ascending: from a
@@ -350,9 +360,17 @@ class Table:
         return [(version, json.loads(metadata)[key]) for version, metadata in commits]
 
     def changed_since(self, spark: SparkSession, version: int) -> list[int]:
-        """The versions after `version` whose commits changed its rows (a compaction or vacuum does not)."""
+        """The versions after `version` whose commits changed its rows (a compaction or vacuum does not); a local
+        folder's log is read by delta-rs (Delta's history is a Spark job)."""
         from pyspark.sql import functions as F
 
+        if self.local_folder:
+            history = self._log().history()
+            return sorted(
+                commit["version"]
+                for commit in history
+                if commit["version"] > version and commit.get("operation") not in ROWS_KEPT
+            )
         later = self.delta(spark).history().where(F.col("version") > version)
         return sorted(commit["version"] for commit in later.where(~F.col("operation").isin(*ROWS_KEPT)).collect())
 
@@ -548,28 +566,40 @@ def embeddings_table(asset_ids: pa.Array, vectors: np.ndarray, source: str = "vi
 
 
 def open_without_spark(path: str, what: str):
-    """A Delta table opened with delta-rs (no JVM), for the trainer and `film2vec similar`; a table whose
-    protocol delta-rs cannot read (deletion vectors turned on by hand or by a platform default) stops with
-    what to do instead of delta-rs's own error."""
+    """A Delta table opened with delta-rs (no JVM), for the trainer and `film2vec similar`, whose files pyarrow
+    then reads as they are; a table whose files do not hold its rows as they are (deletion vectors or column
+    mapping, turned on by hand or by a platform default) stops with what to do instead of a reader's own error."""
     from deltalake import DeltaTable
-    from deltalake.exceptions import DeltaProtocolError, TableNotFoundError
+    from deltalake.exceptions import TableNotFoundError
 
     if not is_remote(path) and Path(path).is_dir() and not committed(path):
         raise InputError(f"{what} at {path} is not written yet: a write stopped before its first commit")
     try:
         table = DeltaTable(path)
-        if "deletionVectors" in (table.protocol().reader_features or ()):
-            raise DeltaProtocolError("its protocol has the reader feature deletionVectors, which delta-rs refuses")
-        return table
     except TableNotFoundError:
         raise InputError(f"{what} not found: no Delta table at {path}") from None
-    except DeltaProtocolError as error:
+    refused = _files_misread_by(table)
+    if refused:
         raise InputError(
-            f"{what} at {path} cannot be read without Spark: {error}. film2vec creates it with "
-            "delta.enableDeletionVectors = false; this copy has them on (set by hand, or by a platform default on "
-            "a table film2vec did not create). Delete the folder and rerun the stage that writes it, or run "
-            f"ALTER TABLE delta.`{path}` DROP FEATURE deletionVectors"
-        ) from None
+            f"{what} at {path} cannot be read without Spark: its protocol has the reader feature "
+            f"{' and '.join(refused)}, so its Parquet files do not hold its rows as they are. film2vec creates it "
+            "with delta.enableDeletionVectors = false and no column mapping; this copy has them (set by hand, or "
+            "by a platform default on a table film2vec did not create). Delete the folder and rerun the stage that "
+            "writes it, or drop them in place: "
+            + " then ".join(f"ALTER TABLE delta.`{path}` DROP FEATURE {name}" for name in refused)
+        )
+    return table
+
+
+def _files_misread_by(table) -> list[str]:
+    """The reader features of a delta-rs table under which its Parquet files, read as they are (by pyarrow), do
+    not hold its rows: deletion vectors (rows marked deleted beside the files) and column mapping (the files name
+    columns by id)."""
+    protocol = table.protocol()
+    features = set(protocol.reader_features or ())
+    if protocol.min_reader_version == 2:  # column mapping, before table features
+        features.add("columnMapping")
+    return sorted(features & {"deletionVectors", "columnMapping"})
 
 
 def files_without_spark(path: str, what: str, partition: tuple[str, str] | None = None) -> list[str]:
@@ -584,27 +614,41 @@ def _file_names(table, path: str, partition: tuple[str, str] | None = None) -> l
     URI's path, percent-encoded ("my%20runs/…"), and pyarrow wants the file's name."""
     from urllib.parse import unquote
 
-    filters = [(partition[0], "=", partition[1])] if partition else None
-    files = table.file_uris(partition_filters=filters)
+    if partition is None:
+        files = table.file_uris()
+    else:
+        chosen = [(partition[0], "=", partition[1])]
+        try:
+            files = table.file_uris(file_pruning_predicate=chosen)
+        except TypeError:  # deltalake before 1.6.6 (Databricks Runtime 18 ships 1.1.4) names it partition_filters
+            files = table.file_uris(partition_filters=chosen)
     return files if is_remote(path) else [unquote(file) for file in files]
 
 
 def rows_without_spark(path: str, what: str, partition: tuple[str, str] | None = None) -> int:
     """The rows of a Delta table's current version (of one partition, when given), from its files' Parquet
     footers: no data read, no Spark job."""
+    return _footer_rows(files_without_spark(path, what, partition))
+
+
+def _footer_rows(files: list[str]) -> int:
+    """The rows of Parquet files, from their footers."""
     import pyarrow.dataset as ds
 
-    files = files_without_spark(path, what, partition)
     return ds.dataset(files, format="parquet").count_rows() if files else 0
 
 
 def read_without_spark(path: str, what: str, columns: list[str] | None, where=None):
     """Rows of an unpartitioned Delta table as an Arrow table (every column when `columns` is None), read
     without Spark; `where` is a pyarrow.dataset filter. A table without rows keeps its schema."""
+    return _read_files(open_without_spark(path, what), path, columns, where)
+
+
+def _read_files(table, path: str, columns: list[str] | None, where=None):
+    """read_without_spark on an opened delta-rs table."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    table = open_without_spark(path, what)
     files = _file_names(table, path)
     if not files:
         empty = pa.schema(table.schema().to_arrow()).empty_table()

@@ -3,6 +3,7 @@ the refresh's compaction."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pyarrow as pa
@@ -170,6 +171,15 @@ def test_tables_read_without_spark_keep_deletion_vectors_off_whatever_the_platfo
         list(read_season(str(tmp_path / "by_default"), 0))
     assert spark.read.format("delta").load(str(tmp_path / "by_default")).count() == 35  # Spark reads it
 
+    mapped = tmp_path / "mapped"  # its files name the columns by id
+    spark.sql(
+        f"CREATE TABLE delta.`{mapped}` (season int, draw long, origin int, target int) USING delta "
+        "PARTITIONED BY (season) TBLPROPERTIES ('delta.columnMapping.mode' = 'name')"
+    )
+    samples.write.format("delta").mode("append").save(str(mapped))
+    with pytest.raises(InputError, match=r"reader feature columnMapping.*DROP FEATURE columnMapping$"):
+        list(read_season(str(mapped), 0))
+
 
 def test_a_local_tables_version_read_from_its_log_is_the_version_delta_history_gives(spark, tmp_path):
     config = Config()
@@ -187,6 +197,26 @@ def test_a_local_tables_version_read_from_its_log_is_the_version_delta_history_g
     assert tables.of(config, "views").version(spark) == history == 2
 
 
+def test_a_local_tables_changes_read_from_its_log_are_those_delta_history_gives(spark, tmp_path):
+    config = Config()
+    config.data.out = str(tmp_path)
+    views = tables.of(config, "views")
+    views.write(spark.range(10).withColumnRenamed("id", "user_id"))
+    views.append(spark.range(10, 12).withColumnRenamed("id", "user_id"))
+    views.delta(spark).optimize().executeCompaction()  # keeps the rows
+    views.write(spark.range(3).withColumnRenamed("id", "user_id"))
+    spark.sql("CREATE SCHEMA IF NOT EXISTS film2vec_history")
+    try:  # the same table by name: Delta's history, a Spark job
+        spark.sql(f"CREATE TABLE film2vec_history.views USING delta LOCATION '{views.path}'")
+        by_name = copy.deepcopy(config)
+        by_name.data.schema = "film2vec_history"
+        assert not tables.of(by_name, "views").local_folder
+        assert tables.of(by_name, "views").changed_since(spark, 0) == views.changed_since(spark, 0) == [1, 3]
+        assert tables.of(by_name, "views").changed_since(spark, 3) == views.changed_since(spark, 3) == []
+    finally:
+        spark.sql("DROP SCHEMA film2vec_history CASCADE")
+
+
 def test_a_local_table_read_by_delta_rs_holds_what_spark_reads(spark, tmp_path):
     config = Config()
     config.data.out = str(tmp_path)
@@ -200,6 +230,26 @@ def test_a_local_table_read_by_delta_rs_holds_what_spark_reads(spark, tmp_path):
     by_spark = tables.of(config, "assets").read(spark).select(*columns).orderBy("asset_idx").toArrow()
     assert by_delta_rs.to_pylist() == by_spark.to_pylist()
     assert by_delta_rs.column("asset_id").type == by_spark.column("asset_id").type
+
+
+def test_a_local_table_whose_files_do_not_hold_its_rows_as_they_are_is_read_by_spark(spark, tmp_path):
+    config = Config()
+    config.data.out = str(tmp_path)
+    rows = spark.createDataFrame([(i, 10 * i) for i in range(6)], "asset_idx int, views long")
+    features = {  # the files name the columns by id; a delete marks rows instead of rewriting the files
+        "assets": "'delta.columnMapping.mode' = 'name', 'delta.enableDeletionVectors' = 'false'",
+        "views": "'delta.enableDeletionVectors' = 'true'",
+    }
+    for key, properties in features.items():
+        table = tables.of(config, key)
+        spark.sql(
+            f"CREATE TABLE delta.`{table.path}` (asset_idx int, views long) USING delta TBLPROPERTIES ({properties})"
+        )
+        rows.write.format("delta").mode("append").save(table.path)
+        spark.sql(f"DELETE FROM delta.`{table.path}` WHERE asset_idx < 2")
+        read = table.read_arrow(spark, ["asset_idx", "views"]).sort_by("asset_idx")
+        assert read.to_pylist() == [{"asset_idx": i, "views": 10 * i} for i in range(2, 6)], key
+        assert table.rows_and_distinct(spark, "asset_idx") == (4, 4), key
 
 
 def test_delta_rs_writes_local_tables_whose_features_it_keeps_and_spark_writes_the_others(spark, tmp_path):

@@ -606,9 +606,7 @@ def season_mismatch(spark: SparkSession, config: Config, seasons: list[int]) -> 
     seasons, and how to redraw them, with the missing seasons."""
     seasons_table = tables.of(config, "seasons")
     path = seasons_table.where
-    present = set()
-    if seasons_table.exists(spark):
-        present = {row["season"] for row in seasons_table.read(spark).select("season").distinct().collect()}
+    present = set(seasons_table.partition_numbers(spark, "season")) if seasons_table.exists(spark) else set()
     missing = [season for season in seasons if season not in present]
     records: dict[int, dict] = {}
     for _, record in seasons_table.records(spark, SEASON_RECORD) if present else []:
