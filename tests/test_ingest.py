@@ -1,17 +1,21 @@
-"""The ingest stage: the synthetic catalogue written by Spark, rejects kept when nothing is valid, --since."""
+"""The ingest stage: the synthetic catalogue written by Spark, rejects kept when nothing is valid, --since, evaluate's
+split indexed on the driver."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
+from film2vec import tables
 from film2vec.config import Config, ConfigError
 from film2vec.errors import InputError
 from film2vec.ingest.stage import generate, prepare_views, since_moment
 from film2vec.ingest.synthetic import generate_catalogue, plan_catalogue
+from film2vec.ingest.validated import check_validated
 
 
 def write(path: Path, lines: list[str]) -> str:
@@ -81,3 +85,51 @@ def test_times_in_milliseconds_are_refused_with_a_hint(spark, tmp_path: Path) ->
     )
     with pytest.raises(InputError, match=r"rejected by reason: \{'viewed_at in milliseconds': 2\}"):
         prepare_views(spark, config)
+
+
+def test_evaluates_split_indexed_on_the_driver_is_what_sparks_ingest_makes_of_it(spark, tmp_path: Path) -> None:
+    """The split evaluate wrote is not validated again: the tables and summary the driver makes of it are those
+    Spark's ingest makes of the same views (an unviewed asset, a viewed one the metadata lacks, missing times)."""
+    day = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    split = pa.table(
+        {
+            "user_id": pa.array([7, 7, 3, 3, 3, 9], pa.int64()),
+            "asset_id": pa.array([30, 10, 10, 20, 50, 30], pa.int64()),
+            "viewed_at": pa.array([day, None, day, day, None, day], pa.timestamp("us", "UTC")),
+        }
+    )
+    metadata = pa.table(
+        {
+            "asset_id": pa.array([10, 20, 30, 40], pa.int64()),
+            "title": ["Ten", None, "Thirty", "Forty"],
+            "genres": [["Drama", "War"], None, [], ["Comedy"]],
+        }
+    )
+    own = Config()
+    own.data.out = str(tmp_path / "own")
+    tables.of(own, "split/train").write(split)
+    tables.of(own, "split/metadata").write(metadata)
+    own.data.events = own.out("split/train")
+    by_spark = Config()  # the same tables as a user's input, which Spark's ingest validates
+    by_spark.data.out = str(tmp_path / "spark")
+    by_spark.data.events, by_spark.data.metadata = own.out("split/train"), own.out("split/metadata")
+
+    summary = prepare_views(spark, own)
+
+    assert summary == prepare_views(spark, by_spark)
+    assert (summary["assets"], summary["users"], summary["views_without_metadata"]) == (4, 3, 1)
+    for name in ("views", "assets", "unviewed", "rejects"):
+        driver, ingested = DeltaTable(own.out(name)), DeltaTable(by_spark.out(name))
+        assert driver.schema() == ingested.schema(), name
+        rows = [sorted(map(str, table.to_pyarrow_table().to_pylist())) for table in (driver, ingested)]
+        assert rows[0] == rows[1], name
+    assert DeltaTable(own.out("unviewed")).to_pyarrow_table().column("asset_id").to_pylist() == [40]
+
+
+def test_a_split_with_what_evaluate_never_writes_is_refused() -> None:
+    views = pa.table({"user_id": [1, 1, 2], "asset_id": [5, 5, 6]})
+    with pytest.raises(InputError, match=r"^events at s: 1 repeated \(user_id, asset_id\) row\(s\); it is not"):
+        check_validated(views, "s")
+    with pytest.raises(InputError, match=r"^events at s: 1 row\(s\) without asset_id"):
+        check_validated(pa.table({"user_id": [1, 2], "asset_id": [5, None]}), "s")
+    check_validated(views.slice(1), "s")

@@ -466,6 +466,12 @@ def _id_types(raw: RawInput, rules: ReadRules = ReadRules()) -> dict[str, str]:
     return types
 
 
+def described(id_types: dict[str, str]) -> str:
+    """The summary's id_type: "int" or "string" when both id columns agree, else each column's."""
+    types = set(id_types.values())
+    return types.pop() if len(types) == 1 else ", ".join(f"{c} {t}" for c, t in id_types.items())
+
+
 def _integral(text: Column) -> Column:
     """Text of an integral number without its zero fraction ("12.0" → "12"); other text as it is."""
     return F.regexp_replace(text, r"^(-?[0-9]+)\.0+$", "$1")
@@ -674,11 +680,10 @@ def ingest(
         )
     views = checked.where(F.col("reason").isNull()).groupBy("user_id", "asset_id")
     views = views.agg(F.min("viewed_at").alias("viewed_at"))
-    types = set(id_types.values())
     summary = {
         "source": events_path,
         "layout": raw.layout,
-        "id_type": types.pop() if len(types) == 1 else ", ".join(f"{c} {t}" for c, t in id_types.items()),
+        "id_type": described(id_types),
         "rows": valid + sum(reasons.values()),
         "valid": valid,
         "rejected": sum(reasons.values()),

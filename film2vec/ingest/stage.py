@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -17,7 +18,8 @@ from pyspark.sql import types as T
 from film2vec import tables
 from film2vec.config import Config, ConfigError
 from film2vec.errors import InputError
-from film2vec.ingest.readers import Source, ingest_source, source_of
+from film2vec.ingest import validated
+from film2vec.ingest.readers import Source, described, detect_layout, ingest_source, source_of
 from film2vec.ingest.synthetic import plan_catalogue
 from film2vec.timing import Stopwatch
 
@@ -63,6 +65,8 @@ def generate(spark: SparkSession, config: Config) -> dict:
 
 # film2vec's own events tables under DIR, by their metadata's: read as written, whatever the reading settings
 OWN_EVENTS = {"synthetic/events": "synthetic/assets", "split/train": "split/metadata"}
+# the one of them written from views Spark's ingest validated (evaluate's split): not validated again
+VALIDATED_EVENTS = "split/train"
 
 
 def events_source(spark: SparkSession, config: Config) -> Source:
@@ -96,11 +100,14 @@ def _drawn_by(config: Config) -> dict:
 
 
 def prepare_views(spark: SparkSession, config: Config) -> dict:
-    """Validate the events into DIR/views, DIR/assets and DIR/rejects; stop when no view is valid."""
+    """Validate the events into DIR/views, DIR/assets and DIR/rejects; stop when no view is valid. Evaluate's
+    split, validated when it was drawn, is indexed on the driver instead (prepare_validated_views)."""
+    source = events_source(spark, config)
+    if source.events == config.out(VALIDATED_EVENTS):
+        return prepare_validated_views(spark, config, source)
     rejects_table = tables.of(config, "rejects")
     assets_table = tables.of(config, "assets")
     views_table = tables.of(config, "views")
-    source = events_source(spark, config)
     found = ingest_source(spark, source)
     summary = dict(found.summary)
     if summary["valid"] == 0:
@@ -128,6 +135,40 @@ def prepare_views(spark: SparkSession, config: Config) -> dict:
     views, users = views_table.rows_and_distinct(spark, "user_id")
     summary.update(views=views, users=users, assets=assets.count(), duplicates_merged=summary["valid"] - views)
     return summary
+
+
+def prepare_validated_views(spark: SparkSession, config: Config, source: Source) -> dict:
+    """DIR/views, DIR/assets, DIR/unviewed and an empty DIR/rejects from evaluate's split, indexed on the driver
+    (film2vec/ingest/validated.py), with the summary Spark's ingest gives of the same views."""
+    split = tables.of(config, VALIDATED_EVENTS).read_arrow(spark, ["user_id", "asset_id", "viewed_at"])
+    metadata = tables.of(config, OWN_EVENTS[VALIDATED_EVENTS]).read_arrow(spark, ["asset_id", "title", "genres"])
+    if split.num_rows == 0:
+        raise InputError(f"events at {source.events}: no rows (the input is empty)")
+    validated.check_validated(split, source.events)
+    assets, views, unviewed = validated.index_views(split, metadata)
+    tables.of(config, "rejects").write(validated.no_rejects())
+    tables.of(config, "unviewed").write(unviewed)
+    tables.of(config, "assets").write(assets)
+    tables.of(config, "views").write(views)
+    unlabelled = assets.filter(pc.invert(pc.is_in(assets.column("asset_id"), value_set=metadata.column("asset_id"))))
+    return {
+        "source": source.events,
+        "layout": detect_layout(source.events),
+        "id_type": described(validated.id_types(split)),
+        "rows": split.num_rows,
+        "valid": split.num_rows,
+        "rejected": 0,
+        "rejected_by_reason": {},
+        "metadata": source.metadata,
+        "metadata_rows": metadata.num_rows,
+        "metadata_rejected": 0,
+        "views_without_metadata": pc.sum(unlabelled.column("views")).as_py() or 0,
+        "assets_without_metadata": unlabelled.num_rows,
+        "views": views.num_rows,
+        "users": pc.count_distinct(views.column("user_id")).as_py(),
+        "assets": assets.num_rows,
+        "duplicates_merged": 0,
+    }
 
 
 def since_moment(text: str) -> datetime:
