@@ -261,6 +261,12 @@ class Table:
             return _read_files(held, self.path, None, ds.field(column) == value)
         return self.read(spark).where(F.col(column) == value)
 
+    def driver_rows(self, columns: list[str]) -> pa.Table | None:
+        """Its columns read into the driver by delta-rs from a local folder of at most DRIVER_ROWS rows (its files'
+        footers say; no Spark job), else None: the caller reads it with Spark."""
+        held = self._driver_table()
+        return None if held is None else _read_files(held, self.path, columns)
+
     def rows_and_distinct(self, spark: SparkSession, column: str) -> tuple[int, int]:
         """Its rows and the distinct values of `column` (nulls not counted): read by delta-rs from a local folder
         of at most DRIVER_ROWS rows, else counted by a Spark job."""

@@ -7,6 +7,7 @@ import shutil
 import time
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
@@ -16,6 +17,8 @@ from test_walks import VIEWS, bipartite_season, bipartite_transition, window_tra
 from film2vec import cli
 from film2vec.config import SeasonsConfig
 from film2vec.errors import ExitCode, InputError
+from film2vec.seasons.sampler import held_out_rows, onward_views_with_ties
+from film2vec.seasons.spark_hash import xxhash64
 from film2vec.seasons.stage import (
     SAMPLE_SCHEMA,
     WALKS,
@@ -23,7 +26,9 @@ from film2vec.seasons.stage import (
     bipartite_lists,
     draws_on_driver,
     held_out_views,
+    onward_views,
     season_sampler,
+    view_tie,
     write_season,
 )
 from film2vec.seasons.walks import Negatives, draw_keys, stream_key
@@ -248,6 +253,33 @@ def test_the_held_out_slice_is_the_last_view_in_the_walks_order_of_users_with_th
     two = {row["user_id"] for row in held_out_views(tied, 2, seed=1).collect()}
     assert len(two) == 2 and two < set(last_in_walk)
     assert {row["user_id"] for row in held_out_views(tied, 2, seed=1).collect()} == two  # seeded
+
+
+def test_the_driver_picks_the_held_out_slice_and_orders_ties_as_spark_does(spark):
+    """The driver reads small views by delta-rs and does what Spark's jobs do with them: its xxhash64 is Spark's
+    (longs of every range, ints, a literal seed), so the slice it holds out and the ties of the lists it makes
+    are Spark's, times missing or shared included."""
+    rng = np.random.default_rng(3)
+    user = rng.choice(np.array([-(2**63), -7, 0, 5, 2**40, 2**63 - 1, *rng.integers(-(2**62), 2**62, 40)]), 400)
+    asset = rng.integers(0, 60, 400).astype(np.int32)
+    seconds = rng.choice(np.array([1_000, 1_001, 2_000, -1]), 400)  # few times, so ties; -1: no time
+    rows = pa.table({"user_id": user, "asset_idx": asset}).group_by(["user_id", "asset_idx"]).aggregate([])
+    stamps = pa.array(np.where(seconds[: rows.num_rows] < 0, None, seconds[: rows.num_rows] * 10**6).tolist())
+    views = rows.append_column("viewed_at", stamps.cast(pa.timestamp("us", "UTC")))
+    frame = spark.createDataFrame(views)
+
+    user_ids, asset_ids = views.column("user_id").to_numpy(), views.column("asset_idx").to_numpy()
+    hashed = frame.select(F.xxhash64("user_id", "asset_idx"), F.xxhash64("user_id", F.lit(9))).toArrow()
+    assert np.array_equal(hashed.column(0).to_numpy(), xxhash64(user_ids, asset_ids))
+    assert np.array_equal(hashed.column(1).to_numpy(), xxhash64(user_ids, 9))
+    for users, seed in ((5, 0), (1_000, 1)):
+        picked = held_out_rows(views, users, seed)
+        by_spark = {tuple(row) for row in held_out_views(frame, users, seed).collect()}
+        assert set(zip(user_ids[picked].tolist(), asset_ids[picked].tolist())) == by_spark
+        assert len(by_spark) == min(users, int((np.unique(user_ids, return_counts=True)[1] >= 3).sum()))
+    key = [("user_id", "ascending"), ("asset_idx", "ascending")]
+    onward = onward_views(frame.withColumn("tie", view_tie())).toArrow().sort_by(key)
+    assert onward.to_pylist() == onward_views_with_ties(views).sort_by(key).to_pylist()
 
 
 def test_a_sample_that_cannot_draw_deletes_no_season_it_would_replace(spark, tmp_path, capsys):

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from film2vec.config import SeasonsConfig
 from film2vec.errors import InputError
+from film2vec.seasons.spark_hash import xxhash64
 from film2vec.seasons.walks import (
     Negatives,
     Origins,
@@ -264,6 +265,38 @@ def bipartite_lists_from_views(
     by_user = views.sort_by([("user_id", "ascending"), *order, ("asset_idx", "ascending")])
     user_id, assets = _groups(by_user.column("user_id"), by_user.column("asset_idx"))
     return origin_lists, pa.table({"user_id": user_id, "assets": assets})
+
+
+def onward_views_with_ties(views: pa.Table) -> pa.Table:
+    """The views (user_id, asset_idx, viewed_at) of users who watched at least two assets, each with its tie
+    (seasons.view_tie: Spark's xxhash64 of user_id and asset_idx): what bipartite_lists_from_views takes, as
+    seasons.onward_views gives it in Spark."""
+    _, user, views_of_user = np.unique(views.column("user_id").to_numpy(), return_inverse=True, return_counts=True)
+    onward = views.filter(pa.array(views_of_user[user] >= 2))
+    tie = xxhash64(onward.column("user_id").to_numpy(), onward.column("asset_idx").to_numpy())
+    return onward.append_column("tie", pa.array(tie))
+
+
+def held_out_rows(views: pa.Table, users: int, seed: int) -> np.ndarray:
+    """Which of the views (user_id, asset_idx, viewed_at) form the held-out slice, as seasons.held_out_views picks
+    it in Spark: among the users with at least 3 views, the first `users` by Spark's xxhash64(user_id, seed) then
+    user_id; of each, the latest view (a time before none, then the view's tie, then asset_idx, highest first)."""
+    user_id = views.column("user_id").to_numpy()
+    ids, user, views_of_user = np.unique(user_id, return_inverse=True, return_counts=True)
+    eligible = np.flatnonzero(views_of_user >= 3)
+    chosen = np.zeros(ids.size, dtype=bool)
+    chosen[eligible[np.lexsort((ids[eligible], xxhash64(ids[eligible], seed)))[:users]]] = True
+    rows = np.flatnonzero(chosen[user])
+    asset = views.column("asset_idx").to_numpy()[rows]
+    stamps = views.column("viewed_at").take(pa.array(rows))
+    timed = pc.is_valid(stamps).to_numpy(zero_copy_only=False)
+    at = pc.fill_null(stamps.cast(pa.int64()), 0).to_numpy()
+    order = np.lexsort((asset, xxhash64(user_id[rows], asset), at, timed, user[rows]))
+    grouped = user[rows][order]
+    latest = np.append(grouped[1:] != grouped[:-1], True)  # the last of each user's run, in ascending order
+    held_out = np.zeros(views.num_rows, dtype=bool)
+    held_out[rows[order][latest]] = True
+    return held_out
 
 
 def _ranges(total: int, size: int) -> list[tuple[int, int]]:

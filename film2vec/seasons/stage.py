@@ -48,6 +48,8 @@ from film2vec.seasons.sampler import (
     bipartite_second_step,
     coview_lists_from_edges,
     coview_step,
+    held_out_rows,
+    onward_views_with_ties,
     sampling_plan,
     season_samples,
     season_table,
@@ -188,9 +190,13 @@ class BipartiteWalk:
         views = tables.of(config, "views").read(spark).select("user_id", "asset_id")
         return onward_views(views).select("asset_id").distinct()
 
-    def driver_lists(self, views: DataFrame, assets: DataFrame, catalogue_views, window: int) -> tuple:
-        onward = onward_views(views.select("user_id", "asset_idx", "viewed_at").withColumn("tie", view_tie()))
-        return bipartite_lists_from_views(onward.toArrow(), catalogue_views, window > 0)
+    def driver_lists(self, views: DataFrame | pa.Table, assets: DataFrame, catalogue_views, window: int) -> tuple:
+        if isinstance(views, pa.Table):  # read by delta-rs (views_on_driver): the same lists, no Spark job
+            onward = onward_views_with_ties(views)
+        else:
+            onward = onward_views(views.select("user_id", "asset_idx", "viewed_at").withColumn("tie", view_tie()))
+            onward = onward.toArrow()
+        return bipartite_lists_from_views(onward, catalogue_views, window > 0)
 
     def spark_lists(self, views: DataFrame, assets: DataFrame, partitions: int, window: int) -> tuple:
         origin_lists, user_lists = bipartite_lists(views, assets, partitions, window > 0)
@@ -277,11 +283,13 @@ def season_sampler(
     seed: int,
     assets: DataFrame,
     pairs: DataFrame | None = None,
-    views: DataFrame | None = None,
+    views: DataFrame | pa.Table | None = None,
     drawn_from: dict | None = None,
+    catalogue: pa.Table | None = None,
 ) -> SeasonSampler:
-    """Prepare the configured walk (pairs for `coview`, views for `bipartite`) and its origins, in Spark or on
-    the driver (--sampler); `drawn_from` is the provenance its seasons record.
+    """Prepare the configured walk (pairs for `coview`, views for `bipartite`: a frame, or held by the driver) and
+    its origins, in Spark or on the driver (--sampler); `drawn_from` is the provenance its seasons record, and
+    `catalogue` the assets' (asset_idx, views) when the driver holds them.
 
     Raises InputError when the catalogue is too small or no asset has anywhere to walk to.
     """
@@ -289,8 +297,10 @@ def season_sampler(
     walk_input = {"pairs": pairs, "views": views}[walk.table]
     if walk_input is None:
         raise ValueError(f"the {walk.name} walk samples from {walk.table}; pass {walk.table}=")
+    if catalogue is None:
+        catalogue = assets.select("asset_idx", "views").toArrow()
     # asset_idx runs 0..n-1 (ingest numbers the assets densely), so this is each index's views
-    catalogue_views = assets.select("asset_idx", "views").orderBy("asset_idx").toArrow().column("views").to_numpy()
+    catalogue_views = catalogue.sort_by("asset_idx").column("views").to_numpy()
     window = walk.window(config)
     sampler = {"spark": assets.sparkSession, "walk": walk, "seed": seed, "negatives": config.negatives}
     sampler.update(window=window, partitions=config.sample_partitions, drawn_from=drawn_from)
@@ -299,6 +309,8 @@ def season_sampler(
         lists = walk.driver_lists(walk_input, assets, catalogue_views, window)
         origins = sampling_plan(config, catalogue_views, lists[0].column("views").to_numpy())
         return SeasonSampler(origins=origins, driver_lists=lists, **sampler)
+    if isinstance(walk_input, pa.Table):  # held by the driver, but its seasons are drawn in Spark
+        walk_input = assets.sparkSession.createDataFrame(walk_input)
     origin_lists, user_lists = walk.spark_lists(walk_input, assets, config.sample_partitions, window)
     origin_views = origin_lists.select("views").toArrow().column("views").to_numpy()
     origins = sampling_plan(config, catalogue_views, origin_views)
@@ -502,12 +514,31 @@ def held_out_views(views: DataFrame, users: int, seed: int) -> DataFrame:
     )
 
 
-def walked_views(views: DataFrame, config: Config) -> DataFrame:
-    """The views the bipartite walk draws from: all of them, less the held-out slice under --seasons 0."""
-    if not stops_on_held_out(config):
+def views_on_driver(config: Config) -> pa.Table | None:
+    """DIR/views (user_id, asset_idx, viewed_at) read by delta-rs for a walk the driver draws, where the driver
+    also picks the held-out slice and orders ties as Spark does (film2vec/seasons/spark_hash.py); None where Spark
+    reads them: --sampler spark, more views than --driver-sampling-rows (auto), a table too large or not on this
+    machine, user ids that are not integers."""
+    settings = config.seasons
+    if settings.sampler == "spark":
+        return None
+    views = tables.of(config, "views").driver_rows(["user_id", "asset_idx", "viewed_at"])
+    if views is None or not pa.types.is_integer(views.schema.field("user_id").type):
+        return None
+    return None if settings.sampler == "auto" and views.num_rows > settings.driver_sampling_rows else views
+
+
+def walked_views(views: DataFrame, config: Config, hold_out: bool = True) -> DataFrame | pa.Table:
+    """The views the bipartite walk draws from: all of them, less the held-out slice under --seasons 0 unless not
+    `hold_out`; held by the driver where it reads them (views_on_driver), else a Spark frame."""
+    held_out = hold_out and stops_on_held_out(config)
+    users, seed = config.seasons.validation_users, config.seed
+    held = views_on_driver(config)
+    if held is not None:
+        return held.filter(pa.array(~held_out_rows(held, users, seed))) if held_out else held
+    if not held_out:
         return views
-    held_out = held_out_views(views, config.seasons.validation_users, config.seed)
-    return views.join(held_out, ["user_id", "asset_idx"], "left_anti")
+    return views.join(held_out_views(views, users, seed), ["user_id", "asset_idx"], "left_anti")
 
 
 def season_sampler_for(spark: SparkSession, config: Config, *, hold_out: bool = True) -> SeasonSampler:
@@ -517,11 +548,13 @@ def season_sampler_for(spark: SparkSession, config: Config, *, hold_out: bool = 
     versions = {table: tables.of(config, table).version(spark) for table in walk_inputs(config)}
     frames = {table: tables.of(config, table).read(spark, version=version) for table, version in versions.items()}
     drawn_from = provenance(config.seasons, config.seed, versions)
-    if "views" in frames and hold_out:
-        frames["views"] = walked_views(frames["views"], config)
-    elif "validation_users" in drawn_from["settings"]:
+    if "views" in frames:
+        frames["views"] = walked_views(frames["views"], config, hold_out)
+    if not (hold_out and "views" in frames) and "validation_users" in drawn_from["settings"]:
         drawn_from["settings"]["validation_users"] = 0
-    return season_sampler(config.seasons, config.seed, frames.pop("assets"), **frames, drawn_from=drawn_from)
+    catalogue = tables.of(config, "assets").driver_rows(["asset_idx", "views"])
+    assets = frames.pop("assets")
+    return season_sampler(config.seasons, config.seed, assets, **frames, drawn_from=drawn_from, catalogue=catalogue)
 
 
 def season_numbers(config: Config) -> range:

@@ -28,7 +28,7 @@ from film2vec.config import Config, ConfigError
 from film2vec.errors import InputError
 from film2vec.evaluation.protocol import HeldOut, genre_precision_of_views, genre_sets
 from film2vec.plots import plot_held_out_curve, plot_loss
-from film2vec.seasons.sampler import negatives_plan
+from film2vec.seasons.sampler import held_out_rows, negatives_plan
 from film2vec.seasons.stage import (
     SeasonFeed,
     held_out_views,
@@ -38,6 +38,7 @@ from film2vec.seasons.stage import (
     season_numbers,
     season_sampler_for,
     stops_on_held_out,
+    views_on_driver,
     walk_inputs,
     walk_origins,
 )
@@ -151,14 +152,23 @@ def identity(catalogue: pa.Table) -> str:
 def held_out_validation(spark: SparkSession, config: Config, catalogue: pa.Table) -> Validation:
     """The slice the seasons were drawn without (seasons.held_out_views) with its users' other views, collected
     to score each season's vectors on."""
-    views = tables.of(config, "views").read(spark).select("user_id", "asset_idx", "viewed_at")
-    held_out = held_out_views(views, config.seasons.validation_users, config.seed).withColumn("held_out", F.lit(True))
-    rows = (
-        views.join(held_out.select("user_id"), "user_id", "left_semi")
-        .join(held_out, ["user_id", "asset_idx"], "left")
-        .select("user_id", "asset_idx", F.coalesce("held_out", F.lit(False)).alias("held_out"))
-        .toArrow()
-    )
+    users, seed = config.seasons.validation_users, config.seed
+    held = views_on_driver(config)
+    if held is not None:  # picked on the driver as Spark picks it
+        held_out = held_out_rows(held, users, seed)
+        user_id = held.column("user_id").to_numpy()
+        of_slice = np.isin(user_id, user_id[held_out])
+        rows = held.filter(pa.array(of_slice)).append_column("held_out", pa.array(held_out[of_slice]))
+    else:
+        views = tables.of(config, "views").read(spark).select("user_id", "asset_idx", "viewed_at")
+        slice_rows = held_out_views(views, users, seed).withColumn("held_out", F.lit(True))
+        rows = (
+            views.join(slice_rows.select("user_id"), "user_id", "left_semi")
+            .join(slice_rows, ["user_id", "asset_idx"], "left")
+            .select("user_id", "asset_idx", F.coalesce("held_out", F.lit(False)).alias("held_out"))
+            .toArrow()
+        )
+    rows = rows.sort_by([("user_id", "ascending"), ("asset_idx", "ascending")])  # however they were collected
     user = pd.factorize(rows.column("user_id").to_pandas())[0]
     return Validation.of_slice(
         user,
