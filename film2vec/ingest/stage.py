@@ -101,10 +101,13 @@ def _drawn_by(config: Config) -> dict:
 
 def prepare_views(spark: SparkSession, config: Config) -> dict:
     """Validate the events into DIR/views, DIR/assets and DIR/rejects; stop when no view is valid. Evaluate's
-    split, validated when it was drawn, is indexed on the driver instead (prepare_validated_views)."""
+    split, validated when it was drawn, is indexed on the driver instead where it fits there (a local table of
+    at most DRIVER_ROWS rows: prepare_validated_views)."""
     source = events_source(spark, config)
     if source.events == config.out(VALIDATED_EVENTS):
-        return prepare_validated_views(spark, config, source)
+        split = tables.of(config, VALIDATED_EVENTS).driver_rows(["user_id", "asset_id", "viewed_at"])
+        if split is not None:
+            return prepare_validated_views(spark, config, source, split)
     rejects_table = tables.of(config, "rejects")
     assets_table = tables.of(config, "assets")
     views_table = tables.of(config, "views")
@@ -137,10 +140,9 @@ def prepare_views(spark: SparkSession, config: Config) -> dict:
     return summary
 
 
-def prepare_validated_views(spark: SparkSession, config: Config, source: Source) -> dict:
-    """DIR/views, DIR/assets, DIR/unviewed and an empty DIR/rejects from evaluate's split, indexed on the driver
-    (film2vec/ingest/validated.py), with the summary Spark's ingest gives of the same views."""
-    split = tables.of(config, VALIDATED_EVENTS).read_arrow(spark, ["user_id", "asset_id", "viewed_at"])
+def prepare_validated_views(spark: SparkSession, config: Config, source: Source, split: pa.Table) -> dict:
+    """DIR/views, DIR/assets, DIR/unviewed and an empty DIR/rejects from evaluate's split (its rows read by the
+    driver), indexed there (film2vec/ingest/validated.py), with the summary Spark's ingest gives of the same views."""
     metadata = tables.of(config, OWN_EVENTS[VALIDATED_EVENTS]).read_arrow(spark, ["asset_id", "title", "genres"])
     if split.num_rows == 0:
         raise InputError(f"events at {source.events}: no rows (the input is empty)")

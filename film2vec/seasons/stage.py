@@ -531,13 +531,12 @@ def views_on_driver(config: Config) -> pa.Table | None:
 def walked_views(views: DataFrame, config: Config, hold_out: bool = True) -> DataFrame | pa.Table:
     """The views the bipartite walk draws from: all of them, less the held-out slice under --seasons 0 unless not
     `hold_out`; held by the driver where it reads them (views_on_driver), else a Spark frame."""
-    held_out = hold_out and stops_on_held_out(config)
-    users, seed = config.seasons.validation_users, config.seed
     held = views_on_driver(config)
+    if not (hold_out and stops_on_held_out(config)):
+        return views if held is None else held
+    users, seed = config.seasons.validation_users, config.seed
     if held is not None:
-        return held.filter(pa.array(~held_out_rows(held, users, seed))) if held_out else held
-    if not held_out:
-        return views
+        return held.filter(pa.array(~held_out_rows(held, users, seed)))
     return views.join(held_out_views(views, users, seed), ["user_id", "asset_idx"], "left_anti")
 
 
