@@ -14,8 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from film2vec.errors import InputError
-
-ID_COLUMNS = ("user_id", "asset_id")
+from film2vec.ingest.readers import ID_COLUMNS
 
 
 def check_validated(views: pa.Table, where: str) -> None:
